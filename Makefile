@@ -1,0 +1,39 @@
+# fedbench: `make bench METHOD=fedavg` and `make test` install what they need first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+METHOD ?= fedavg
+PROFILE ?= quick
+RATES ?=
+SEEDS ?=
+TYPES ?=
+ABLATIONS ?=
+
+.PHONY: install test bench leaderboard lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
+	PIP_CONSTRAINT=constraints.txt $(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) \
+		$(if $(RATES),--rates "$(RATES)") $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(TYPES),--types "$(TYPES)") \
+		$(if $(ABLATIONS),--ablations true)
+
+leaderboard: install
+	$(PY) -m fedbench.cli leaderboard
+
+lint: install
+	$(VENV)/bin/ruff check fedbench tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,54 @@
+"""The backbone contract: a frozen encoder with prompt insertion points.
+
+A backbone turns a batch into frozen input tokens (``embed``) and runs its transformer layers
+(``run_layers``), calling a *prompter* before every layer so that a method can prepend or replace
+tokens there. It owns the decision of how a missing modality is fed (DESIGN.md: the modality mask
+travels with the batch, the backbone chooses the placeholder). One backbone instance is shared by
+every client of a process; methods hold a reference to it and never copy or train it.
+
+Implementations: the embedded MiniLM + EfficientNet-Lite0 default (``minilm_effnet``); ViLT, CLIP
+and ViT wrappers implement the same three members (``hidden_size``, ``embed``, ``run_layers``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+# prompter(layer_index, hidden [B,S,H], keep_mask [B,S] bool) -> (hidden, keep_mask)
+Prompter = Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class Backbone(nn.Module, ABC):
+    """A frozen multimodal encoder; see the module docstring for the contract."""
+
+    hidden_size: int
+    num_layers: int
+
+    @abstractmethod
+    def embed(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frozen input tokens [B, S, H] and a keep mask [B, S] (True = real token).
+
+        Position 0 is the text [CLS]. Missing modalities (``batch["code"]``: 0 complete,
+        1 text missing, 2 image missing) are replaced by this backbone's placeholder.
+        """
+
+    @abstractmethod
+    def run_layers(self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None) -> torch.Tensor:
+        """Run every transformer layer, calling ``prompter`` before each; returns hidden states."""
+
+    def pooler_state(self) -> dict[str, torch.Tensor] | None:
+        """Pretrained pooler weights (``weight``, ``bias``) to initialise a method's pooler, if any."""
+        return None
+
+    def freeze(self) -> Backbone:
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+        return self
+
+    def train(self, mode: bool = True) -> Backbone:  # a frozen backbone never enters train mode
+        return super().train(False)

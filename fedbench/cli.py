@@ -1,0 +1,162 @@
+"""``fedbench run | sweep | bench | leaderboard | methods``.
+
+Configs are YAML files under ``experiments/`` plus dotted overrides (``--missing.rate 0.5``),
+parsed by jsonargparse against the typed dataclasses in :mod:`fedbench.config`. Every user error
+(a bad value, a missing file, a corrupt checkpoint) ends in one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from jsonargparse import ActionConfigFile, ArgumentParser  # noqa: E402
+
+from fedbench.config import ExperimentConfig, from_dict  # noqa: E402
+from fedbench.errors import ConfigError, FedbenchError  # noqa: E402
+
+
+def _experiment_parser(prog: str) -> ArgumentParser:
+    p = ArgumentParser(prog=prog, exit_on_error=False, description="Run one federated experiment.")
+    p.add_argument("--config", action=ActionConfigFile, help="experiment YAML (e.g. experiments/emoji_quick.yaml)")
+    p.add_class_arguments(ExperimentConfig, nested_key=None, fail_untyped=False)
+    p.add_argument("--force", type=bool, default=False, help="rerun even if a record with this config exists")
+    return p
+
+
+def _grid_arguments(p: ArgumentParser) -> None:
+    p.add_argument("--rates", type=str | None, default=None, help='missing rates, e.g. "0.1 0.5 0.9"')
+    p.add_argument("--types", type=str | None, default=None, help='missing types, e.g. "text image both"')
+    p.add_argument("--alphas", type=str | None, default=None, help='Dirichlet alphas, e.g. "0.1 0.5"')
+    p.add_argument("--seeds", type=str | None, default=None, help='seeds, e.g. "0 1 2"')
+    p.add_argument("--results", type=str, default="results")
+    p.add_argument("--leaderboards", type=str, default="leaderboards")
+    p.add_argument("--wandb", type=bool, default=False)
+
+
+def _split(text: str | None, cast=str) -> list | None:
+    if text is None:
+        return None
+    parts = [t for t in text.replace(",", " ").split() if t]
+    try:
+        return [cast(t) for t in parts]
+    except ValueError as err:
+        raise ConfigError(f"could not read {text!r} as a list of {cast.__name__} values: {err}") from err
+
+
+def _check_config_file(argv: list[str]) -> None:
+    for i, arg in enumerate(argv):
+        path = arg.split("=", 1)[1] if arg.startswith("--config=") else (argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"--config: file {path!r} does not exist; pass a YAML file such as experiments/emoji_quick.yaml")
+
+
+def _parse(parser: ArgumentParser, argv: list[str]):
+    _check_config_file(argv)
+    try:
+        return parser.parse_args(argv)
+    except Exception as err:  # jsonargparse reports type errors as ArgumentError with a multi-line text
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        raise ConfigError(" ".join(lines[:3])) from err
+
+
+def _config_from(ns) -> ExperimentConfig:
+    d = ns.as_dict()
+    for key in ("config", "force", "__path__"):
+        d.pop(key, None)
+    return from_dict(d)
+
+
+def cmd_run(argv: list[str]) -> int:
+    from fedbench.federation.loop import run_experiment
+
+    ns = _parse(_experiment_parser("fedbench run"), argv)
+    cfg = _config_from(ns)
+    record = run_experiment(cfg, force=bool(ns.force))
+    final = record["final"]
+    print(f"{record['method']} seed {record['seed']} {record['missing']['type']}@{record['missing']['rate']}: "
+          + ", ".join(f"{c} {m[record['metric']]:.4f}" for c, m in final.items()))
+    print(f"record: {Path(cfg.tracking.results_dir) / cfg.data.dataset / (record['run_id'] + '.json')}")
+    return 0
+
+
+def cmd_sweep(argv: list[str]) -> int:
+    from fedbench.sweep import Grid, run_grid
+
+    p = _experiment_parser("fedbench sweep")
+    p.add_argument("--methods", type=str | None, default=None, help='methods, e.g. "fedavg fedprox"')
+    p.add_argument("--name", type=str, default="sweep")
+    _grid_arguments(p)
+    ns = _parse(p, argv)
+    cfg = _config_from(ns)
+    grid = Grid(
+        methods=_split(ns.methods) or [cfg.method.name], rates=_split(ns.rates, float) or [cfg.missing.rate],
+        types=_split(ns.types) or [cfg.missing.type], alphas=_split(ns.alphas, float) or [cfg.partition.alpha],
+        seeds=_split(ns.seeds, int) or [cfg.seed],
+    )
+    run_grid(cfg, grid, name=ns.name, results=ns.results, leaderboards=ns.leaderboards, wandb=ns.wandb, command="fedbench sweep " + " ".join(argv))
+    return 0
+
+
+def cmd_bench(argv: list[str]) -> int:
+    from fedbench.sweep import bench
+
+    p = ArgumentParser(prog="fedbench bench", exit_on_error=False, description="The benchmark of one method beside its baselines.")
+    p.add_argument("--method", type=str, default="fedavg")
+    p.add_argument("--profile", type=str, default="quick", help="quick (about 20 min on 2 CPU cores) or full")
+    p.add_argument("--ablations", type=bool, default=False)
+    _grid_arguments(p)
+    ns = _parse(p, argv)
+    bench(ns.method, ns.profile, rates=_split(ns.rates, float), seeds=_split(ns.seeds, int), types=_split(ns.types),
+          ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards, wandb=ns.wandb)
+    return 0
+
+
+def cmd_leaderboard(argv: list[str]) -> int:
+    from fedbench.sweep import regenerate_leaderboard
+
+    p = ArgumentParser(prog="fedbench leaderboard", exit_on_error=False, description="Regenerate markdown leaderboards from results.")
+    p.add_argument("--results", type=str, default="results")
+    p.add_argument("--leaderboards", type=str, default="leaderboards")
+    p.add_argument("--dataset", type=str, default="emoji")
+    p.add_argument("--command", type=str | None, default=None, help="the command shown as the way to reproduce the board")
+    ns = _parse(p, argv)
+    path = regenerate_leaderboard(ns.results, ns.leaderboards, ns.dataset, ns.command)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_methods(argv: list[str]) -> int:
+    from fedbench.methods.registry import available, get_method
+
+    for name in available():
+        print(f"{name:12s} {get_method(name).description}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "methods": cmd_methods}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print("usage: fedbench {" + ",".join(COMMANDS) + "} [--help] ...", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except FedbenchError as err:
+        print(f"fedbench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fedbench: interrupted; finished rounds are checkpointed, run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

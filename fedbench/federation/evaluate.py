@@ -1,0 +1,60 @@
+"""Evaluation of a model state under the test conditions, with torchmetrics.
+
+Plain no-grad loops rather than ``Trainer.validate``: evaluation runs many times per run (every
+round on validation, once per condition at the end) and needs no Lightning machinery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score, multiclass_recall
+
+from fedbench.data.bundle import DataBundle, make_loader
+
+
+def autocast_for(precision: str, device: torch.device):
+    if precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "16-mixed" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict(module, bundle: DataBundle, index: np.ndarray, codes: np.ndarray, *, batch_size: int, precision: str):
+    """Predicted and true labels for rows ``index`` with missing codes ``codes``."""
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    preds, labels = [], []
+    with autocast_for(precision, device):
+        for batch in make_loader(bundle, index, codes, batch_size=batch_size, shuffle=False):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            preds.append(module(batch).argmax(-1).cpu())
+            labels.append(batch["label"].cpu())
+    module.train(was_training)
+    return torch.cat(preds), torch.cat(labels)
+
+
+def classification_metrics(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+    return {
+        "accuracy": float(multiclass_accuracy(preds, labels, num_classes, average="micro")),
+        "macro_f1": float(multiclass_f1_score(preds, labels, num_classes, average="macro")),
+    }
+
+
+def label_weighted_accuracy(preds: torch.Tensor, labels: torch.Tensor, num_classes: int, label_counts: np.ndarray) -> float:
+    """Accuracy on a test set reweighted to one client's label distribution: sum_y p_k(y) recall_y.
+
+    A personalized score that uses the whole global test set (no per-client test split needed)
+    and equals the accuracy the client would see if its test data followed its training labels.
+    """
+    recall = multiclass_recall(preds, labels, num_classes, average="none").double().numpy()
+    present = np.bincount(labels.numpy(), minlength=num_classes) > 0
+    weights = np.asarray(label_counts, dtype=float) * present  # classes absent from test carry no evidence
+    if weights.sum() == 0:
+        return float("nan")
+    return float((weights * recall).sum() / weights.sum())

@@ -1,0 +1,35 @@
+"""The lean Lightning Trainer used for every client fit (one per client per round)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import lightning as L
+
+from fedbench.config import TrainConfig
+
+for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+    logging.getLogger(name).setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+warnings.filterwarnings("ignore", message=".*Precision bf16-mixed is not supported.*")
+
+
+def make_trainer(train: TrainConfig, epochs: int) -> L.Trainer:
+    """No checkpointing, logger, progress bar or model summary inside a client fit: the federation
+    keeps its own state and shows its own progress."""
+    accelerator = "gpu" if train.accelerator == "cuda" else train.accelerator
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=train.devices,
+        precision=train.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        deterministic=False,
+    )

@@ -1,0 +1,126 @@
+"""What a method is: a ClientModule (local training) and an Aggregator (the server rule).
+
+A :class:`ClientModule` is a LightningModule that holds a *reference* to the shared frozen
+backbone (never a copy, never a registered sub-module) and only its own trainable tensors. The
+federation loads a client's tensors into one module instance, runs ``Trainer.fit`` and reads the
+tensors back, so a thousand clients cost a thousand small dicts, not a thousand models.
+
+Keys of the trainable state are split into *shared* (sent to the server) and *personal* (kept on
+the client; e.g. FedPrime's query projections). An :class:`Aggregator` turns the clients'
+shared updates into the next global shared state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from fedbench.backbones.base import Backbone
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class TrainSettings:
+    lr: float = 5e-3
+    weight_decay: float = 0.02
+
+
+@dataclass
+class ClientUpdate:
+    client_id: int
+    state: State  # shared tensors after local training
+    n_samples: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class ClientModule(L.LightningModule):
+    """Base class; subclasses create parameters in ``__init__`` and implement ``forward``."""
+
+    personal_prefixes: tuple[str, ...] = ()
+
+    def __init__(self, backbone: Backbone, num_classes: int, train: TrainSettings, options: Any):
+        super().__init__()
+        object.__setattr__(self, "backbone", backbone)  # shared and frozen: not a sub-module
+        self.num_classes = num_classes
+        self.train_settings = train
+        self.options = options
+        self.lr = train.lr
+        self.epoch_losses: list[float] = []
+
+    # ----- state exchanged with the federation -------------------------------------------------
+    def trainable_state(self) -> State:
+        return {n: p.detach().clone() for n, p in self.named_parameters() if p.requires_grad}
+
+    def load_trainable_state(self, state: State) -> None:
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            for name, value in state.items():
+                if name not in params:
+                    raise KeyError(f"unknown trainable tensor {name!r}")
+                if params[name].shape != value.shape:  # e.g. a prompt pool that changed size
+                    params[name].data = value.detach().clone().to(params[name].device)
+                else:
+                    params[name].copy_(value)
+
+    def is_personal(self, key: str) -> bool:
+        return key.startswith(self.personal_prefixes) if self.personal_prefixes else False
+
+    def split_state(self, state: State) -> tuple[State, State]:
+        shared = {k: v for k, v in state.items() if not self.is_personal(k)}
+        personal = {k: v for k, v in state.items() if self.is_personal(k)}
+        return shared, personal
+
+    # ----- hooks a method may override ----------------------------------------------------------
+    def on_round_start(self, global_state: State, round_index: int) -> None:
+        """Called after the client's state is loaded, before ``Trainer.fit``."""
+
+    def round_metadata(self) -> dict[str, Any]:
+        """Extra information sent with the update (e.g. which prompts were used)."""
+        return {}
+
+    def extra_loss(self, batch: dict[str, torch.Tensor], logits: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    # ----- Lightning ----------------------------------------------------------------------------
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch)
+        loss = self.task_loss(logits, batch["label"])
+        extra = self.extra_loss(batch, logits)
+        if extra is not None:
+            loss = loss + extra
+        self._loss_sum += float(loss.detach())
+        self._loss_n += 1
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum, self._loss_n = 0.0, 0
+
+    def on_train_epoch_end(self) -> None:
+        self.epoch_losses.append(self._loss_sum / max(self._loss_n, 1))
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.train_settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=self.lr)
+
+
+class Aggregator:
+    """Server rule. ``aggregate`` returns the next global shared state."""
+
+    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+        raise NotImplementedError
+
+    def metadata(self) -> dict[str, Any]:
+        """Per-round facts worth recording (e.g. the size of a prompt pool)."""
+        return {}

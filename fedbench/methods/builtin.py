@@ -1,0 +1,6 @@
+"""Importing this module registers every built-in method."""
+
+import fedbench.methods.centralized  # noqa: F401
+import fedbench.methods.fedavg  # noqa: F401
+import fedbench.methods.fedprox  # noqa: F401
+import fedbench.methods.local  # noqa: F401

@@ -1,0 +1,68 @@
+"""Missing-aware prompts (MAP, Lee et al. CVPR 2023): the client model of FedAvg-P and friends.
+
+Three prompt sets, one per missing pattern (complete, text missing, image missing), each with
+``prompt_length`` tokens at each of the first ``prompt_layers`` layers. A sample uses the set of
+its own pattern. Prompts are prepended before their layer and stay in the sequence (MAP's
+"input" prompts accumulate), and the classifier reads the text [CLS], which after all prompted
+layers sits at index ``prompt_length * prompt_layers``. Initialisation follows MAP: zeros with a
+marker row of ones at token 0 (complete), 1 (image missing) or 2 (text missing).
+Trainable: the prompts, the pooler (from the backbone's pretrained pooler) and the head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fedbench.errors import ConfigError
+from fedbench.methods.base import ClientModule
+from fedbench.methods.heads import ClassifierHead, Pooler
+
+# prompt set row for each missing code (0 complete, 1 text missing, 2 image missing)
+_SET_OF_CODE = torch.tensor([0, 2, 1])  # rows: 0 complete, 1 image-missing set, 2 text-missing set
+
+
+@dataclass
+class MAPOptions:
+    prompt_length: int = 4
+    prompt_layers: int = 3
+
+    def validate(self) -> None:
+        if self.prompt_length < 1:
+            raise ConfigError("method.options.prompt_length must be >= 1 (try 4)")
+        if self.prompt_layers < 0:
+            raise ConfigError("method.options.prompt_layers must be >= 0 (try 3)")
+
+
+class MissingAwarePromptModule(ClientModule):
+    def __init__(self, backbone, num_classes, train, options: MAPOptions):
+        super().__init__(backbone, num_classes, train, options)
+        if options.prompt_layers > backbone.num_layers:
+            raise ConfigError(
+                f"method.options.prompt_layers={options.prompt_layers} exceeds the backbone's {backbone.num_layers} layers"
+            )
+        h, p, layers = backbone.hidden_size, options.prompt_length, options.prompt_layers
+        prompts = torch.zeros(3, layers, p, h)
+        for row in range(3):  # MAP's marker rows; with fewer than 3 tokens the marker wraps
+            prompts[row, :, row % p, :] = 1.0
+        self.prompts = nn.Parameter(prompts)
+        self.pooler = Pooler(h, backbone.pooler_state())
+        self.head = ClassifierHead(h, num_classes)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        tokens, keep = self.backbone.embed(batch)
+        chosen = self.prompts[_SET_OF_CODE.to(batch["code"].device)[batch["code"]]]  # [B, layers, P, H]
+        n_layers = self.options.prompt_layers
+
+        def prompter(i: int, x: torch.Tensor, k: torch.Tensor):
+            if i >= n_layers:
+                return x, k
+            p = chosen[:, i].to(x.dtype)
+            ones = torch.ones(p.shape[:2], dtype=torch.bool, device=k.device)
+            return torch.cat([p, x], 1), torch.cat([ones, k], 1)
+
+        hidden = self.backbone.run_layers(tokens, keep, prompter)
+        cls = hidden[:, self.options.prompt_length * n_layers]
+        return self.head(self.pooler(cls))
