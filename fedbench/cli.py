@@ -67,7 +67,7 @@ def _parse(parser: ArgumentParser, argv: list[str]):
 
 def _config_from(ns) -> ExperimentConfig:
     d = ns.as_dict()
-    for key in ("config", "force", "__path__"):
+    for key in ("config", "force", "__path__", "methods", "name", "rates", "types", "alphas", "seeds", "results", "leaderboards", "wandb"):
         d.pop(key, None)
     return from_dict(d)
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from fedbench.errors import ConfigError
 
-DATASETS = ("emoji",)
 MISSING_TYPES = ("text", "image", "both")
 MISSING_PROTOCOLS = ("per_sample", "per_client", "heterogeneous")
 PARTITIONS = ("iid", "dirichlet", "shards", "dominant", "quantity")
@@ -125,9 +124,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Refuse invalid values with one line naming the field; returns cfg for chaining."""
     from fedbench.methods.registry import build_options, get_method
 
-    _choice("data.dataset", cfg.data.dataset, DATASETS)
-    _choice("data.label", cfg.data.label, ("category", "subcategory"))
-    _choice("data.text", cfg.data.text, ("name", "name+short", "name+keywords"))
+    from fedbench.data.registry import dataset_names
+
+    _choice("data.dataset", cfg.data.dataset, tuple(dataset_names()))
+    if cfg.data.dataset == "emoji":
+        _choice("data.label", cfg.data.label, ("category", "subcategory"))
+        _choice("data.text", cfg.data.text, ("name", "name+short", "name+keywords"))
     if cfg.data.image_size % 32 or cfg.data.image_size < 32:
         raise ConfigError(f"data.image_size: {cfg.data.image_size} must be a positive multiple of 32 (try 96)")
     _choice("missing.protocol", cfg.missing.protocol, MISSING_PROTOCOLS)

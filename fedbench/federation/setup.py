@@ -8,7 +8,6 @@ inputs; the training missing table and the partition come from the run's seed tr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from fedbench.data.missing import (
     test_condition_codes,
 )
 from fedbench.data.partition import make_partition, partition_report
+from fedbench.data.registry import build_dataset
 from fedbench.errors import ConfigError
 from fedbench.seeds import rng
 
@@ -47,18 +47,9 @@ class Experiment:
     majority_rate: float
 
 
-@lru_cache(maxsize=4)
-def _load_data(dataset: str, label: str, text: str, image_size: int, split_seed: int) -> tuple[DataBundle, Backbone]:
-    if dataset == "emoji":
-        from fedbench.data.emoji import build_emoji
-
-        return build_emoji(label=label, text=text, image_size=image_size, split_seed=split_seed)
-    raise ConfigError(f"data.dataset: unknown dataset {dataset!r}; choose emoji")
-
-
 def load_data(cfg: DataConfig) -> tuple[DataBundle, Backbone]:
     """One bundle and one frozen backbone per process and data config (shared by every run)."""
-    return _load_data(cfg.dataset, cfg.label, cfg.text, cfg.image_size, cfg.split_seed)
+    return build_dataset(cfg)
 
 
 def _client_missing(cfg: ExperimentConfig, train: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:

@@ -1,0 +1,71 @@
+"""Bad input gets one line that names the field and the fix, exit status 2, and no traceback."""
+
+import pytest
+
+from fedbench.cli import main
+from fixtures import register_tiny
+
+TINY = ["--data.dataset", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4", "--federation.rounds", "1",
+        "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false"]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--missing.rate", "1.5"], "missing.rate"),
+        (["--missing.rate", "-0.1"], "missing.rate"),
+        (["--method.name", "nope"], "method.name: unknown method 'nope'; choose one of"),
+        (["--data.dataset", "imagenet"], "data.dataset"),
+        (["--partition.alpha", "0"], "partition.alpha: must be > 0"),
+        (["--partition.alpha", "-1"], "partition.alpha"),
+        (["--config", "no/such/file.yaml"], "does not exist"),
+        (["--missing.type", "audio"], "missing.type"),
+        (["--train.precision", "fp8"], "train.precision"),
+        (["--missing.rate", "abc"], "missing.rate"),
+    ],
+)
+def test_bad_run_input(args, expected, capsys, tmp_path):
+    code = main(["run", *args, "--tracking.results_dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert expected in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_more_clients_than_samples(capsys, tmp_path):
+    register_tiny()
+    args = [a if a != "3" else "5000" for a in TINY]
+    code = main(["run", *args, "--tracking.results_dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "n_clients" in err and "fewer clients" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_bad_yaml_and_unknown_field(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("missing: {rate: 0.5, colour: red}\n")
+    assert main(["run", "--config", str(bad)]) == 2
+    assert "colour" in capsys.readouterr().err
+
+
+def test_bad_bench_profile(capsys):
+    assert main(["bench", "--method", "fedavg", "--profile", "huge"]) == 2
+    assert "PROFILE" in capsys.readouterr().err
+
+
+def test_run_then_leaderboard(tmp_path, capsys):
+    register_tiny()
+    results, boards = tmp_path / "results", tmp_path / "boards"
+    assert main(["run", *TINY, "--tracking.results_dir", str(results)]) == 0
+    assert "record:" in capsys.readouterr().out
+    assert main(["leaderboard", "--results", str(results), "--leaderboards", str(boards), "--dataset", "tiny"]) == 0
+    text = (boards / "tiny.md").read_text()
+    assert "fedavg" in text and "as_train" in text
+    assert (boards / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_refuses_bad_grid_before_running(tmp_path, capsys):
+    register_tiny()
+    code = main(["sweep", *TINY, "--methods", "fedavg", "--rates", "0.5 1.7", "--results", str(tmp_path / "r")])
+    assert code == 2 and "missing.rate" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing was run or written
