@@ -28,6 +28,15 @@ PROFILES = {
 # What `make bench METHOD=X` compares X with, and under which missing protocol.
 METHOD_PLANS = {
     "default": {"baselines": ["fedavg", "fedprox"], "types": ["both"], "protocol": "per_sample"},
+    # FedPrime's protocol: eta = 0.7 for each missing type, clients differing in their missing
+    # patterns (heterogeneous rates and text/image mixes) as well as their labels (Dirichlet).
+    "fedprime": {
+        "baselines": ["fedavg", "fedprox"],
+        "ablations": ["fed-inter", "fed-intra"],
+        "types": ["text", "image", "both"],
+        "protocol": "heterogeneous",
+        "quick": {"rates": [0.7], "seeds": [0, 1, 2], "overrides": {"federation": {"rounds": 5, "clients_per_round": 3}}},
+    },
 }
 
 
@@ -95,6 +104,9 @@ def bench(method: str, profile: str, *, rates=None, seeds=None, types=None, abla
     base.method.name = method
     methods = list(dict.fromkeys([method, *plan["baselines"], *(plan.get("ablations", []) if ablations else [])]))
     plan_profile = plan.get(profile, {})
+    for section, values in plan_profile.get("overrides", {}).items():
+        for key, value in values.items():
+            setattr(getattr(base, section), key, value)
     grid = Grid(
         methods=methods,
         rates=rates or plan_profile.get("rates", prof["rates"]),
