@@ -36,7 +36,7 @@ def _grid_arguments(p: ArgumentParser) -> None:
     p.add_argument("--seeds", type=str | None, default=None, help='seeds, e.g. "0 1 2"')
     p.add_argument("--results", type=str, default="results")
     p.add_argument("--leaderboards", type=str, default="leaderboards")
-    p.add_argument("--wandb", type=bool, default=False)
+    p.add_argument("--wandb", type=bool, default=True, help="log to W&B (offline without WANDB_API_KEY)")
 
 
 def _split(text: str | None, cast=str) -> list | None:

@@ -78,7 +78,7 @@ class MethodConfig:
 class TrackingConfig:
     results_dir: str = "results"
     sweep: str | None = None
-    wandb: bool = False
+    wandb: bool = True  # offline unless WANDB_API_KEY is set; FEDBENCH_WANDB=0 turns it off
     wandb_project: str = "fedbench"
     progress: bool = True
     command: str | None = None  # the command that produced the run, shown on the leaderboard
