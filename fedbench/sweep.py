@@ -21,13 +21,15 @@ from fedbench.config import ExperimentConfig, from_dict
 from fedbench.errors import ConfigError
 
 PROFILES = {
-    "quick": {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0]},
+    "quick": {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1]},
     "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
 }
 
 # What `make bench METHOD=X` compares X with, and under which missing protocol.
 METHOD_PLANS = {
-    "default": {"baselines": ["fedavg", "fedprox"], "types": ["both"], "protocol": "per_sample"},
+    # MAP's per-sample protocol with missing text: on emoji the text carries most of the signal,
+    # so missing text is where the missing rate bites (image-only ~62% vs complete ~70%).
+    "default": {"baselines": ["fedavg", "fedprox"], "types": ["text"], "protocol": "per_sample"},
     # FedPrime's protocol: eta = 0.7 for each missing type, clients differing in their missing
     # patterns (heterogeneous rates and text/image mixes) as well as their labels (Dirichlet).
     "fedprime": {

@@ -19,7 +19,7 @@ def test_default_plan(monkeypatch):
     sweep.bench("fedavg", "quick")
     g = seen["grid"]
     assert g.methods == ["fedavg", "fedprox"]
-    assert g.rates == [0.1, 0.5, 0.9] and g.types == ["both"] and g.seeds == [0]
+    assert g.rates == [0.1, 0.5, 0.9] and g.types == ["text"] and g.seeds == [0, 1]
     assert seen["base"].missing.protocol == "per_sample"
     assert seen["command"] == "make bench METHOD=fedavg PROFILE=quick"
 
