@@ -53,6 +53,7 @@ class WandbRun:
         if self.mode == "disabled":
             return
         try:
+            os.environ.setdefault("WANDB_SILENT", "true")  # one sweep = many runs: keep the console for fedbench
             import wandb
         except Exception as err:  # ImportError, or a broken install failing at import time
             self._disable(f"W&B logging off: cannot import wandb ({err}); pip install wandb or set FEDBENCH_WANDB=0")

@@ -1,0 +1,50 @@
+"""A real kill: SIGKILL a CLI run mid-way, run the same command again, and get the numbers of an
+uninterrupted run."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from fedbench.federation.loop import run_experiment, run_id_of
+from fixtures import tiny_config
+
+TESTS = Path(__file__).parent
+ROUNDS = 25
+
+
+def cli(results: Path) -> list[str]:
+    args = ["run", "--data.dataset", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4",
+            "--federation.rounds", str(ROUNDS), "--train.batch_size", "16", "--train.lr", "0.01",
+            "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false",
+            "--tracking.results_dir", str(results)]
+    code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); "
+            f"from fedbench.cli import main; sys.exit(main({args!r}))")
+    return [sys.executable, "-c", code]
+
+
+def test_sigkill_then_rerun_matches_uninterrupted(tmp_path):
+    cfg = tiny_config(tmp_path / "ref", "fedavg", ROUNDS)
+    cfg.tracking.wandb = False
+    reference = run_experiment(cfg)
+
+    results = tmp_path / "killed"
+    ckpt = results / "tiny" / "checkpoints" / f"{run_id_of(cfg)}.pt"
+    proc = subprocess.Popen(cli(results), env={**os.environ, "FEDBENCH_WANDB": "0"})
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert ckpt.exists(), "the run ended before it could be killed"
+    done_rounds = torch.load(ckpt, weights_only=False)["next_round"]
+    assert 1 <= done_rounds < ROUNDS
+
+    assert subprocess.run(cli(results), env={**os.environ, "FEDBENCH_WANDB": "0"}, capture_output=True).returncode == 0
+    record = json.loads((results / "tiny" / f"{reference['run_id']}.json").read_text())
+    assert record["final"] == reference["final"]
+    assert [r["val"] for r in record["rounds"]] == [r["val"] for r in reference["rounds"]]
