@@ -122,9 +122,8 @@ def _positive(field_name: str, value: float, hint: str) -> None:
 
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Refuse invalid values with one line naming the field; returns cfg for chaining."""
-    from fedbench.methods.registry import build_options, get_method
-
     from fedbench.data.registry import dataset_names
+    from fedbench.methods.registry import build_options, get_method
 
     _choice("data.dataset", cfg.data.dataset, tuple(dataset_names()))
     if cfg.data.dataset == "emoji":

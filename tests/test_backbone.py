@@ -2,9 +2,9 @@
 fed as the documented placeholders."""
 
 import torch
+from fixtures import tiny_backbone, tiny_bundle
 
 from fedbench.backbones.minilm_effnet import IMAGE_MISSING, TEXT_MISSING
-from fixtures import tiny_backbone, tiny_bundle
 
 
 def test_layers_match_bert_model(tmp_path):

@@ -1,9 +1,9 @@
 """Bad input gets one line that names the field and the fix, exit status 2, and no traceback."""
 
 import pytest
+from fixtures import register_tiny
 
 from fedbench.cli import main
-from fixtures import register_tiny
 
 TINY = ["--data.dataset", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4", "--federation.rounds", "1",
         "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false"]

@@ -1,10 +1,10 @@
 """FedProx's proximal term adds exactly mu * (w - w_global) to the gradient."""
 
 import torch
+from fixtures import tiny_backbone, tiny_bundle
 
 from fedbench.methods.base import TrainSettings
 from fedbench.methods.fedprox import FedProxModule, FedProxOptions, proximal_term
-from fixtures import tiny_backbone, tiny_bundle
 
 
 def test_proximal_gradient_is_mu_times_drift():

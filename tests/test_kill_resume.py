@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import torch
+from fixtures import tiny_config
 
 from fedbench.federation.loop import run_experiment, run_id_of
-from fixtures import tiny_config
 
 TESTS = Path(__file__).parent
 ROUNDS = 25
