@@ -1,0 +1,149 @@
+"""FedPrime's server and a federation round whose inter pool changes size.
+
+FedAvg parts are checked against sums worked out by hand; the inter pool against planted
+prompts: clients hold noisy copies of known prompts at the real init scale, and the expected
+pool is the sample-weighted mean of each prompt's copies, computed here directly.
+"""
+
+import math
+
+import torch
+from fixtures import tiny_backbone, tiny_bundle
+
+from fedbench.data.bundle import make_loader
+from fedbench.federation.loop import run_experiment
+from fedbench.methods.base import ClientUpdate, TrainSettings
+from fedbench.methods.fedprime import FedPrimeAggregator, FedPrimeModule, FedPrimeOptions
+
+
+def update(c, n, used, **state):
+    return ClientUpdate(c, state, n, {"used_inter": used})
+
+
+def test_fedavg_parts_are_the_sample_weighted_mean():
+    a = {
+        "intra_pool": torch.full((3, 2), 1.0),
+        "pooler.dense.bias": torch.tensor([0.0, 4.0]),
+        "head.net.3.bias": torch.tensor([8.0]),
+    }
+    b = {
+        "intra_pool": torch.full((3, 2), 5.0),
+        "pooler.dense.bias": torch.tensor([4.0, 0.0]),
+        "head.net.3.bias": torch.tensor([0.0]),
+    }
+    pool = torch.eye(6)[:, :4] * 0.03  # identical inter pools: the merged pool is that pool at the used rows
+    agg = FedPrimeAggregator(FedPrimeOptions(kappa=2))
+    out = agg.aggregate(
+        {},
+        [update(0, 1, [0, 2], **a, inter_pool=pool), update(1, 3, [2, 3], **b, inter_pool=pool)],
+        0,
+        seed=0,
+    )
+    assert torch.allclose(out["intra_pool"], torch.full((3, 2), 4.0))  # (1 * 1 + 3 * 5) / 4
+    assert torch.allclose(out["pooler.dense.bias"], torch.tensor([3.0, 1.0]))
+    assert torch.allclose(out["head.net.3.bias"], torch.tensor([2.0]))
+    assert agg.metadata() == {"inter_pool_size": 3}
+    assert sorted(out["inter_pool"].argmax(1).tolist()) == [0, 2, 3]  # rows 0, 2, 3 of the union
+    only_intra = agg.aggregate(
+        {},
+        [
+            ClientUpdate(0, {"intra_pool": a["intra_pool"]}, 1),
+            ClientUpdate(1, {"intra_pool": b["intra_pool"]}, 3),
+        ],
+        0,
+        0,
+    )
+    assert set(only_intra) == {"intra_pool"} and agg.metadata() == {}
+
+
+def planted(d=384, size=10, union=(1, 3, 6, 8), rho=0.3, n_clients=4, seed=0):
+    """Pools [size, d] at the real init scale: rows in ``union`` are noisy copies of shared truth
+    prompts (noise RMS rho times the prompt RMS), other rows unrelated per client."""
+    g = torch.Generator().manual_seed(seed)
+    v = math.sqrt(6 / (3 * 32 * 32 + d))
+    truth = (torch.rand(size, d, generator=g) * 2 - 1) * v
+    pools = []
+    for _ in range(n_clients):
+        pool = (torch.rand(size, d, generator=g) * 2 - 1) * v  # rows outside the union: must be dropped
+        pool[list(union)] = truth[list(union)] + torch.randn(
+            len(union), d, generator=g
+        ) * rho * v / math.sqrt(3)
+        pools.append(pool)
+    return truth, pools
+
+
+def test_inter_pool_recovers_planted_prompts():
+    truth, pools = planted()
+    n = [10, 20, 30, 40]
+    used = [[1, 3], [3, 6], [1, 6], [8]]  # union {1, 3, 6, 8}
+    updates = [update(c, n[c], used[c], inter_pool=p) for c, p in enumerate(pools)]
+    agg = FedPrimeAggregator(FedPrimeOptions(kappa=2))
+    out = agg.aggregate({}, updates, 0, seed=3)["inter_pool"]
+    assert out.shape == (4, 384) and agg.metadata() == {"inter_pool_size": 4}
+    for j in (1, 3, 6, 8):
+        expected = sum(n[c] * pools[c][j] for c in range(4)) / sum(n)
+        err = (out - expected).norm(dim=1)
+        assert err.min() < 1e-5 * expected.norm()  # one centre is exactly this prompt's weighted mean
+        truth_err = (out[err.argmin()] - truth[j]).norm() / truth[j].norm()
+        n_eff = sum(n) ** 2 / sum(x * x for x in n)  # 3.33 copies' worth of averaging
+        assert truth_err < 1.4 * 0.3 / math.sqrt(n_eff)
+
+
+def test_faithful_matcher_keeps_copies_apart_and_matcher_centres_stay_at_a_copy():
+    truth, pools = planted()
+    updates = [update(c, 10, [1, 3, 6, 8], inter_pool=p) for c, p in enumerate(pools)]
+    faithful = FedPrimeAggregator(FedPrimeOptions(kappa=2, new_cluster_cost=None)).aggregate(
+        {}, updates, 0, seed=3
+    )
+    assert faithful["inter_pool"].shape[0] > 8  # risk 17: hardly any merging
+    out = FedPrimeAggregator(FedPrimeOptions(kappa=2, centre_update="matcher")).aggregate(
+        {}, updates, 0, seed=3
+    )["inter_pool"]
+    copies = torch.stack([p[[1, 3, 6, 8]] for p in pools]).reshape(-1, 384)
+    nearest = torch.cdist(out, copies).min(1).values  # a few Adam steps at lr 1e-3 in RMS units
+    assert out.shape[0] == 4 and (nearest < 0.05 * copies.norm(dim=1).mean()).all()
+
+
+def test_pool_is_padded_to_kappa_with_the_fedavg_of_dropped_rows():
+    # row j of client c is j + 1 + 0.01 c everywhere; both clients report using only row 2
+    pools = [torch.arange(1.0, 6.0)[:, None].expand(5, 3) + c * 0.01 for c in range(2)]
+    out = FedPrimeAggregator(FedPrimeOptions(kappa=3)).aggregate(
+        {}, [update(0, 1, [2], inter_pool=pools[0]), update(1, 3, [2], inter_pool=pools[1])], 0, 0
+    )
+    # weights 1/4, 3/4: row j -> j + 1.0075; the two copies of row 2 merge, then dropped rows 0 and 1 follow
+    assert torch.allclose(out["inter_pool"], torch.tensor([3.0075, 1.0075, 2.0075])[:, None].expand(3, 3))
+
+
+def test_a_resized_inter_pool_trains_and_evaluates():
+    bundle = tiny_bundle()
+    module = FedPrimeModule(
+        tiny_backbone(), bundle.num_classes, TrainSettings(lr=1e-2), FedPrimeOptions(pool_size=6, kappa=2)
+    )
+    module.load_trainable_state({"inter_pool": torch.randn(9, 32) * 0.04})
+    assert module.inter_pool.shape == (9, 32)
+    batch = next(
+        iter(
+            make_loader(
+                bundle,
+                bundle.splits["train"][:7],
+                torch.zeros(7, dtype=torch.long).numpy(),
+                batch_size=7,
+                shuffle=False,
+            )
+        )
+    )
+    module.train()
+    module.on_train_epoch_start()
+    module.training_step(batch, 0).backward()
+    assert module.inter_pool.grad.abs().sum(1).gt(0).sum() >= 2  # the retrieved rows learn
+    module.eval()
+    with torch.no_grad():
+        assert module({k: v[:1] for k, v in batch.items()}).shape == (1, bundle.num_classes)
+
+
+def test_federation_rounds_record_the_inter_pool_size(tiny_cfg):
+    cfg = tiny_cfg("fedprime", rounds=2)
+    record = run_experiment(cfg)
+    sizes = [r["inter_pool_size"] for r in record["rounds"]]
+    assert len(sizes) == 2 and all(5 <= s for s in sizes)  # never below kappa = 5
+    assert set(record["final"]) and 0 <= record["personalized"]["accuracy"] <= 1
