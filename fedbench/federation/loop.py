@@ -154,7 +154,37 @@ class Federation:
         return {"accuracy": float(np.mean(accs)), "per_client": [float(a) for a in accs]}
 
     def test_metrics(self, shared: State) -> tuple[dict[str, dict[str, float]], tuple | None]:
-        """Metrics per test condition, plus the as_train predictions of a single global model."""
+        """Metrics per test condition, plus the as_train predictions of a single global model.
+
+        When a module's prediction for a sample depends only on that sample and its missing code
+        (``batch_independent``), every condition is assembled from three passes over the test
+        split (complete, text missing, image missing) instead of one pass per condition.
+        """
+        if not getattr(self.module, "batch_independent", True):
+            return self.test_metrics_per_condition(shared)
+        exp, bs, prec = self.exp, self.cfg.train.eval_batch_size, self.cfg.train.precision
+        index = exp.test["as_train"][0]
+        rows = torch.arange(len(index))
+        personals = list(self.personal.values()) if self.spec.local_only else [self.eval_personal()]
+        by_code, labels = [], None
+        for personal in personals:
+            module = self.load(shared, personal)
+            passes = [predict(module, exp.bundle, index, np.full(len(index), code, dtype=np.int8), batch_size=bs, precision=prec) for code in (0, 1, 2)]
+            by_code.append(torch.stack([p for p, _ in passes]))  # [3, N]: prediction under each code
+            labels = passes[0][1]
+        out, as_train = {}, None
+        for cond in TEST_CONDITIONS:
+            cond_index, codes = exp.test[cond]
+            assert np.array_equal(cond_index, index), "test conditions must share the test rows"
+            codes = torch.as_tensor(codes, dtype=torch.long)
+            results = [classification_metrics(bc[codes, rows], labels, exp.bundle.num_classes) for bc in by_code]
+            out[cond] = {k: float(np.mean([m[k] for m in results])) for k in results[0]}
+            if cond == "as_train" and len(by_code) == 1:
+                as_train = (by_code[0][codes, rows], labels)
+        return out, as_train
+
+    def test_metrics_per_condition(self, shared: State) -> tuple[dict[str, dict[str, float]], tuple | None]:
+        """One evaluation pass per condition: for modules whose predictions depend on the batch."""
         out, as_train = {}, None
         for cond in TEST_CONDITIONS:
             out[cond], preds = self.scored(shared, *self.exp.test[cond])

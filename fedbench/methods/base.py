@@ -42,6 +42,9 @@ class ClientModule(L.LightningModule):
     """Base class; subclasses create parameters in ``__init__`` and implement ``forward``."""
 
     personal_prefixes: tuple[str, ...] = ()
+    # True when a prediction depends only on its own sample (not on the rest of the batch), which
+    # lets evaluation reuse predictions across test conditions.
+    batch_independent: bool = True
 
     def __init__(self, backbone: Backbone, num_classes: int, train: TrainSettings, options: Any):
         super().__init__()

@@ -60,6 +60,10 @@ class FedPrimeModule(ClientModule):
         self._used: dict[str, set[int]] = {name: set() for name in self.pools}
         self._reg: torch.Tensor | None = None
 
+    @property
+    def batch_independent(self) -> bool:  # batch-wise majority selection couples a batch's samples
+        return self.options.selection != "batch"
+
     # ----- retrieval --------------------------------------------------------------------------
     def retrieve(
         self, tokens: torch.Tensor, keep: torch.Tensor
