@@ -10,14 +10,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from fedbench.data.missing import MISSING_TYPES, TEST_CONDITIONS  # noqa: F401  (re-exported)
 from fedbench.errors import ConfigError
 
-MISSING_TYPES = ("text", "image", "both")
 MISSING_PROTOCOLS = ("per_sample", "per_client", "heterogeneous")
 PARTITIONS = ("iid", "dirichlet", "shards", "dominant", "quantity")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 LR_SCHEDULES = ("constant", "linear", "cosine")
-TEST_CONDITIONS = ("as_train", "both_missing", "complete", "text_only", "image_only")
 
 
 @dataclass

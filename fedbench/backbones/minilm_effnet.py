@@ -18,9 +18,8 @@ from torch import nn
 
 from fedbench.backbones.base import Backbone, Prompter
 from fedbench.backbones.bert_blocks import bert_layer_forward
+from fedbench.data.missing import IMAGE_MISSING, TEXT_MISSING
 from fedbench.errors import DataError
-
-TEXT_MISSING, IMAGE_MISSING = 1, 2
 
 
 def minilm_path():

@@ -48,7 +48,7 @@ class _Rows(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> tuple[int, int]:
+    def __getitem__(self, i: int) -> int:  # a position; the collate gathers the rows
         return i
 
 

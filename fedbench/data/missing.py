@@ -24,7 +24,7 @@ TEXT_MISSING = 1
 IMAGE_MISSING = 2
 
 MISSING_TYPES = ("text", "image", "both")
-TEST_CONDITIONS = ("as_train", "complete", "text_only", "image_only", "both_missing")
+TEST_CONDITIONS = ("as_train", "both_missing", "complete", "text_only", "image_only")
 BOTH_MIX_RATE = 0.7  # the "both_missing" test condition: 35% text-missing, 35% image-missing
 BOTH_MIX_RATIO = 0.5
 

@@ -125,12 +125,16 @@ class Federation:
         sizes = [len(ix) for ix in self.exp.clients]
         return weighted_mean(list(self.personal.values()), sizes)
 
+    def scoring_personals(self) -> list[State]:
+        """Local-only methods are scored as the mean over the clients' own models; others as one
+        global model."""
+        return list(self.personal.values()) if self.spec.local_only else [self.eval_personal()]
+
     def scored(self, shared: State, index: np.ndarray, codes: np.ndarray) -> tuple[dict[str, float], list]:
         """Metrics of the global model, or for local-only methods the mean over the clients' models."""
         exp, bs, prec = self.exp, self.cfg.train.eval_batch_size, self.cfg.train.precision
-        personals = list(self.personal.values()) if self.spec.local_only else [self.eval_personal()]
         results, preds = [], []
-        for personal in personals:
+        for personal in self.scoring_personals():
             p, y = predict(self.load(shared, personal), exp.bundle, index, codes, batch_size=bs, precision=prec)
             results.append(classification_metrics(p, y, exp.bundle.num_classes))
             preds.append((p, y))
@@ -165,9 +169,8 @@ class Federation:
         exp, bs, prec = self.exp, self.cfg.train.eval_batch_size, self.cfg.train.precision
         index = exp.test["as_train"][0]
         rows = torch.arange(len(index))
-        personals = list(self.personal.values()) if self.spec.local_only else [self.eval_personal()]
         by_code, labels = [], None
-        for personal in personals:
+        for personal in self.scoring_personals():
             module = self.load(shared, personal)
             passes = [predict(module, exp.bundle, index, np.full(len(index), code, dtype=np.int8), batch_size=bs, precision=prec) for code in (0, 1, 2)]
             by_code.append(torch.stack([p for p, _ in passes]))  # [3, N]: prediction under each code
