@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 from fixtures import tiny_config
 
 from fedbench.federation.loop import run_experiment, run_id_of
+from fedbench.safe_io import load_sealed
 
 TESTS = Path(__file__).parent
 ROUNDS = 25
@@ -41,7 +41,7 @@ def test_sigkill_then_rerun_matches_uninterrupted(tmp_path):
     proc.kill()
     proc.wait()
     assert ckpt.exists(), "the run ended before it could be killed"
-    done_rounds = torch.load(ckpt, weights_only=False)["next_round"]
+    done_rounds = load_sealed(ckpt)["next_round"]
     assert 1 <= done_rounds < ROUNDS
 
     assert subprocess.run(cli(results), env={**os.environ, "FEDBENCH_WANDB": "0"}, capture_output=True).returncode == 0

@@ -1,7 +1,9 @@
 """Where frozen, deterministic artefacts (image features, the pretrained projection) are cached.
 
-``FEDBENCH_CACHE`` overrides the default ``~/.cache/fedbench``. Files are written atomically; a
-file that cannot be read is reported once and rebuilt, never trusted.
+``FEDBENCH_CACHE`` overrides the default ``~/.cache/fedbench``. Files are written atomically and
+read back with torch's restricted loader (tensors and plain data only, nothing executed); a file
+that does not load that way, or whose content is not what the builder makes, is reported in one
+line and rebuilt, never trusted.
 """
 
 from __future__ import annotations
@@ -9,18 +11,31 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
+from fedbench.errors import ConfigError
+from fedbench.safe_io import UnsafeOrCorruptFile, atomic_torch_save, load_tensors
+
+__all__ = ["atomic_torch_save", "cache_dir", "cache_key", "cached"]
 
 
 def cache_dir() -> Path:
-    root = Path(os.environ.get("FEDBENCH_CACHE", Path.home() / ".cache" / "fedbench"))
-    root.mkdir(parents=True, exist_ok=True)
+    """The cache folder, created if needed; one clear line when it cannot be used."""
+    value = os.environ.get("FEDBENCH_CACHE")
+    if value is not None and not value.strip():
+        raise ConfigError("FEDBENCH_CACHE is set but empty; unset it (default ~/.cache/fedbench) or set it to a folder")
+    root = Path(value) if value else Path.home() / ".cache" / "fedbench"
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"cache folder {root} is a file; point FEDBENCH_CACHE at a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cache folder {root} cannot be created ({err.strerror}); point FEDBENCH_CACHE at a writable folder") from err
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ConfigError(f"cache folder {root} is not writable; point FEDBENCH_CACHE at a writable folder")
     return root
 
 
@@ -29,25 +44,27 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def cached(path: Path, build: Callable[[], Any]) -> Any:
-    """Load ``path`` if it is a readable torch file, else build, save and return the object."""
+def cached(path: Path, build: Callable[[], Any], valid: Callable[[Any], bool] | None = None) -> Any:
+    """Load ``path`` if it is a safe torch file whose content passes ``valid``; else build, save
+    and return the object."""
     if path.exists():
+        reason = None
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # a truncated or foreign file: rebuild rather than trust it
-            warnings.warn(f"cache file {path} is unreadable ({type(err).__name__}); rebuilding it", stacklevel=2)
+            obj = load_tensors(path)
+        except UnsafeOrCorruptFile as err:  # truncated, foreign or a pickle payload: never trusted
+            reason = str(err)
+        else:
+            if valid is None or _passes(valid, obj):
+                return obj
+            reason = "its content is not what this cache holds"
+        warnings.warn(f"cache file {path} is unusable ({reason}); rebuilding it", stacklevel=2)
     obj = build()
     atomic_torch_save(obj, path)
     return obj
+
+
+def _passes(valid: Callable[[Any], bool], obj: Any) -> bool:
+    try:
+        return bool(valid(obj))
+    except Exception:
+        return False

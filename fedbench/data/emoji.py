@@ -65,7 +65,15 @@ def build_emoji(
                 bank = torch.cat([proj(f) for f in feats.split(256)])
         return {"bank": bank, "diagnostics": diag}
 
-    art = cached(cache_dir() / f"emoji_bank_{key}.pt", build_bank)
+    def is_bank(obj) -> bool:  # a file that loads but holds something else is rebuilt, not used
+        bank = obj.get("bank") if isinstance(obj, dict) else None
+        return (
+            isinstance(bank, torch.Tensor) and bank.ndim == 3 and bank.shape[0] == len(table.codes) + 1
+            and bank.shape[2] == bert.config.hidden_size and bool(torch.isfinite(bank).all())
+            and isinstance(obj.get("diagnostics"), dict)
+        )
+
+    art = cached(cache_dir() / f"emoji_bank_{key}.pt", build_bank, valid=is_bank)
     backbone = MiniLMEffNetBackbone(bert, art["bank"])
     bundle = DataBundle(
         name="emoji",

@@ -1,0 +1,82 @@
+"""Tensor files that can be received from someone else without running their code.
+
+``torch.load(weights_only=False)`` unpickles arbitrary objects, so a planted checkpoint or cache
+file would execute code during a normal run. Every torch file fedbench reads goes through
+:func:`load_tensors`, which only accepts tensors and plain data (dicts, lists, tuples, numbers,
+strings) through torch's restricted unpickler.
+
+Checkpoints also carry a checksum (:func:`save_sealed` / :func:`load_sealed`): the payload is
+serialised to bytes, its SHA-256 is stored beside it in one file, and a file whose bytes do not
+match (a flipped bit that turns a weight into 1e37, a truncated copy) is refused rather than
+resumed into different numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SEALED_FORMAT = "fedbench-sealed-1"
+
+
+class UnsafeOrCorruptFile(Exception):
+    """The file is not a tensors-and-plain-data torch file, or its checksum does not match."""
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temp file beside ``path``, then an atomic rename onto it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_tensors(source: Path | io.BytesIO) -> Any:
+    """Load a torch file holding only tensors and plain data; anything else raises
+    :class:`UnsafeOrCorruptFile` (and nothing in the file is executed)."""
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle.UnpicklingError for foreign objects, RuntimeError when truncated
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UnsafeOrCorruptFile(f"{type(err).__name__}: {first[:160]}") from err
+
+
+def save_sealed(obj: Any, path: Path) -> None:
+    """Write ``obj`` (tensors and plain data) with a SHA-256 of its serialised bytes, atomically."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    blob = buffer.getvalue()
+    sealed = {
+        "format": SEALED_FORMAT,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "payload": torch.frombuffer(bytearray(blob), dtype=torch.uint8),
+    }
+    atomic_torch_save(sealed, path)
+
+
+def load_sealed(path: Path) -> Any:
+    """The object written by :func:`save_sealed`; :class:`UnsafeOrCorruptFile` if the file is not
+    one, or its payload does not match its checksum."""
+    outer = load_tensors(Path(path))
+    if not isinstance(outer, dict) or outer.get("format") != SEALED_FORMAT:
+        raise UnsafeOrCorruptFile("not a sealed fedbench file")
+    payload = outer.get("payload")
+    if not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8:
+        raise UnsafeOrCorruptFile("sealed file without a byte payload")
+    blob = payload.numpy().tobytes()
+    if hashlib.sha256(blob).hexdigest() != outer.get("sha256"):
+        raise UnsafeOrCorruptFile("checksum mismatch")
+    return load_tensors(io.BytesIO(blob))

@@ -1,0 +1,122 @@
+"""Checkpoint and cache files are read without executing anything in them, and a checkpoint whose
+bytes changed is refused instead of resumed into different numbers."""
+
+import os
+import pickle
+import warnings
+
+import pytest
+import torch
+
+from fedbench.backbones.cache import cache_dir, cached
+from fedbench.errors import CheckpointError, ConfigError
+from fedbench.federation.loop import run_experiment, run_id_of
+from fedbench.safe_io import load_sealed, save_sealed
+
+
+class _Payload:
+    """Unpickling this object calls os.system, which creates ``marker``: the side effect an
+    attacker would want. The test checks that the marker never appears."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _plant(path, marker):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        pickle.dump({"version": 2, "evil": _Payload(marker)}, fh)
+    # the planted file is a working exploit against an unrestricted loader
+    assert not marker.exists()
+
+
+def _checkpoint_path(cfg, tmp_path):
+    return tmp_path / "results" / "tiny" / "checkpoints" / f"{run_id_of(cfg)}.pt"
+
+
+def test_planted_pickle_checkpoint_does_not_run(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("fedavg", rounds=2)
+    marker = tmp_path / "pwned"
+    _plant(_checkpoint_path(cfg, tmp_path), marker)
+    with pytest.raises(CheckpointError, match="delete it") as err:
+        run_experiment(cfg)
+    assert not marker.exists()
+    assert "\n" not in str(err.value)
+
+
+def test_planted_pickle_cache_file_does_not_run_and_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDBENCH_CACHE", str(tmp_path / "cache"))
+    marker = tmp_path / "pwned"
+    path = cache_dir() / "bank.pt"
+    _plant(path, marker)
+    with pytest.warns(UserWarning, match="unusable"):
+        obj = cached(path, lambda: {"bank": torch.ones(2)})
+    assert not marker.exists()
+    assert torch.equal(obj["bank"], torch.ones(2))
+
+
+def test_cache_file_with_foreign_content_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDBENCH_CACHE", str(tmp_path / "cache"))
+    path = cache_dir() / "bank.pt"
+    torch.save({"something": "else"}, path)  # a valid torch file that is not a bank
+    builds = []
+
+    def build():
+        builds.append(1)
+        return {"bank": torch.zeros(3)}
+
+    with pytest.warns(UserWarning, match="content"):
+        obj = cached(path, build, valid=lambda o: "bank" in o)
+    assert builds == [1] and torch.equal(obj["bank"], torch.zeros(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rebuilt file is now accepted silently
+        assert torch.equal(cached(path, build, valid=lambda o: "bank" in o)["bank"], torch.zeros(3))
+    assert builds == [1]
+
+
+def test_bit_flipped_checkpoint_is_refused(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("fedavg", rounds=3)
+    assert run_experiment(cfg, stop_after_rounds=1) is None
+    path = _checkpoint_path(cfg, tmp_path)
+    ckpt = load_sealed(path)
+    key = next(iter(ckpt["global_state"]))
+    # forge a checkpoint whose payload differs in one weight, keeping the old checksum
+    save_sealed(ckpt, path)
+    sealed = torch.load(path, weights_only=True)
+    ckpt["global_state"][key].view(-1)[0] = 1e37
+    forged_path = tmp_path / "forged.pt"
+    save_sealed(ckpt, forged_path)
+    forged = torch.load(forged_path, weights_only=True)
+    forged["sha256"] = sealed["sha256"]
+    torch.save(forged, path)
+    with pytest.raises(CheckpointError, match="checksum"):
+        run_experiment(cfg)
+
+
+def test_single_flipped_byte_is_refused(tmp_path):
+    path = tmp_path / "state.pt"
+    save_sealed({"w": torch.arange(1000, dtype=torch.float32)}, path)
+    blob = bytearray(path.read_bytes())
+    data = torch.load(path, weights_only=True)["payload"].numpy().tobytes()
+    # find the float 500.0 of the payload inside the file and flip a bit of its exponent
+    needle = torch.tensor([500.0]).numpy().tobytes()
+    at = bytes(blob).index(needle, bytes(blob).index(data[:64]))
+    blob[at + 3] ^= 0x40
+    path.write_bytes(bytes(blob))
+    from fedbench.safe_io import UnsafeOrCorruptFile
+
+    with pytest.raises(UnsafeOrCorruptFile, match="checksum"):
+        load_sealed(path)
+
+
+@pytest.mark.parametrize("value, problem", [("", "empty"), ("FILE", "is a file")])
+def test_bad_cache_folder_is_one_line(value, problem, tmp_path, monkeypatch):
+    if value == "FILE":
+        value = str(tmp_path / "a-file")
+        (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("FEDBENCH_CACHE", value)
+    with pytest.raises(ConfigError, match=problem):
+        cache_dir()
