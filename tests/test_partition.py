@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from fedbench.data import partition as P
 from fedbench.errors import ConfigError
@@ -17,6 +18,7 @@ SCHEMES = {
     "dirichlet": {"alpha": 0.5},
     "shards": {"shards_per_client": 2},
     "dominant": {},
+    "imbalanced": {"min_size": 20},
     "quantity": {"alpha": 1.0},
 }
 
@@ -115,6 +117,63 @@ def test_dominant_class_shared_and_absent_dominants():
     assert len(dominated) == 4  # the other 6 classes are spread by Dir(1)
     for k in range(4):  # every client's biggest class holds >= 198 samples
         assert few[k].max() >= 198
+
+
+def test_imbalanced_matches_ppt_shares():
+    # Classes of 100 + 37 c samples (uneven, so floor(0.99 n) is tested), 25 clients for 10 classes.
+    sizes = [100 + 37 * c for c in range(10)]
+    labels = np.repeat(np.arange(10), sizes)
+    parts = P.make_partition("imbalanced", labels, 25, rng(3))
+    assert all(np.array_equal(a, b) for a, b in zip(parts, P.dominant_class(labels, 25, rng(3)), strict=True))
+    table = label_table(parts, labels, 10)
+    # PPT cuts the shuffled clients at round(2.5 k), k = 1..9 -> 2, 5, 8, 10, 12, 15, 18, 20, 22
+    # (numpy rounds halves to even), so class c is dominated by this many clients:
+    group_sizes = [2, 3, 3, 2, 2, 3, 3, 2, 2, 3]
+    dominant = table.argmax(1)  # 99% split 2-3 ways dwarfs any 1% remainder
+    for c in range(10):
+        group = np.flatnonzero(dominant == c)
+        assert len(group) == group_sizes[c]
+        kept = sizes[c] * 99 // 100  # floor(0.99 n_c), in integers
+        assert table[group, c].sum() == kept  # the remainder never returns to the dominant clients
+        assert table[group, c].max() - table[group, c].min() <= 1  # an even split
+        assert np.delete(table[:, c], group).sum() == sizes[c] - kept
+
+
+def test_imbalanced_remainder_follows_dirichlet_one():
+    # 2 classes, 4 clients: each class's 1% goes to the 2 clients it does not dominate with
+    # Dir(1, 1) = Beta(1, 1) shares, so the first receiver's share is uniform on [0, 1].
+    labels = np.repeat([0, 1], 20000)
+    shares = []
+    for seed in range(100):
+        table = label_table(P.dominant_class(labels, 4, rng(seed)), labels, 2)
+        for c in range(2):
+            receivers = np.flatnonzero(table[:, c] < 1000)
+            assert len(receivers) == 2 and table[receivers, c].sum() == 200
+            shares.append(table[receivers[0], c] / 200)
+    assert stats.kstest(shares, "uniform").pvalue > 0.01
+
+
+def test_imbalanced_resamples_until_min_size():
+    # 4 clients, 10 classes of 20: 6 classes dominate nobody and are spread by Dir(1), so one draw
+    # often leaves a client under 40 samples.
+    labels = np.repeat(np.arange(10), 20)
+    smallest = [min(map(len, P.dominant_class(labels, 4, rng(s)))) for s in range(20)]
+    assert min(smallest) < 40  # without the floor the constraint is violated
+    for s in range(20):
+        parts = P.dominant_class(labels, 4, rng(s), min_size=40)
+        assert min(map(len, parts)) >= 40 and sum(map(len, parts)) == 200
+    with pytest.raises(ConfigError, match="min_size"):
+        P.dominant_class(labels, 4, rng(), min_size=50, max_tries=20)  # needs 4 x exactly 50
+    with pytest.raises(ConfigError, match="min_size"):
+        P.dominant_class(labels, 4, rng(), min_size=51)
+
+
+def test_dirichlet_resamples_until_min_size():
+    smallest = [min(map(len, P.dirichlet(LABELS, 10, 0.3, rng(s), min_size=1))) for s in range(20)]
+    assert min(smallest) < 30  # a single draw would often break the floor
+    for s in range(20):
+        parts = P.dirichlet(LABELS, 10, 0.3, rng(s), min_size=30)
+        assert min(map(len, parts)) >= 30 and sum(map(len, parts)) == len(LABELS)
 
 
 def test_quantity_skew_sizes():

@@ -81,7 +81,11 @@ def dirichlet(
 ) -> list[np.ndarray]:
     """Label skew: per class, client shares ~ Dir(alpha * 1); redrawn until every client has ``min_size``.
 
-    Small alpha concentrates each class on few clients; large alpha approaches :func:`iid`.
+    Small alpha concentrates each class on few clients; large alpha approaches :func:`iid`. PPT
+    (``dirichlet_split_noniid``) also redraws the whole partition until the smallest client is large
+    enough, but its test is strict (``> least_samples``, 32 in its runs), so PPT's setting here is
+    ``min_size=33``. PPT cuts at floor positions and does not shuffle within a class; this rounds
+    the cuts and shuffles, which changes no client's expected share.
     """
     labels = _check_clients(labels, n_clients)
     alpha = _check_alpha(alpha)
@@ -124,37 +128,75 @@ def shards(labels, n_clients: int, shards_per_client: int, rng: np.random.Genera
     return [np.sort(np.concatenate([pieces[s] for s in deal[k]])) for k in range(n_clients)]
 
 
-def dominant_class(
-    labels, n_clients: int, rng: np.random.Generator, dominant_share: float = 0.99, rest_alpha: float = 1.0
-) -> list[np.ndarray]:
-    """PPT's "imbalanced" split: each client has one dominant class.
+def _cut_floor(indices: np.ndarray, shares: np.ndarray) -> list[np.ndarray]:
+    """Cut ``indices`` at floor(cumsum(shares) * n), as PPT's partitioner does (the last piece takes the rest)."""
+    cuts = np.floor(np.cumsum(shares)[:-1] / shares.sum() * len(indices)).astype(int)
+    return np.split(indices, cuts)
 
-    Classes are shuffled and assigned round-robin as client dominants. ``dominant_share`` of each
-    class is split evenly among the clients it dominates; the rest goes to the other clients with
-    Dir(``rest_alpha``) shares. A class that dominates no client is spread entirely that way, and a
-    class that dominates every client keeps its remainder among them.
+
+def _dominant_groups(n_clients: int, n_classes: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """PPT's client groups: shuffle the clients, cut the list at round(k * T / C) for k = 1..C-1.
+
+    Group k holds the clients whose dominant class is the k-th class. Which classes get one client
+    more (when C does not divide T) follows from the rounding, as in PPT, not from the seed.
+    """
+    cuts = np.round(np.arange(1, n_classes) * n_clients / n_classes).astype(int)
+    return np.split(rng.permutation(n_clients), cuts)
+
+
+def dominant_class(
+    labels,
+    n_clients: int,
+    rng: np.random.Generator,
+    dominant_share: float = 0.99,
+    rest_alpha: float = 1.0,
+    min_size: int = 1,
+    max_tries: int = 1000,
+) -> list[np.ndarray]:
+    """PPT's "imbalanced" split (``manual_allocating_noniid`` with one dominant class per client).
+
+    Clients are shuffled and cut into one group per class (see :func:`_dominant_groups`); a
+    group's clients are dominated by that class. For each class of n_c samples, floor(0.99 n_c)
+    (``dominant_share``) are split evenly among its group (sizes differ by at most one), and the
+    other n_c - floor(0.99 n_c) go to every other client with Dir(``rest_alpha`` * 1) shares, cut
+    at floor positions as PPT does. The whole draw is repeated until every client holds
+    ``min_size`` samples (PPT has no minimum here; its clients are large anyway).
+
+    Beyond PPT, whose code fails in these cases: with fewer clients than classes, a class with an
+    empty group is spread entirely by Dir(``rest_alpha``) over all clients, and a class whose group
+    is every client keeps its remainder among them. Samples are shuffled within their class first
+    (PPT takes the first 99% in dataset order), so the dataset's order cannot leak into a client.
     """
     labels = _check_clients(labels, n_clients)
     if not 0.0 <= dominant_share <= 1.0:
         raise ConfigError(f"partition.dominant_share must be in [0, 1], got {dominant_share}")
     rest_alpha = _check_alpha(rest_alpha, "partition.rest_alpha")
-    classes = rng.permutation(np.unique(labels))
-    dominant = classes[np.arange(n_clients) % len(classes)]
-    pieces: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        owners = np.flatnonzero(dominant == c)
-        others = np.flatnonzero(dominant != c)
-        n_dom = int(round(dominant_share * len(idx))) if len(owners) else 0
-        if len(owners):
-            for k, part in zip(owners, np.array_split(idx[:n_dom], len(owners)), strict=True):
+    _check_min_size(len(labels), n_clients, min_size)
+    classes = np.unique(labels)
+    by_class = [np.flatnonzero(labels == c) for c in classes]
+    for _ in range(max_tries):
+        groups = _dominant_groups(n_clients, len(classes), rng)
+        pieces: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
+        for idx, owners in zip(by_class, groups, strict=True):
+            idx = rng.permutation(idx)
+            # round() first so that 0.99 * 300 = 296.99999... still floors to 297
+            n_dom = 0
+            if len(owners):  # round() first: 0.29 * 100 is 28.999999999999996 in floating point
+                n_dom = int(np.floor(round(dominant_share * len(idx), 9)))
+                for k, part in zip(owners, np.array_split(idx[:n_dom], len(owners)), strict=True):
+                    pieces[k].append(part)
+            others = np.setdiff1d(np.arange(n_clients), owners)
+            receivers = others if len(others) else owners
+            shares = rng.dirichlet(np.full(len(receivers), rest_alpha))
+            for k, part in zip(receivers, _cut_floor(idx[n_dom:], shares), strict=True):
                 pieces[k].append(part)
-        rest = idx[n_dom:]
-        receivers = others if len(others) else owners
-        shares = rng.dirichlet(np.full(len(receivers), rest_alpha))
-        for k, part in zip(receivers, _cut(rest, shares), strict=True):
-            pieces[k].append(part)
-    return _collect(pieces, n_clients)
+        clients = _collect(pieces, n_clients)
+        if min(len(c) for c in clients) >= min_size:
+            return clients
+    raise ConfigError(
+        f"no dominant-class partition gave all {n_clients} clients >= {min_size} samples in {max_tries} "
+        "tries; lower partition.min_size or partition.n_clients"
+    )
 
 
 def quantity_skew(
@@ -176,6 +218,7 @@ PARTITIONS = {
     "dirichlet": dirichlet,
     "shards": shards,
     "dominant": dominant_class,
+    "imbalanced": dominant_class,  # PPT's name for the same split
     "quantity": quantity_skew,
 }
 
