@@ -139,6 +139,19 @@ def test_imbalanced_matches_ppt_shares():
         assert np.delete(table[:, c], group).sum() == sizes[c] - kept
 
 
+def test_imbalanced_several_dominant_classes_per_client():
+    # PPT's n_dominated_class (20 on TinyImageNet): here 10 clients x 4 slots over 20 classes of 200,
+    # so 2 slots per class; each slot holds floor(0.99 * 200) / 2 = 99 samples, a remainder <= 2.
+    labels = np.repeat(np.arange(20), 200)
+    table = label_table(P.dominant_class(labels, 10, rng(4), n_dominant=4), labels, 20)
+    slots = table // 99  # a client holding both slots of a class has 198 (+ nothing else of it)
+    assert slots.sum(0).tolist() == [2] * 20  # every class fills its 2 slots
+    assert slots.sum(1).tolist() == [4] * 10  # every client dominates 4 times
+    assert all(table[slots[:, c] > 0, c].sum() == 198 for c in range(20))
+    with pytest.raises(ConfigError, match="n_dominant"):
+        P.dominant_class(labels, 10, rng(), n_dominant=0)
+
+
 def test_imbalanced_remainder_follows_dirichlet_one():
     # 2 classes, 4 clients: each class's 1% goes to the 2 clients it does not dominate with
     # Dir(1, 1) = Beta(1, 1) shares, so the first receiver's share is uniform on [0, 1].

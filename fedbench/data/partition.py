@@ -134,14 +134,16 @@ def _cut_floor(indices: np.ndarray, shares: np.ndarray) -> list[np.ndarray]:
     return np.split(indices, cuts)
 
 
-def _dominant_groups(n_clients: int, n_classes: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """PPT's client groups: shuffle the clients, cut the list at round(k * T / C) for k = 1..C-1.
+def _dominant_groups(n_clients: int, n_classes: int, n_dominant: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """PPT's client groups: d shuffles of the T clients, laid end to end and cut at round(k d T / C).
 
-    Group k holds the clients whose dominant class is the k-th class. Which classes get one client
-    more (when C does not divide T) follows from the rounding, as in PPT, not from the seed.
+    Group k (k = 0..C-1) lists the clients dominated by the k-th class; each client appears d
+    times over all groups, and may appear twice in one group (it then gets two shares). Which
+    classes get one slot more (when C does not divide d T) follows from the rounding, as in PPT.
     """
-    cuts = np.round(np.arange(1, n_classes) * n_clients / n_classes).astype(int)
-    return np.split(rng.permutation(n_clients), cuts)
+    slots = np.concatenate([rng.permutation(n_clients) for _ in range(n_dominant)])
+    cuts = np.round(np.arange(1, n_classes) * (n_dominant * n_clients / n_classes)).astype(int)
+    return np.split(slots, cuts)
 
 
 def dominant_class(
@@ -151,12 +153,14 @@ def dominant_class(
     dominant_share: float = 0.99,
     rest_alpha: float = 1.0,
     min_size: int = 1,
+    n_dominant: int = 1,
     max_tries: int = 1000,
 ) -> list[np.ndarray]:
-    """PPT's "imbalanced" split (``manual_allocating_noniid`` with one dominant class per client).
+    """PPT's "imbalanced" split (``manual_allocating_noniid``; ``n_dominant`` is its ``n_dominated_class``).
 
     Clients are shuffled and cut into one group per class (see :func:`_dominant_groups`); a
-    group's clients are dominated by that class. For each class of n_c samples, floor(0.99 n_c)
+    group's clients are dominated by that class. PPT uses ``n_dominant=1`` except on
+    TinyImageNet (20 of 200 classes per client). For each class of n_c samples, floor(0.99 n_c)
     (``dominant_share``) are split evenly among its group (sizes differ by at most one), and the
     other n_c - floor(0.99 n_c) go to every other client with Dir(``rest_alpha`` * 1) shares, cut
     at floor positions as PPT does. The whole draw is repeated until every client holds
@@ -164,29 +168,30 @@ def dominant_class(
 
     Beyond PPT, whose code fails in these cases: with fewer clients than classes, a class with an
     empty group is spread entirely by Dir(``rest_alpha``) over all clients, and a class whose group
-    is every client keeps its remainder among them. Samples are shuffled within their class first
+    holds every client keeps its remainder among them. Samples are shuffled within their class first
     (PPT takes the first 99% in dataset order), so the dataset's order cannot leak into a client.
     """
     labels = _check_clients(labels, n_clients)
     if not 0.0 <= dominant_share <= 1.0:
         raise ConfigError(f"partition.dominant_share must be in [0, 1], got {dominant_share}")
     rest_alpha = _check_alpha(rest_alpha, "partition.rest_alpha")
+    if isinstance(n_dominant, bool) or int(n_dominant) != n_dominant or n_dominant < 1:
+        raise ConfigError(f"partition.n_dominant must be a positive integer, got {n_dominant!r}")
     _check_min_size(len(labels), n_clients, min_size)
     classes = np.unique(labels)
     by_class = [np.flatnonzero(labels == c) for c in classes]
     for _ in range(max_tries):
-        groups = _dominant_groups(n_clients, len(classes), rng)
+        groups = _dominant_groups(n_clients, len(classes), n_dominant, rng)
         pieces: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
         for idx, owners in zip(by_class, groups, strict=True):
             idx = rng.permutation(idx)
-            # round() first so that 0.99 * 300 = 296.99999... still floors to 297
             n_dom = 0
             if len(owners):  # round() first: 0.29 * 100 is 28.999999999999996 in floating point
                 n_dom = int(np.floor(round(dominant_share * len(idx), 9)))
                 for k, part in zip(owners, np.array_split(idx[:n_dom], len(owners)), strict=True):
                     pieces[k].append(part)
             others = np.setdiff1d(np.arange(n_clients), owners)
-            receivers = others if len(others) else owners
+            receivers = others if len(others) else np.unique(owners)
             shares = rng.dirichlet(np.full(len(receivers), rest_alpha))
             for k, part in zip(receivers, _cut_floor(idx[n_dom:], shares), strict=True):
                 pieces[k].append(part)
