@@ -5,6 +5,11 @@ representations of every pair of clients with linear CKA, and weights each clien
 it is to all the others (its degree in the similarity graph), so representationally central
 clients count more than outliers. Rows are L2-normalised before centring, as in the FedMVP code,
 which makes the score independent of each sample's feature norm.
+
+The official server (``utils/Fed.py``) is followed formula for formula: representations flattened
+to [N, -1], rows normalised, columns centred, S_ii = 1, g_i = sum_j S_ij, w_i = g_i / sum_k g_k.
+Its call sites do not run (mismatched signatures), so which representation the server compares
+is the method's choice, not this module's.
 """
 
 from __future__ import annotations
@@ -15,14 +20,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["cka_weights", "linear_cka"]
+__all__ = ["cka_matrix", "cka_weights", "graph_weights", "linear_cka"]
 
 
 def _normalise_and_centre(x: Tensor, name: str) -> Tensor:
-    """Rows scaled to unit L2 norm (float64), then each column minus its mean."""
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"linear_cka: {name} must be [N >= 2, features], got shape {tuple(x.shape)}")
-    x = x.detach().to(torch.float64)
+    """Flattened to [N, -1], rows scaled to unit L2 norm (float64), then each column minus its mean."""
+    if x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"linear_cka: {name} must be [N >= 2, features...], got shape {tuple(x.shape)}")
+    x = x.detach().to(torch.float64).reshape(x.shape[0], -1)
     norms = x.norm(dim=1, keepdim=True)
     if (norms == 0).any():
         raise ValueError(f"linear_cka: {name} has an all-zero row, which cannot be L2-normalised")
@@ -49,6 +54,48 @@ def linear_cka(x: Tensor, y: Tensor) -> float:
     return float(torch.linalg.matrix_norm(yc.T @ xc) ** 2 / denom)
 
 
+def cka_matrix(features: Sequence[Tensor], undefined: float | None = None) -> np.ndarray:
+    """S [K, K] with S_ij = CKA(f_i, f_j) and S_ii = 1, for client representations
+    ``features[k]`` [N, ...] of the same N server samples (symmetric, computed once per pair).
+
+    A client whose representation is constant over the server set (a collapsed model) makes CKA
+    undefined: ValueError by default, or S_ij = ``undefined`` (e.g. 0.0, so it earns no weight
+    from the others) when given.
+    """
+    if len(features) == 0:
+        raise ValueError("cka_matrix: no client features")
+    k = len(features)
+    sim = np.eye(k)
+    for i in range(k):
+        for j in range(i + 1, k):
+            try:
+                sim[i, j] = sim[j, i] = linear_cka(features[i], features[j])
+            except ValueError:
+                if undefined is None or features[i].shape[0] != features[j].shape[0]:
+                    raise
+                sim[i, j] = sim[j, i] = undefined
+    return sim
+
+
+def graph_weights(similarity: np.ndarray | Tensor) -> np.ndarray:
+    """Graph importance g_i = sum_j S_ij (row sums), normalised: w_i = g_i / sum_k g_k.
+
+    S must be square with finite, non-negative entries (linear CKA of real matrices is in
+    [0, 1]) and a positive total.
+    """
+    sim = np.asarray(
+        similarity.detach().cpu() if isinstance(similarity, Tensor) else similarity, dtype=np.float64
+    )
+    if sim.ndim != 2 or sim.shape[0] != sim.shape[1] or sim.shape[0] == 0:
+        raise ValueError(f"graph_weights: need a non-empty square similarity matrix, got shape {sim.shape}")
+    if not np.isfinite(sim).all() or (sim < 0).any():
+        raise ValueError("graph_weights: similarities must be finite and >= 0")
+    degree = sim.sum(axis=1)
+    if degree.sum() <= 0:
+        raise ValueError("graph_weights: the similarities sum to 0; the weights are undefined")
+    return degree / degree.sum()
+
+
 def cka_weights(features: Sequence[Tensor]) -> np.ndarray:
     """Aggregation weights from the CKA graph: S_ij = CKA(f_i, f_j), g_i = sum_j S_ij, w = g / sum g.
 
@@ -57,10 +104,4 @@ def cka_weights(features: Sequence[Tensor]) -> np.ndarray:
     """
     if len(features) == 0:
         raise ValueError("cka_weights: no client features")
-    k = len(features)
-    sim = np.eye(k)
-    for i in range(k):
-        for j in range(i + 1, k):
-            sim[i, j] = sim[j, i] = linear_cka(features[i], features[j])
-    degree = sim.sum(axis=1)
-    return degree / degree.sum()
+    return graph_weights(cka_matrix(features))

@@ -1,0 +1,128 @@
+"""FedMVP's options (methods.md §4) with the paper's defaults. Where the official code does
+something else that changes results, the code's behaviour is one named value away, so both can be
+reported under their own settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedbench.errors import ConfigError
+
+FUSIONS = ("sequence", "tokens")
+JOINT_KV = ("input", "self")
+JOINT_POOLS = ("normalise_then_mean", "mean_then_normalise")
+COSINE_STEPS = ("epoch", "batch")
+COMPLETERS = ("retrieval", "none", "impute", "generate")
+RETRIEVAL_VIA = ("partner", "cross")
+CKA_REPRESENTATIONS = ("joint", "all", "logits")
+
+
+@dataclass
+class FedMVPOptions:
+    """Settings of the FedMVP client network, its losses, completion and the server.
+
+    latent_dim, embed_dim: width of the common space and classifier (512) and of the joint
+        encoder's cross-attention tokens (256), as the official code.
+    num_heads: heads of the image self-attention and the two cross-attentions (4); the joint
+        layers use twice as many (8), as the official code.
+    joint_layers: transformer layers over the fused tokens (3).
+    dropout: dropout inside the residual classifier (0.1).
+    fusion: how the two cross-attention streams are joined. "tokens" concatenates them token by
+        token to 2 * embed_dim (official; needs as many image tokens as text tokens and
+        latent_dim == 2 * embed_dim: 256 patches and 256 BERT tokens there); "sequence" maps each
+        stream to latent_dim and concatenates along the sequence, which works for any lengths.
+    joint_kv: keys and values of the joint layers. "input" attends every layer to the fused
+        input tokens (official, a MulT-style encoder); "self" is ordinary self-attention.
+    joint_pool: "normalise_then_mean" averages the L2-normalised joint tokens, so h_J is not of
+        unit norm (official); "mean_then_normalise" normalises the mean (the paper's "all
+        features are L2-normalised").
+    lr, weight_decay: AdamW (2e-4; torch's default decay 0.01, which the official code keeps).
+    cosine_step: "epoch" anneals the learning rate once per local epoch over the local epochs
+        (the paper); "batch" steps the same CosineAnnealingLR(T_max=local epochs) after every
+        batch (official), so the rate cycles with a period of 2 * local epochs batches.
+    alpha, tau: weight (0.01) and temperature (0.1) of the MCM loss.
+    beta: weight of the RAM loss (0.5).
+    use_mcm, use_ram, use_cka: ablation switches; use_cka=False aggregates with FedAvg's sample
+        counts instead of CKA-graph weights.
+    completer: "retrieval" fills a missing modality from a server-held public pool; "none" drops
+        the incomplete pairs (the paper's baselines); "impute" keeps them with the backbone's
+        missing input; "generate" captions images / draws texts with generative models (the
+        paper's completion; GPU machines).
+    retrieval_via: "partner" matches the present modality against the pool's same modality and
+        takes that item's other modality; "cross" matches across modalities directly (needs
+        keys in a shared space, e.g. CLIP).
+    cka_representation: what the server compares between clients on its own split: "joint"
+        h_J, "all" [h_I, h_T, h_J] concatenated, or "logits". The official server asks the model
+        for a ``last_hidden_state`` it does not have, so this is fedbench's choice.
+    """
+
+    latent_dim: int = 512
+    embed_dim: int = 256
+    num_heads: int = 4
+    joint_layers: int = 3
+    dropout: float = 0.1
+    fusion: str = "sequence"
+    joint_kv: str = "input"
+    joint_pool: str = "normalise_then_mean"
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    cosine_step: str = "epoch"
+    alpha: float = 0.01
+    tau: float = 0.1
+    beta: float = 0.5
+    use_mcm: bool = True
+    use_ram: bool = True
+    use_cka: bool = True
+    completer: str = "retrieval"
+    retrieval_via: str = "partner"
+    cka_representation: str = "joint"
+
+    def validate(self) -> FedMVPOptions:
+        for name, default in (("latent_dim", 512), ("embed_dim", 256), ("num_heads", 4), ("joint_layers", 3)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"method.options.{name} must be an integer >= 1, got {value!r} (try {default})"
+                )
+        for name, width in (("embed_dim", self.embed_dim), ("latent_dim", self.latent_dim)):
+            heads = self.num_heads * (2 if name == "latent_dim" else 1)
+            if width % heads:
+                raise ConfigError(
+                    f"method.options.{name}={width} must be divisible by {heads} attention heads "
+                    f"(change it or method.options.num_heads)"
+                )
+        if self.fusion == "tokens" and self.latent_dim != 2 * self.embed_dim:
+            raise ConfigError(
+                f"method.options.fusion=tokens needs latent_dim == 2 * embed_dim, got {self.latent_dim} "
+                f"and {self.embed_dim} (set latent_dim to {2 * self.embed_dim} or use fusion=sequence)"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"method.options.dropout must be in [0, 1), got {self.dropout} (try 0.1)")
+        for name, default in (("lr", 2e-4), ("tau", 0.1)):
+            if not getattr(self, name) > 0:
+                raise ConfigError(
+                    f"method.options.{name} must be > 0, got {getattr(self, name)} (try {default})"
+                )
+        for name, default in (("weight_decay", 0.01), ("alpha", 0.01), ("beta", 0.5)):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(
+                    f"method.options.{name} must be >= 0, got {getattr(self, name)} (try {default})"
+                )
+        for name, allowed in (
+            ("fusion", FUSIONS),
+            ("joint_kv", JOINT_KV),
+            ("joint_pool", JOINT_POOLS),
+            ("cosine_step", COSINE_STEPS),
+            ("completer", COMPLETERS),
+            ("retrieval_via", RETRIEVAL_VIA),
+            ("cka_representation", CKA_REPRESENTATIONS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"method.options.{name}: {getattr(self, name)!r} is not valid; choose one of {', '.join(allowed)}"
+                )
+        for name in ("use_mcm", "use_ram", "use_cka"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"method.options.{name} must be true or false, got {getattr(self, name)!r}")
+        return self
