@@ -1,22 +1,49 @@
-"""Leaderboard cells match mean/std computed by hand; layout, bolding, dedupe and the plot file."""
+"""Leaderboard cells match mean/std computed by hand; sections, identity, bolding, divergence,
+malformed records, notes, and the plot file."""
 
 from __future__ import annotations
 
+import copy
+import json
 import math
+import stat
 import struct
+import warnings
 import zlib
+from pathlib import Path
 
 import pytest
 
 from fedbench.errors import DataError
+from fedbench.tracking.board_stats import Stat, best_index
 from fedbench.tracking.leaderboard import render_leaderboard, write_leaderboard
-from fedbench.tracking.records import write_record
+from fedbench.tracking.records import load_records, write_record
 
 COMMAND = "make bench METHOD=fedprime"
+REPO = Path(__file__).resolve().parents[1]
 
 
-def rec(method, mtype, rate, seed, acc, *, created="2025-01-01T00:00:00+00:00", protocol="per_sample", **extra):
-    """A minimal schema-1 record whose conditions are derived from ``acc`` in known ways."""
+def rec(method, mtype, rate, seed, acc, *, created="2025-01-01T00:00:00+00:00", protocol="per_sample",
+        sweep=None, set_=None, **extra):
+    """A schema-1 record whose test conditions are derived from ``acc`` in known ways.
+
+    ``set_`` overrides config fields by dotted path (``{"federation.rounds": 10}``).
+    """
+    config = {
+        "seed": seed,
+        "data": {"dataset": "emoji", "label": "category"},
+        "missing": {"protocol": protocol, "rate": rate, "type": mtype, "both_ratio": 0.5},
+        "partition": {"name": "dirichlet", "alpha": 0.5, "n_clients": 5},
+        "federation": {"rounds": 5, "clients_per_round": None, "client_fraction": 1.0, "local_epochs": 1},
+        "method": {"name": method, "options": {}},
+        "tracking": {"sweep": sweep, "command": None},
+    }
+    for path, value in (set_ or {}).items():
+        *parents, leaf = path.split(".")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
     final = {
         "as_train": {"accuracy": acc, "macro_f1": acc - 0.1},
         "complete": {"accuracy": acc + 0.05},
@@ -26,33 +53,35 @@ def rec(method, mtype, rate, seed, acc, *, created="2025-01-01T00:00:00+00:00", 
     }
     record = {
         "schema": 1,
-        "run_id": f"{method}-{mtype}-{rate}-{seed}-{created[:10]}",
-        "sweep": None,
+        "run_id": f"{method}-{mtype}-{rate}-{seed}-{created[:10]}-{zlib.crc32(json.dumps(set_, sort_keys=True).encode()):08x}",
+        "sweep": sweep,
         "dataset": "emoji",
         "method": method,
         "seed": seed,
-        "missing": {"protocol": protocol, "rate": rate, "type": mtype, "both_ratio": 0.5},
-        "partition": {"name": "dirichlet", "alpha": 0.5, "n_clients": 5},
+        "missing": dict(config["missing"]),
+        "partition": dict(config["partition"]),
         "metric": "accuracy",
         "final": final,
         "selected": {"round": 3, "metrics": {"as_train": {"accuracy": acc - 0.01}}},
         "personalized": None,
+        "rounds": [{"round": 1, "bytes_up": 2_000_000}, {"round": 2, "bytes_up": 4_000_000}],
         "majority_rate": 0.2,
         "git_commit": "abc123",
         "created": created,
+        "config": config,
     }
     record.update(extra)
     return record
 
 
-def hand_cell(values):
+def hand_cell(values, diverged=0):
     """mean ± sample std (ddof=1) of fractions, ×100, written out without any library."""
     xs = [100 * v for v in values]
     mean = sum(xs) / len(xs)
-    if len(xs) == 1:
-        return f"{mean:.1f}"
-    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
-    return f"{mean:.1f} ± {std:.1f}"
+    text = f"{mean:.1f}"
+    if len(xs) > 1:
+        text += f" ± {math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)):.1f}"
+    return text + (f" ({diverged} diverged)" if diverged else "")
 
 
 def records_fixture():
@@ -66,29 +95,35 @@ def records_fixture():
         rec("fedprime", "both", 0.7, 1, 0.78, personalized={"accuracy": 0.84}),
         # rate 0.3: only fedavg, one seed
         rec("fedavg", "both", 0.3, 0, 0.80),
-        # missing text: a tie
-        rec("fedavg", "text", 0.7, 0, 0.60),
-        rec("fedprime", "text", 0.7, 0, 0.60),
-        # another protocol, a newer duplicate listed *before* the older one
-        rec("local", "image", 0.5, 0, 0.55, protocol="per_client", created="2025-03-01T00:00:00+00:00"),
-        rec("local", "image", 0.5, 0, 0.33, protocol="per_client", created="2025-01-01T00:00:00+00:00"),
+        # another sweep (bench plan): its own section
+        rec("fedavg", "text", 0.7, 0, 0.60, sweep="bench-x"),
+        rec("fedprime", "text", 0.7, 0, 0.60, sweep="bench-x"),
         # another dataset: ignored
         {**rec("fedavg", "both", 0.7, 5, 0.99), "dataset": "food"},
     ]
 
 
 def sections(md):
-    """{'## heading': text} for each level-2 section."""
+    """{'heading': text} for each level-2 section."""
     parts = md.split("\n## ")[1:]
     return {p.split("\n", 1)[0]: p for p in parts}
 
 
-def table(section_text, title):
-    """Rows of the table under '### title' as {row label: [cells...]}, plus the header."""
-    block = section_text.split(f"\n### {title}\n", 1)[1].split("\n### ", 1)[0]
-    lines = [ln for ln in block.splitlines() if ln.startswith("|")]
-    split = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
-    return split[0], {row[0]: row[1:] for row in split[2:]}
+def table(text, title=None):
+    """The table under '### title' (or the text's first table) as (header, {first cell: other cells})."""
+    header, rows = table_rows(text, title)
+    return header, {row[0]: row[1:] for row in rows}
+
+
+def table_rows(text, title=None):
+    """(header, body rows) of the first table in ``text``, or in its '### title' block."""
+    if title is not None:
+        text = text.split(f"\n### {title}\n", 1)[1]
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    split = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[start:end]]
+    return split[0], split[2:]
 
 
 @pytest.fixture
@@ -98,85 +133,220 @@ def md():
     )
 
 
-def test_header_provenance_and_notes(md):
+def test_header_provenance_and_legend(md):
     assert md.startswith("# fedbench leaderboard: emoji\n")
     assert "never edit by hand" in md
     assert f"```bash\n{COMMAND}\n```" in md
     assert "`abc123`" in md
-    assert "Seeds: 0, 1, 2" in md
-    assert "Majority-class rate: 20.0" in md
-    assert "- **fedprime**: prompts matched by CKA" in md
+    assert "seeds: 0, 1, 2" in md
+    assert "majority-class rate: 20.0" in md
+    assert "runner-up's std" in md and "never with a single seed" in md
     for condition in ("as_train", "both_missing", "complete", "text_only", "image_only"):
-        assert f"- `{condition}`:" in md
+        assert f"`{condition}`:" in md
     assert "food" not in md and "99.0" not in md
 
 
-def test_one_section_per_missing_type_with_protocol(md):
-    names = [name for name in sections(md) if name.startswith("Missing type")]
-    assert names == ["Missing type: both", "Missing type: image (protocol: per_client)", "Missing type: text"]
+def test_one_section_per_sweep_stating_shared_and_varying_settings(md):
+    assert list(sections(md)) == ["bench-x", "Other runs", "Notes"]
+    other = sections(md)["Other runs"]
+    intro = other.split("\n\n")[1]
+    shared = "per_sample missingness, missing both (both_ratio 0.5), dirichlet(alpha=0.5), 5 clients, all per round"
+    assert f"Shared: {shared}, 5 rounds, 1 local epoch, category labels." in intro
+    assert "Varies: `missing.rate`, `method.name`." in intro
+    assert "Varies: `method.name`." in sections(md)["bench-x"]
 
 
-def test_cells_match_hand_computed_mean_std_and_bold_best(md):
-    both = sections(md)["Missing type: both"]
-    header, rows = table(both, "final, as_train")
-    assert header == ["method", "rate 0.3", "rate 0.7", "seeds"]
+def test_at_a_glance_cells_match_hand_computed_mean_std(md):
+    header, rows = table(sections(md)["Other runs"])
+    assert header == ["accuracy, final as_train", "both@0.3", "both@0.7"]
     assert hand_cell([0.69, 0.71, 0.73]) == "71.0 ± 2.0"  # the stale 0.10 run is not averaged in
-    assert rows["fedavg"] == ["**80.0**", "71.0 ± 2.0", "1–3"]
-    assert rows["fedprime"] == ["–", f"**{hand_cell([0.74, 0.78])}**", "2"]
     assert hand_cell([0.74, 0.78]) == "76.0 ± 2.8"
-
-    _, rows = table(both, "final, text_only")  # text_only accuracy = acc - 0.1
-    assert rows["fedavg"][1] == hand_cell([0.59, 0.61, 0.63])
-    assert rows["fedprime"][1] == f"**{hand_cell([0.64, 0.68])}**"
-
-    _, rows = table(both, "validation-selected round, as_train")  # selected = acc - 0.01
-    assert rows["fedavg"] == ["**79.0**", hand_cell([0.68, 0.70, 0.72]), "1–3"]
-
-    _, rows = table(both, "personalized (mean over clients of per-client evaluation)")
-    assert rows["fedprime"] == ["–", f"**{hand_cell([0.80, 0.84])}**", "2"]
-    assert "fedavg" not in rows  # no personalized metrics at all: no empty row
+    # 76.0 - 71.0 = 5.0 > the runner-up's std 2.0: bold; 80.0 has no peer: never bold
+    assert rows == {"fedavg": ["80.0", "71.0 ± 2.0"], "fedprime": ["–", "**76.0 ± 2.8**"]}
 
 
-def test_condition_tables_in_fixed_order(md):
-    both = sections(md)["Missing type: both"]
-    titles = [ln[4:] for ln in both.splitlines() if ln.startswith("### ")]
-    assert titles == [
-        "final, as_train",
-        "final, both_missing",
-        "final, complete",
-        "final, text_only",
-        "final, image_only",
-        "validation-selected round, as_train",
-        "personalized (mean over clients of per-client evaluation)",
-    ]
-    # no record in the text section has personalized metrics: no such table there
-    assert "personalized" not in sections(md)["Missing type: text"]
+def test_detail_table_has_every_condition_and_the_extra_measures(md):
+    header, rows = table(sections(md)["Other runs"], "Missing both")
+    assert header == ["rate", "method", "as_train", "both_missing", "complete", "text_only", "image_only",
+                      "val-selected", "personalized", "MB up/round", "seeds"]
+    # text_only = acc - 0.1, selected = acc - 0.01; bytes up 2 MB and 4 MB: 3.0 MB per round
+    assert rows["0.3"] == ["fedavg", "80.0", "75.0", "85.0", "70.0", "60.0", "79.0", "–", "3.0", "1"]
+    at_07 = [cells for rate, *cells in table_rows(sections(md)["Other runs"], "Missing both")[1] if rate == "0.7"]
+    assert at_07[0][:2] == ["fedavg", hand_cell([0.69, 0.71, 0.73])]
+    assert at_07[0][4] == hand_cell([0.59, 0.61, 0.63])
+    assert at_07[0][-2:] == ["3.0", "3"]
+    assert at_07[1][4] == f"**{hand_cell([0.64, 0.68])}**"
+    assert at_07[1][7] == hand_cell([0.80, 0.84])  # only fedprime reports a personalized score: no peer
+    assert at_07[1][-1] == "2"
 
 
-def test_ties_are_all_bold_and_newest_duplicate_wins(md):
-    _, rows = table(sections(md)["Missing type: text"], "final, as_train")
-    assert rows == {"fedavg": ["**60.0**", "1"], "fedprime": ["**60.0**", "1"]}
-    _, rows = table(sections(md)["Missing type: image (protocol: per_client)"], "final, as_train")
-    assert rows == {"local": ["**55.0**", "1"]}
+def test_bold_rule_on_hand_built_seed_statistics():
+    inside = [Stat((70.0, 74.0)), Stat((69.0, 71.0, 73.0))]  # 72.0 vs 71.0 ± 2.0: a lead of 1.0 < 2.0
+    ahead = [Stat((75.0, 77.0)), Stat((69.0, 71.0, 73.0))]  # 76.0 vs 71.0 ± 2.0: a lead of 5.0 > 2.0
+    assert best_index(inside) is None
+    assert best_index(ahead) == 0
+    assert best_index([Stat((90.0,)), Stat((69.0, 71.0, 73.0))]) is None  # the best has one seed
+    assert best_index([Stat((90.0, 91.0)), Stat((50.0,))]) is None  # the runner-up has one seed: no std
+    assert best_index([Stat((60.0, 62.0)), Stat((60.0, 62.0))]) is None  # a tie
+    assert best_index([None, Stat((), diverged=2), Stat((70.0, 72.0))]) is None  # no peer left
 
 
-def test_mixed_partitions_get_labelled_rows():
-    records = [
-        rec("fedavg", "both", 0.7, 0, 0.5),
-        rec("fedavg", "both", 0.7, 0, 0.6, partition={"name": "iid", "n_clients": 5}),
-    ]
+def test_bold_in_the_board_only_outside_the_noise():
+    inside = [rec("a", "text", 0.5, s, v) for s, v in enumerate([0.70, 0.74])]
+    inside += [rec("b", "text", 0.5, s, v) for s, v in enumerate([0.69, 0.71, 0.73])]
+    md = render_leaderboard(inside, dataset="emoji", command=COMMAND)
+    _, rows = table(sections(md)["Other runs"])
+    assert rows == {"a": [hand_cell([0.70, 0.74])], "b": [hand_cell([0.69, 0.71, 0.73])]}
+    assert "**" not in md.split("## Other runs", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("path", "values", "labels"),
+    [
+        ("federation.rounds", (5, 10), ("text@0.7, rounds=5", "text@0.7, rounds=10")),
+        ("missing.both_ratio", (0.3, 0.5), ("text@0.7, both_ratio=0.3", "text@0.7, both_ratio=0.5")),
+        ("federation.clients_per_round", (None, 3), ("text@0.7, clients_per_round=none", "text@0.7, clients_per_round=3")),
+    ],
+)
+def test_runs_differing_in_any_identity_field_are_separate_settings(path, values, labels):
+    records = [rec("fedavg", "text", 0.7, 0, acc, set_={path: v}) for v, acc in zip(values, (0.5, 0.6), strict=True)]
     md = render_leaderboard(records, dataset="emoji", command=COMMAND)
-    _, rows = table(sections(md)["Missing type: both"], "final, as_train")
-    assert rows == {
-        "fedavg [dirichlet(alpha=0.5), 5 clients]": ["50.0", "1"],
-        "fedavg [iid, 5 clients]": ["**60.0**", "1"],
-    }
+    header, rows = table(sections(md)["Other runs"])
+    assert header == ["accuracy, final as_train", *labels]
+    assert rows == {"fedavg": ["50.0", "60.0"]}
+    assert "Runs: 2 " in md
 
 
-def test_mixed_primary_metrics_are_rejected():
-    records = [rec("fedavg", "both", 0.7, 0, 0.5), {**rec("fedprime", "both", 0.7, 0, 0.5), "metric": "macro_f1"}]
+def test_runs_differing_in_a_method_option_are_separate_rows():
+    records = [rec("fedprox", "text", 0.7, 0, acc, set_={"method.options.mu": mu}) for mu, acc in ((0.01, 0.5), (0.1, 0.6))]
+    records.append(rec("fedavg", "text", 0.7, 0, 0.55))
+    _, rows = table(sections(render_leaderboard(records, dataset="emoji", command=COMMAND))["Other runs"])
+    assert rows == {"fedavg": ["55.0"], "fedprox (mu=0.01)": ["50.0"], "fedprox (mu=0.1)": ["60.0"]}
+
+
+def test_options_spelled_out_with_defaults_do_not_clutter_the_board():
+    """Identities carry every method option with its defaults; only options that differ within a
+    method make rows (and appear under "Varies")."""
+    fedprime = {"method.options.selection": "sample", "method.options.kappa": 8}
+    records = [rec("fedprime", "text", 0.7, 0, 0.5, set_=fedprime)]
+    records += [rec("fedprox", "text", 0.7, 0, acc, set_={"method.options.mu": mu, "method.options.prompts": 4})
+                for mu, acc in ((0.01, 0.5), (0.1, 0.6))]
+    md = render_leaderboard(records, dataset="emoji", command=COMMAND)
+    _, rows = table(sections(md)["Other runs"])
+    assert rows == {"fedprime": ["50.0"], "fedprox (mu=0.01)": ["50.0"], "fedprox (mu=0.1)": ["60.0"]}
+    assert "Varies: `method.name`, `method.options.mu`." in md
+    assert "kappa" not in md and "selection" not in md
+
+
+def test_equal_identity_dedupes_to_the_newest_whatever_tracking_and_executor_say():
+    old = rec("fedavg", "text", 0.7, 0, 0.40, created="2025-01-01T00:00:00+00:00")
+    new = rec("fedavg", "text", 0.7, 0, 0.60, created="2025-03-01T00:00:00+00:00")
+    new["config"]["tracking"] = {"command": "fedbench run", "wandb": False}
+    new["config"]["executor"] = {"name": "ray", "workers": 4}
+    mid = {**copy.deepcopy(new), "created": "2025-02-01T00:00:00+00:00", "final": {"as_train": {"accuracy": 0.5}}}
+    md = render_leaderboard([new, old, mid], dataset="emoji", command=COMMAND)
+    _, rows = table(sections(md)["Other runs"])
+    assert rows == {"fedavg": ["60.0"]}
+    assert "Runs: 1 " in md
+    # an explicit identity wins over the config: equal identities dedupe even if configs differ
+    a = {**rec("fedavg", "text", 0.7, 0, 0.4), "identity": {"k": 1}}
+    b = {**rec("fedavg", "text", 0.9, 1, 0.6, created="2025-05-01T00:00:00+00:00"), "identity": {"k": 1}}
+    assert "Runs: 1 " in render_leaderboard([a, b], dataset="emoji", command=COMMAND)
+
+
+def diverged_record(method, seed):
+    r = rec(method, "text", 0.7, seed, 0.0, status="diverged", diverged={"round": 3, "client": 1, "what": "loss"})
+    r["final"] = {"as_train": {"accuracy": None}, "complete": {"accuracy": float("nan")}}
+    r["selected"] = None
+    return r
+
+
+def test_diverged_runs_are_shown_and_never_averaged_in():
+    records = [rec("fedavg", "text", 0.7, 0, 0.60), rec("fedavg", "text", 0.7, 1, 0.64), diverged_record("fedavg", 2)]
+    records += [diverged_record("fedprox", 0), diverged_record("fedprox", 1)]
+    md = render_leaderboard(records, dataset="emoji", command=COMMAND)
+    assert hand_cell([0.60, 0.64], diverged=1) == "62.0 ± 2.8 (1 diverged)"
+    _, rows = table(sections(md)["Other runs"])
+    assert rows == {"fedavg": ["62.0 ± 2.8 (1 diverged)"], "fedprox": ["diverged"]}
+    header, detail = table(sections(md)["Other runs"], "Missing text at rate 0.7")
+    # the detail table says how many diverged once per row, in the seeds column
+    assert detail["fedavg"][header.index("complete") - 1] == hand_cell([0.65, 0.69])
+    assert detail["fedavg"][header.index("seeds") - 1] == "2 + 1 diverged"
+    assert detail["fedprox"] == ["diverged"] * (len(header) - 2) + ["0 + 2 diverged"]
+    assert "Runs: 5 (after keeping the newest of duplicate runs), 3 diverged" in md
+
+
+def test_write_leaderboard_with_diverged_records_written_as_strict_json(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "out"
+    for r in [rec("fedavg", "text", 0.7, 0, 0.60), rec("fedavg", "text", 0.7, 1, 0.64), diverged_record("fedavg", 2)]:
+        write_record(results, r)
+    text = write_leaderboard(results, out, "emoji", COMMAND).read_text()
+    assert "62.0 ± 2.8 (1 diverged)" in text
+    assert (out / "emoji.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("breakage", "problem"),
+    [(lambda r: r.update(final=[0.5]), "final is a list"), (lambda r: r.pop("missing"), "missing is absent")],
+)  # more shapes in test_records.py
+def test_malformed_record_is_skipped_with_a_warning_naming_its_file(tmp_path, breakage, problem):
+    results, out = tmp_path / "results", tmp_path / "out"
+    write_record(results, rec("fedavg", "text", 0.7, 0, 0.60))
+    bad = rec("fedavg", "text", 0.7, 1, 0.10)
+    breakage(bad)
+    bad_path = results / "emoji" / "broken-run.json"
+    bad_path.write_text(json.dumps(bad))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        md_path = write_leaderboard(results, out, "emoji", COMMAND)
+    messages = [str(w.message) for w in caught if "broken-run.json" in str(w.message)]
+    assert len(messages) == 1 and problem in messages[0] and "\n" not in messages[0], messages
+    _, rows = table(sections(md_path.read_text())["Other runs"])
+    assert rows == {"fedavg": ["60.0"]}
+
+
+def test_notes_once_and_only_for_methods_on_the_board():
+    base = "Retrieval is per sample; the inter pool is matched with the PFPT matcher before averaging."
+    notes = {"fedavg": "plain FedAvg", "fedprime": base, "fed-inter": "One pool. " + base, "local": "alone"}
+    records = [rec("fedavg", "text", 0.7, 0, 0.5), rec("fedprime", "text", 0.7, 0, 0.5), rec("fed-inter", "text", 0.7, 0, 0.5)]
+    md = render_leaderboard(records, dataset="emoji", command=COMMAND, method_notes=notes)
+    notes_text = sections(md)["Notes"]
+    assert md.count(base) == 1
+    assert "- **fed-inter**: One pool. Otherwise as **fedprime**." in notes_text
+    assert "- **fedavg**: plain FedAvg" in notes_text and "local" not in notes_text
+
+
+def test_other_primary_metric_is_used_and_mixing_is_rejected():
+    records = [{**rec(m, "text", 0.7, 0, 0.5), "metric": "macro_f1"} for m in ("fedavg", "fedprime")]
+    md = render_leaderboard(records, dataset="emoji", command=COMMAND)
+    header, rows = table(sections(md)["Other runs"])
+    assert header[0] == "macro_f1, final as_train" and rows == {"fedavg": ["40.0"], "fedprime": ["40.0"]}
     with pytest.raises(DataError, match="primary metrics"):
-        render_leaderboard(records, dataset="emoji", command=COMMAND)
+        render_leaderboard([records[0], rec("fedavg", "text", 0.7, 1, 0.5)], dataset="emoji", command=COMMAND)
+
+
+def test_committed_records_make_a_short_board():
+    records = load_records(REPO / "results", "emoji")
+    if len(records) < 30:
+        pytest.skip("the committed emoji records are not in this checkout")
+    from fedbench.methods.registry import available, get_method
+
+    notes = {m: get_method(m).notes or get_method(m).description for m in available()}
+    commands = "\n".join(sorted({r["config"]["tracking"]["command"] for r in records}))
+    md = render_leaderboard(records, dataset="emoji", command=commands, method_notes=notes)
+    assert len(md.splitlines()) < 80
+    shown = {r["method"] for r in records}
+    for method in notes:
+        assert md.count(f"- **{method}**:") == (method in shown)
+    assert md.count(notes["fedprime"]) == 1
+    assert list(sections(md))[:-1] == sorted({r["sweep"] for r in records})
+    # one cell checked against the raw numbers: fedavg, first sweep's lowest rate, final as_train
+    sweep = sorted({r["sweep"] for r in records})[0]
+    mine = [r for r in records if r["sweep"] == sweep and r["method"] == "fedavg"]
+    low = min(r["missing"]["rate"] for r in mine)
+    values = [r["final"]["as_train"][r["metric"]] for r in mine if r["missing"]["rate"] == low]
+    _, rows = table(sections(md)[sweep])
+    assert rows["fedavg"][0].strip("*") == hand_cell(values)
 
 
 def test_write_leaderboard_writes_markdown_and_valid_png(tmp_path):
@@ -186,8 +356,10 @@ def test_write_leaderboard_writes_markdown_and_valid_png(tmp_path):
     md_path = write_leaderboard(results, out, "emoji", COMMAND)
     assert md_path == out / "emoji.md"
     assert sorted(p.name for p in out.iterdir()) == ["emoji.md", "emoji.png"]
+    for name in ("emoji.md", "emoji.png"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644
     text = md_path.read_text()
-    assert "![accuracy vs missing rate](emoji.png)" in text
+    assert "![accuracy per setting](emoji.png)" in text
     assert "71.0 ± 2.0" in text
 
     data = (out / "emoji.png").read_bytes()

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import warnings
 
@@ -15,7 +16,15 @@ import pytest
 
 from fedbench.errors import DataError
 from fedbench.tracking import provenance, records
-from fedbench.tracking.records import config_hash, find_record, load_records, write_record
+from fedbench.tracking.records import (
+    config_hash,
+    dedupe_records,
+    find_record,
+    identity_key,
+    load_records,
+    record_identity,
+    write_record,
+)
 
 
 def make_record(run_id: str = "r1", dataset: str = "emoji", acc: float = 0.71) -> dict:
@@ -26,8 +35,18 @@ def make_record(run_id: str = "r1", dataset: str = "emoji", acc: float = 0.71) -
         "method": "fedavg",
         "seed": 0,
         "metric": "accuracy",
+        "missing": {"protocol": "per_sample", "rate": 0.5, "type": "text"},
         "final": {"as_train": {"accuracy": acc}},
     }
+
+
+def strict_loads(text: str):
+    """json.loads that refuses NaN/Infinity, as a strict JSON parser (JavaScript's, jq's) does."""
+
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def files_in(folder) -> list[str]:
@@ -53,6 +72,28 @@ def test_numpy_values_are_stored_as_numbers(tmp_path):
     stored = json.loads(path.read_text())
     assert stored["final"]["as_train"]["accuracy"] == 0.5
     assert stored["counts"] == [1, 2]
+
+
+def test_nan_and_infinities_are_written_as_null_in_strict_json(tmp_path):
+    record = make_record(acc=float("nan"))
+    record["status"] = "diverged"
+    record["rounds"] = [{"train_loss": float("inf"), "val": {"accuracy": np.float32("nan")}}, {"train_loss": -np.inf}]
+    record["losses"] = np.array([1.5, np.nan])
+    text = write_record(tmp_path, record).read_text()
+    with pytest.raises(ValueError, match="NaN"):
+        strict_loads('{"a": NaN}')  # the checker itself refuses what Python's json would accept
+    stored = strict_loads(text)
+    assert stored["final"]["as_train"]["accuracy"] is None
+    assert stored["rounds"] == [{"train_loss": None, "val": {"accuracy": None}}, {"train_loss": None}]
+    assert stored["losses"] == [1.5, None]
+    assert [r["run_id"] for r in load_records(tmp_path, "emoji")] == ["r1"]  # a diverged record is valid
+
+
+def test_records_are_world_readable(tmp_path):
+    path = write_record(tmp_path, make_record())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    path = write_record(tmp_path, make_record(acc=0.2))  # replacing keeps the mode
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 @pytest.mark.parametrize("target", ["dump", "replace", "fsync"])
@@ -103,6 +144,57 @@ def test_load_skips_corrupt_and_temp_files_with_one_warning_each(tmp_path):
         warnings.simplefilter("ignore")
         assert sorted(r["run_id"] for r in load_records(tmp_path)) == ["good", "other_ds"]
     assert load_records(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize(
+    ("breakage", "problem"),
+    [
+        (lambda r: r.update(final=[0.5]), "final is a list, expected an object"),
+        (lambda r: r["final"]["as_train"].update(accuracy="0.9"), "final.as_train.accuracy is a str"),
+        (lambda r: r.pop("missing"), "missing is absent, expected an object"),
+        (lambda r: r.update(seed="0"), "seed is a str, expected an integer"),
+        (lambda r: r.update(metric=None), "metric is null, expected a non-empty string"),
+        (lambda r: r.update(selected={"round": 2, "metrics": {"as_train": [1]}}), "selected.metrics.as_train is a list"),
+        (lambda r: r.update(personalized={"accuracy": "x"}), "personalized.accuracy is a str"),
+        (lambda r: r.update(status="diverged", diverged={"round": "three"}), "diverged.round is a str"),
+    ],
+)
+def test_load_skips_records_of_the_wrong_shape_naming_file_and_field(tmp_path, breakage, problem):
+    write_record(tmp_path, make_record("good"))
+    bad = make_record("bad")
+    breakage(bad)
+    (tmp_path / "emoji" / "bad.json").write_text(json.dumps(bad))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = load_records(tmp_path, "emoji")
+    assert [r["run_id"] for r in got] == ["good"]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "bad.json" in messages[0] and problem in messages[0], messages
+    with pytest.warns(UserWarning, match="bad.json"):
+        assert find_record(tmp_path, "emoji", "bad") is None
+
+
+def test_identity_is_the_config_minus_tracking_and_executor():
+    config = {"seed": 0, "missing": {"rate": 0.5}, "federation": {"rounds": 5}, "tracking": {"sweep": "a"},
+              "executor": {"name": "ray"}}
+    record = {**make_record(), "config": config}
+    assert record_identity(record) == {"seed": 0, "missing": {"rate": 0.5}, "federation": {"rounds": 5}}
+    assert record_identity({**record, "identity": {"x": 1}}) == {"x": 1}  # a stored identity wins
+    moved = {**record, "config": {**config, "tracking": {"sweep": "b", "command": "x"}, "executor": {"name": "seq"}}}
+    assert identity_key(moved) == identity_key(record)
+    longer = {**record, "config": {**config, "federation": {"rounds": 10}}}
+    assert identity_key(longer) != identity_key(record)
+
+
+def test_dedupe_keeps_the_newest_of_equal_identities_and_every_distinct_one():
+    def run(rounds, created, ratio=0.5):
+        config = {"seed": 0, "missing": {"rate": 0.5, "both_ratio": ratio}, "federation": {"rounds": rounds}}
+        return {**make_record(f"r{rounds}-{created}-{ratio}"), "config": config, "created": created}
+
+    old, new = run(5, "2025-01-01T00:00:00+00:00"), run(5, "2025-02-01T00:00:00+00:00")
+    other_rounds, other_ratio = run(10, "2024-01-01T00:00:00+00:00"), run(5, "2024-01-01T00:00:00+00:00", ratio=0.3)
+    kept = dedupe_records([new, other_rounds, old, other_ratio])
+    assert [r["run_id"] for r in kept] == [new["run_id"], other_rounds["run_id"], other_ratio["run_id"]]
 
 
 def test_config_hash_is_stable_and_canonical():

@@ -1,69 +1,48 @@
 """Markdown leaderboard regenerated from run records alone.
 
 The leaderboard is a pure function of ``results/<dataset>/*.json``: nothing in it is edited by hand,
-so any number on it can be traced to run files (and their git commit and config). It reports the
-final-round metrics and, separately, the validation-selected round, never a round picked on test.
+so any number on it can be traced to run files (and their git commit and config). It reads like a
+paper's table: the headline first, then the detail.
 
-Layout: one section per missing-modality setting (type, plus protocol when not per-sample), since
-numbers from different settings are not comparable; inside it one table per test condition with
-methods as rows and missing rates as columns; cells are ``mean ± std`` over seeds (sample std).
+- One section per bench plan (sweep): numbers from different plans are never mixed in one table.
+  The section states what its runs share and what varies (see :mod:`fedbench.tracking.board_model`).
+- An at-a-glance table: methods x settings, the primary metric of the final round under ``as_train``.
+- One detail table per setting group (e.g. per missing type): every test condition, the
+  validation-selected round (never a round picked on test), personalized score, upload per round.
+- Cells are ``mean ± std`` over seeds; bold only where the lead is larger than the noise
+  (:func:`~fedbench.tracking.board_stats.best_index`); diverged runs are counted, never averaged.
 """
 
 from __future__ import annotations
 
-import math
-import statistics
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedbench.batch import CONDITION_HELP, TEST_CONDITIONS
 from fedbench.errors import DataError
-from fedbench.tracking.records import (
-    atomic_write_text,
-    dedupe_records,
-    load_records,
-    metric_value,
-    partition_label,
-    section_of,
-    section_title,
+from fedbench.tracking.board_model import (
+    Section,
+    Setting,
+    board_runs,
+    build_sections,
+    bytes_up_mb,
+    metric_measure,
+    primary_metric,
 )
+from fedbench.tracking.board_stats import BOLD_RULE, DASH, Stat, best_index, collect
+from fedbench.tracking.records import atomic_write_text, is_diverged, load_records
 
-__all__ = ["CONDITION_HELP", "CONDITION_ORDER", "Cell", "render_leaderboard", "summarize", "write_leaderboard"]
+__all__ = ["render_leaderboard", "write_leaderboard"]
 
-CONDITION_ORDER = ("as_train", "both_missing", "complete", "text_only", "image_only")
-CONDITION_HELP = {
-    "as_train": "test samples miss modalities at the same rate and type as in training",
-    "both_missing": "a 0.7 missing rate split between text-missing and image-missing samples",
-    "complete": "every test sample has both image and text",
-    "text_only": "every image is missing (text only)",
-    "image_only": "every text is missing (image only)",
+SELECTED, PERSONALIZED, UPLOAD, SEEDS = "val-selected", "personalized", "MB up/round", "seeds"
+COLUMN_HELP = {
+    SELECTED: "`as_train` at the round with the best validation score (the test set never picks a round)",
+    PERSONALIZED: "each client's own model on the test set reweighted to its labels, mean over clients",
+    UPLOAD: "MB all sampled clients sent up per round, mean over rounds and seeds",
+    SEEDS: "runs per cell (finished + diverged)",
 }
-DASH = "–"
-
-Row = tuple[str, str]  # (method, partition identity)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """Seed statistics of one table cell, already scaled ×100."""
-
-    mean: float
-    std: float | None  # None with a single seed: a std of one sample is undefined, not 0
-    n: int
-
-    def text(self) -> str:
-        return f"{self.mean:.1f}" if self.std is None else f"{self.mean:.1f} ± {self.std:.1f}"
-
-
-def summarize(values: list[float]) -> Cell | None:
-    """Mean and sample standard deviation (ddof=1) of fractions in [0, 1], reported ×100."""
-    if not values:
-        return None
-    scaled = [100.0 * v for v in values]
-    std = statistics.stdev(scaled) if len(scaled) > 1 else None
-    return Cell(statistics.fmean(scaled), std, len(scaled))
+Column = tuple[str, Callable[[dict[str, Any]], float | None]]
 
 
 def render_leaderboard(
@@ -76,45 +55,35 @@ def render_leaderboard(
 ) -> str:
     """Render the markdown leaderboard of ``dataset`` from ``records`` (other datasets ignored).
 
+    ``command`` (one or more lines) is shown with the commands stored in the records
+    (``config.tracking.command``, one per section) as the way to regenerate the board.
     ``plot_path`` is written verbatim as the image link, so pass it relative to the markdown file.
-    Duplicate runs are collapsed to the newest (see :func:`~fedbench.tracking.records.dedupe_records`).
+    Duplicate runs are collapsed to the newest (see :func:`~fedbench.tracking.records.dedupe_records`);
+    malformed records are skipped with a warning.
     """
-    runs = dedupe_records([r for r in records if r.get("dataset") == dataset])
+    runs = board_runs(records, dataset)
+    sections = build_sections(runs)
+    commands = [c for s in sections for c in s.commands] + [ln for ln in command.splitlines() if ln.strip()]
     out = [f"# fedbench leaderboard: {dataset}", ""]
-    out += [
-        "_Generated from the run records in `results/`; never edit by hand. Regenerate with:_",
-        "",
-        "```bash",
-        command,
-        "```",
-        "",
-    ]
+    out += ["_Generated from the run records in `results/`; never edit by hand. Regenerate with:_", ""]
+    out += ["```bash", *dict.fromkeys(commands), "```", ""]
     if not runs:
         return "\n".join([*out, "_No runs recorded yet._", ""])
-    metric = _primary_metric(runs, dataset)
+    metric = primary_metric(runs, dataset)
     out += _provenance_lines(runs)
-    if plot_path is not None:
-        out += [f"![{metric} vs missing rate]({Path(plot_path).as_posix()})", ""]
-
-    sections: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for run in runs:
-        sections[section_of(run)].append(run)
-    for section in sorted(sections):
-        out += _render_section(section, sections[section], metric)
-
-    if method_notes:
-        out += ["## Notes", ""]
-        out += [f"- **{name}**: {note}" for name, note in sorted(method_notes.items())]
-        out.append("")
-    out += ["## Test conditions", ""]
-    out += [f"- `{name}`: {text}." for name, text in CONDITION_HELP.items()]
     out += [
+        f"{metric} ×100, mean ± std over seeds (sample std); {BOLD_RULE}; `{DASH}` = no run; "
+        "`diverged` = a run whose loss or weights became non-finite, never averaged in.",
         "",
-        "Final = metrics after the last round. Validation-selected = the round with the best validation "
-        "score; the test set is never used to pick a round.",
+        "Columns: " + "; ".join(f"`{name}`: {text}" for name, text in [*CONDITION_HELP.items(), *COLUMN_HELP.items()]) + ".",
         "",
     ]
-    return "\n".join(out)
+    if plot_path is not None:
+        out += [f"![{metric} per setting]({Path(plot_path).as_posix()})", ""]
+    for section in sections:
+        out += _section(section, metric)
+    shown = sorted({str(r.get("method")) for r in runs})
+    return "\n".join([*out, *_notes(shown, method_notes or {})])
 
 
 def write_leaderboard(
@@ -126,12 +95,12 @@ def write_leaderboard(
 ) -> Path:
     """Regenerate ``out_dir/<dataset>.md`` and ``out_dir/<dataset>.png`` from ``results_dir`` only.
 
-    Both files are replaced atomically, so a crash leaves the previous leaderboard readable.
-    Returns the markdown path.
+    Both files are replaced atomically (mode 0644), so a crash leaves the previous leaderboard
+    readable. A malformed record is skipped with one warning naming its file. Returns the markdown path.
     """
     from fedbench.tracking.plots import plot_metric_vs_rate  # matplotlib only when a plot is made
 
-    records = [r for r in load_records(results_dir, dataset) if r.get("dataset") == dataset]
+    records = load_records(results_dir, dataset)
     if not records:
         raise DataError(
             f"no run records for dataset {dataset!r} under {Path(results_dir) / dataset}; run a benchmark first"
@@ -144,15 +113,6 @@ def write_leaderboard(
     return atomic_write_text(out_dir / f"{dataset}.md", text)
 
 
-def _primary_metric(runs: list[dict[str, Any]], dataset: str) -> str:
-    metrics = sorted({str(r.get("metric")) for r in runs})
-    if len(metrics) != 1:
-        raise DataError(
-            f"records of {dataset!r} use different primary metrics {metrics}; move the stale runs out of results/"
-        )
-    return metrics[0]
-
-
 def _provenance_lines(runs: list[dict[str, Any]]) -> list[str]:
     commits = sorted({str(r.get("git_commit", "unknown")) for r in runs})
     seeds = sorted({r.get("seed") for r in runs}, key=str)
@@ -160,91 +120,109 @@ def _provenance_lines(runs: list[dict[str, Any]]) -> list[str]:
     majority = DASH if not rates else f"{100 * rates[0]:.1f}"
     if len(rates) > 1:
         majority += f"–{100 * rates[-1]:.1f} (differs between runs)"
+    diverged = sum(is_diverged(r) for r in runs)
     return [
-        f"- Runs: {len(runs)} (after keeping the newest of duplicate runs)",
+        f"- Runs: {len(runs)} (after keeping the newest of duplicate runs), {diverged} diverged; "
+        f"seeds: {', '.join(str(s) for s in seeds)}; "
+        f"majority-class rate: {majority} (always predicting the most frequent class)",
         f"- Git commit(s): {', '.join(f'`{c}`' for c in commits)}",
-        f"- Seeds: {', '.join(str(s) for s in seeds)}",
-        f"- Majority-class rate: {majority} (always predicting the most frequent class)",
         "",
     ]
 
 
-def _render_section(section: tuple[str, str], runs: list[dict[str, Any]], metric: str) -> list[str]:
-    partitions = {_partition_key(r): partition_label(r.get("partition")) for r in runs}
-    out = [f"## {section_title(section)}", ""]
-    if len(partitions) == 1:
-        out += [f"Partition: {next(iter(partitions.values()))}.", ""]
-    out += [
-        f"{metric} ×100, mean ± std over seeds (sample std, ddof=1); **bold** = best mean in the column; "
-        f"`{DASH}` = no run; seeds = runs per cell (min–max along the row).",
-        "",
-    ]
+def _section(section: Section, metric: str) -> list[str]:
+    varies = [p for p in section.varying if p != "seed"]
+    intro = [f"Shared: {section.shared_text() or 'nothing'}."]
+    if varies:
+        intro.append("Varies: " + ", ".join(f"`{p}`" for p in varies) + ".")
+    if section.commands:
+        intro.insert(0, "From " + " and ".join(f"`{c}`" for c in section.commands) + ".")
+    out = [f"## {section.name}", "", " ".join(intro), ""]
 
-    conditions = {c for r in runs for c in (r.get("final") or {})}
-    ordered = [c for c in CONDITION_ORDER if c in conditions] + sorted(conditions - set(CONDITION_ORDER))
-    for condition in ordered:
-        out += _table(f"final, {condition}", runs, partitions, lambda r, c=condition: metric_value(r, metric, c))
-    if any(r.get("selected") for r in runs):
-        title = "validation-selected round, as_train"
-        out += _table(title, runs, partitions, lambda r: metric_value(r, metric, "as_train", "selected"))
-    if any(r.get("personalized") for r in runs):
-        title = "personalized (mean over clients of per-client evaluation)"
-        out += _table(title, runs, partitions, lambda r: metric_value(r, metric, None, "personalized"))
+    as_train = metric_measure(metric, "as_train")
+    header = [f"{metric}, final as_train", *(s.label for s in section.settings)]
+    stats = {(m, s): collect(section.cells.get((m, s), []), as_train) for m in section.methods for s in section.settings}
+    bold = {s: best_index([stats[m, s] for m in section.methods]) for s in section.settings}
+    out += _table_head(header)
+    for i, method in enumerate(section.methods):
+        out.append(_row([method, *(_cell(stats[method, s], bold[s] == i) for s in section.settings)]))
+    out.append("")
+    for title, settings in section.groups():
+        out += _detail(section, title, settings, metric)
     return out
 
 
-def _table(
-    title: str,
-    runs: list[dict[str, Any]],
-    partitions: dict[str, str],
-    value_of: Callable[[dict[str, Any]], float | None],
-) -> list[str]:
-    """One markdown table: rows = (method, partition), columns = missing rates, best mean bold."""
-    values: dict[tuple[Row, float | None], list[float]] = defaultdict(list)
-    rows: set[Row] = set()
-    rate_set: set[float | None] = set()
-    for run in runs:
-        row: Row = (str(run.get("method")), _partition_key(run))
-        rate = (run.get("missing") or {}).get("rate")
-        rate = None if rate is None else float(rate)
-        rows.add(row)
-        rate_set.add(rate)
-        value = value_of(run)
-        if value is not None:
-            values[row, rate].append(value)
-    rates = sorted(rate_set, key=lambda r: (r is None, r or 0.0))
-    cells = {key: summarize(v) for key, v in values.items()}
-    best: dict[float | None, float | None] = {}
-    for rate in rates:
-        means = [round(c.mean, 1) for (_, r), c in cells.items() if r == rate and not math.isnan(c.mean)]
-        best[rate] = max(means) if means else None
-
-    header = ["method", *(f"rate {_fmt_rate(r)}" for r in rates), "seeds"]
-    out = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in sorted(rows):
-        if not any((row, rate) in cells for rate in rates):
-            continue  # e.g. a method without client state in the personalized table
-        label = row[0] if len(partitions) == 1 else f"{row[0]} [{partitions[row[1]]}]"
-        texts, counts = [], []
-        for rate in rates:
-            cell = cells.get((row, rate))
-            if cell is None:
-                texts.append(DASH)
-                continue
-            counts.append(cell.n)
-            bold = best[rate] is not None and round(cell.mean, 1) == best[rate]
-            texts.append(f"**{cell.text()}**" if bold else cell.text())
-        seeds = DASH if not counts else str(min(counts))
-        if counts and min(counts) != max(counts):
-            seeds = f"{min(counts)}–{max(counts)}"
-        out.append("| " + " | ".join([label, *texts, seeds]) + " |")
+def _detail(section: Section, title: str, settings: list[Setting], metric: str) -> list[str]:
+    """Rows = (rate, method) present in the group; columns = test conditions and the extra measures."""
+    rows = [(s, m) for s in settings for m in section.methods if (m, s) in section.cells]
+    runs = [r for s, m in rows for r in section.cells[m, s]]
+    columns = _columns(runs, metric)
+    by_rate = len(settings) > 1
+    if not by_rate and settings[0].rate is not None:
+        title += f" at rate {settings[0].rate:g}"
+    out = [f"### {title}", ""]
+    out += _table_head([*(["rate"] if by_rate else []), "method", *(name for name, _ in columns), SEEDS])
+    stats = {(s, m, name): collect(section.cells[m, s], value) for s, m in rows for name, value in columns}
+    bold: dict[tuple[Setting, str], str] = {}
+    for name, _ in columns:
+        if name == UPLOAD:
+            continue  # fewer bytes is not "ahead"
+        for setting in settings:
+            peers = [m for s, m in rows if s == setting]
+            best = best_index([stats[setting, m, name] for m in peers])
+            if best is not None:
+                bold[setting, name] = peers[best]
+    for setting, method in rows:
+        runs = section.cells[method, setting]
+        diverged = sum(is_diverged(r) for r in runs)  # said once, in the seeds column
+        cells = [_cell(stats[setting, method, name], bold.get((setting, name)) == method, name != UPLOAD, diverged)
+                 for name, _ in columns]
+        lead = [f"{setting.rate:g}" if setting.rate is not None else setting.label] if by_rate else []
+        seeds = f"{len(runs) - diverged} + {diverged} diverged" if diverged else str(len(runs))
+        out.append(_row([*lead, method, *cells, seeds]))
     return [*out, ""]
 
 
-def _partition_key(run: dict[str, Any]) -> str:
-    partition = run.get("partition") or {}
-    return ",".join(f"{k}={partition[k]}" for k in sorted(partition))
+def _columns(runs: list[dict[str, Any]], metric: str) -> list[Column]:
+    """Test conditions any run reports (in TEST_CONDITIONS order, unknown ones after), then extras."""
+    reported = {c for r in runs for c in (r.get("final") or {})}
+    conditions = [c for c in TEST_CONDITIONS if c in reported] + sorted(reported - set(TEST_CONDITIONS))
+    columns: list[Column] = [(c, metric_measure(metric, c)) for c in conditions]
+    extras: list[Column] = [
+        (SELECTED, metric_measure(metric, "as_train", "selected")),
+        (PERSONALIZED, metric_measure(metric, None, "personalized")),
+        (UPLOAD, bytes_up_mb),
+    ]
+    return columns + [(name, value) for name, value in extras if any(value(r) is not None for r in runs)]
 
 
-def _fmt_rate(rate: float | None) -> str:
-    return "mixed" if rate is None else f"{rate:g}"
+def _notes(shown: list[str], notes: dict[str, str]) -> list[str]:
+    """One note per method on the board; a note that repeats another shown note says so instead."""
+    kept = {m: notes[m].strip() for m in shown if notes.get(m, "").strip()}
+    if not kept:
+        return []
+    out = ["## Notes", ""]
+    for method, note in kept.items():
+        for other, text in kept.items():
+            if other != method and len(text) >= 40 and text in note:
+                note = note.replace(text, f"Otherwise as **{other}**.").strip()
+        out.append(f"- **{method}**: {note}")
+    return [*out, ""]
+
+
+def _cell(stat: Stat | None, bold: bool, with_std: bool = True, said_diverged: int = 0) -> str:
+    """A cell's text; ``said_diverged`` diverged runs are already counted elsewhere on the row."""
+    if stat is None:
+        return DASH
+    if stat.values and stat.diverged == said_diverged:
+        stat = Stat(stat.values)
+    text = stat.text(with_std=with_std)
+    return f"**{text}**" if bold else text
+
+
+def _table_head(header: list[str]) -> list[str]:
+    return [_row(header), "|" + "---|" * len(header)]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"

@@ -1,4 +1,10 @@
-"""Leaderboard figure: primary metric against missing rate, one panel per missing-modality setting.
+"""Leaderboard figure: the at-a-glance numbers, one panel per section (bench plan).
+
+Each panel shows the final ``as_train`` primary metric (×100) of every method at every setting of
+its section, at the seed mean with ±1 sample-std error bars. Where the settings differ only in the
+missing rate, the x axis is the missing rate and each method is a line; otherwise the settings are
+categories and each method a row of markers (lines between unrelated settings would suggest a
+trend that is not there). Diverged runs are left out and counted in the legend.
 
 Drawn with matplotlib's Agg canvas on a private ``Figure`` (never ``pyplot``), so it works headless,
 does not switch the process-wide backend, and leaks no global figures in long sweeps. matplotlib
@@ -8,47 +14,36 @@ is imported inside the function so importing :mod:`fedbench.tracking` stays chea
 from __future__ import annotations
 
 import io
-import math
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from fedbench.tracking.records import (
-    atomic_write,
-    dedupe_records,
-    metric_value,
-    partition_label,
-    section_of,
-    section_title,
-)
+from fedbench.tracking.board_model import Section, board_runs, build_sections, metric_measure, primary_metric
+from fedbench.tracking.board_stats import collect
+from fedbench.tracking.records import atomic_write
 
 __all__ = ["plot_metric_vs_rate"]
 
 
 def plot_metric_vs_rate(records: list[dict[str, Any]], path: Path, dataset: str) -> Path:
-    """Save a PNG of the final ``as_train`` primary metric (×100) against missing rate.
-
-    One line per method (and partition, when a panel mixes partitions) at the seed mean, with
-    ±1 sample-std error bars where there are several seeds, and a dashed line at the majority-class rate
-    as the floor any method must beat. Written atomically; returns ``path``.
-    """
+    """Save the leaderboard's PNG for ``dataset``'s ``records``; written atomically, returns ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    runs = dedupe_records([r for r in records if r.get("dataset") == dataset])
-    metric = str(runs[0].get("metric", "metric")) if runs else "metric"
-    sections: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for run in runs:
-        sections[section_of(run)].append(run)
-    keys = sorted(sections) or [("none", "per_sample")]
+    runs = board_runs(records, dataset)
+    metric = primary_metric(runs, dataset) if runs else "metric"
+    sections = build_sections(runs)
 
-    fig = Figure(figsize=(4.5 * len(keys), 3.6), layout="constrained")
+    fig = Figure(figsize=(max(6.4, 4.8 * len(sections)), 3.8), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(keys), squeeze=False)[0]
-    for ax, key in zip(axes, keys, strict=True):
-        _draw_panel(ax, sections.get(key, []), metric)
-        ax.set_title(section_title(key))
-    fig.suptitle(f"{dataset}: {metric} (final round, as_train)")
+    axes = fig.subplots(1, max(1, len(sections)), squeeze=False)[0]
+    methods = sorted({m for section in sections for m in section.methods})
+    colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}  # one colour per method across panels
+    for ax, section in zip(axes, sections, strict=False):
+        _draw_panel(ax, section, metric, colors)
+        ax.set_title(section.name)
+    if not sections:
+        axes[0].text(0.5, 0.5, "no runs", ha="center", va="center", transform=axes[0].transAxes)
+    fig.suptitle(f"{dataset}: {metric} ×100 (final round, as_train; mean ± std over seeds)")
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -56,46 +51,41 @@ def plot_metric_vs_rate(records: list[dict[str, Any]], path: Path, dataset: str)
     return atomic_write(Path(path), lambda fh: fh.write(data))
 
 
-def _draw_panel(ax: Any, runs: list[dict[str, Any]], metric: str) -> None:
-    if not runs:
-        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-        return
-    several_partitions = len({partition_label(r.get("partition")) for r in runs}) > 1
-    series: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for run in runs:
-        rate = (run.get("missing") or {}).get("rate")
-        value = metric_value(run, metric, "as_train")
-        if rate is None or value is None:
-            continue
-        label = str(run.get("method"))
-        if several_partitions:
-            label += f" [{partition_label(run.get('partition'))}]"
-        series[label][float(rate)].append(100.0 * value)
+def _draw_panel(ax: Any, section: Section, metric: str, colors: dict[str, str]) -> None:
+    settings = section.settings
+    by_rate = len(section.groups()) == 1 and len(settings) > 1 and all(s.rate is not None for s in settings)
+    as_train = metric_measure(metric, "as_train")
+    width = 0.6 / max(1, len(section.methods))
+    for i, method in enumerate(section.methods):
+        xs, means, stds, diverged = [], [], [], 0
+        for j, setting in enumerate(settings):
+            stat = collect(section.cells.get((method, setting), []), as_train)
+            if stat is None:
+                continue
+            diverged += stat.diverged
+            if stat.mean is None:
+                continue
+            xs.append(setting.rate if by_rate else j + (i - (len(section.methods) - 1) / 2) * width)
+            means.append(stat.mean)
+            stds.append(stat.std or 0.0)  # a single seed draws no error bar
+        label = method + (f" ({diverged} diverged)" if diverged else "")
+        style = {"color": colors[method]} | ({} if by_rate else {"linestyle": "none"})
+        if xs:
+            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label, **style)
+        elif diverged:
+            ax.plot([], [], marker="x", linestyle="none", label=label, color=colors[method])
 
-    for label in sorted(series):
-        rates = sorted(series[label])
-        means = [_mean(series[label][x]) for x in rates]
-        stds = [_sample_std(series[label][x]) for x in rates]
-        # error bars rather than a band: a band is invisible where a method has a single rate
-        ax.errorbar(rates, means, yerr=stds, marker="o", capsize=3, label=label)
-
-    majority = [float(r["majority_rate"]) for r in runs if r.get("majority_rate") is not None]
+    majority = [float(r["majority_rate"]) for r in section.runs if r.get("majority_rate") is not None]
     if majority:
-        ax.axhline(100.0 * _mean(majority), color="grey", linestyle="--", linewidth=1, label="majority class")
-    ax.set_xlabel("missing rate")
+        level = 100.0 * sum(majority) / len(majority)
+        ax.axhline(level, color="grey", linestyle="--", linewidth=1, label="majority class")
+    if by_rate:
+        ax.set_xlabel("missing rate")
+    else:
+        ax.set_xticks(range(len(settings)), [s.label.replace(", ", "\n") for s in settings], fontsize="small")
+        ax.set_xlim(-0.5, len(settings) - 0.5)
+        ax.set_xlabel("setting")
     ax.set_ylabel(f"{metric} ×100")
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small")
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _sample_std(values: list[float]) -> float:
-    """Sample std (ddof=1) as in the tables; 0 for a single seed, which draws no error bar."""
-    if len(values) < 2:
-        return 0.0
-    mean = _mean(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))

@@ -2,10 +2,15 @@
 
 The leaderboard is regenerated from these files alone, so they are the source of truth. Each record
 lives at ``<results_dir>/<dataset>/<run_id>.json``. Writes go to a temporary file in the same folder,
-are fsynced, then moved into place with :func:`os.replace` (atomic on POSIX and Windows), so a reader
-sees either the previous complete record or the new one, never a partial one. Temporary files start
-with ``.tmp-`` and are ignored by readers; a file that still fails to parse (a hand edit, a disk
-fault) is skipped with one warning so one bad run cannot block the whole leaderboard.
+are fsynced, made world-readable (0644) and moved into place with :func:`os.replace` (atomic on POSIX
+and Windows), so a reader sees either the previous complete record or the new one, never a partial
+one. Records are strict JSON: a NaN or infinite float (a diverged run's loss) is written as ``null``,
+so any JSON parser reads them. Temporary files start with ``.tmp-`` and are ignored by readers; a file
+that fails to parse or has the wrong shape (a hand edit, a disk fault, an old writer) is skipped with
+one warning naming it, so one bad run cannot block the whole leaderboard.
+
+A run's *identity* is its full config minus the sections that cannot change a result
+(:data:`IDENTITY_EXCLUDED`); two records are the same run exactly when their identities are equal.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -20,24 +26,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from fedbench.config import NOT_IDENTITY as IDENTITY_EXCLUDED  # config sections that never change a result
 from fedbench.errors import DataError
+from fedbench.tracking.record_shape import shape_problem
 
 SCHEMA_VERSION = 1
 TMP_PREFIX = ".tmp-"
+FILE_MODE = 0o644  # mkstemp creates 0600; records and boards are meant to be shared
 
 __all__ = [
+    "FILE_MODE",
+    "IDENTITY_EXCLUDED",
     "SCHEMA_VERSION",
     "atomic_write",
     "atomic_write_text",
     "config_hash",
     "dedupe_records",
     "find_record",
+    "identity_key",
+    "is_diverged",
     "load_records",
     "metric_value",
-    "partition_label",
-    "run_identity",
-    "section_of",
-    "section_title",
+    "record_identity",
+    "strict_json",
     "write_record",
 ]
 
@@ -49,7 +60,8 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     file sits in the destination folder because :func:`os.replace` is only atomic within one
     filesystem. Serialising straight into the temp file (rather than into memory and then the target)
     means a failure inside ``write`` also leaves the old file untouched; the temp file is removed and
-    the error re-raised.
+    the error re-raised. The result has mode :data:`FILE_MODE` (mkstemp's 0600 would hide it from
+    other users of a shared results folder).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +71,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         _remove_quietly(tmp)
@@ -74,7 +87,10 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 
 def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` atomically to ``results_dir/<dataset>/<run_id>.json`` and return the path."""
+    """Write ``record`` atomically to ``results_dir/<dataset>/<run_id>.json`` and return the path.
+
+    The file is strict JSON (see :func:`strict_json`): NaN and infinities become ``null``.
+    """
     for key in ("dataset", "run_id"):
         value = record.get(key)
         if not isinstance(value, str) or not value:
@@ -82,10 +98,11 @@ def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
         if "/" in value or "\\" in value or value.startswith("."):
             raise DataError(f"run record {key} {value!r} is not a valid file name; use letters, digits, - and _")
     path = Path(results_dir) / record["dataset"] / f"{record['run_id']}.json"
+    plain = strict_json(record)
 
     def dump(fh: IO[bytes]) -> None:
         text = io.TextIOWrapper(fh, encoding="utf-8", newline="\n")
-        json.dump(record, text, indent=2, sort_keys=True, default=_to_json)
+        json.dump(plain, text, indent=2, sort_keys=True, allow_nan=False)
         text.write("\n")
         text.flush()
         text.detach()  # leave ``fh`` open for atomic_write's fsync
@@ -93,8 +110,32 @@ def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
     return atomic_write(path, dump)
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` as plain JSON data: NaN/inf floats to None, numpy/torch scalars and arrays to numbers
+    and lists, sets to sorted lists, anything else unknown to ``str``.
+
+    A run's record is written at its very end; failing there on a stray ``np.float32`` or ``Path``
+    would throw away the whole run, while this keeps the numbers as numbers.
+    """
+    if isinstance(value, dict):
+        return {k if isinstance(k, (str, int, float, bool)) or k is None else str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((strict_json(v) for v in value), key=str)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return strict_json(value.item())
+    if hasattr(value, "tolist"):
+        return strict_json(value.tolist())
+    return str(value)
+
+
 def load_records(results_dir: Path, dataset: str | None = None) -> list[dict[str, Any]]:
-    """Return every readable record under ``results_dir`` (only ``dataset``'s when given).
+    """Return every readable, well-formed record under ``results_dir`` (only ``dataset``'s when given).
 
     Records come back sorted by file path so callers see a stable order. A missing results folder
     yields an empty list: no runs yet is a normal state, not an error.
@@ -125,70 +166,61 @@ def find_record(results_dir: Path, dataset: str, run_id: str) -> dict[str, Any] 
 def config_hash(config: dict[str, Any]) -> str:
     """16 hex digits of sha256 over canonical JSON, so equal configs hash equally in any key order.
 
-    Non-JSON values are converted as in :func:`write_record` (numpy scalars to numbers, paths to
-    ``str``), so the hash never raises and matches the hash of the config read back from a record.
+    Values are converted as in :func:`write_record` (numpy scalars to numbers, paths to ``str``), so
+    the hash never raises and matches the hash of the config read back from a record.
     """
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_to_json)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(_canonical(config).encode("utf-8")).hexdigest()[:16]
+
+
+def record_identity(record: dict[str, Any]) -> dict[str, Any]:
+    """What defines a run's result: ``record["identity"]`` when the record carries one, else its
+    ``config`` minus :data:`IDENTITY_EXCLUDED`. A record with neither (hand-made, or from before
+    configs were stored) is described by the fields it states about itself, in the config's shape.
+    """
+    identity = record.get("identity")
+    if isinstance(identity, dict):
+        return identity
+    config = record.get("config")
+    if isinstance(config, dict):
+        return {k: v for k, v in config.items() if k not in IDENTITY_EXCLUDED}
+    return {
+        "seed": record.get("seed"),
+        "data": {"dataset": record.get("dataset")},
+        "method": {"name": record.get("method"), "options": {}},
+        "missing": dict(record.get("missing") or {}),
+        "partition": dict(record.get("partition") or {}),
+    }
+
+
+def identity_key(record: dict[str, Any]) -> str:
+    """Canonical JSON of :func:`record_identity`: equal exactly when two records are the same run."""
+    return _canonical(record_identity(record))
 
 
 def dedupe_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep only the newest record (by ``created``) per (method, missingness, seed, partition).
+    """Keep only the newest record (by ``created``) of each identity (see :func:`record_identity`).
 
-    Re-running a configuration (after a fix, or a crash and resume) writes a new run id; the
+    Re-running a configuration (after a fix, or a crash and resume) writes a new record; the
     leaderboard must count it once, with the latest numbers, instead of averaging stale and fresh
-    runs as if they were extra seeds. ISO-8601 UTC strings sort chronologically as strings. Input
-    order is preserved among the survivors.
+    runs as if they were extra seeds. Runs that differ in any result-changing field are all kept.
+    ISO-8601 UTC strings sort chronologically as strings. Input order is preserved among survivors.
     """
     newest: dict[str, dict[str, Any]] = {}
     for record in records:
-        key = run_identity(record)
+        key = identity_key(record)
         if key not in newest or str(record.get("created", "")) >= str(newest[key].get("created", "")):
             newest[key] = record
     kept = {id(r) for r in newest.values()}
     return [r for r in records if id(r) in kept]
 
 
-def run_identity(record: dict[str, Any]) -> str:
-    """Canonical string of what makes two runs "the same run" for deduplication."""
-    missing = record.get("missing") or {}
-    identity = {
-        "dataset": record.get("dataset"),
-        "method": record.get("method"),
-        "protocol": missing.get("protocol"),
-        "type": missing.get("type"),
-        "rate": missing.get("rate"),
-        "seed": record.get("seed"),
-        "partition": record.get("partition"),
-    }
-    return json.dumps(identity, sort_keys=True, default=_to_json)
-
-
-def section_of(record: dict[str, Any]) -> tuple[str, str]:
-    """(missing type, protocol) of a run: results are only comparable within one section."""
-    missing = record.get("missing") or {}
-    return str(missing.get("type", "none")), str(missing.get("protocol", "per_sample"))
-
-
-def section_title(section: tuple[str, str]) -> str:
-    """Human title of a section; the protocol is named only when it is not the default."""
-    missing_type, protocol = section
-    return f"Missing type: {missing_type}" + ("" if protocol == "per_sample" else f" (protocol: {protocol})")
-
-
-def partition_label(partition: dict[str, Any] | None) -> str:
-    """Short label such as ``dirichlet(alpha=0.5), 5 clients``."""
-    if not partition:
-        return "unknown partition"
-    params = ", ".join(f"{k}={partition[k]}" for k in sorted(partition) if k not in ("name", "n_clients"))
-    label = str(partition.get("name", "?")) + (f"({params})" if params else "")
-    if "n_clients" in partition:
-        label += f", {partition['n_clients']} clients"
-    return label
+def is_diverged(record: dict[str, Any]) -> bool:
+    """True when the run stopped on a non-finite loss or weights (``status: "diverged"``)."""
+    return record.get("status") == "diverged"
 
 
 def metric_value(record: dict[str, Any], metric: str, condition: str | None, source: str = "final") -> float | None:
-    """A metric of a run, or None where the run did not report it.
+    """A metric of a run, or None where the run did not report it (NaN stays NaN: the caller decides).
 
     ``source`` is ``"final"`` (last round), ``"selected"`` (round chosen on validation) or
     ``"personalized"`` (mean per-client evaluation, which has no conditions).
@@ -205,37 +237,28 @@ def metric_value(record: dict[str, Any], metric: str, condition: str | None, sou
     return None if value is None else float(value)
 
 
-def _to_json(value: Any) -> Any:
-    """Turn numpy/torch scalars and arrays into numbers and lists, anything else into ``str``.
-
-    A run's record is written at its very end; failing there on a stray ``np.float32`` or ``Path``
-    would throw away the whole run, while this keeps the numbers as numbers.
-    """
-    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=str)
-    return str(value)
+def _canonical(value: Any) -> str:
+    return json.dumps(strict_json(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
-    """Parse one record file; warn and return None when it is unreadable or not a record."""
+    """Parse one record file; warn (one line naming the file) and return None when it is unusable."""
     try:
         with open(path, encoding="utf-8") as fh:
             record = json.load(fh)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        warnings.warn(f"skipping unreadable run record {path}: {err}; delete or re-run it", stacklevel=3)
+        problem = str(err).replace("\n", " ")
+        warnings.warn(f"skipping unreadable run record {path}: {problem}; delete or re-run it", stacklevel=3)
         return None
-    if not isinstance(record, dict):
-        warnings.warn(f"skipping run record {path}: top level is not an object; delete or re-run it", stacklevel=3)
-        return None
-    if record.get("schema") != SCHEMA_VERSION:
+    if isinstance(record, dict) and record.get("schema") != SCHEMA_VERSION:
         warnings.warn(
             f"skipping run record {path}: schema {record.get('schema')!r}, expected {SCHEMA_VERSION}; re-run it",
             stacklevel=3,
         )
+        return None
+    problem = shape_problem(record)
+    if problem is not None:
+        warnings.warn(f"skipping run record {path}: {problem}; fix or delete it", stacklevel=3)
         return None
     return record
 
