@@ -1,4 +1,4 @@
-"""``fedbench run | sweep | bench | leaderboard | methods``.
+"""``fedbench run | sweep | bench | leaderboard | methods | datasets | backbones | executors``.
 
 Configs are YAML files under ``experiments/`` plus dotted overrides (``--missing.rate 0.5``),
 parsed by jsonargparse against the typed dataclasses in :mod:`fedbench.config`. Every user error
@@ -132,15 +132,26 @@ def cmd_leaderboard(argv: list[str]) -> int:
     return 0
 
 
-def cmd_methods(argv: list[str]) -> int:
-    from fedbench.methods.registry import available, get_method
+def _lister(kind: str):
+    def cmd(argv: list[str]) -> int:
+        import importlib
 
-    for name in available():
-        print(f"{name:12s} {get_method(name).description}")
-    return 0
+        module, name = {
+            "methods": ("fedbench.methods.registry", "METHODS"), "datasets": ("fedbench.data.registry", "DATASETS"),
+            "backbones": ("fedbench.backbones.registry", "BACKBONES"), "executors": ("fedbench.federation.executors", "EXECUTORS"),
+        }[kind]
+        registry = getattr(importlib.import_module(module), name)
+        for entry in registry.names():
+            print(f"{entry:14s} {registry.get(entry).description}")
+        return 0
+
+    return cmd
 
 
-COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "methods": cmd_methods}
+COMMANDS = {
+    "run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard,
+    **{kind: _lister(kind) for kind in ("methods", "datasets", "backbones", "executors")},
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedbench.data.missing import MISSING_TYPES, TEST_CONDITIONS  # noqa: F401  (re-exported)
+from fedbench.batch import MISSING_TYPES, TEST_CONDITIONS  # noqa: F401  (re-exported)
 from fedbench.errors import ConfigError
 
 MISSING_PROTOCOLS = ("per_sample", "per_client", "heterogeneous")
@@ -22,10 +22,22 @@ LR_SCHEDULES = ("constant", "linear", "cosine")
 @dataclass
 class DataConfig:
     dataset: str = "emoji"
-    label: str = "category"  # emoji: category (9 classes) or subcategory
-    text: str = "name"  # emoji: name, name+short, name+keywords
-    image_size: int = 96
     split_seed: int = 0  # fixed across runs so every method sees the same split and test masks
+    options: dict[str, Any] = field(default_factory=dict)  # the dataset's own options (`fedbench datasets`)
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "embedded"  # a registered backbone (`fedbench backbones`)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExecutorConfig:
+    """Where client fits run; never changes a result, so it is not part of a run's identity."""
+
+    name: str = "sequential"
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,21 +99,37 @@ class TrackingConfig:
 class ExperimentConfig:
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
     missing: MissingConfig = field(default_factory=MissingConfig)
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def identity(self) -> dict[str, Any]:
-        """The part of the config that defines the result (tracking settings excluded)."""
+        """Every field that can change a result: all but tracking and the executor, with each
+        part's options completed with their defaults (so `{}` and the spelled-out defaults are one
+        identity)."""
+        from fedbench.backbones.registry import BACKBONES
+        from fedbench.data.registry import DATASETS
+        from fedbench.methods.registry import METHODS
+        from fedbench.registry import resolved_options
+
         d = self.to_dict()
-        d.pop("tracking")
+        for section in NOT_IDENTITY:
+            d.pop(section)
+        d["data"]["options"] = resolved_options(DATASETS.get(self.data.dataset).options, self.data.options, "data.options")
+        d["backbone"]["options"] = resolved_options(BACKBONES.get(self.backbone.name).options, self.backbone.options, "backbone.options")
+        d["method"]["options"] = resolved_options(METHODS.get(self.method.name).options, self.method.options, "method.options")
         return d
+
+
+NOT_IDENTITY = ("tracking", "executor")
 
 
 def _choice(field_name: str, value: Any, allowed: tuple) -> None:
@@ -121,15 +149,20 @@ def _positive(field_name: str, value: float, hint: str) -> None:
 
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Refuse invalid values with one line naming the field; returns cfg for chaining."""
-    from fedbench.data.registry import dataset_names
-    from fedbench.methods.registry import build_options, get_method
+    from fedbench.backbones.registry import BACKBONES
+    from fedbench.data.registry import DATASETS
+    from fedbench.federation.executors import EXECUTORS
+    from fedbench.methods.registry import METHODS
+    from fedbench.registry import build_options
 
-    _choice("data.dataset", cfg.data.dataset, tuple(dataset_names()))
-    if cfg.data.dataset == "emoji":
-        _choice("data.label", cfg.data.label, ("category", "subcategory"))
-        _choice("data.text", cfg.data.text, ("name", "name+short", "name+keywords"))
-    if cfg.data.image_size % 32 or cfg.data.image_size < 32:
-        raise ConfigError(f"data.image_size: {cfg.data.image_size} must be a positive multiple of 32 (try 96)")
+    dataset, backbone = DATASETS.get(cfg.data.dataset), BACKBONES.get(cfg.backbone.name)
+    build_options(dataset.options, cfg.data.options, "data.options")
+    build_options(backbone.options, cfg.backbone.options, "backbone.options")
+    build_options(EXECUTORS.get(cfg.executor.name).options, cfg.executor.options, "executor.options")
+    method = METHODS.get(cfg.method.name)
+    build_options(method.options, cfg.method.options, "method.options")
+    if not method.supports(backbone):
+        raise ConfigError(f"backbone.name: {cfg.method.name} cannot run on {backbone.name} ({method.requirement}); choose another backbone")
     _choice("missing.protocol", cfg.missing.protocol, MISSING_PROTOCOLS)
     _range("missing.rate", cfg.missing.rate, 0.0, 1.0)
     _choice("missing.type", cfg.missing.type, MISSING_TYPES)
@@ -150,14 +183,29 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"federation.clients_per_round: {n} must be between 1 and partition.n_clients={cfg.partition.n_clients}")
     if cfg.federation.local_epochs < 1:
         raise ConfigError(f"federation.local_epochs: must be >= 1, got {cfg.federation.local_epochs}")
-    if cfg.train.batch_size < 1:
-        raise ConfigError(f"train.batch_size: must be >= 1, got {cfg.train.batch_size}")
-    _positive("train.lr", cfg.train.lr, "try 5e-3")
-    _choice("train.precision", cfg.train.precision, PRECISIONS)
-    _choice("train.lr_schedule", cfg.train.lr_schedule, LR_SCHEDULES)
-    _choice("train.accelerator", cfg.train.accelerator, ("cpu", "gpu", "cuda", "auto"))
-    build_options(get_method(cfg.method.name), cfg.method.options)
+    _validate_train(cfg.train)
     return cfg
+
+
+def _validate_train(t: TrainConfig) -> None:
+    for name in ("batch_size", "eval_batch_size", "devices"):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"train.{name}: must be >= 1, got {getattr(t, name)}")
+    if t.threads is not None and t.threads < 1:
+        raise ConfigError(f"train.threads: must be >= 1 or null (torch's default), got {t.threads}")
+    _positive("train.lr", t.lr, "try 5e-3")
+    if not t.weight_decay >= 0:
+        raise ConfigError(f"train.weight_decay: must be >= 0, got {t.weight_decay}; try 0.02")
+    _choice("train.precision", t.precision, PRECISIONS)
+    _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
+    _choice("train.accelerator", t.accelerator, ("cpu", "gpu", "cuda", "auto"))
+    if t.accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.accelerator: {t.accelerator!r} but no GPU is visible to torch; use cpu (or auto)")
+        if t.devices > torch.cuda.device_count():
+            raise ConfigError(f"train.devices: {t.devices} GPUs asked, {torch.cuda.device_count()} visible")
 
 
 def from_dict(d: dict[str, Any]) -> ExperimentConfig:
@@ -170,6 +218,8 @@ def from_dict(d: dict[str, Any]) -> ExperimentConfig:
         if key == "seed":
             kwargs[key] = int(value)
             continue
+        if not isinstance(value, dict | None):
+            raise ConfigError(f"{key}: must be a section of fields (e.g. {key}: {{...}}), got {value!r}")
         cls = sections[key].default_factory  # type: ignore[misc]
         names = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(value or {}) - names)

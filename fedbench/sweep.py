@@ -25,23 +25,6 @@ PROFILES = {
     "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
 }
 
-# What `make bench METHOD=X` compares X with, and under which missing protocol.
-METHOD_PLANS = {
-    # MAP's per-sample protocol with missing text: on emoji the text carries most of the signal,
-    # so missing text is where the missing rate bites (image-only ~62% vs complete ~70%).
-    "default": {"baselines": ["fedavg", "fedprox"], "types": ["text"], "protocol": "per_sample"},
-    # FedPrime's protocol: eta = 0.7 for each missing type, clients differing in their missing
-    # patterns (heterogeneous rates and text/image mixes) as well as their labels (Dirichlet).
-    "fedprime": {
-        "baselines": ["fedavg", "fedprox"],
-        "ablations": ["fed-inter", "fed-intra"],
-        "types": ["text", "image", "both"],
-        "protocol": "heterogeneous",
-        "quick": {"rates": [0.7], "seeds": [0, 1, 2], "overrides": {"federation": {"rounds": 5, "clients_per_round": 3}}},
-    },
-}
-
-
 @dataclass
 class Grid:
     methods: list[str]
@@ -116,10 +99,10 @@ def _execute(configs: list[ExperimentConfig], workers: int):
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from fedbench.federation.setup import load_data
+    from fedbench.backbones.registry import featurized
 
-    for cfg in {c.data.dataset: c for c in configs}.values():
-        load_data(cfg.data)  # build any missing cache once, here, rather than in every worker at once
+    for cfg in {(c.data.dataset, c.backbone.name): c for c in configs}.values():
+        featurized(cfg.data, cfg.backbone)  # build any missing cache once, here, rather than in every worker at once
     for cfg in configs:
         cfg.tracking.progress = False  # several live bars would garble the terminal
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -136,23 +119,22 @@ def bench(
 ) -> list[dict]:
     from fedbench.methods.registry import get_method
 
-    get_method(method)
+    plan = get_method(method).plan
     if profile not in PROFILES:
         raise ConfigError(f"PROFILE={profile!r} is not a profile; use quick or full")
     prof = PROFILES[profile]
-    plan = METHOD_PLANS.get(method, METHOD_PLANS["default"])
     base = load_config(prof["config"])
-    base.missing.protocol = plan["protocol"]
+    base.missing.protocol = plan.protocol
     base.method.name = method
-    methods = list(dict.fromkeys([method, *plan["baselines"], *(plan.get("ablations", []) if ablations else [])]))
-    plan_profile = plan.get(profile, {})
+    methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
+    plan_profile = plan.profiles.get(profile, {})
     for section, values in plan_profile.get("overrides", {}).items():
         for key, value in values.items():
             setattr(getattr(base, section), key, value)
     grid = Grid(
         methods=methods,
         rates=rates or plan_profile.get("rates", prof["rates"]),
-        types=types or plan["types"],
+        types=types or list(plan.types),
         alphas=[base.partition.alpha],
         seeds=seeds if seeds is not None else plan_profile.get("seeds", prof["seeds"]),
     )

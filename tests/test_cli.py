@@ -5,7 +5,7 @@ from fixtures import register_tiny
 
 from fedbench.cli import main
 
-TINY = ["--data.dataset", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4", "--federation.rounds", "1",
+TINY = ["--data.dataset", "tiny", "--backbone.name", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4", "--federation.rounds", "1",
         "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false"]
 
 

@@ -5,15 +5,16 @@ about two minutes on 2 cores); it is the test that shows the whole stack learns.
 import numpy as np
 import pytest
 
+from fedbench.backbones.registry import featurized
 from fedbench.config import ExperimentConfig
 from fedbench.federation.loop import run_experiment
-from fedbench.federation.setup import load_data
 
 pytestmark = pytest.mark.slow
 
 
 def test_emoji_bundle_is_sane():
-    bundle, backbone = load_data(ExperimentConfig().data)
+    cfg = ExperimentConfig()
+    bundle, backbone = featurized(cfg.data, cfg.backbone)
     splits = bundle.splits
     assert set(splits) == {"train", "val", "test"}
     all_idx = np.concatenate(list(splits.values()))

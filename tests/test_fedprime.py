@@ -30,6 +30,9 @@ class StubBackbone(nn.Module):
             tokens, keep = prompter(i, tokens, keep)
         return tokens
 
+    def readout(self, hidden, n_prefix):
+        return hidden[:, n_prefix]
+
     def pooler_state(self):
         return None
 

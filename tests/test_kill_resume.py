@@ -18,7 +18,7 @@ ROUNDS = 25
 
 
 def cli(results: Path) -> list[str]:
-    args = ["run", "--data.dataset", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4",
+    args = ["run", "--data.dataset", "tiny", "--backbone.name", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4",
             "--federation.rounds", str(ROUNDS), "--train.batch_size", "16", "--train.lr", "0.01",
             "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false",
             "--tracking.results_dir", str(results)]

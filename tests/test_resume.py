@@ -67,8 +67,8 @@ def test_fast_test_metrics_equal_one_pass_per_condition(method, options, tiny_cf
     if options:
         cfg.method.options = options
     fed = Federation(prepare(cfg), get_method(method), Path(cfg.tracking.results_dir))
-    fast, fast_preds = fed.test_metrics(fed.global_state)
-    slow, slow_preds = fed.test_metrics_per_condition(fed.global_state)
+    fast, fast_preds = fed.scorer.test_metrics(fed.global_state, fed.personal)
+    slow, slow_preds = fed.scorer.test_metrics_per_condition(fed.global_state, fed.personal)
     assert fast == slow
     if slow_preds is not None:
         assert torch.equal(fast_preds[0], slow_preds[0])

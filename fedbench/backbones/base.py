@@ -1,13 +1,15 @@
-"""The backbone contract: a frozen encoder with prompt insertion points.
+"""The backbone contract: a frozen encoder that featurises a dataset and has prompt insertion points.
 
-A backbone turns a batch into frozen input tokens (``embed``) and runs its transformer layers
-(``run_layers``), calling a *prompter* before every layer so that a method can prepend or replace
-tokens there. It owns the decision of how a missing modality is fed (DESIGN.md: the modality mask
-travels with the batch, the backbone chooses the placeholder). One backbone instance is shared by
-every client of a process; methods hold a reference to it and never copy or train it.
+A backbone first makes a dataset model-ready (``featurize``: tokenise texts, encode images, cache
+what is frozen), then turns a batch into frozen input tokens (``embed``) and runs its transformer
+layers (``run_layers``), calling a *prompter* before every layer so that a method can prepend or
+replace tokens there. ``readout`` says which hidden state a task head reads, so methods never
+assume where the [CLS] token sits. It owns how a missing modality is fed (DESIGN.md: the modality
+mask travels with the batch, the backbone chooses the placeholder). One backbone instance is shared
+by every client of a process; methods hold a reference to it and never copy or train it.
 
-Implementations: the embedded MiniLM + EfficientNet-Lite0 default (``minilm_effnet``); ViLT, CLIP
-and ViT wrappers implement the same three members (``hidden_size``, ``embed``, ``run_layers``).
+Implementations: the embedded MiniLM + EfficientNet-Lite0 default (``minilm_effnet``), registered
+as ``embedded``; ViLT, CLIP and ViT wrappers implement the same members.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from fedbench.data.base import ModalData
+from fedbench.data.bundle import DataBundle
 
 # prompter(layer_index, hidden [B,S,H], keep_mask [B,S] bool) -> (hidden, keep_mask)
 Prompter = Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -29,16 +34,26 @@ class Backbone(nn.Module, ABC):
     num_layers: int
 
     @abstractmethod
+    def featurize(self, data: ModalData) -> DataBundle:
+        """Make ``data`` model-ready (frozen features computed once and cached); afterwards
+        ``embed`` accepts batches of the returned bundle."""
+
+    @abstractmethod
     def embed(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen input tokens [B, S, H] and a keep mask [B, S] (True = real token).
 
-        Position 0 is the text [CLS]. Missing modalities (``batch["code"]``: 0 complete,
-        1 text missing, 2 image missing) are replaced by this backbone's placeholder.
+        Missing modalities (``batch["code"]``: 0 complete, 1 text missing, 2 image missing) are
+        replaced by this backbone's placeholder.
         """
 
     @abstractmethod
     def run_layers(self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None) -> torch.Tensor:
         """Run every transformer layer, calling ``prompter`` before each; returns hidden states."""
+
+    def readout(self, hidden: torch.Tensor, n_prefix: int) -> torch.Tensor:
+        """The hidden state [B, H] a task head reads when ``n_prefix`` tokens were prepended in
+        front of the backbone's own sequence (default: its first token, e.g. the text [CLS])."""
+        return hidden[:, n_prefix]
 
     def pooler_state(self) -> dict[str, torch.Tensor] | None:
         """Pretrained pooler weights (``weight``, ``bias``) to initialise a method's pooler, if any."""

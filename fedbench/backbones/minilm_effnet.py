@@ -9,17 +9,27 @@
   canvas (the last row of the image bank), so shapes stay fixed and batches stay dense.
 
 Everything here is frozen. Methods insert prompts through ``run_layers``'s prompter.
+``featurize`` tokenises a dataset's texts and builds its image-token bank (see
+:mod:`fedbench.backbones.image_bank`), cached on disk.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import nn
 
 from fedbench.backbones.base import Backbone, Prompter
 from fedbench.backbones.bert_blocks import bert_layer_forward
-from fedbench.data.missing import IMAGE_MISSING, TEXT_MISSING
-from fedbench.errors import DataError
+from fedbench.backbones.registry import BackboneSpec, register_backbone
+from fedbench.batch import IMAGE_MISSING, TEXT_MISSING
+from fedbench.data.base import ModalData
+from fedbench.data.bundle import DataBundle
+from fedbench.errors import ConfigError, DataError
+
+MAX_TEXT_TOKENS = 32
 
 
 def minilm_path():
@@ -36,13 +46,16 @@ def load_minilm():
     from transformers.utils import logging as hf_logging
 
     path = str(minilm_path())
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # keeps a one-line error one line
     try:
         bert = AutoModel.from_pretrained(path, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     return bert.eval(), tokenizer
 
 
@@ -65,15 +78,51 @@ class ImageProjection(nn.Module):
 class MiniLMEffNetBackbone(Backbone):
     """Frozen MiniLM-L6 + projected EfficientNet-Lite0 tokens; see the module docstring."""
 
-    def __init__(self, bert: nn.Module, image_bank: torch.Tensor):
+    def __init__(self, bert: nn.Module, image_bank: torch.Tensor | None = None, tokenizer=None, options: EmbeddedOptions | None = None):
         super().__init__()
         self.bert = bert
+        self.tokenizer = tokenizer
+        self.options = options or EmbeddedOptions()
+        if image_bank is None:  # set by ``featurize``
+            image_bank = torch.zeros(1, 1, bert.config.hidden_size)
         self.hidden_size = bert.config.hidden_size
         self.num_layers = bert.config.num_hidden_layers
         self.num_heads = bert.config.num_attention_heads
         # [num_images + 1, cells, H]; the last row is the blank-canvas placeholder
         self.register_buffer("image_bank", image_bank.detach().float().contiguous())
         self.freeze()
+
+    # ----- featurising a dataset ------------------------------------------------------------------
+    def featurize(self, data: ModalData) -> DataBundle:
+        ids, keep = self.tokenize(data.texts)
+        self.image_bank = self.build_image_bank(data, ids, keep).detach().float().contiguous()
+        return DataBundle(
+            name=data.name,
+            num_classes=data.num_classes,
+            label_names=list(data.label_names),
+            labels=torch.as_tensor(data.labels, dtype=torch.float32 if data.multilabel else torch.long),
+            columns={"text_ids": ids, "text_keep": keep, "image": torch.arange(len(data))},
+            splits={k: np.asarray(v) for k, v in data.splits.items() if k in ("train", "val", "test")},
+            metric_spec=data.metric,
+            info={**data.info, **self.bank_info},
+            padded=("text_keep", "text_ids"),
+        )
+
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Word-piece ids [N, L] ([CLS] ... [SEP] then padding) and a keep mask [N, L]."""
+        if self.tokenizer is None:
+            raise ConfigError("this backbone was built without a tokenizer; build it with load_minilm()")
+        tok = self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.options.max_text_tokens, return_tensors="pt")
+        return tok["input_ids"], tok["attention_mask"].bool()
+
+    def build_image_bank(self, data: ModalData, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """[N + 1, cells, H]: every image's tokens, the last row the blank-canvas placeholder."""
+        from fedbench.backbones.image_bank import embedded_image_bank
+
+        bank, self.bank_info = embedded_image_bank(self, data, ids, keep)
+        return bank
+
+    bank_info: dict = {}
 
     @property
     def blank_index(self) -> int:
@@ -113,3 +162,30 @@ class MiniLMEffNetBackbone(Backbone):
         if pooler is None:
             return None
         return {"weight": pooler.dense.weight.detach().clone(), "bias": pooler.dense.bias.detach().clone()}
+
+
+@dataclass
+class EmbeddedOptions:
+    """pretrain_epochs, pretrain_seed: InfoNCE pretraining of the image projection on the
+    dataset's held-out ``pretrain`` split; max_text_tokens: word pieces kept per text."""
+
+    pretrain_epochs: int = 20
+    pretrain_seed: int = 0
+    max_text_tokens: int = MAX_TEXT_TOKENS
+
+    def validate(self) -> None:
+        if self.pretrain_epochs < 1:
+            raise ConfigError(f"backbone.options.pretrain_epochs: must be >= 1, got {self.pretrain_epochs} (try 20)")
+        if not 4 <= self.max_text_tokens <= 512:
+            raise ConfigError(f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [4, 512] (try 32)")
+
+
+def build_embedded(options: EmbeddedOptions) -> MiniLMEffNetBackbone:
+    bert, tokenizer = load_minilm()
+    return MiniLMEffNetBackbone(bert, tokenizer=tokenizer, options=options)
+
+
+register_backbone(BackboneSpec(
+    "embedded", build_embedded, EmbeddedOptions,
+    "MiniLM-L6 single-stream transformer + EfficientNet-Lite0 3x3 grid tokens through a pretrained projection (offline)",
+))

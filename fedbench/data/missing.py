@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedbench.batch import (
+    BOTH_MIX_RATE,
+    BOTH_MIX_RATIO,
+    COMPLETE,
+    IMAGE_MISSING,
+    MISSING_TYPES,
+    TEST_CONDITIONS,
+    TEXT_MISSING,
+)
 from fedbench.errors import ConfigError
-
-COMPLETE = 0
-TEXT_MISSING = 1
-IMAGE_MISSING = 2
-
-MISSING_TYPES = ("text", "image", "both")
-TEST_CONDITIONS = ("as_train", "both_missing", "complete", "text_only", "image_only")
-BOTH_MIX_RATE = 0.7  # the "both_missing" test condition: 35% text-missing, 35% image-missing
-BOTH_MIX_RATIO = 0.5
 
 
 def _require_rng(rng) -> np.random.Generator:

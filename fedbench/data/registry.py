@@ -1,43 +1,40 @@
-"""Datasets by name. A builder turns a :class:`DataConfig` into ``(DataBundle, Backbone)``.
+"""Datasets by name. A dataset is a :class:`DatasetSpec`: a builder from its own validated options
+and the split seed to :class:`~fedbench.data.base.ModalData` (modality data only, no model).
 
-Built-in: ``emoji`` (the embedded offline benchmark). Tests and plugins register more with
-:func:`register_dataset`. One bundle and backbone per process and data config: sweeps reuse them.
+Built-in: ``emoji`` (the embedded offline benchmark). Plugins register more through the
+``fedbench.datasets`` entry-point group, or in process with ``DATASETS.register``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from fedbench.errors import ConfigError
-
-Builder = Callable[..., tuple]
-_BUILDERS: dict[str, Builder] = {}
-_CACHE: dict[tuple, tuple] = {}
-
-
-def _emoji(cfg):
-    from fedbench.data.emoji import build_emoji
-
-    return build_emoji(label=cfg.label, text=cfg.text, image_size=cfg.image_size, split_seed=cfg.split_seed)
+from fedbench.data.base import ModalData
+from fedbench.registry import Registry, build_options
 
 
-def register_dataset(name: str, builder: Builder) -> None:
-    _BUILDERS[name] = builder
-    for key in [k for k in _CACHE if k[0] == name]:
-        del _CACHE[key]
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    build: Callable[[Any, int], ModalData]  # (options, split_seed) -> ModalData
+    options: type | None = None  # a dataclass of the dataset's own settings (None: no options)
+    description: str = ""
 
 
-def dataset_names() -> list[str]:
-    return sorted(_BUILDERS)
+DATASETS: Registry[DatasetSpec] = Registry("dataset", "fedbench.datasets", "fedbench.data.builtin", "data.dataset")
+register_dataset = DATASETS.register
+
+_CACHE: dict[str, ModalData] = {}
 
 
-def build_dataset(cfg) -> tuple:
-    if cfg.dataset not in _BUILDERS:
-        raise ConfigError(f"data.dataset: unknown dataset {cfg.dataset!r}; choose one of {', '.join(dataset_names())}")
-    key = (cfg.dataset, cfg.label, cfg.text, cfg.image_size, cfg.split_seed)
+def load_modal_data(name: str, options: dict[str, Any] | None, split_seed: int) -> ModalData:
+    """The dataset's modality data; built once per process and (name, options, split seed)."""
+    import json
+
+    spec = DATASETS.get(name)
+    key = json.dumps([name, options or {}, split_seed], sort_keys=True, default=str)
     if key not in _CACHE:
-        _CACHE[key] = _BUILDERS[cfg.dataset](cfg)
+        _CACHE[key] = spec.build(build_options(spec.options, options, "data.options"), split_seed)
     return _CACHE[key]
-
-
-register_dataset("emoji", _emoji)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedbench.backbones.base import Backbone
-from fedbench.config import TEST_CONDITIONS, DataConfig, ExperimentConfig
+from fedbench.backbones.registry import featurized
+from fedbench.batch import TEST_CONDITIONS
+from fedbench.config import ExperimentConfig
 from fedbench.data.bundle import DataBundle
 from fedbench.data.missing import (
     heterogeneous_missing,
@@ -21,7 +23,6 @@ from fedbench.data.missing import (
     test_condition_codes,
 )
 from fedbench.data.partition import make_partition, partition_report
-from fedbench.data.registry import build_dataset
 from fedbench.errors import ConfigError
 from fedbench.seeds import rng
 
@@ -47,11 +48,6 @@ class Experiment:
     majority_rate: float
 
 
-def load_data(cfg: DataConfig) -> tuple[DataBundle, Backbone]:
-    """One bundle and one frozen backbone per process and data config (shared by every run)."""
-    return build_dataset(cfg)
-
-
 def _client_missing(cfg: ExperimentConfig, train: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
     """Codes for the train split (aligned with ``train``) under the configured protocol."""
     m, n = cfg.missing, len(train)
@@ -69,7 +65,7 @@ def _client_missing(cfg: ExperimentConfig, train: np.ndarray, parts: list[np.nda
 
 
 def prepare(cfg: ExperimentConfig) -> Experiment:
-    bundle, backbone = load_data(cfg.data)
+    bundle, backbone = featurized(cfg.data, cfg.backbone)
     labels = bundle.labels.numpy()
     train = np.sort(bundle.splits["train"])
     if cfg.partition.n_clients > len(train):
@@ -106,6 +102,6 @@ def codes_full(n: int, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
 
 
 def _centralized(cfg: ExperimentConfig) -> bool:
-    from fedbench.methods.registry import get_method
+    from fedbench.methods.registry import METHODS
 
-    return get_method(cfg.method.name).centralized
+    return METHODS.get(cfg.method.name).centralized

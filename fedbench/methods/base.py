@@ -5,9 +5,12 @@ backbone (never a copy, never a registered sub-module) and only its own trainabl
 federation loads a client's tensors into one module instance, runs ``Trainer.fit`` and reads the
 tensors back, so a thousand clients cost a thousand small dicts, not a thousand models.
 
-Keys of the trainable state are split into *shared* (sent to the server) and *personal* (kept on
-the client; e.g. FedPrime's query projections). An :class:`Aggregator` turns the clients'
-shared updates into the next global shared state.
+The method says which trainable tensors are *personal* (kept on the client; e.g. FedPrime's query
+projections) through :meth:`ClientModule.personal_names`; the rest are *shared* (sent to the
+server). The server side is an :class:`Aggregator`, shaped like Flower's Strategy: it configures
+each client's fit (a per-client payload such as SCAFFOLD's control variates), aggregates the
+clients' results into the next global shared state, may keep server state (checkpointed with the
+round) and may use a server context (the backbone and a server-held split).
 """
 
 from __future__ import annotations
@@ -32,16 +35,32 @@ class TrainSettings:
 
 @dataclass
 class ClientUpdate:
+    """What one client's fit returns to the server (and keeps for itself)."""
+
     client_id: int
     state: State  # shared tensors after local training
     n_samples: int
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. used prompt indices, control-variate deltas
+    personal: State = field(default_factory=dict)  # what the client keeps; never sent
+    loss: float = float("nan")  # mean training loss of the last local epoch
+
+
+@dataclass
+class ServerContext:
+    """What a server may use beyond the clients' updates: the frozen backbone, the featurised data
+    and the rows of a server-held split that no client holds (``public``; None when the dataset
+    has none), plus the device and the run's seed."""
+
+    backbone: Backbone
+    bundle: Any  # fedbench.data.bundle.DataBundle
+    public: Any
+    device: torch.device
+    seed: int
 
 
 class ClientModule(L.LightningModule):
     """Base class; subclasses create parameters in ``__init__`` and implement ``forward``."""
 
-    personal_prefixes: tuple[str, ...] = ()
     # True when a prediction depends only on its own sample (not on the rest of the batch), which
     # lets evaluation reuse predictions across test conditions.
     batch_independent: bool = True
@@ -70,17 +89,20 @@ class ClientModule(L.LightningModule):
                 else:
                     params[name].copy_(value)
 
-    def is_personal(self, key: str) -> bool:
-        return key.startswith(self.personal_prefixes) if self.personal_prefixes else False
+    def personal_names(self) -> set[str]:
+        """Names of the trainable tensors each client keeps (default: none, all are shared)."""
+        return set()
 
     def split_state(self, state: State) -> tuple[State, State]:
-        shared = {k: v for k, v in state.items() if not self.is_personal(k)}
-        personal = {k: v for k, v in state.items() if self.is_personal(k)}
+        personal_names = self.personal_names()
+        shared = {k: v for k, v in state.items() if k not in personal_names}
+        personal = {k: v for k, v in state.items() if k in personal_names}
         return shared, personal
 
     # ----- hooks a method may override ----------------------------------------------------------
-    def on_round_start(self, global_state: State, round_index: int) -> None:
-        """Called after the client's state is loaded, before ``Trainer.fit``."""
+    def on_round_start(self, global_state: State, round_index: int, payload: dict[str, Any] | None = None) -> None:
+        """Called after the client's state is loaded, before ``Trainer.fit``; ``payload`` is what
+        the aggregator's ``configure_fit`` sent this client."""
 
     def round_metadata(self) -> dict[str, Any]:
         """Extra information sent with the update (e.g. which prompts were used)."""
@@ -119,10 +141,30 @@ class ClientModule(L.LightningModule):
 
 
 class Aggregator:
-    """Server rule. ``aggregate`` returns the next global shared state."""
+    """Server rule. Subclasses implement ``aggregate``; the other hooks are optional.
+
+    ``context`` is a :class:`ServerContext`, built only for methods whose spec asks for it.
+    """
+
+    def __init__(self, options: Any = None, context: ServerContext | None = None):
+        self.options = options
+        self.context = context
+
+    def configure_fit(self, round_index: int, clients: list[int], global_state: State) -> dict[int, dict[str, Any]]:
+        """A per-client payload for this round's fits (default: none)."""
+        return {}
 
     def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+        """The next global shared state from this round's client results."""
         raise NotImplementedError
+
+    def server_state(self) -> State:
+        """Tensors the server keeps between rounds (checkpointed with the round)."""
+        return {}
+
+    def load_server_state(self, state: State) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no server state but was given {sorted(state)}")
 
     def metadata(self) -> dict[str, Any]:
         """Per-round facts worth recording (e.g. the size of a prompt pool)."""

@@ -3,8 +3,8 @@
 Three prompt sets, one per missing pattern (complete, text missing, image missing), each with
 ``prompt_length`` tokens at each of the first ``prompt_layers`` layers. A sample uses the set of
 its own pattern. Prompts are prepended before their layer and stay in the sequence (MAP's
-"input" prompts accumulate), and the classifier reads the text [CLS], which after all prompted
-layers sits at index ``prompt_length * prompt_layers``. Initialisation follows MAP: zeros with a
+"input" prompts accumulate), and the classifier reads the backbone's read-out token (the text [CLS])
+behind the ``prompt_length * prompt_layers`` prompts prepended in front of it. Initialisation follows MAP: zeros with a
 marker row of ones at token 0 (complete), 1 (image missing) or 2 (text missing).
 Trainable: the prompts, the pooler (from the backbone's pretrained pooler) and the head.
 """
@@ -28,6 +28,9 @@ _SET_OF_CODE = torch.tensor([0, 2, 1])  # rows: 0 complete, 1 image-missing set,
 class MAPOptions:
     prompt_length: int = 4
     prompt_layers: int = 3
+
+    # what the shared smoke test uses on the tiny fixture (a 2-layer backbone); subclasses inherit it
+    TEST_OPTIONS = {"prompt_length": 2, "prompt_layers": 1}
 
     def validate(self) -> None:
         if self.prompt_length < 1:
@@ -64,5 +67,4 @@ class MissingAwarePromptModule(ClientModule):
             return torch.cat([p, x], 1), torch.cat([ones, k], 1)
 
         hidden = self.backbone.run_layers(tokens, keep, prompter)
-        cls = hidden[:, self.options.prompt_length * n_layers]
-        return self.head(self.pooler(cls))
+        return self.head(self.pooler(self.backbone.readout(hidden, self.options.prompt_length * n_layers)))

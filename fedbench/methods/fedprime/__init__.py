@@ -14,7 +14,7 @@ from __future__ import annotations
 from fedbench.methods.fedprime.aggregator import FedPrimeAggregator
 from fedbench.methods.fedprime.config import FedPrimeOptions
 from fedbench.methods.fedprime.model import FedInterModule, FedIntraModule, FedPrimeModule
-from fedbench.methods.registry import MethodSpec, register
+from fedbench.methods.registry import BenchPlan, MethodSpec, register
 
 __all__ = ["FedInterModule", "FedIntraModule", "FedPrimeAggregator", "FedPrimeModule", "FedPrimeOptions"]
 
@@ -32,6 +32,16 @@ NOTES = (
     "sample-weighted mean, and the personalized score with each client's own."
 )
 
+# FedPrime's protocol: eta = 0.7 for each missing type, clients differing in their missing patterns
+# (heterogeneous rates and text/image mixes) as well as their labels (Dirichlet).
+PLAN = BenchPlan(
+    baselines=("fedavg", "fedprox"),
+    ablations=("fed-inter", "fed-intra"),
+    types=("text", "image", "both"),
+    protocol="heterogeneous",
+    profiles={"quick": {"rates": [0.7], "seeds": [0, 1, 2], "overrides": {"federation": {"rounds": 5, "clients_per_round": 3}}}},
+)
+
 _ABLATION = (
     "Same client and options as fedprime with one pool of kappa prompts (as the official ablation code). "
 )
@@ -45,6 +55,7 @@ FEDPRIME = register(
         description="intra (FedAvg) + inter (probabilistic matching) prompt pools with input-adaptive retrieval",
         personalized=True,
         notes=NOTES,
+        bench_plan=PLAN,
     )
 )
 FED_INTER = register(

@@ -75,8 +75,8 @@ def centre_means(
 class FedPrimeAggregator(Aggregator):
     """FedAvg (by n_samples) of intra pool, pooler and head; matching for the inter pool."""
 
-    def __init__(self, options: FedPrimeOptions):
-        self.options = options
+    def __init__(self, options: FedPrimeOptions, context=None):
+        super().__init__(options, context)
         self._meta: dict[str, Any] = {}
 
     def aggregate(

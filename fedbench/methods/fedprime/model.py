@@ -43,7 +43,6 @@ class FedPrimeModule(ClientModule):
     """Intra- and inter-client prompt pools with input-adaptive retrieval."""
 
     pools: tuple[str, ...] = (INTRA, INTER)
-    personal_prefixes = ("intra_query", "inter_query")
 
     def __init__(self, backbone, num_classes, train, options: FedPrimeOptions):
         super().__init__(backbone, num_classes, train, options)
@@ -59,6 +58,10 @@ class FedPrimeModule(ClientModule):
         self.head = ClassifierHead(h, num_classes)
         self._used: dict[str, set[int]] = {name: set() for name in self.pools}
         self._reg: torch.Tensor | None = None
+
+    def personal_names(self) -> set[str]:
+        """The query projections stay on their client (risk 2); pools, pooler and head are shared."""
+        return {f"{name}_query.{p}" for name in self.pools for p, _ in getattr(self, f"{name}_query").named_parameters()}
 
     @property
     def batch_independent(self) -> bool:  # batch-wise majority selection couples a batch's samples
@@ -103,15 +106,16 @@ class FedPrimeModule(ClientModule):
             return torch.cat([prompts.to(x.dtype), x], 1), torch.cat([ones, k], 1)
 
         hidden = self.backbone.run_layers(tokens, keep, prompter)
-        position = 0 if self.options.pool_token == "prompt" else prompts.shape[1]
-        return self.head(self.pooler(hidden[:, position]))
+        if self.options.pool_token == "prompt":  # the first retrieved prompt, as the official code
+            return self.head(self.pooler(hidden[:, 0]))
+        return self.head(self.pooler(self.backbone.readout(hidden, prompts.shape[1])))
 
     # ----- federation hooks -------------------------------------------------------------------
     def extra_loss(self, batch, logits):
         reg, self._reg = self._reg, None
         return reg if self.options.lambda_r > 0 else None
 
-    def on_round_start(self, global_state, round_index: int) -> None:
+    def on_round_start(self, global_state, round_index: int, payload=None) -> None:
         """The used-prompt record covers every local batch of one round (PFPT's rule; FedPrime's
         code kept only the last batch, risk 6)."""
         self._used = {name: set() for name in self.pools}

@@ -40,7 +40,7 @@ class FedProxModule(MissingAwarePromptModule):
         super().__init__(backbone, num_classes, train, options)
         self._anchor: State = {}
 
-    def on_round_start(self, global_state: State, round_index: int) -> None:
+    def on_round_start(self, global_state: State, round_index: int, payload=None) -> None:
         self._anchor = {k: v.detach().clone() for k, v in global_state.items()}
 
     def extra_loss(self, batch, logits):

@@ -11,13 +11,11 @@ from fedbench.methods.registry import MethodSpec, register
 
 
 class LocalModule(MissingAwarePromptModule):
-    personal_prefixes = ("",)  # every tensor stays on its client
+    def personal_names(self) -> set[str]:  # every tensor stays on its client
+        return {n for n, p in self.named_parameters() if p.requires_grad}
 
 
 class NoAggregation(Aggregator):
-    def __init__(self, options=None):
-        self.options = options
-
     def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
         return global_state
 

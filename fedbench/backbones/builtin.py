@@ -1,0 +1,3 @@
+"""Importing this module registers every built-in backbone."""
+
+import fedbench.backbones.minilm_effnet  # noqa: F401

@@ -1,0 +1,3 @@
+"""Importing this module registers every built-in dataset."""
+
+import fedbench.data.emoji  # noqa: F401

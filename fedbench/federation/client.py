@@ -1,0 +1,62 @@
+"""One client's local training as a pure function of its task.
+
+A :class:`ClientTask` holds everything a fit depends on (global shared state, the client's own
+state, the aggregator's payload, its data rows and missing codes, its seed and learning rate). A
+:class:`ClientRunner` owns one process's module and data (and through the module the frozen
+backbone); ``run(task)`` loads the task's tensors into the module, runs one lean ``Trainer.fit``
+and reads the result back, so the same task gives the same result in any process and any order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedbench.config import TrainConfig
+from fedbench.data.bundle import DataBundle, make_loader
+from fedbench.federation.trainer import make_trainer
+from fedbench.methods.base import ClientModule, ClientUpdate, State
+
+ClientResult = ClientUpdate  # the executor's name for what a fit returns
+
+
+@dataclass
+class ClientTask:
+    round_index: int
+    client_id: int
+    global_state: State
+    personal: State
+    index: np.ndarray  # bundle rows of this client
+    codes: np.ndarray  # missing code per row, aligned with ``index``
+    seed: int
+    lr: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class ClientRunner:
+    """Runs client tasks on one module instance (tensors are swapped in and out per task)."""
+
+    def __init__(self, module: ClientModule, bundle: DataBundle, train: TrainConfig, local_epochs: int):
+        self.module, self.bundle, self.train, self.local_epochs = module, bundle, train, local_epochs
+
+    def run(self, task: ClientTask) -> ClientResult:
+        module = self.module
+        module.load_trainable_state({**task.global_state, **task.personal})
+        module.lr = task.lr
+        module.epoch_losses = []
+        module.on_round_start(task.global_state, task.round_index, task.payload)
+        torch.manual_seed(task.seed)
+        loader = make_loader(self.bundle, task.index, task.codes, batch_size=self.train.batch_size, shuffle=True, seed=task.seed)
+        make_trainer(self.train, self.local_epochs).fit(module, loader)
+        shared, personal = module.split_state(module.trainable_state())
+        return ClientResult(
+            client_id=task.client_id,
+            state={k: v.cpu() for k, v in shared.items()},
+            n_samples=len(task.index),
+            meta=module.round_metadata(),
+            personal={k: v.cpu() for k, v in personal.items()},
+            loss=module.epoch_losses[-1] if module.epoch_losses else float("nan"),
+        )
