@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedbench.batch import MISSING_TYPES, TEST_CONDITIONS  # noqa: F401  (re-exported)
+from fedbench.data.partition import PARTITIONS
 from fedbench.errors import ConfigError
 
 MISSING_PROTOCOLS = ("per_sample", "per_client", "heterogeneous")
-PARTITIONS = ("iid", "dirichlet", "shards", "dominant", "quantity")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 

@@ -126,12 +126,24 @@ class Federation:
             for c in clients
         ]
 
+    def fit_clients(self, tasks: list[ClientTask], on_result) -> list:
+        """Run the round's tasks on the executor: all from the global state (parallel schedule), or
+        one after another, each starting from the previous client's shared result (cyclic)."""
+        if self.spec.schedule != "cyclic":
+            return self.executor.run(tasks, on_result=on_result)
+        results, state = [], self.global_state
+        for task in tasks:
+            task.global_state = state
+            results += self.executor.run([task], on_result=on_result)
+            state = results[-1].state
+        return results
+
     def run_round(self, r: int, callbacks: list[Callback]) -> dict[str, Any]:
         cfg = self.cfg
         sampled = sample_clients(cfg, len(self.exp.clients), r)
         for cb in callbacks:
             cb.on_round_start(self, r, sampled)
-        results = self.executor.run(self.tasks(r, sampled), on_result=lambda res: [cb.on_client_end(self, res) for cb in callbacks])
+        results = self.fit_clients(self.tasks(r, sampled), lambda res: [cb.on_client_end(self, res) for cb in callbacks])
         for res in results:
             self.personal[res.client_id] = res.personal
         down = state_bytes(self.global_state) * len(sampled)

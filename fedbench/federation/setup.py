@@ -30,7 +30,8 @@ _PARTITION_OPTIONS = {
     "iid": (),
     "dirichlet": ("alpha", "min_size"),
     "shards": ("shards_per_client",),
-    "dominant": (),
+    "dominant": ("min_size",),
+    "imbalanced": ("min_size",),
     "quantity": ("alpha", "min_size"),
 }
 

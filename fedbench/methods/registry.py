@@ -49,6 +49,10 @@ class MethodSpec:
     test_options: dict[str, Any] | None = None  # None: the options class's TEST_OPTIONS, if any
     requires: frozenset[str] = frozenset({"prompts", "multimodal"})  # backbone capabilities needed
     needs_server_context: bool = False  # the aggregator gets a ServerContext
+    # "parallel": every sampled client starts from the round's global state (FedAvg and friends);
+    # "cyclic": client t+1 starts from client t's shared result, one after another within a round
+    # (what the official FedPrime code does by aliasing the shared tensors)
+    schedule: str = "parallel"
 
     def supports(self, backbone_spec) -> bool:
         return self.requires <= backbone_spec.capabilities
