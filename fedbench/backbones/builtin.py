@@ -1,3 +1,6 @@
 """Importing this module registers every built-in backbone."""
 
+import fedbench.backbones.clip  # noqa: F401
 import fedbench.backbones.minilm_effnet  # noqa: F401
+import fedbench.backbones.vilt  # noqa: F401
+import fedbench.backbones.vit  # noqa: F401

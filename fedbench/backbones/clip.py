@@ -1,0 +1,255 @@
+"""CLIP (ViT-B/32 or B/16, transformers' ``CLIPModel``): frozen features and a prompt-tuning backbone.
+
+**Frozen features** (FedMVP and other feature-level methods): :meth:`ClipBackbone.frozen_features`
+gives every row's pooled text and image features and their joint-space embeddings, plus the
+features of the placeholders (empty text, constant image), computed once and cached.
+
+**Prompt tuning.** CLIP has two towers of different widths, so it cannot be one joint stream as
+ViLT is. The prompts go to the image tower (VPT, inserted after ``pre_layrnorm`` as the
+literature does); the text tower is frozen and unprompted, so its output is a fixed function of
+the text and is computed once in ``featurize``. The text enters the sequence as one token,
+``W_v^+ t`` (``t``: CLIP's text embedding, ``W_v^+``: the pseudo-inverse of the visual projection),
+that rides beside the image tokens without passing through the image layers:
+``[prompts | text | image CLS, patches]``. ``readout`` returns the image tower's pooled output
+plus that token, so that CLIP's visual projection maps the read-out to
+``image_embeds + text_embeds``: a sum in the joint space the two towers were trained to share,
+with no new weights. ``fuse_text=False`` leaves the text out (plain VPT on the image tower).
+
+Missing inputs as MAP: a missing text is the empty string, a missing image the all-ones tensor
+after normalisation. Images are resized (shorter side) and centre-cropped as
+``CLIPImageProcessor`` does, then cached as uint8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+
+from fedbench.backbones.base import Backbone, Prompter
+from fedbench.backbones.cache import cache_dir, cache_key, cached
+from fedbench.backbones.hf_common import (
+    PixelNorm,
+    attention_mask,
+    block_parts,
+    cached_pixels,
+    checked_size,
+    encoder_layers,
+    image_stats,
+    load_model,
+    load_tokenizer,
+    make_bundle,
+    prenorm_layer,
+    tokenize,
+    weights_fingerprint,
+)
+from fedbench.backbones.registry import BackboneSpec, register_backbone
+from fedbench.batch import COMPLETE, IMAGE_MISSING, TEXT_MISSING
+from fedbench.data.base import ModalData
+from fedbench.data.bundle import DataBundle
+from fedbench.errors import ConfigError
+
+CLIP_MEAN_STD = ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711])
+FEATURE_BATCH = 256
+
+
+@dataclass
+class ClipOptions:
+    """model: an HF id or a folder (``openai/clip-vit-base-patch16`` for B/16);
+    local_files_only: never touch the network (default); image_size: square side in pixels
+    (0 = the checkpoint's, 224); max_text_tokens: BPE tokens per text (CLIP's 77 at most);
+    fuse_text: add the frozen text embedding to the read-out (False: image tower only)."""
+
+    model: str = "openai/clip-vit-base-patch32"
+    local_files_only: bool = True
+    image_size: int = 0
+    max_text_tokens: int = 77
+    fuse_text: bool = True
+
+    def validate(self) -> None:
+        if not 2 <= self.max_text_tokens <= 77:
+            raise ConfigError(f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [2, 77] (CLIP has 77 positions)")
+        if self.image_size < 0:
+            raise ConfigError(f"backbone.options.image_size: {self.image_size}; use 0 (the checkpoint's) or a positive size")
+
+
+class ClipBackbone(Backbone):
+    """A frozen ``CLIPModel``; see the module docstring."""
+
+    def __init__(self, clip, tokenizer, options: ClipOptions, mean_std=CLIP_MEAN_STD):
+        super().__init__()
+        vcfg = clip.config.vision_config
+        self.clip, self.tokenizer, self.options = clip, tokenizer, options
+        self.vision = clip.vision_model
+        self.hidden_size, self.num_layers, self.num_heads = vcfg.hidden_size, vcfg.num_hidden_layers, vcfg.num_attention_heads
+        self.image_size = checked_size(options.image_size, vcfg.image_size, vcfg.patch_size)
+        self.interpolate = self.image_size != vcfg.image_size
+        self.n_image = 1 + (self.image_size // vcfg.patch_size) ** 2
+        self.n_text = 1 if options.fuse_text else 0
+        self.parts = [block_parts(layer) for layer in encoder_layers(self.vision)]
+        self.norm = PixelNorm(*mean_std)
+        # text embedding (joint space) -> the image tower's width, so visual_projection maps it back
+        self.register_buffer("text_to_vision", torch.linalg.pinv(clip.visual_projection.weight.detach().double()).float())
+        self.register_buffer("text_table", torch.zeros(1, self.hidden_size))  # set by featurize; last row: ''
+        self._fingerprint: str | None = None
+        self.freeze()
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint(self.clip)
+        return self._fingerprint
+
+    # ----- featurising a dataset ------------------------------------------------------------------
+    def featurize(self, data: ModalData) -> DataBundle:
+        pixels, absent = cached_pixels(data, self.image_size, "crop", "bicubic")
+        columns = {"pixels": pixels}
+        if self.options.fuse_text:
+            feats = self.text_features([*data.texts, ""], f"{data.fingerprint}/{data.name}")
+            self.text_table = (feats["text_embeds"] @ self.text_to_vision.T.cpu()).to(self.text_to_vision.device)
+        info = {"backbone": "clip", "image_size": self.image_size, "rows_without_image": absent, "fuse_text": self.options.fuse_text}
+        return make_bundle(data, columns, info)
+
+    def text_features(self, texts: list[str], tag: str) -> dict[str, torch.Tensor]:
+        """{"text": pooled EOS states [N, Dt], "text_embeds": joint-space [N, P]}, cached."""
+        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+        key = cache_key(what="clip-text", weights=self.fingerprint, texts=digest, tag=tag, n=len(texts),
+                        len=self.options.max_text_tokens, device=_fastest_device_type())
+
+        def build() -> dict:
+            ids, keep = tokenize(self.tokenizer, texts, self.options.max_text_tokens)
+            out = {"text": [], "text_embeds": []}
+            with _on_fastest_device(self) as dev:
+                for s in range(0, len(texts), FEATURE_BATCH):
+                    i, k = ids[s : s + FEATURE_BATCH].to(dev), keep[s : s + FEATURE_BATCH].to(dev)
+                    pooled = self.clip.text_model(input_ids=i, attention_mask=k.long()).pooler_output
+                    out["text"].append(pooled.float().cpu())
+                    out["text_embeds"].append(self.clip.text_projection(pooled).float().cpu())
+            return {name: torch.cat(parts) for name, parts in out.items()}
+
+        return cached(cache_dir() / f"clip_text_{key}.pt", build, valid=lambda o: o["text"].shape[0] == len(texts))
+
+    def image_features(self, pixels: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"image": pooled [CLS] [N, Dv], "image_embeds": joint-space [N, P]} of uint8 pixels."""
+        out = {"image": [], "image_embeds": []}
+        with _on_fastest_device(self) as dev:
+            for s in range(0, len(pixels), FEATURE_BATCH):
+                px = self.norm(pixels[s : s + FEATURE_BATCH].to(dev), code[s : s + FEATURE_BATCH].to(dev))
+                pooled = self.vision(pixel_values=px, interpolate_pos_encoding=self.interpolate).pooler_output
+                out["image"].append(pooled.float().cpu())
+                out["image_embeds"].append(self.clip.visual_projection(pooled).float().cpu())
+        return {name: torch.cat(parts) for name, parts in out.items()}
+
+    def frozen_features(self, data: ModalData) -> dict[str, torch.Tensor]:
+        """Every row's frozen CLIP features, for feature-level methods (FedMVP).
+
+        ``text`` [N, Dt] / ``image`` [N, Dv]: pooled outputs of the towers; ``text_embeds`` /
+        ``image_embeds`` [N, P]: the same in the joint space. ``*_missing`` ([D]): the features of
+        the placeholders (empty text; MAP's constant image), for methods that impute a gap."""
+        pixels, _ = cached_pixels(data, self.image_size, "crop", "bicubic")
+        key = cache_key(what="clip-images", weights=self.fingerprint, images=data.images.key, data=data.fingerprint,
+                        n=len(data), size=self.image_size, device=_fastest_device_type())
+
+        def build() -> dict:
+            codes = torch.full((len(data) + 1,), COMPLETE, dtype=torch.long)
+            codes[-1] = IMAGE_MISSING
+            return self.image_features(torch.cat([pixels, pixels[:1]]), codes)
+
+        images = cached(cache_dir() / f"clip_images_{key}.pt", build, valid=lambda o: o["image"].shape[0] == len(data) + 1)
+        texts = self.text_features([*data.texts, ""], f"{data.fingerprint}/{data.name}")
+        feats = {**texts, **images}
+        out = {name: t[:-1] for name, t in feats.items()}
+        out.update({f"{name}_missing": t[-1] for name, t in feats.items()})
+        return out
+
+    # ----- prompt tuning ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def embed(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        code = batch["code"]
+        pixels = self.norm(batch["pixels"], code)
+        tokens = self.vision.pre_layrnorm(self.vision.embeddings(pixels, interpolate_pos_encoding=self.interpolate)).float()
+        if self.n_text:
+            tokens = torch.cat([self.text_token(batch)[:, None], tokens], 1)
+        return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+
+    def text_token(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, H]: each row's frozen text embedding in the image tower's width ('' when missing)."""
+        empty = torch.full_like(batch["row"], self.text_table.shape[0] - 1)
+        return self.text_table[torch.where(batch["code"] == TEXT_MISSING, empty, batch["row"])]
+
+    def batch_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return batch["row"]
+
+    @torch.no_grad()
+    def modality_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-modality frozen features in the image tower's width, as the read-out sums them
+        (FedMVP): ``text`` [B, H] the text token (also as a one-token ``text_tokens``), ``image``
+        [B, H] the image tower's pooled output, ``image_tokens`` [B, 1 + patches, H] its hidden
+        states; missing inputs as in ``embed``."""
+        if not self.n_text:
+            raise ConfigError("backbone.options.fuse_text: false leaves CLIP without text features; set it true")
+        tokens, keep = self.embed(batch)
+        hidden = self.run_layers(tokens, keep)
+        text = tokens[:, 0]
+        return {"text": text, "text_tokens": text[:, None], "text_pad": torch.zeros_like(keep[:, :1]),
+                "image": self.vision.post_layernorm(hidden[:, 1]), "image_tokens": hidden[:, 1:]}
+
+    def run_layers(self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None) -> torch.Tensor:
+        """The image tower's layers over ``[prefix | image]``; the text token (if any) rides along."""
+        x, tail, mask, mask_of = tokens, self.n_text + self.n_image, None, None
+        for i, parts in enumerate(self.parts):
+            if prompter is not None:
+                x, keep = prompter(i, x, keep)
+            n_prefix = x.shape[1] - tail
+            if keep is not mask_of:  # rebuilt only when the prompter changed the keep mask
+                mask, mask_of = attention_mask(torch.cat([keep[:, :n_prefix], keep[:, n_prefix + self.n_text :]], 1)), keep
+            text = x[:, n_prefix : n_prefix + self.n_text]
+            seen = prenorm_layer(parts, torch.cat([x[:, :n_prefix], x[:, n_prefix + self.n_text :]], 1), mask, self.num_heads)
+            x = torch.cat([seen[:, :n_prefix], text.to(seen.dtype), seen[:, n_prefix:]], 1)
+        return x
+
+    def readout(self, hidden: torch.Tensor, n_prefix: int) -> torch.Tensor:
+        pooled = self.vision.post_layernorm(hidden[:, n_prefix + self.n_text])
+        return pooled + hidden[:, n_prefix] if self.n_text else pooled
+
+
+def _fastest_device_type() -> str:  # GPU and CPU features differ in the last bits: cached apart
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _on_fastest_device:
+    """Run a frozen pass on the GPU when one is visible (featurising happens before the federation
+    moves the backbone), then put the backbone back where it was."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+        self.home = next(module.parameters()).device
+
+    def __enter__(self) -> torch.device:
+        dev = torch.device("cuda") if torch.cuda.is_available() else self.home
+        self.module.to(dev)
+        self._grad = torch.is_grad_enabled()
+        torch.set_grad_enabled(False)
+        return dev
+
+    def __exit__(self, *exc) -> None:
+        torch.set_grad_enabled(self._grad)
+        self.module.to(self.home)
+
+
+def build_clip(options: ClipOptions) -> ClipBackbone:
+    from transformers import CLIPModel
+
+    clip, _ = load_model(CLIPModel, options.model, options.local_files_only)
+    tokenizer = load_tokenizer(options.model, options.local_files_only)
+    mean_std = image_stats(options.model, options.local_files_only, *CLIP_MEAN_STD)
+    return ClipBackbone(clip, tokenizer, options, mean_std)
+
+
+register_backbone(BackboneSpec(
+    "clip", build_clip, ClipOptions,
+    "CLIP ViT-B/32 or B/16: prompts in the image tower, frozen text embedding fused at the read-out; "
+    "frozen features for FedMVP (transformers; weights from the HF cache or a folder)",
+    capabilities=frozenset({"prompts", "multimodal", "features"}),
+))

@@ -1,0 +1,300 @@
+"""What the transformers backbones (ViLT, CLIP, ViT) share: loading, a pre-LN layer, pixels, text.
+
+- **Loading** goes through ``from_pretrained`` with ``local_files_only`` (offline by default), so
+  real weights (the user's HF cache or a folder) and the tests' tiny ``save_pretrained`` models
+  take the same path; when the weights are absent the user gets one line naming the model and
+  how to get it, not a hub traceback.
+- **Layers** are run by :func:`prenorm_layer`, written against the sub-modules' weights rather
+  than the layers' ``forward`` signatures, which changed between transformers 4.x and 5.x (and
+  between ViT and ViLT). A bool keep mask goes to ``scaled_dot_product_attention``, so the same
+  code runs under ``bf16-mixed`` and ``16-mixed`` autocast without finfo tricks.
+- **Pixels** are decoded and resized once per (images, size, mode) and cached as uint8
+  ``[N, 3, S, S]`` (backbone-agnostic: ViT and CLIP at 224 share one file); normalisation and the
+  missing-image constant are applied per batch on the device, so the cache stays 4x smaller than
+  floats and independent of the model's mean/std.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fedbench.backbones.cache import cache_dir, cache_key, cached
+from fedbench.batch import IMAGE_MISSING, TEXT_MISSING
+from fedbench.data.base import ArrayImages, ModalData, PathImages
+from fedbench.data.bundle import DataBundle
+from fedbench.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+MISSING_PIXEL = 1.0  # MAP: a missing image is an all-ones tensor after normalisation
+
+
+# ----- loading ---------------------------------------------------------------------------------
+def _quiet():
+    """Silence transformers' load reports and progress bars (keeps a one-line error one line)."""
+    from transformers.utils import logging as hf_logging
+
+    state = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+    def restore() -> None:
+        hf_logging.set_verbosity(state[0])
+        if state[1]:
+            hf_logging.enable_progress_bar()
+
+    return restore
+
+
+def how_to_get(model: str) -> str:
+    return (
+        f"on a machine with internet run `hf download {model}` (older huggingface_hub: `huggingface-cli download {model}`) "
+        "and copy the HF cache, or set backbone.options.model to a folder written by save_pretrained"
+    )
+
+
+def load_model(cls, model: str, local_files_only: bool):
+    """(model in eval mode, names of weights the checkpoint lacked) via ``cls.from_pretrained``."""
+    restore = _quiet()
+    try:
+        net, info = cls.from_pretrained(model, local_files_only=local_files_only, output_loading_info=True)
+    except (OSError, ValueError) as err:
+        where = "the Hugging Face cache or as a local folder" if local_files_only else "the hub, the HF cache or a local folder"
+        raise DataError(f"backbone.options.model: weights of {model!r} were not found in {where}; {how_to_get(model)}") from err
+    finally:
+        restore()
+    return net.eval(), set(info.get("missing_keys", ()))
+
+
+def load_tokenizer(model: str, local_files_only: bool):
+    from transformers import AutoTokenizer
+
+    restore = _quiet()
+    try:
+        return AutoTokenizer.from_pretrained(model, local_files_only=local_files_only)
+    except (OSError, ValueError) as err:
+        raise DataError(f"backbone.options.model: the tokenizer of {model!r} was not found; {how_to_get(model)}") from err
+    finally:
+        restore()
+
+
+def image_stats(model: str, local_files_only: bool, mean, std) -> tuple[list[float], list[float]]:
+    """The checkpoint's image mean/std from its preprocessor_config.json, else the family's."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(model, "preprocessor_config.json", local_files_only=local_files_only,
+                           _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False)
+    except (OSError, ValueError):
+        path = None
+    if path:
+        with open(path) as fh:
+            cfg = json.load(fh)
+        mean, std = cfg.get("image_mean", mean), cfg.get("image_std", std)
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """SHA-256 of every tensor of ``module``: keys caches of frozen features by the weights
+    themselves, so a local folder overwritten in place never serves stale features."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# ----- one pre-LN transformer layer --------------------------------------------------------------
+@dataclass
+class BlockParts:
+    ln1: nn.Module
+    q: nn.Linear
+    k: nn.Linear
+    v: nn.Linear
+    o: nn.Linear
+    ln2: nn.Module
+    fc1: nn.Linear
+    act: nn.Module
+    fc2: nn.Linear
+
+
+def block_parts(layer: nn.Module) -> BlockParts:
+    """The weights of a pre-LN encoder layer in any of the layouts transformers uses."""
+    g = lambda path: _get(layer, path)  # noqa: E731
+    if hasattr(layer, "self_attn"):  # CLIP
+        a, m = layer.self_attn, layer.mlp
+        return BlockParts(layer.layer_norm1, a.q_proj, a.k_proj, a.v_proj, a.out_proj, layer.layer_norm2, m.fc1, m.activation_fn, m.fc2)
+    if g("attention.q_proj") is not None:  # ViT in transformers 5.x
+        a, m = layer.attention, layer.mlp
+        return BlockParts(layer.layernorm_before, a.q_proj, a.k_proj, a.v_proj, a.o_proj, layer.layernorm_after, m.fc1, m.activation_fn, m.fc2)
+    if g("attention.attention.query") is not None:  # ViLT (and ViT in 4.x)
+        s = layer.attention.attention
+        return BlockParts(layer.layernorm_before, s.query, s.key, s.value, layer.attention.output.dense,
+                          layer.layernorm_after, layer.intermediate.dense, layer.intermediate.intermediate_act_fn, layer.output.dense)
+    raise ConfigError(f"backbone: unsupported layer layout {type(layer).__name__}; this transformers version is not supported")
+
+
+def encoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The encoder's layers wherever this transformers version keeps them (ViT: ``layers`` in
+    5.x, ``encoder.layer`` in 4.x; ViLT ``encoder.layer``; CLIP ``encoder.layers``)."""
+    for path in ("encoder.layer", "encoder.layers", "layers"):
+        found = _get(model, path)
+        if found is not None:
+            return list(found)
+    raise ConfigError(f"backbone: cannot find the layers of {type(model).__name__}; this transformers version is not supported")
+
+
+def _get(obj, path: str):
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def attention_mask(keep: torch.Tensor) -> torch.Tensor | None:
+    """[B, 1, 1, S] bool for ``scaled_dot_product_attention``, or None when every token is kept
+    (which lets it use its fastest kernels)."""
+    return None if bool(keep.all()) else keep[:, None, None, :].to(torch.bool)
+
+
+def prenorm_layer(p: BlockParts, x: torch.Tensor, mask: torch.Tensor | None, heads: int) -> torch.Tensor:
+    """x + attn(ln1(x)), then + mlp(ln2(.)); ``mask`` from :func:`attention_mask`."""
+    b, s, _ = x.shape
+    h = p.ln1(x)
+
+    def split(t: torch.Tensor) -> torch.Tensor:
+        return t.view(b, s, heads, -1).transpose(1, 2)
+
+    q, k, v = split(p.q(h)), split(p.k(h)), split(p.v(h))
+    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, s, -1)
+    x = x + p.o(ctx)
+    return x + p.fc2(p.act(p.fc1(p.ln2(x))))
+
+
+def run_prenorm(parts: list[BlockParts], x: torch.Tensor, keep: torch.Tensor, heads: int, prompter=None) -> torch.Tensor:
+    """Every layer, ``prompter(i, x, keep)`` before layer i (a method prepends tokens there)."""
+    mask = attention_mask(keep)
+    for i, p in enumerate(parts):
+        if prompter is not None:
+            x, new_keep = prompter(i, x, keep)
+            if new_keep is not keep:  # rebuilt only when the prompter changed it
+                keep, mask = new_keep, attention_mask(new_keep)
+        x = prenorm_layer(p, x, mask, heads)
+    return x
+
+
+# ----- pixels ----------------------------------------------------------------------------------
+def _resize(image: np.ndarray | None, size: int, mode: str, resample: str) -> tuple[np.ndarray, bool]:
+    from PIL import Image
+
+    if image is None:  # no image on disk for this row: a white canvas (the missing table decides the rest)
+        return np.full((size, size, 3), 255, dtype=np.uint8), False
+    im = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
+    method = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[resample]
+    if mode == "crop":  # CLIP: shorter side to size, then the centre square
+        w, h = im.size
+        scale = size / min(w, h)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), method)
+        left, top = (im.size[0] - size) // 2, (im.size[1] - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+    else:  # the whole image squashed to a square
+        im = im.resize((size, size), method)
+    return np.asarray(im, dtype=np.uint8), True
+
+
+def cached_pixels(data: ModalData, size: int, mode: str = "squash", resample: str = "bicubic") -> tuple[torch.Tensor, int]:
+    """(uint8 [N, 3, size, size], rows that had no image) for every row of ``data``, cached."""
+    key = cache_key(what="pixels", images=data.images.key, data=data.fingerprint, n=len(data), size=size, mode=mode, resample=resample)
+
+    def build() -> dict:
+        log.info("resizing the %d images of %s to %dpx (first run only)", len(data), data.name, size)
+        out = np.empty((len(data), size, size, 3), dtype=np.uint8)
+        load_all = getattr(data.images, "load_all", None)  # a source that renders all at once (emoji)
+        source = load_all() if load_all is not None else data.images
+
+        def one(i: int) -> bool:
+            out[i], present = _resize(source[i], size, mode, resample)
+            return present
+
+        # PIL decodes and resizes outside the GIL; sources of unknown thread safety go one by one
+        threads = 4 if load_all is not None or isinstance(data.images, (ArrayImages, PathImages)) else 1
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            absent = sum(not present for present in pool.map(one, range(len(data))))
+        return {"pixels": torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(), "absent": absent}
+
+    def valid(obj) -> bool:
+        px = obj.get("pixels")
+        return isinstance(px, torch.Tensor) and px.dtype == torch.uint8 and tuple(px.shape) == (len(data), 3, size, size)
+
+    art = cached(cache_dir() / f"pixels_{key}.pt", build, valid=valid)
+    return art["pixels"], int(art["absent"])
+
+
+class PixelNorm(nn.Module):
+    """uint8 [B, 3, S, S] -> normalised float; rows whose code is IMAGE_MISSING become MAP's constant."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, pixels: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        x = (pixels.float() / 255.0 - self.mean) / self.std
+        missing = (code == IMAGE_MISSING).view(-1, 1, 1, 1)
+        return torch.where(missing, torch.full_like(x, MISSING_PIXEL), x)
+
+
+# ----- text ------------------------------------------------------------------------------------
+def tokenize(tokenizer, texts: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids [N, max_len] (right-padded) and a keep mask [N, max_len]."""
+    tok = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len, return_tensors="pt")
+    return tok["input_ids"].long(), tok["attention_mask"].bool()
+
+
+def drop_missing_text(ids: torch.Tensor, keep: torch.Tensor, code: torch.Tensor, empty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows whose code is TEXT_MISSING become the tokenisation of the empty string (``empty``,
+    e.g. [CLS][SEP]): MAP feeds a missing text as ``''``."""
+    gone = code == TEXT_MISSING
+    if not bool(gone.any()):
+        return ids, keep
+    ids, keep = ids.clone(), keep.clone()
+    n = min(len(empty), ids.shape[1])
+    ids[gone, :n] = empty[:n].to(ids.device)
+    keep[gone] = False
+    keep[gone, :n] = True
+    return ids, keep
+
+
+def make_bundle(data: ModalData, columns: dict[str, torch.Tensor], info: dict, padded: tuple[str, ...] = ()) -> DataBundle:
+    """The bundle of ``data`` with ``columns`` plus ``row`` (each sample's row index): methods that
+    keep per-row tables (FedMVP's frozen features, CLIP's text table) find their rows by it."""
+    columns = {**columns, "row": torch.arange(len(data))}
+    return DataBundle(
+        name=data.name,
+        num_classes=data.num_classes,
+        label_names=list(data.label_names),
+        labels=torch.as_tensor(data.labels, dtype=torch.float32 if data.multilabel else torch.long),
+        columns=columns,
+        splits={k: np.asarray(v) for k, v in data.splits.items() if k in ("train", "val", "test")},
+        metric_spec=data.metric,
+        info={**data.info, **info},
+        padded=padded,
+    )
+
+
+def checked_size(size: int, default: int, patch: int, field: str = "backbone.options.image_size") -> int:
+    """The image side to use: ``default`` (the checkpoint's) when 0; a multiple of the patch size."""
+    size = size or default
+    if size < patch or size % patch:
+        raise ConfigError(f"{field}: {size} must be a positive multiple of the patch size {patch} (0 = the checkpoint's {default})")
+    return size
