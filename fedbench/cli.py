@@ -32,12 +32,9 @@ def _experiment_parser(prog: str) -> ArgumentParser:
 def _grid_arguments(p: ArgumentParser) -> None:
     p.add_argument("--rates", type=str | None, default=None, help='missing rates, e.g. "0.1 0.5 0.9"')
     p.add_argument("--types", type=str | None, default=None, help='missing types, e.g. "text image both"')
-    p.add_argument("--alphas", type=str | None, default=None, help='Dirichlet alphas, e.g. "0.1 0.5"')
     p.add_argument("--seeds", type=str | None, default=None, help='seeds, e.g. "0 1 2"')
-    p.add_argument("--results", type=str, default="results")
     p.add_argument("--leaderboards", type=str, default="leaderboards")
     p.add_argument("--workers", type=int | None, default=None, help="runs in parallel processes (CPU threads are shared out)")
-    p.add_argument("--wandb", type=bool, default=True, help="log to W&B (offline without WANDB_API_KEY)")
 
 
 def _split(text: str | None, cast=str) -> list | None:
@@ -68,7 +65,7 @@ def _parse(parser: ArgumentParser, argv: list[str]):
 
 def _config_from(ns) -> ExperimentConfig:
     d = ns.as_dict()
-    for key in ("config", "force", "__path__", "methods", "name", "rates", "types", "alphas", "seeds", "results", "leaderboards", "wandb", "workers"):
+    for key in ("config", "force", "__path__", "methods", "per_method", "rates", "types", "alphas", "seeds", "leaderboards", "workers"):
         d.pop(key, None)
     return from_dict(d)
 
@@ -87,30 +84,45 @@ def cmd_run(argv: list[str]) -> int:
 
 
 def cmd_sweep(argv: list[str]) -> int:
+    import json
+    import shlex
+
     from fedbench.sweep import Grid, run_grid
 
     p = _experiment_parser("fedbench sweep")
-    p.add_argument("--methods", type=str | None, default=None, help='methods, e.g. "fedavg fedprox"')
-    p.add_argument("--name", type=str, default="sweep")
+    p.add_argument("--methods", type=str | None, default=None, help='methods, e.g. "fedavg fedprox" (--method.options apply to each)')
+    p.add_argument("--per_method", type=str | None, default=None, help='options of single methods, e.g. \'{"fedprox": {"mu": 0.5}}\'')
+    p.add_argument("--alphas", type=str | None, default=None, help='Dirichlet alphas, e.g. "0.1 0.5"')
     _grid_arguments(p)
     ns = _parse(p, argv)
     cfg = _config_from(ns)
-    grid = Grid(
-        methods=_split(ns.methods) or [cfg.method.name], rates=_split(ns.rates, float) or [cfg.missing.rate],
-        types=_split(ns.types) or [cfg.missing.type], alphas=_split(ns.alphas, float) or [cfg.partition.alpha],
-        seeds=_split(ns.seeds, int) or [cfg.seed],
-    )
-    run_grid(cfg, grid, name=ns.name, results=ns.results, leaderboards=ns.leaderboards, wandb=ns.wandb, command="fedbench sweep " + " ".join(argv), workers=ns.workers or 1)
+    try:
+        per_method = json.loads(ns.per_method) if ns.per_method else {}
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--per_method: not JSON ({err.msg}); give e.g. '{{\"fedprox\": {{\"mu\": 0.5}}}}'") from err
+    if not isinstance(per_method, dict) or not all(isinstance(v, dict) for v in per_method.values()):
+        raise ConfigError("--per_method: give a JSON object of method -> options, e.g. '{\"fedprox\": {\"mu\": 0.5}}'")
+    methods = _split(ns.methods) or [cfg.method.name]
+    if stray := sorted(set(per_method) - set(methods)):
+        raise ConfigError(f"--per_method: {stray[0]!r} is not one of the sweep's methods ({', '.join(methods)})")
+    axes = {"missing.type": _split(ns.types) or [cfg.missing.type], "missing.rate": _split(ns.rates, float) or [cfg.missing.rate],
+            "partition.alpha": _split(ns.alphas, float) or [cfg.partition.alpha]}
+    grid = Grid(methods=methods, seeds=_split(ns.seeds, int) or [cfg.seed], axes=axes, per_method=per_method)
+    cfg.tracking.sweep = cfg.tracking.sweep or "sweep"
+    cfg.tracking.command = "fedbench sweep " + shlex.join(argv)
+    run_grid(cfg, grid, leaderboards=ns.leaderboards, workers=1 if ns.workers is None else ns.workers)
     return 0
 
 
 def cmd_bench(argv: list[str]) -> int:
-    from fedbench.sweep import bench
+    from fedbench.bench import bench
 
     p = ArgumentParser(prog="fedbench bench", exit_on_error=False, description="The benchmark of one method beside its baselines.")
     p.add_argument("--method", type=str, default="fedavg")
     p.add_argument("--profile", type=str, default="quick", help="quick (about 20 min on 2 CPU cores) or full")
     p.add_argument("--ablations", type=bool, default=False)
+    p.add_argument("--results", type=str, default="results", help="the results folder")
+    p.add_argument("--wandb", type=bool, default=True, help="log to W&B (offline without WANDB_API_KEY)")
     _grid_arguments(p)
     ns = _parse(p, argv)
     bench(ns.method, ns.profile, rates=_split(ns.rates, float), seeds=_split(ns.seeds, int), types=_split(ns.types),
@@ -159,16 +171,31 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print("usage: fedbench {" + ",".join(COMMANDS) + "} [--help] ...", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
+    from fedbench.interrupt import EXIT_INTERRUPTED, RunInterrupted, interruptible
+
     warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
     try:
-        return COMMANDS[argv[0]](argv[1:])
+        with interruptible():
+            return COMMANDS[argv[0]](argv[1:])
     except FedbenchError as err:
         print(f"fedbench: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("fedbench: interrupted; finished rounds are checkpointed, run the same command to resume", file=sys.stderr)
-        return 130
+    except (RunInterrupted, KeyboardInterrupt) as err:
+        where = f" at round {err.round}" if getattr(err, "round", None) else ""
+        print(f"fedbench: interrupted{where}; finished rounds and runs are kept, run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def entry() -> None:
+    """The console script: like ``main``, but after Ctrl-C the process ends at once, without
+    waiting at interpreter shutdown for worker threads of an interrupted sweep."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

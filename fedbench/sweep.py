@@ -1,9 +1,11 @@
-"""Grids of experiments, the per-method benchmark plans behind ``make bench``, and leaderboards.
+"""Grids of experiments and leaderboard regeneration.
 
-A grid crosses methods x missing rates x missing types x Dirichlet alphas x seeds over one base
-config. Every cell is an ordinary run: a cell whose record already exists (same config hash) is
-skipped, and a cell interrupted mid-way resumes from its round checkpoint, so re-running a sweep
-only does the missing work. The leaderboard is regenerated from all records afterwards.
+A grid crosses methods x seeds x any config axes (``missing.rate``, ``missing.type``,
+``partition.alpha``, or a whole section such as ``partition`` given as dicts of fields) over one
+base config. Every cell is an ordinary run: a cell whose record already exists (same config
+identity) is skipped, and a cell interrupted mid-way resumes from its round checkpoint, so
+re-running a sweep only does the missing work. The leaderboard is regenerated from all records
+afterwards.
 """
 
 from __future__ import annotations
@@ -12,29 +14,31 @@ import copy
 import itertools
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from fedbench.config import ExperimentConfig, from_dict
 from fedbench.errors import ConfigError
 
-PROFILES = {
-    "quick": {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1], "workers": 2},
-    "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
-}
 
 @dataclass
 class Grid:
     methods: list[str]
-    rates: list[float]
-    types: list[str]
-    alphas: list[float]
     seeds: list[int]
+    axes: dict[str, list[Any]] = field(default_factory=dict)  # dotted field (or section) -> values
+    per_method: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its own options
 
-    def cells(self):
-        return itertools.product(self.types, self.rates, self.alphas, self.seeds, self.methods)
+    def cells(self) -> list[dict[str, Any]]:
+        names = list(self.axes)
+        return [
+            {"method": method, "seed": seed, **dict(zip(names, values, strict=True))}
+            for values in itertools.product(*(self.axes[n] for n in names))
+            for seed in self.seeds
+            for method in self.methods
+        ]
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -48,29 +52,62 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return from_dict(data)
 
 
-def run_grid(
-    base: ExperimentConfig, grid: Grid, *, name: str, results: str, leaderboards: str | None, wandb: bool, command: str, workers: int = 1
-) -> list[dict]:
-    from fedbench.config import validate
+def set_field(cfg: ExperimentConfig, dotted: str, value: Any) -> None:
+    """Set ``section.field`` (or every field of ``section`` from a dict) on ``cfg``."""
+    section, _, name = dotted.partition(".")
+    if not hasattr(cfg, section):
+        raise ConfigError(f"sweep axis {dotted!r}: no config section {section!r}")
+    if not name:
+        if not isinstance(value, dict):
+            raise ConfigError(f"sweep axis {dotted!r}: values must be dicts of {section} fields")
+        for key, v in value.items():
+            set_field(cfg, f"{section}.{key}", v)
+        return
+    target = getattr(cfg, section)
+    if not hasattr(target, name):
+        raise ConfigError(f"sweep axis {dotted!r}: {section} has no field {name!r}")
+    setattr(target, name, value)
 
-    cells = list(grid.cells())
+
+def cell_configs(base: ExperimentConfig, grid: Grid) -> list[ExperimentConfig]:
+    """One validated config per cell; a bad grid is refused before its first cell runs. Options
+    given on the base config apply to every method (a method that lacks one is refused); a
+    method's own options come from ``grid.per_method``."""
+    from fedbench.config import validate
+    from fedbench.methods.registry import get_method
+
     configs = []
-    for mtype, rate, alpha, seed, method in cells:
+    for cell in grid.cells():
         cfg = copy.deepcopy(base)
-        cfg.method.name = method
-        cfg.method.options = dict(base.method.options) if method == base.method.name else {}
-        cfg.missing.rate, cfg.missing.type, cfg.partition.alpha, cfg.seed = rate, mtype, alpha, seed
-        cfg.tracking.results_dir, cfg.tracking.sweep, cfg.tracking.wandb, cfg.tracking.command = results, name, wandb, command
-        configs.append(validate(cfg))  # refuse a bad grid before spending an hour on its first cells
+        cfg.method.name, cfg.seed = cell.pop("method"), cell.pop("seed")
+        options = {**base.method.options, **grid.per_method.get(cfg.method.name, {})}
+        own = {f.name for f in __import__("dataclasses").fields(get_method(cfg.method.name).options)}
+        if unknown := sorted(set(base.method.options) - own - set(grid.per_method.get(cfg.method.name, {}))):
+            raise ConfigError(
+                f"method.options: {cfg.method.name} has no option {unknown[0]!r}; give options of one method with "
+                f"--per_method '{{\"METHOD\": {{...}}}}'"
+            )
+        cfg.method.options = options
+        for dotted, value in cell.items():
+            set_field(cfg, dotted, value)
+        configs.append(validate(cfg))
+    return configs
+
+
+def run_grid(base: ExperimentConfig, grid: Grid, *, leaderboards: str | None, workers: int = 1) -> list[dict]:
+    """Run every cell (records, sweep name, W&B and command come from ``base.tracking``)."""
+    if workers < 1:
+        raise ConfigError(f"--workers: must be >= 1, got {workers}")
+    configs = cell_configs(base, grid)
     records, t0 = [], time.time()
     for i, (cfg, rec, seconds) in enumerate(_execute(configs, workers), 1):
-        print(f"[{i}/{len(configs)}] {cfg.method.name} {cfg.missing.type}@{cfg.missing.rate} alpha {cfg.partition.alpha} "
-              f"seed {cfg.seed}: as_train {rec['final']['as_train'][rec['metric']]:.4f} ({seconds:.0f}s)",
-              file=sys.stderr, flush=True)
+        outcome = "diverged" if rec.get("status") == "diverged" else f"as_train {rec['final']['as_train'][rec['metric']]:.4f}"
+        print(f"[{i}/{len(configs)}] {cfg.method.name} {cfg.missing.type}@{cfg.missing.rate} {cfg.partition.name} "
+              f"alpha {cfg.partition.alpha} seed {cfg.seed}: {outcome} ({seconds:.0f}s)", file=sys.stderr, flush=True)
         records.append(rec)
-    print(f"sweep {name}: {len(configs)} runs in {time.time() - t0:.0f}s", file=sys.stderr)
+    print(f"sweep {base.tracking.sweep}: {len(configs)} runs in {time.time() - t0:.0f}s", file=sys.stderr)
     if leaderboards:
-        path = regenerate_leaderboard(results, leaderboards, base.data.dataset, None)
+        path = regenerate_leaderboard(base.tracking.results_dir, leaderboards, base.data.dataset, None)
         print(f"wrote {path}", file=sys.stderr)
     return records
 
@@ -85,6 +122,9 @@ def _timed_run(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict, float]:
 def _worker_init(threads: int) -> None:
     import torch
 
+    from fedbench.interrupt import ignore_sigint
+
+    ignore_sigint()  # the parent handles Ctrl-C and stops its workers
     torch.set_num_threads(threads)
 
 
@@ -107,46 +147,18 @@ def _execute(configs: list[ExperimentConfig], workers: int):
         cfg.tracking.progress = False  # several live bars would garble the terminal
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+    try:
         futures = [pool.submit(_timed_run, cfg) for cfg in configs]
         for future in as_completed(futures):
             yield future.result()
-
-
-def bench(
-    method: str, profile: str, *, rates=None, seeds=None, types=None, ablations=False, results="results",
-    leaderboards="leaderboards", wandb=True, workers: int | None = None,
-) -> list[dict]:
-    from fedbench.methods.registry import get_method
-
-    plan = get_method(method).plan
-    if profile not in PROFILES:
-        raise ConfigError(f"PROFILE={profile!r} is not a profile; use quick or full")
-    prof = PROFILES[profile]
-    base = load_config(prof["config"])
-    base.missing.protocol = plan.protocol
-    base.method.name = method
-    methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
-    plan_profile = plan.profiles.get(profile, {})
-    for section, values in plan_profile.get("overrides", {}).items():
-        for key, value in values.items():
-            setattr(getattr(base, section), key, value)
-    grid = Grid(
-        methods=methods,
-        rates=rates or plan_profile.get("rates", prof["rates"]),
-        types=types or list(plan.types),
-        alphas=[base.partition.alpha],
-        seeds=seeds if seeds is not None else plan_profile.get("seeds", prof["seeds"]),
-    )
-    command = f"make bench METHOD={method} PROFILE={profile}"
-    if rates:
-        command += f' RATES="{" ".join(map(str, rates))}"'
-    if seeds is not None:
-        command += f' SEEDS="{" ".join(map(str, seeds))}"'
-    if ablations:
-        command += " ABLATIONS=1"
-    workers = prof.get("workers", 1) if workers is None else workers
-    return run_grid(base, grid, name=f"bench-{method}-{profile}", results=results, leaderboards=leaderboards, wandb=wandb, command=command, workers=workers)
+    except BaseException:  # Ctrl-C or a failed cell: stop the queued cells and the workers now
+        processes = list((pool._processes or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:  # SIGKILL: Lightning turns SIGTERM into a catchable exception and the
+            proc.kill()  # worker would take the next queued cell; checkpoints are atomic, so nothing is lost
+        raise
+    pool.shutdown()
 
 
 def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, command: str | None) -> Path:

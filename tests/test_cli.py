@@ -66,6 +66,6 @@ def test_run_then_leaderboard(tmp_path, capsys):
 
 def test_sweep_refuses_bad_grid_before_running(tmp_path, capsys):
     register_tiny()
-    code = main(["sweep", *TINY, "--methods", "fedavg", "--rates", "0.5 1.7", "--results", str(tmp_path / "r")])
+    code = main(["sweep", *TINY, "--methods", "fedavg", "--rates", "0.5 1.7", "--tracking.results_dir", str(tmp_path / "r")])
     assert code == 2 and "missing.rate" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # nothing was run or written

@@ -71,7 +71,10 @@ class WandbCallback(Callback):
         self.run.log(metrics, step=entry["round"])
 
     def on_run_end(self, fed, record) -> None:
-        self.run.summary({f"final/{c}/{k}": v for c, m in record["final"].items() for k, v in m.items()})
+        if record["status"] == "diverged":
+            self.run.summary({"status": "diverged", **{f"diverged/{k}": v for k, v in record["diverged"].items()}})
+        else:
+            self.run.summary({f"final/{c}/{k}": v for c, m in record["final"].items() for k, v in m.items()})
 
     def close(self) -> None:
         if hasattr(self, "run"):

@@ -27,6 +27,8 @@ from fedbench.federation.executors import EXECUTORS
 from fedbench.federation.record import make_record
 from fedbench.federation.scoring import Scorer
 from fedbench.federation.setup import Experiment, prepare
+from fedbench.federation.validity import all_finite, check_writable, first_non_finite
+from fedbench.interrupt import RunInterrupted
 from fedbench.methods.base import ClientModule, ServerContext, State, TrainSettings
 from fedbench.methods.registry import MethodSpec, get_method, method_options
 from fedbench.registry import build_options
@@ -87,11 +89,14 @@ class Federation:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.start_round = 0
+        self.elapsed_before = 0.0  # wall time of earlier processes of this run (resumed runs)
+        self.started = time.time()
+        self.diverged: dict[str, Any] | None = None
 
     def server_context(self) -> ServerContext:
         splits = self.exp.bundle.splits
         public = next((np.sort(splits[s]) for s in ("public", "pretrain") if s in splits), None)
-        return ServerContext(self.exp.backbone, self.exp.bundle, public, self.device, self.cfg.seed)
+        return ServerContext(self.exp.backbone, self.exp.bundle, public, self.device, self.cfg.seed, n_clients=len(self.exp.clients))
 
     # ----- persistence ---------------------------------------------------------------------------
     @property
@@ -105,11 +110,13 @@ class Federation:
         self.global_state, self.personal = ckpt["global_state"], ckpt["personal"]
         self.history, self.best, self.start_round = ckpt["history"], ckpt["best"], ckpt["next_round"]
         self.aggregator.load_server_state(ckpt.get("server_state") or {})
+        self.elapsed_before = float(ckpt.get("elapsed_s", 0.0))
 
     def checkpoint(self, next_round: int) -> None:
         payload = {
             "global_state": self.global_state, "personal": self.personal, "server_state": self.aggregator.server_state(),
             "history": self.history, "best": self.best, "next_round": next_round,
+            "elapsed_s": self.elapsed_before + time.time() - self.started,
         }
         save_checkpoint(self.checkpoint_path, self.run_id, payload)
 
@@ -144,10 +151,16 @@ class Federation:
         for cb in callbacks:
             cb.on_round_start(self, r, sampled)
         results = self.fit_clients(self.tasks(r, sampled), lambda res: [cb.on_client_end(self, res) for cb in callbacks])
+        self.diverged = first_non_finite(r, results)
+        if self.diverged is not None:
+            return {}
         for res in results:
             self.personal[res.client_id] = res.personal
         down = state_bytes(self.global_state) * len(sampled)
         self.global_state = self.aggregator.aggregate(self.global_state, results, r, derive_seed(cfg.seed, "aggregation", r))
+        if not all_finite(self.global_state):
+            self.diverged = {"round": r + 1, "client": None, "what": "the aggregated global state has non-finite values"}
+            return {}
         val, _ = self.scorer.scored(self.global_state, self.personal, *self.exp.val)
         entry = {
             "round": r + 1, "val": val, "train_loss": float(np.mean([res.loss for res in results])), "bytes_down": down,
@@ -187,23 +200,32 @@ def run_experiment(
         return done
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    check_writable(results_dir / cfg.data.dataset)  # before any training, not after the first round
     t0 = time.time()
     fed = Federation(prepare(cfg), get_method(cfg.method.name), results_dir)
+    fed.started = t0
     fed.resume()
     callbacks = default_callbacks() if callbacks is None else callbacks
+    r = fed.start_round
     try:
         for cb in callbacks:
             cb.on_run_start(fed)
         for r in range(fed.start_round, cfg.federation.rounds):
             entry = fed.run_round(r, callbacks)
+            if fed.diverged is not None:
+                break
             for cb in callbacks:
                 cb.on_round_end(fed, entry)
             if stop_after_rounds is not None and r + 1 >= stop_after_rounds and r + 1 < cfg.federation.rounds:
                 return None
-        record = make_record(fed, *fed.final_scores(), wall_time_s=time.time() - t0)
+        scores = (None, None, None) if fed.diverged is not None else fed.final_scores()
+        record = make_record(fed, *scores, wall_time_s=fed.elapsed_before + time.time() - t0)
         for cb in callbacks:
             cb.on_run_end(fed, record)
         return record
+    except RunInterrupted as err:
+        err.round = r + 1
+        raise
     finally:
         for cb in callbacks:
             cb.close()

@@ -10,10 +10,13 @@ from fedbench.tracking.provenance import git_commit, now_iso, package_versions
 from fedbench.tracking.records import SCHEMA_VERSION
 
 
-def make_record(fed, final: dict, selected: dict, personalized: dict, *, wall_time_s: float) -> dict[str, Any]:
+def make_record(fed, final: dict | None, selected: dict | None, personalized: dict | None, *, wall_time_s: float) -> dict[str, Any]:
+    """A finished run's record; a diverged run (``fed.diverged``) has no test metrics, says where it
+    diverged, and keeps its history up to that round."""
     cfg, exp = fed.cfg, fed.exp
+    status = {"status": "ok"} if fed.diverged is None else {"status": "diverged", "diverged": fed.diverged}
     return {
-        "schema": SCHEMA_VERSION, "run_id": fed.run_id, "identity": cfg.identity(), "status": "ok",
+        "schema": SCHEMA_VERSION, "run_id": fed.run_id, "identity": cfg.identity(), **status,
         "sweep": cfg.tracking.sweep, "dataset": cfg.data.dataset, "backbone": cfg.backbone.name,
         "method": cfg.method.name, "seed": cfg.seed,
         "missing": {"protocol": cfg.missing.protocol, "rate": cfg.missing.rate, "type": cfg.missing.type, "both_ratio": cfg.missing.both_ratio},

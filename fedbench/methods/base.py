@@ -56,6 +56,7 @@ class ServerContext:
     public: Any
     device: torch.device
     seed: int
+    n_clients: int = 0  # clients in the whole federation (not this round's sample); SCAFFOLD's N
 
 
 class ClientModule(L.LightningModule):
