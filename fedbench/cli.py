@@ -1,4 +1,4 @@
-"""``fedbench run | sweep | bench | leaderboard | methods | datasets | backbones | executors``.
+"""``fedbench run | sweep | bench | leaderboard | data | methods | datasets | backbones | executors``.
 
 Configs are YAML files under ``experiments/`` plus dotted overrides (``--missing.rate 0.5``),
 parsed by jsonargparse against the typed dataclasses in :mod:`fedbench.config`. Every user error
@@ -160,8 +160,14 @@ def _lister(kind: str):
     return cmd
 
 
+def cmd_data(argv: list[str]) -> int:
+    from fedbench.data.commands import data_command
+
+    return data_command(argv)
+
+
 COMMANDS = {
-    "run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard,
+    "run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "data": cmd_data,
     **{kind: _lister(kind) for kind in ("methods", "datasets", "backbones", "executors")},
 }
 

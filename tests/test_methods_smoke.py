@@ -5,6 +5,8 @@ import math
 
 import pytest
 from fixtures import register_tiny
+from hf_fixtures import STAND_INS as HF_STAND_INS
+from hf_fixtures import register_hf_tiny
 
 from fedbench.backbones.registry import BACKBONES
 from fedbench.batch import TEST_CONDITIONS
@@ -12,9 +14,10 @@ from fedbench.federation.loop import run_experiment
 from fedbench.methods.registry import METHODS
 
 register_tiny()
+register_hf_tiny()
 # a backbone whose real weights are too large for a unit test is exercised through a tiny model of
 # the same class, registered by the fixtures
-STAND_INS = {"embedded": "tiny"}
+STAND_INS = {"embedded": "tiny", **HF_STAND_INS}
 PAIRS = sorted(
     {(m, STAND_INS.get(b, b)) for m in METHODS.names() for b in BACKBONES.names() if METHODS.get(m).supports(BACKBONES.get(b))}
 )
