@@ -10,7 +10,13 @@ import contextlib
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score, multiclass_recall
+from torchmetrics.functional.classification import (
+    binary_auroc,
+    multiclass_accuracy,
+    multiclass_f1_score,
+    multiclass_recall,
+    multilabel_f1_score,
+)
 
 from fedbench.data.bundle import DataBundle, make_loader
 
@@ -25,7 +31,10 @@ def autocast_for(precision: str, device: torch.device):
 
 @torch.no_grad()
 def predict(module, bundle: DataBundle, index: np.ndarray, codes: np.ndarray, *, batch_size: int, precision: str):
-    """Predicted and true labels for rows ``index`` with missing codes ``codes``."""
+    """Decisions and true labels for rows ``index`` with missing codes ``codes``: the predicted class
+    (multiclass), per-label probabilities [N, C] (multilabel) or the positive-class probability
+    (binary), so every metric of the task can be computed from them."""
+    task = bundle.metric_spec.task
     was_training = module.training
     module.eval()
     device = next(module.parameters()).device
@@ -33,13 +42,35 @@ def predict(module, bundle: DataBundle, index: np.ndarray, codes: np.ndarray, *,
     with autocast_for(precision, device):
         for batch in make_loader(bundle, index, codes, batch_size=batch_size, shuffle=False):
             batch = {k: v.to(device) for k, v in batch.items()}
-            preds.append(module(batch).argmax(-1).cpu())
+            logits = module(batch)
+            preds.append(decisions(logits, task).cpu())
             labels.append(batch["label"].cpu())
     module.train(was_training)
     return torch.cat(preds), torch.cat(labels)
 
 
-def classification_metrics(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+def decisions(logits: torch.Tensor, task: str) -> torch.Tensor:
+    if task == "multilabel":
+        return torch.sigmoid(logits.float())
+    if task == "binary":
+        return torch.softmax(logits.float(), -1)[:, 1]
+    return logits.argmax(-1)
+
+
+def classification_metrics(preds: torch.Tensor, labels: torch.Tensor, num_classes: int, task: str = "multiclass") -> dict[str, float]:
+    """The task's metrics: multiclass accuracy and macro-F1; MAP's four multi-label F1s (threshold
+    0.5); binary AUROC and accuracy (Hateful Memes)."""
+    if task == "multilabel":
+        target = labels.long()
+        out = {f"f1_{avg}": float(multilabel_f1_score(preds, target, num_classes, average=avg, zero_division=0)) for avg in ("macro", "micro", "weighted")}
+        hits = (preds >= 0.5).long()
+        tp, fp, fn = (hits & target).sum(1), (hits & (1 - target)).sum(1), ((1 - hits) & target).sum(1)
+        denom = 2 * tp + fp + fn
+        out["f1_samples"] = float(torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(denom, dtype=torch.float)).float().mean())
+        return out
+    if task == "binary":
+        target = labels.long()
+        return {"auroc": float(binary_auroc(preds, target)), "accuracy": float(((preds >= 0.5).long() == target).float().mean())}
     return {
         "accuracy": float(multiclass_accuracy(preds, labels, num_classes, average="micro")),
         "macro_f1": float(multiclass_f1_score(preds, labels, num_classes, average="macro")),

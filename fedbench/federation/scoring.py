@@ -22,6 +22,7 @@ class Scorer:
     def __init__(self, exp, spec, module: ClientModule):
         self.exp, self.spec, self.module = exp, spec, module
         self.batch_size, self.precision = exp.cfg.train.eval_batch_size, exp.cfg.train.precision
+        self.task = exp.bundle.metric_spec.task
 
     def load(self, shared: State, personal: State) -> ClientModule:
         self.module.load_trainable_state({**shared, **personal})
@@ -47,14 +48,17 @@ class Scorer:
         results, preds = [], []
         for p_state in self.scoring_personals(personal):
             p, y = self._predict(self.load(shared, p_state), index, codes)
-            results.append(classification_metrics(p, y, self.exp.bundle.num_classes))
+            results.append(classification_metrics(p, y, self.exp.bundle.num_classes, self.task))
             preds.append((p, y))
         return {k: float(np.mean([m[k] for m in results])) for k in results[0]}, preds
 
     def personalized(self, shared: State, personal: PersonalStore, global_preds: tuple | None = None) -> dict[str, float]:
         """Mean over clients of label-weighted test accuracy (as_train condition), each client with its
-        own personal state; methods without personal state reuse the global model's predictions."""
+        own personal state; methods without personal state reuse the global model's predictions.
+        Defined for single-label classification only (empty for multi-label and binary tasks)."""
         exp = self.exp
+        if self.task != "multiclass":
+            return {}
         idx, codes = exp.test["as_train"]
         labels = exp.bundle.labels.numpy()
         accs = []
@@ -91,7 +95,7 @@ class Scorer:
             cond_index, codes = exp.test[cond]
             assert np.array_equal(cond_index, index), "test conditions must share the test rows"
             codes = torch.as_tensor(codes, dtype=torch.long)
-            results = [classification_metrics(bc[codes, rows], labels, exp.bundle.num_classes) for bc in by_code]
+            results = [classification_metrics(bc[codes, rows], labels, exp.bundle.num_classes, self.task) for bc in by_code]
             out[cond] = {k: float(np.mean([m[k] for m in results])) for k in results[0]}
             if cond == "as_train" and len(by_code) == 1:
                 as_train = (by_code[0][codes, rows], labels)

@@ -68,6 +68,8 @@ def _client_missing(cfg: ExperimentConfig, train: np.ndarray, parts: list[np.nda
 def prepare(cfg: ExperimentConfig) -> Experiment:
     bundle, backbone = featurized(cfg.data, cfg.backbone)
     labels = bundle.labels.numpy()
+    if labels.ndim == 2:  # multi-label: partition and report by each sample's first label
+        labels = labels.argmax(1)
     train = np.sort(bundle.splits["train"])
     if cfg.partition.n_clients > len(train):
         raise ConfigError(

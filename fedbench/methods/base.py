@@ -114,6 +114,9 @@ class ClientModule(L.LightningModule):
 
     # ----- Lightning ----------------------------------------------------------------------------
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy; binary cross-entropy per label for multi-label data (labels [B, C])."""
+        if labels.ndim == 2:
+            return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
         return F.cross_entropy(logits.float(), labels)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
