@@ -67,6 +67,24 @@ class FederationConfig:
 
 
 @dataclass
+class FailuresConfig:
+    """Simulated client failures, drawn per (round, client) from the seed tree and recorded.
+
+    drop_rate: probability that a sampled client returns nothing this round.
+    straggler_rate, slowdown, deadline: a straggler runs ``slowdown`` times slower; the round waits
+        ``deadline`` times a normal client's local work, so a straggler finishes min(1,
+        deadline / slowdown) of its local steps (nothing at all when that is 0).
+    partial_rate: probability that a client stops after a uniformly drawn part of its local steps.
+    """
+
+    drop_rate: float = 0.0
+    straggler_rate: float = 0.0
+    slowdown: float = 2.0
+    deadline: float = 1.0
+    partial_rate: float = 0.0
+
+
+@dataclass
 class TrainConfig:
     batch_size: int = 32
     lr: float = 5e-3
@@ -103,6 +121,7 @@ class ExperimentConfig:
     missing: MissingConfig = field(default_factory=MissingConfig)
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    failures: FailuresConfig = field(default_factory=FailuresConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
@@ -123,6 +142,8 @@ class ExperimentConfig:
         d = self.to_dict()
         for section in NOT_IDENTITY:
             d.pop(section)
+        if self.failures == FailuresConfig():  # a section added later: its neutral default keeps old identities
+            d.pop("failures")
         d["data"]["options"] = resolved_options(DATASETS.get(self.data.dataset).options, self.data.options, "data.options")
         d["backbone"]["options"] = resolved_options(BACKBONES.get(self.backbone.name).options, self.backbone.options, "backbone.options")
         d["method"]["options"] = resolved_options(METHODS.get(self.method.name).options, self.method.options, "method.options")
@@ -184,6 +205,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.federation.local_epochs < 1:
         raise ConfigError(f"federation.local_epochs: must be >= 1, got {cfg.federation.local_epochs}")
     _validate_train(cfg.train)
+    for name in ("drop_rate", "straggler_rate", "partial_rate"):
+        _range(f"failures.{name}", getattr(cfg.failures, name), 0.0, 1.0)
+    if not cfg.failures.slowdown >= 1:
+        raise ConfigError(f"failures.slowdown: must be >= 1 (times slower than a normal client), got {cfg.failures.slowdown}")
+    if not cfg.failures.deadline >= 0:
+        raise ConfigError(f"failures.deadline: must be >= 0 (in units of a normal client's local work), got {cfg.failures.deadline}")
     return cfg
 
 

@@ -9,6 +9,7 @@ and reads the result back, so the same task gives the same result in any process
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ class ClientTask:
     seed: int
     lr: float
     payload: dict[str, Any] = field(default_factory=dict)
+    work: float = 1.0  # fraction of the local steps this client completes (simulated stragglers, partial work)
 
 
 class ClientRunner:
@@ -50,7 +52,8 @@ class ClientRunner:
         module.on_round_start(task.global_state, task.round_index, task.payload)
         torch.manual_seed(task.seed)
         loader = make_loader(self.bundle, task.index, task.codes, batch_size=self.train.batch_size, shuffle=True, seed=task.seed)
-        make_trainer(self.train, self.local_epochs).fit(module, loader)
+        max_steps = -1 if task.work >= 1.0 else max(1, math.ceil(task.work * self.local_epochs * len(loader)))
+        make_trainer(self.train, self.local_epochs, max_steps).fit(module, loader)
         shared, personal = module.split_state(module.trainable_state())
         return ClientResult(
             client_id=task.client_id,

@@ -24,6 +24,7 @@ from fedbench.federation.callbacks import Callback, default_callbacks
 from fedbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fedbench.federation.client import ClientRunner, ClientTask
 from fedbench.federation.executors import EXECUTORS
+from fedbench.federation.failures import draw_failures
 from fedbench.federation.record import make_record
 from fedbench.federation.scoring import Scorer
 from fedbench.federation.setup import Experiment, prepare
@@ -121,14 +122,15 @@ class Federation:
         save_checkpoint(self.checkpoint_path, self.run_id, payload)
 
     # ----- one round -----------------------------------------------------------------------------
-    def tasks(self, r: int, clients: list[int]) -> list[ClientTask]:
+    def tasks(self, r: int, clients: list[int], work: dict[int, float] | None = None) -> list[ClientTask]:
         cfg, exp = self.cfg, self.exp
+        work = work or {}
         payloads = self.aggregator.configure_fit(r, clients, self.global_state)
         return [
             ClientTask(
                 round_index=r, client_id=c, global_state=self.global_state, personal=self.personal[c],
                 index=exp.clients[c], codes=exp.client_codes[c], seed=derive_seed(cfg.seed, "fit", r, c),
-                lr=round_lr(cfg, r), payload=payloads.get(c, {}),
+                lr=round_lr(cfg, r), payload=payloads.get(c, {}), work=work.get(c, 1.0),
             )
             for c in clients
         ]
@@ -150,23 +152,28 @@ class Federation:
         sampled = sample_clients(cfg, len(self.exp.clients), r)
         for cb in callbacks:
             cb.on_round_start(self, r, sampled)
-        results = self.fit_clients(self.tasks(r, sampled), lambda res: [cb.on_client_end(self, res) for cb in callbacks])
+        failures = draw_failures(cfg.failures, cfg.seed, r, sampled)
+        active = [c for c in sampled if c not in failures.dropped]
+        results = self.fit_clients(self.tasks(r, active, failures.work), lambda res: [cb.on_client_end(self, res) for cb in callbacks])
         self.diverged = first_non_finite(r, results)
         if self.diverged is not None:
             return {}
         for res in results:
             self.personal[res.client_id] = res.personal
         down = state_bytes(self.global_state) * len(sampled)
-        self.global_state = self.aggregator.aggregate(self.global_state, results, r, derive_seed(cfg.seed, "aggregation", r))
+        if results:  # a round in which every sampled client dropped keeps the global state
+            self.global_state = self.aggregator.aggregate(self.global_state, results, r, derive_seed(cfg.seed, "aggregation", r))
         if not all_finite(self.global_state):
             self.diverged = {"round": r + 1, "client": None, "what": "the aggregated global state has non-finite values"}
             return {}
         val, _ = self.scorer.scored(self.global_state, self.personal, *self.exp.val)
         entry = {
-            "round": r + 1, "val": val, "train_loss": float(np.mean([res.loss for res in results])), "bytes_down": down,
+            "round": r + 1, "val": val, "train_loss": float(np.mean([res.loss for res in results])) if results else None, "bytes_down": down,
             "bytes_up": sum(state_bytes(res.state) for res in results), "clients": sampled, "lr": round_lr(cfg, r),
-            **self.aggregator.metadata(),
+            **(self.aggregator.metadata() if results else {"all_dropped": True}),
         }
+        if failures.dropped or failures.work:
+            entry["failures"] = failures.as_record()
         self.history.append(entry)
         metric = self.exp.bundle.metric
         if self.best is None or val[metric] > self.best["val"]:

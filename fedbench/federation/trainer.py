@@ -16,12 +16,13 @@ warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
 warnings.filterwarnings("ignore", message=".*Precision bf16-mixed is not supported.*")
 
 
-def make_trainer(train: TrainConfig, epochs: int) -> L.Trainer:
+def make_trainer(train: TrainConfig, epochs: int, max_steps: int = -1) -> L.Trainer:
     """No checkpointing, logger, progress bar or model summary inside a client fit: the federation
     keeps its own state and shows its own progress."""
     accelerator = "gpu" if train.accelerator == "cuda" else train.accelerator
     return L.Trainer(
         max_epochs=epochs,
+        max_steps=max_steps,  # -1: all epochs; a client with partial work stops earlier
         accelerator=accelerator,
         devices=train.devices,
         precision=train.precision,
