@@ -186,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     except FedbenchError as err:
         print(f"fedbench: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a read-only folder: name the file; records already written stay
+        where = f" {err.filename}" if err.filename else ""
+        print(f"fedbench: error: cannot write or read{where} ({err.strerror or err}); free space or choose another folder", file=sys.stderr)
+        return 2
     except (RunInterrupted, KeyboardInterrupt) as err:
         where = f" at round {err.round}" if getattr(err, "round", None) else ""
         print(f"fedbench: interrupted{where}; finished rounds and runs are kept, run the same command to resume", file=sys.stderr)

@@ -69,3 +69,21 @@ def test_sweep_refuses_bad_grid_before_running(tmp_path, capsys):
     code = main(["sweep", *TINY, "--methods", "fedavg", "--rates", "0.5 1.7", "--tracking.results_dir", str(tmp_path / "r")])
     assert code == 2 and "missing.rate" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # nothing was run or written
+
+
+def test_sweep_honours_results_dir_and_per_method_options(tmp_path, capsys):
+    import json
+
+    register_tiny()
+    results = tmp_path / "elsewhere"
+    args = ["sweep", *TINY, "--methods", "fedavg fedprox", "--per_method", '{"fedprox": {"mu": 0.5}}',
+            "--tracking.results_dir", str(results), "--tracking.sweep", "mine", "--tracking.wandb", "false",
+            "--leaderboards", str(tmp_path / "boards")]
+    assert main(args) == 0
+    records = [json.loads(p.read_text()) for p in (results / "tiny").glob("*.json")]
+    assert sorted(r["method"] for r in records) == ["fedavg", "fedprox"]
+    by_method = {r["method"]: r for r in records}
+    assert by_method["fedprox"]["config"]["method"]["options"]["mu"] == 0.5
+    assert by_method["fedavg"]["config"]["method"]["options"] == {"prompt_length": 2, "prompt_layers": 1}
+    assert all(r["sweep"] == "mine" and r["config"]["tracking"]["wandb"] is False for r in records)
+    assert (tmp_path / "boards" / "tiny.md").exists()

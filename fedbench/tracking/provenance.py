@@ -28,8 +28,12 @@ _TRACKED = {
 }
 
 
-def git_commit(path: str | Path = ".") -> str:
-    """Return the HEAD commit of the repository containing ``path``, with ``-dirty`` when tracked
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def git_commit(path: str | Path = PACKAGE_DIR) -> str:
+    """Return the HEAD commit of the repository containing ``path`` (by default the fedbench package's
+    own checkout, wherever the command runs from), with ``-dirty`` when tracked
     files have uncommitted changes, or ``"unknown"`` outside a git checkout (e.g. a pip install).
 
     Untracked files do not count as dirty: results folders and caches live in the tree.
