@@ -149,6 +149,39 @@ class MiniLMEffNetBackbone(Backbone):
         keep = torch.cat([keep, torch.ones(image.shape[0], self.image_bank.shape[1], dtype=torch.bool, device=keep.device)], 1)
         return tokens, keep
 
+    def batch_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The bundle rows of a batch [B]: the image column indexes the image bank, whose row r
+        is bundle row r (methods that keep per-row tables, such as FedMVP's features, use it)."""
+        return batch["image"]
+
+    @torch.no_grad()
+    def modality_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each modality run through the frozen transformer on its own, for methods that train on
+        frozen features (FedMVP), with this backbone's missing inputs where ``code`` says so:
+
+        - ``text`` [B, H]: the sentence embedding, MiniLM on ``[CLS] text [SEP]`` mean-pooled over
+          the text's tokens; ``text_tokens`` [B, L, H] those hidden states, ``text_pad`` [B, L]
+          True at padding;
+        - ``image`` [B, H]: MiniLM on ``[CLS]`` + the image tokens, mean-pooled over the image
+          tokens (the space the projection was pretrained in, shared with the sentence
+          embedding, so text and image vectors can be compared directly); ``image_tokens``
+          [B, G, H] those hidden states.
+        """
+        tokens, keep = self.embed(batch)
+        n_text = batch["text_ids"].shape[1]
+        text_keep = keep[:, :n_text]
+        text_h = self.run_layers(tokens[:, :n_text], text_keep)
+        weight = text_keep[..., None].to(text_h.dtype)
+        image_seq = torch.cat([tokens[:, :1], tokens[:, n_text:]], dim=1)  # the [CLS] input token + image
+        image_h = self.run_layers(image_seq, torch.ones(image_seq.shape[:2], dtype=torch.bool, device=keep.device))[:, 1:]
+        return {
+            "text": (text_h * weight).sum(1) / weight.sum(1).clamp_min(1),
+            "text_tokens": text_h,
+            "text_pad": ~text_keep,
+            "image": image_h.mean(1),
+            "image_tokens": image_h,
+        }
+
     def run_layers(self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None) -> torch.Tensor:
         x = tokens
         for i, layer in enumerate(self.bert.encoder.layer):

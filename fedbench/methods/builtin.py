@@ -2,6 +2,7 @@
 
 import fedbench.methods.centralized  # noqa: F401
 import fedbench.methods.fedavg  # noqa: F401
+import fedbench.methods.fedmvp  # noqa: F401
 import fedbench.methods.fedprime  # noqa: F401
 import fedbench.methods.fedprox  # noqa: F401
 import fedbench.methods.local  # noqa: F401

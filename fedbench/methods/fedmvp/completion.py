@@ -2,7 +2,7 @@
 
 FedMVP fills every missing modality once, before training, with frozen pretrained models. The
 completers here share one interface, ``complete(text, image, codes) -> Completion``, over
-feature tensors [N, ...] and the modality codes of :mod:`fedbench.data.missing` (0 complete,
+feature tensors [N, ...] and the modality codes of :mod:`fedbench.batch` (0 complete,
 1 text missing, 2 image missing); the entries of a missing modality are ignored.
 
 - ``retrieval``: nearest neighbour in a server-held public pool that no client split contains.
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fedbench.backbones.cache import cache_dir, cache_key, cached
-from fedbench.data.missing import COMPLETE, IMAGE_MISSING, TEXT_MISSING
+from fedbench.batch import COMPLETE, IMAGE_MISSING, TEXT_MISSING
 
 __all__ = [
     "Completer",

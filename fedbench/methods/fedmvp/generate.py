@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from fedbench.data.missing import COMPLETE, IMAGE_MISSING, TEXT_MISSING
+from fedbench.batch import COMPLETE, IMAGE_MISSING, TEXT_MISSING
 
 __all__ = ["DiffusersPainter", "GenerateCompleter", "HFCaptioner"]
 

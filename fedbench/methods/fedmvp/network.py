@@ -72,13 +72,15 @@ class AttentionBlock(nn.Module):
 
 class JointEncoder(nn.Module):
     """Text tokens [B, Nt, dt] and image tokens [B, Ni, di] -> fused tokens [B, N, latent] and
-    their padding mask [B, N] (True = padding), as ``Transformer_JointEncoder``: inputs scaled by
-    1/sqrt(width) plus sinusoidal positions, as the official code."""
+    their padding mask [B, N] (True = padding), as ``Transformer_JointEncoder``: inputs scaled
+    (``embed_scale``: sqrt(width) as MulT, or 1/sqrt(width) as the official joint encoder) plus
+    sinusoidal positions."""
 
     def __init__(self, text_dim: int, image_dim: int, opts: FedMVPOptions):
         super().__init__()
         e, latent = opts.embed_dim, opts.latent_dim
         self.fusion, self.joint_kv = opts.fusion, opts.joint_kv
+        self.inverse_scale = opts.embed_scale == "inverse_sqrt"
         self.text_in = nn.Linear(text_dim, e)  # official text_input_mapping (768 -> 256)
         self.image_in = nn.Linear(image_dim, e)  # stands in for the 16x16 conv patch embedding
         self.image_self = AttentionBlock(e, opts.num_heads)
@@ -92,9 +94,10 @@ class JointEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(latent)
 
-    @staticmethod
-    def _embed(x: Tensor) -> Tensor:
-        return x / math.sqrt(x.shape[-1]) + sinusoidal(x.shape[1], x.shape[-1], x.device).to(x.dtype)
+    def _embed(self, x: Tensor) -> Tensor:
+        scale = math.sqrt(x.shape[-1])
+        x = x / scale if self.inverse_scale else x * scale
+        return x + sinusoidal(x.shape[1], x.shape[-1], x.device).to(x.dtype)
 
     def forward(
         self, text: Tensor, image: Tensor, text_pad: Tensor | None = None, image_pad: Tensor | None = None
@@ -218,14 +221,23 @@ class FedMVPNetwork(nn.Module):
     def training_loss(self, out: FedMVPOutput, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """L = CE(head(h_J), y) + L_MCM + L_RAM (each switched by use_mcm / use_ram)."""
         ce = F.cross_entropy(out.logits, labels)
-        parts = {"ce": ce.detach()}
-        loss = ce
+        extra, parts = self.auxiliary_loss(out, labels, ce)
+        return (ce if extra is None else ce + extra), {"ce": ce.detach(), **parts}
+
+    def auxiliary_loss(
+        self, out: FedMVPOutput, labels: Tensor, ce: Tensor | None = None
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """L_MCM + L_RAM as switched by use_mcm / use_ram (None when both are off), and each part.
+        ``ce`` is the joint branch's cross-entropy that RAM compares the unimodal ones with."""
+        parts: dict[str, Tensor] = {}
+        loss = None
         unimodal = [out.h_image, out.h_text]
         if self.opts.use_mcm:
-            mcm = mcm_loss(out.h_joint, unimodal, self.opts.alpha, self.opts.tau)
-            loss, parts["mcm"] = loss + mcm, mcm.detach()
+            mcm = mcm_loss(out.h_joint.float(), [h.float() for h in unimodal], self.opts.alpha, self.opts.tau)
+            loss, parts["mcm"] = mcm, mcm.detach()
         if self.opts.use_ram:
-            ce_uni = [F.cross_entropy(self.classifier.fc(h), labels) for h in unimodal]
+            ce = F.cross_entropy(out.logits.float(), labels) if ce is None else ce
+            ce_uni = [F.cross_entropy(self.classifier.fc(h).float(), labels) for h in unimodal]
             ram = ram_loss(out.h_joint, unimodal, ce, ce_uni, self.opts.beta)
-            loss, parts["ram"] = loss + ram, ram.detach()
+            loss, parts["ram"] = (ram if loss is None else loss + ram), ram.detach()
         return loss, parts
