@@ -78,7 +78,7 @@ def tiny_bundle(seed: int = 0):
 def register_tiny() -> None:
     DATASETS.register(DatasetSpec("tiny", lambda options, split_seed: tiny_data(seed=split_seed), None, "test fixture"))
     BACKBONES.register(BackboneSpec("tiny", lambda options: TinyBackbone(tiny_bert(0)), None, "test fixture: 2-layer random BERT",
-                                    capabilities=frozenset({"prompts", "multimodal", "text_tokens"})))
+                                    capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"})))
 
 
 def tiny_config(tmp_path, method: str = "fedavg", rounds: int = 2):

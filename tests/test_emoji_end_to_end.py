@@ -16,7 +16,7 @@ def test_emoji_bundle_is_sane():
     cfg = ExperimentConfig()
     bundle, backbone = featurized(cfg.data, cfg.backbone)
     splits = bundle.splits
-    assert set(splits) == {"train", "val", "test"}
+    assert set(splits) == {"train", "val", "test", "pretrain"}
     all_idx = np.concatenate(list(splits.values()))
     assert len(all_idx) == len(set(all_idx.tolist()))  # disjoint
     assert bundle.num_classes == 9

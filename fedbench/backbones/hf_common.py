@@ -30,7 +30,7 @@ from torch import nn
 from fedbench.backbones.cache import cache_dir, cache_key, cached
 from fedbench.batch import IMAGE_MISSING, TEXT_MISSING
 from fedbench.data.base import ArrayImages, ModalData, PathImages
-from fedbench.data.bundle import DataBundle
+from fedbench.data.bundle import BUNDLE_SPLITS, DataBundle
 from fedbench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -285,7 +285,7 @@ def make_bundle(data: ModalData, columns: dict[str, torch.Tensor], info: dict, p
         label_names=list(data.label_names),
         labels=torch.as_tensor(data.labels, dtype=torch.float32 if data.multilabel else torch.long),
         columns=columns,
-        splits={k: np.asarray(v) for k, v in data.splits.items() if k in ("train", "val", "test")},
+        splits={k: np.asarray(v) for k, v in data.splits.items() if k in BUNDLE_SPLITS},
         metric_spec=data.metric,
         info={**data.info, **info},
         padded=padded,

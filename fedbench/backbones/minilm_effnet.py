@@ -26,7 +26,7 @@ from fedbench.backbones.bert_blocks import bert_layer_forward
 from fedbench.backbones.registry import BackboneSpec, register_backbone
 from fedbench.batch import IMAGE_MISSING, TEXT_MISSING
 from fedbench.data.base import ModalData
-from fedbench.data.bundle import DataBundle
+from fedbench.data.bundle import BUNDLE_SPLITS, DataBundle
 from fedbench.errors import ConfigError, DataError
 
 MAX_TEXT_TOKENS = 32
@@ -102,7 +102,7 @@ class MiniLMEffNetBackbone(Backbone):
             label_names=list(data.label_names),
             labels=torch.as_tensor(data.labels, dtype=torch.float32 if data.multilabel else torch.long),
             columns={"text_ids": ids, "text_keep": keep, "image": torch.arange(len(data))},
-            splits={k: np.asarray(v) for k, v in data.splits.items() if k in ("train", "val", "test")},
+            splits={k: np.asarray(v) for k, v in data.splits.items() if k in BUNDLE_SPLITS},
             metric_spec=data.metric,
             info={**data.info, **self.bank_info},
             padded=("text_keep", "text_ids"),
@@ -221,4 +221,5 @@ def build_embedded(options: EmbeddedOptions) -> MiniLMEffNetBackbone:
 register_backbone(BackboneSpec(
     "embedded", build_embedded, EmbeddedOptions,
     "MiniLM-L6 single-stream transformer + EfficientNet-Lite0 3x3 grid tokens through a pretrained projection (offline)",
+    capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
 ))

@@ -130,7 +130,7 @@ def _spec(name: str, options: type, description: str) -> MethodSpec:
             notes=NOTES,
             bench_plan=PLAN,
             test_options=TEST_OPTIONS,
-            requires=frozenset({"multimodal"}),
+            requires=frozenset({"multimodal", "modality_features"}),
             needs_server_context=True,
         )
     )
