@@ -1,0 +1,115 @@
+"""PPT's server (methods.md §3c): probabilistic matching for the prompt pool, FedAvg for the rest.
+
+Per round:
+1. U = the rows of the pool some client used in a local batch (non-zero usage); a client that
+   reports no usage counts as using its whole pool, so a missing report keeps rows, never drops
+   them. Rows outside U are dropped, as in the code (the pool can shrink).
+2. Every client's rows at U go to :func:`~fedbench.aggregation.prob_matching.match_prompts`
+   (50 outer loops, the options' cost and new-centre price, standardised by default); the
+   centres that received a prompt are the new pool, whose size m' (<= clients x |U|) is logged as
+   ``pool_size`` every round, beside ``pool_used`` = |U|.
+3. With ``centre_update="mean"`` a centre becomes the sample-weighted mean of the local prompts
+   matched to it (exact M-step of the centre under a shared variance; FedAvg when each prompt's
+   copies land in one centre); "matcher" keeps the matcher's centres.
+4. Floor: top-kappa needs >= kappa prompts. Every client's used rows land in distinct centres, so
+   m' >= |U| >= kappa whenever one client reported its usage; otherwise the pool is padded with
+   the FedAvg of the dropped rows, in index order.
+5. Query projection and adaptor head: FedAvg weighted by client sample counts (as the code).
+
+Not done (the code does it): the server model's own test-set evaluation also ticks its usage
+checklist, and those rows join U. fedbench's server never evaluates on test before aggregating.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedbench.aggregation.prob_matching import match_prompts
+from fedbench.aggregation.weighted import weighted_mean
+from fedbench.methods.base import Aggregator, ClientUpdate, State
+from fedbench.methods.ppt.config import PPTOptions
+from fedbench.methods.ppt.model import POOL_KEY
+
+
+def used_rows(usages: list[list[float] | None], pool_size: int) -> list[int]:
+    """Sorted union over clients of the rows with non-zero usage (None: every row)."""
+    union: set[int] = set()
+    for usage in usages:
+        if usage is None:
+            union.update(range(pool_size))
+        else:
+            union.update(int(i) for i in np.flatnonzero(np.asarray(usage) > 0))
+    return sorted(union)
+
+
+def centre_means(local: list[torch.Tensor], assignments: list[np.ndarray], weights: list[float], m: int) -> torch.Tensor:
+    """[m, d]: per centre, the ``weights``-weighted mean of the local rows assigned to it (the plain
+    mean where all of a centre's clients weigh 0). local[t]: [n_t, d]; assignments[t][j]: centre."""
+    d = local[0].shape[-1]
+    sums, totals = torch.zeros(m, d, dtype=torch.float64), torch.zeros(m, dtype=torch.float64)
+    plain, counts = torch.zeros(m, d, dtype=torch.float64), torch.zeros(m, dtype=torch.float64)
+    for rows, z, w in zip(local, assignments, weights, strict=True):
+        idx = torch.as_tensor(np.asarray(z), dtype=torch.long)
+        sums.index_add_(0, idx, float(w) * rows.double())
+        totals.index_add_(0, idx, torch.full((len(idx),), float(w), dtype=torch.float64))
+        plain.index_add_(0, idx, rows.double())
+        counts.index_add_(0, idx, torch.ones(len(idx), dtype=torch.float64))
+    weighted = sums / totals.clamp_min(1e-300)[:, None]
+    return torch.where((totals > 0)[:, None], weighted, plain / counts.clamp_min(1.0)[:, None])
+
+
+class PPTAggregator(Aggregator):
+    """Matching for ``pool``, FedAvg (by n_samples) for every other shared tensor."""
+
+    def __init__(self, options: PPTOptions, context=None):
+        super().__init__(options, context)
+        self._meta: dict[str, Any] = {}
+
+    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+        weights = [float(u.n_samples) for u in updates]
+        rest = [{k: v for k, v in u.state.items() if k != POOL_KEY} for u in updates]
+        out = weighted_mean(rest, weights) if rest[0] else {}
+        pools = [u.state[POOL_KEY] for u in updates]
+        out[POOL_KEY] = self.aggregate_pool(pools, [u.meta.get("usage") for u in updates], weights, seed)
+        return out
+
+    def aggregate_pool(self, pools: list[torch.Tensor], usages: list, weights: list[float], seed: int) -> torch.Tensor:
+        """The new pool [m', d] from the clients' pools (all [M, d], the round's global size)."""
+        opts = self.options
+        size, d = pools[0].shape
+        if any(p.shape != pools[0].shape for p in pools):
+            raise ValueError(f"PPT: clients returned pools of shapes {sorted({tuple(p.shape) for p in pools})}")
+        union = used_rows(usages, size)
+        if not union:  # no client retrieved anything (cannot happen with kappa >= 1): keep the pool
+            union = list(range(size))
+        local = [p.detach().cpu()[union] for p in pools]
+        result = match_prompts(
+            local,
+            outer_loops=opts.outer_loops,
+            hidden=opts.matcher_hidden,
+            lr=opts.matcher_lr,
+            seed=seed,
+            new_cluster_cost=opts.matcher_price(d),
+            cost=opts.matcher_cost,
+            standardise=opts.standardise,
+        )
+        m = result.centres.shape[0]
+        if opts.centre_update == "mean":
+            centres = centre_means(local, result.assignments, weights, m)
+        else:
+            centres = result.centres.double()
+        if m < opts.kappa:
+            dropped = [i for i in range(size) if i not in set(union)]
+            filler = weighted_mean([{"p": p.detach().cpu()[dropped + union]} for p in pools], weights)["p"]
+            centres = torch.cat([centres, filler[: opts.kappa - m].double()], 0)
+        self._meta = {"pool_size": int(centres.shape[0]), "pool_used": len(union)}
+        radius = getattr(result, "merge_radius", None)  # the calibrated price's scale, with "auto"
+        if radius is not None:
+            self._meta["merge_radius"] = float(radius)
+        return centres.to(pools[0].dtype)
+
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._meta)

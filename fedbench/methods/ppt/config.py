@@ -1,0 +1,112 @@
+"""PPT's options (methods.md §3), with fedbench's defaults where paper, code and the risks list
+leave room. Each choice that departs from the official code (PeiYauWeng/PFPT) is a named option;
+``ppt-official`` is the same method with every one of them set to the code's behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedbench.errors import ConfigError
+
+SELECTIONS = ("sample", "batch")
+SIGNS = ("pull", "push")
+MATCHER_COSTS = ("joint", "official")
+CENTRE_UPDATES = ("mean", "matcher")
+NEW_CENTRE = ("auto", "fixed", "none")
+
+
+@dataclass
+class PPTOptions:
+    """Settings of PPT's client model and server.
+
+    pool_size: prompts in the L2P pool at round 0 (PFPT 20); later the server's matching sets it.
+    kappa: prompts retrieved per sample, one token each (PFPT ``n_tokens`` = top_k = 10).
+    lambda_r: weight of the query-key term (PFPT ``reduce_sim_scalar`` 0.01).
+    retrieval_sign: "pull" adds lambda_r * (kappa - S), S = summed cosine of query and retrieved
+        keys, pulling queries towards their keys (L2P's intent); "push" is the code's +lambda_r * S.
+    selection: "sample": each sample its own top-kappa, so a test prediction does not depend on
+        its batch; "batch": the code's batch-wise majority (``batchwise_prompt=True``).
+    adaptor_width, adaptor_dropout: the adaptor head (PFPT 512, 0.5).
+    outer_loops, matcher_hidden, matcher_lr: the probabilistic matcher (PFPT 50, 128, Adam 1e-3).
+    matcher_cost: "joint" (fedbench's exact joint likelihood) or "official" (the code's Bernoulli
+        term); see aggregation/prob_matching.py.
+    new_centre: the price of opening a global prompt: "auto" (calibrated from the prompts' own
+        spread, aggregation/matching_calibration.py), "fixed" (``new_centre_cost`` nats per prompt
+        dimension) or "none" (no price: with matcher_cost "official" that is PFPT's matcher, which
+        hardly ever merges, risk 17). Two fields rather than one because option types are checked
+        against their defaults.
+    new_centre_cost: the "fixed" price per dimension (FedPrime's measured 2.0 on RMS-unit prompts).
+    standardise: run the matcher on standardised prompts (centred, divided by their RMS; "auto"
+        implies it): prompts at their U(-0.04, 0.04) init scale sit far below the matcher's
+        unit-scale std, and its Gaussian then cannot tell them apart (prob_matching.py).
+    centre_update: "mean": each returned global prompt is the sample-weighted mean of the local
+        prompts matched to it (FedAvg when every client's copy lands in one centre); "matcher":
+        the matcher's own centres, as the code.
+    """
+
+    pool_size: int = 20
+    kappa: int = 10
+    lambda_r: float = 0.01
+    retrieval_sign: str = "pull"
+    selection: str = "sample"
+    adaptor_width: int = 512
+    adaptor_dropout: float = 0.5
+    outer_loops: int = 50
+    matcher_hidden: int = 128
+    matcher_lr: float = 1e-3
+    matcher_cost: str = "joint"
+    new_centre: str = "auto"
+    new_centre_cost: float = 2.0
+    standardise: bool = True
+    centre_update: str = "mean"
+
+    TEST_OPTIONS = {"pool_size": 6, "kappa": 2, "adaptor_width": 16, "outer_loops": 2, "matcher_hidden": 8}
+
+    def validate(self) -> None:
+        if self.kappa < 1:
+            raise ConfigError(f"method.options.kappa must be >= 1, got {self.kappa} (try 10)")
+        if self.pool_size < self.kappa:
+            raise ConfigError(f"method.options.pool_size={self.pool_size} must be >= kappa={self.kappa} (try 20)")
+        if not self.lambda_r >= 0:
+            raise ConfigError(f"method.options.lambda_r must be >= 0, got {self.lambda_r} (try 0.01)")
+        for name, value, allowed in (
+            ("retrieval_sign", self.retrieval_sign, SIGNS),
+            ("selection", self.selection, SELECTIONS),
+            ("matcher_cost", self.matcher_cost, MATCHER_COSTS),
+            ("centre_update", self.centre_update, CENTRE_UPDATES),
+            ("new_centre", self.new_centre, NEW_CENTRE),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"method.options.{name}: {value!r} is not valid; choose one of {', '.join(allowed)}")
+        if self.adaptor_width < 1 or not 0 <= self.adaptor_dropout < 1:
+            raise ConfigError(
+                f"method.options.adaptor_width must be >= 1 and adaptor_dropout in [0, 1), got "
+                f"{self.adaptor_width}, {self.adaptor_dropout} (try 512, 0.5)"
+            )
+        if self.outer_loops < 1 or self.matcher_hidden < 1 or not self.matcher_lr > 0:
+            raise ConfigError(
+                "method.options.outer_loops and matcher_hidden must be >= 1 and matcher_lr > 0, got "
+                f"{self.outer_loops}, {self.matcher_hidden}, {self.matcher_lr} (try 50, 128, 1e-3)"
+            )
+        if not 0 <= self.new_centre_cost < float("inf"):
+            raise ConfigError(f"method.options.new_centre_cost must be a finite number >= 0, got {self.new_centre_cost} (try 2.0)")
+
+    def matcher_price(self, dim: int) -> float | str | None:
+        """What ``match_prompts`` takes as ``new_cluster_cost`` for prompts of width ``dim``."""
+        if self.new_centre == "auto":
+            return "auto"
+        return self.new_centre_cost * dim if self.new_centre == "fixed" else None
+
+
+@dataclass
+class PPTOfficialOptions(PPTOptions):
+    """PPT as the released code runs it: batch-wise majority selection, +lambda_r * S, the code's
+    Bernoulli cost with no new-centre price, no standardisation, the matcher's own centres."""
+
+    retrieval_sign: str = "push"
+    selection: str = "batch"
+    matcher_cost: str = "official"
+    new_centre: str = "none"
+    standardise: bool = False
+    centre_update: str = "matcher"

@@ -1,0 +1,66 @@
+"""`make bench METHOD=ppt`: PPT beside its five baselines on PPT's three partitions of the image
+task, and the pool-size table and plot read back from run records."""
+
+import fedbench.bench as bench_module
+from fedbench.methods.ppt.plan import PARTITIONS
+from fedbench.methods.ppt.report import plot_series, round_series, series_table
+from fedbench.sweep import cell_configs
+
+BASELINES = ["fedavg-pt", "fedprox-pt", "scaffold-pt", "fedopt-pt", "gmm-pt"]
+
+
+def capture(monkeypatch):
+    seen = {}
+
+    def fake_run_grid(base, grid, **kw):
+        seen.update(base=base, grid=grid, **kw)
+        return []
+
+    monkeypatch.setattr(bench_module, "run_grid", fake_run_grid)
+    return seen
+
+
+def test_ppt_plan_crosses_methods_and_partitions(monkeypatch):
+    seen = capture(monkeypatch)
+    bench_module.bench("ppt", "quick")
+    base, grid = seen["base"], seen["grid"]
+    assert grid.methods == ["ppt", *BASELINES]
+    assert grid.axes["missing.type"] == ["text"] and grid.axes["missing.rate"] == [1.0]  # image only
+    assert grid.axes["partition"] == PARTITIONS
+    assert base.data.options["label"] == "subcategory"
+    configs = cell_configs(base, grid)
+    assert len(configs) == 6 * 3 * len(grid.seeds)
+    parts = {(c.partition.name, c.partition.alpha if c.partition.name == "dirichlet" else None) for c in configs}
+    assert parts == {("dirichlet", 0.5), ("dirichlet", 0.1), ("imbalanced", None)}
+    assert all(c.missing.type == "text" and c.missing.rate == 1.0 and c.train.threads == 1 for c in configs)
+
+
+def test_a_baseline_benches_the_same_grid_and_ablations_add_the_official_ppt(monkeypatch):
+    seen = capture(monkeypatch)
+    bench_module.bench("gmm-pt", "quick", ablations=True)
+    assert seen["grid"].methods == ["gmm-pt", "fedavg-pt", "fedprox-pt", "scaffold-pt", "fedopt-pt", "ppt-official"]
+    assert seen["grid"].axes["partition"] == PARTITIONS
+
+
+def record(method, partition, sizes):
+    return {"method": method, "partition": partition, "rounds": [{"round": i + 1, "pool_size": s} for i, s in enumerate(sizes)]}
+
+
+def test_pool_size_series_table_and_plot(tmp_path):
+    records = [
+        record("ppt", {"name": "dirichlet", "alpha": 0.5}, [20, 16, 12]),
+        record("ppt", {"name": "dirichlet", "alpha": 0.5}, [20, 14, 10]),
+        record("ppt", {"name": "imbalanced", "alpha": 0.5}, [30, 25]),
+        {"method": "fedavg-pt", "partition": {"name": "imbalanced"}, "rounds": [{"round": 1}]},  # no pool
+    ]
+    series = round_series(records)
+    assert series == {
+        ("ppt", "dirichlet(alpha=0.5)"): [[20, 16, 12], [20, 14, 10]],
+        ("ppt", "imbalanced"): [[30, 25]],
+    }
+    table = series_table(records)
+    assert table[2] == "| ppt | dirichlet(alpha=0.5) | 2 | 20 15 11 |"
+    assert table[3] == "| ppt | imbalanced | 1 | 30 25 |"
+    png = plot_series(records, tmp_path / "pool.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_series(records[3:], tmp_path / "none.png") is None
