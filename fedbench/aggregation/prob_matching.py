@@ -1,47 +1,46 @@
 """Probabilistic prompt matching: PFPT's server aggregator, reused by FedPrime for inter-client prompts.
 
-Generative model (methods.md §3c). There are m global prompts phi_1..phi_m. Client t selects each
-global prompt i independently with probability pi_i = b(phi_i) (c^t_i in {0, 1}); each selected
-phi_i emits one local prompt q ~ N(phi_i, diag s(phi_i)^2). z^t matches every local prompt of
-client t to a distinct global prompt, so c^t_i = sum_j z^t_ji. The joint log-likelihood of client t
-is
+Model (methods.md §3c). There are m global prompts phi_1..phi_m. Client t selects each global
+prompt i independently with probability pi_i = b(phi_i) (c^t_i in {0, 1}); each selected phi_i
+emits one local prompt q ~ N(phi_i, diag s(phi_i)^2). z^t matches every local prompt of client t
+to a distinct global prompt, so c^t_i = sum_j z^t_ji. Inference alternates, client by client, one
+Adam step on (phi, scale net s, popularity net b) and an exact rectangular Hungarian solve for z^t;
+all local prompts are the initial centres, the initial assignment is a seeded random one-to-one
+map, the nets and Adam are fresh per call, and only non-empty centres are returned.
 
-    L_t = sum_ji z_ji log N(q_j; phi_i, s_i^2) + sum_i [c_i log pi_i + (1 - c_i) log(1 - pi_i)].
+``cost=`` chooses the Bernoulli part (the Gaussian part log N(q_j; phi_i, s_i^2) is shared; n_t is
+the number of client t's prompts):
 
-Column gain (the assignment step). Substituting c_i = sum_j z_ji,
+- ``"official"``, PFPT's ``NonparametricAgg`` (FedPrime's copy is the same code), as the code
+  computes it. Adam step on -(l1 + l2), l1 = sum_ji z_ji log N(q_j; phi_i, s_i^2),
+  l2 = n_t * sum_{i: c_i = 1} log pi_i: the code evaluates ``Independent(Bernoulli(pi_i), 1)`` at a
+  vector of n_t copies of c_i, which sums n_t equal terms, then weights it by z_ji, so only
+  assigned columns count and pi is only ever pushed up. Assignment: maximise
+  M_ji = log N(q_j; phi_i, s_i^2) + n_t * log Bern(c_i^old; pi_i), c^old being client t's
+  assignment before this solve (the random one on the first pass): n_t log pi_i on the columns it
+  used last time, n_t log(1 - pi_i) on every other, a reward for staying put. Both terms use the
+  pre-step values. (torch's Bernoulli clamps pi to [eps, 1 - eps] of float32; logsigmoid here
+  does not clamp.)
+- ``"joint"`` (default, fedbench's): the joint log-likelihood of z and c,
+  L_t = sum_ji z_ji log N(q_j; phi_i, s_i^2) + sum_i [c_i log pi_i + (1 - c_i) log(1 - pi_i)]
+      = sum_i log(1 - pi_i) + sum_ji z_ji [log N(q_j; phi_i, s_i^2) + logit(pi_i)],
+  for the Adam step and, by the second line, M_ji = log N + logit(pi_i), whose Hungarian solve is
+  the exact maximiser of L_t over z^t (tested by brute force).
 
-    L_t = sum_i log(1 - pi_i) + sum_ji z_ji [log N(q_j; phi_i, s_i^2) + log pi_i - log(1 - pi_i)],
+``new_cluster_cost`` (not in the paper). A number lambda: the objective becomes sum_t L_t - lambda
+* (number of non-empty centres), as in Beta-Bernoulli-process matching (PFNM, FedMA); for client t
+that is -lambda on columns no other client uses, so the Hungarian step stays exact. A client's
+random initial assignment does not count as "use" until that client has been matched once.
+``"auto"``: standardise the prompts, take a merge radius theta^2 from their own nearest-neighbour
+distances and reward joining centre i (used by another client) with lambda_i = theta^2 / (2 g_i^2),
+g_i the geometric mean of its current stds (the radius in nats of that centre); the objective is
+then sum_t L_t + sum_i lambda_i (clients in i - 1)_+ (matching_calibration.py: the derivation).
+None (or 0): no price; with ``cost="official"`` that is PFPT's matcher, with "joint" it is not.
 
-and the first sum does not depend on z. So with M_ji = log N(q_j; phi_i, s_i^2) + logit(pi_i), the
-one-to-one assignment of maximal total M is exactly the z^t that maximises L_t with every parameter
-and every other client fixed. logit(pi_i) is the popularity net's pre-sigmoid output.
-
-Where this differs from the official code (PFPT ``NonparametricAgg``, also FedPrime's, as methods.md
-§3c describes it): it sums the
-Bernoulli term only over assigned entries (only c = 1 terms, so b is always pushed towards 1) and
-puts log Bern(c_i^old; pi_i) in the cost, which rewards re-using last pass's columns. fedbench uses
-the joint likelihood above for both the gradient step and the cost. The rest is kept: all local
-prompts as initial centres, a seeded random one-to-one initial assignment, fresh MLPs and a fresh
-Adam per call, one Adam step per client per outer loop, the std (not variance) from a sigmoid, the
-cost from the pre-step values, a rectangular Hungarian solve, only non-empty centres returned.
-
-``new_cluster_cost`` (fedbench's improved matcher, not the paper's). Starting every centre at a
-local prompt, each prompt is most likely under its own copy, so the faithful matcher rarely merges
-and the pool grows with clients x prompts (risk 17). With lambda = new_cluster_cost the objective
-becomes sum_t L_t - lambda * (number of non-empty centres), a price for every centre kept, as in
-Beta-Bernoulli-process matching (PFNM, FedMA). For client t the change in that count is exactly
-the number of its prompts put in columns no other client uses, so the cost gets -lambda on those
-columns and the Hungarian step stays an exact maximisation. A client's random initial assignment
-carries no information, so it does not count as "use" until that client has been matched once:
-the first pass then builds clusters greedily, client by client, and later passes refine them.
-lambda is in nats: a prompt joins another client's centre when that costs it less than lambda in
-Gaussian log-density, about ||q - q'||^2 / (2 s^2) summed over d dimensions, so it grows with d.
-
-Scale caveat (both variants). s is a sigmoid, so it starts near 0.5 and barely moves in a few Adam
-steps, and Adam moves every coordinate of phi by about lr per step whatever the prompts' scale. For
-prompts with entries far below 0.5 (FedPrime's U(-0.04, 0.04) init) the Gaussian cannot tell
-prompts apart and the centres drift by more than the prompts' own norm; the matcher behaves as
-intended for prompts of roughly unit scale per entry.
+Scale caveat. s is a sigmoid that starts near 0.5, and Adam moves every coordinate of phi by about
+lr per step whatever the prompts' scale: at FedPrime's U(-0.04, 0.04) init the Gaussian cannot tell
+prompts apart and centres drift by more than the prompts' norm. Pass unit-scale prompts or
+``standardise=True`` (implied by "auto"). Measurements: docs/matcher.md.
 """
 
 from __future__ import annotations
@@ -54,7 +53,9 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
-from torch.nn import functional as F
+
+from fedbench.aggregation.matching_calibration import merge_bonus, merge_radius
+from fedbench.aggregation.matching_terms import PopularityNet, ScaleNet, client_cost, client_log_likelihood
 
 __all__ = [
     "MatchResult",
@@ -67,7 +68,7 @@ __all__ = [
     "matching_objective",
 ]
 
-_LOG_2PI = math.log(2 * math.pi)
+_COSTS = ("joint", "official")
 
 
 @dataclass
@@ -77,81 +78,13 @@ class MatchResult:
     centres: [m', d] non-empty cluster centres (the new global prompts), in the input's dtype.
     assignments: per client t, an int array of length n_t: the row of ``centres`` of each prompt.
     objective_trace: the total objective after each outer iteration (higher is better).
+    merge_radius: with ``new_cluster_cost="auto"``, theta^2 in the input's units, else None.
     """
 
     centres: Tensor
     assignments: list[np.ndarray]
     objective_trace: list[float]
-
-
-class ScaleNet(nn.Module):
-    """s_gamma: d -> hidden -> ReLU -> d -> sigmoid, the per-dimension std of a centre's prompts."""
-
-    def __init__(self, d: int, hidden: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, d))
-
-    def forward(self, centres: Tensor) -> Tensor:
-        return torch.sigmoid(self.body(centres))
-
-    def log_std(self, centres: Tensor) -> Tensor:
-        """log s(phi), via logsigmoid so that tiny stds do not underflow."""
-        return F.logsigmoid(self.body(centres))
-
-
-class PopularityNet(nn.Module):
-    """b_zeta: d -> hidden -> ReLU -> 1 -> sigmoid, the probability that a client selects a centre."""
-
-    def __init__(self, d: int, hidden: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-
-    def forward(self, centres: Tensor) -> Tensor:
-        return torch.sigmoid(self.logit(centres))
-
-    def logit(self, centres: Tensor) -> Tensor:
-        """logit(b(phi)) = log b - log(1 - b), shape [m]: the column gain of the assignment step."""
-        return self.body(centres).squeeze(-1)
-
-
-def client_log_likelihood(
-    q: Tensor, centres: Tensor, z: np.ndarray, log_std: Tensor, logit: Tensor
-) -> Tensor:
-    """L_t for prompts q [n, d] matched to columns z, given log s(phi) [m, d] and logit(b(phi)) [m]."""
-    idx = torch.as_tensor(z, dtype=torch.long)
-    ls = log_std[idx]
-    resid = (q - centres[idx]) * torch.exp(-ls)
-    l1 = -0.5 * (resid**2).sum() - ls.sum() - 0.5 * q.numel() * _LOG_2PI
-    chosen = torch.zeros_like(logit, dtype=torch.bool)
-    chosen[idx] = True
-    l2 = torch.where(chosen, F.logsigmoid(logit), F.logsigmoid(-logit)).sum()
-    return l1 + l2
-
-
-def client_cost(
-    q: Tensor,
-    centres: Tensor,
-    log_std: Tensor,
-    logit: Tensor,
-    used_by_others: np.ndarray | None = None,
-    new_cluster_cost: float | None = None,
-) -> np.ndarray:
-    """M [n, m]: M_ji = log N(q_j; phi_i, s_i^2) + logit(pi_i), minus lambda where no other client is.
-
-    The Gaussian term is expanded as q^2 w - 2 q phi w + phi^2 w with w = 1/s^2 so it costs three
-    matrix products instead of an [n, m, d] tensor; float64 keeps the cancellation harmless.
-    """
-    with torch.no_grad():
-        q64, c64, ls64 = q.double(), centres.double(), log_std.double()
-        w = torch.exp(-2 * ls64)
-        quad = (q64**2) @ w.T - 2 * q64 @ (c64 * w).T + ((c64**2) * w).sum(1)
-        log_n = -0.5 * quad.clamp_min(0) - ls64.sum(1) - 0.5 * q.shape[1] * _LOG_2PI
-        cost = (log_n + logit.double()).numpy()
-    if new_cluster_cost is not None:
-        if used_by_others is None:
-            raise ValueError("client_cost: new_cluster_cost needs used_by_others")
-        cost = cost - new_cluster_cost * (np.asarray(used_by_others) == 0)
-    return cost
+    merge_radius: float | None = None
 
 
 def assign_client(cost: np.ndarray) -> np.ndarray:
@@ -175,17 +108,25 @@ def matching_objective(
     scale_net: ScaleNet,
     pop_net: PopularityNet,
     new_cluster_cost: float | None = None,
+    cost: str = "joint",
+    merge_radius: float | None = None,
 ) -> float:
-    """sum_t L_t - lambda * (number of columns used by any client); lambda = 0 when None."""
+    """sum_t (client t's term, ``client_log_likelihood``) - lambda * (number of columns any client
+    uses), lambda = 0 when None; with ``merge_radius`` theta^2 (``"auto"``), + sum_i lambda_i *
+    (number of clients in column i - 1)_+ with lambda_i = theta^2 / (2 exp(mean_d log s_id)^2)."""
     clients = _as_clients(local)
     with torch.no_grad():
         log_std, logit = scale_net.log_std(centres), pop_net.logit(centres)
         total = sum(
-            float(client_log_likelihood(q.to(centres.dtype), centres, z, log_std, logit))
+            float(client_log_likelihood(q.to(centres.dtype), centres, z, log_std, logit, cost))
             for q, z in zip(clients, assignments, strict=True)
         )
+    used = np.concatenate([np.asarray(z) for z in assignments])
     if new_cluster_cost is not None:
-        total -= new_cluster_cost * len(np.unique(np.concatenate([np.asarray(z) for z in assignments])))
+        total -= new_cluster_cost * len(np.unique(used))
+    if merge_radius is not None:
+        extra = np.maximum(np.bincount(used, minlength=centres.shape[0]) - 1, 0)
+        total += float((merge_bonus(merge_radius, log_std) * extra).sum())
     return total
 
 
@@ -205,6 +146,19 @@ def _as_clients(local: Sequence[Tensor] | Tensor) -> list[Tensor]:
     return [q.detach() for q in clients]
 
 
+def _check_options(outer_loops: int, new_cluster_cost: float | str | None, cost: str) -> None:
+    if outer_loops < 1:
+        raise ValueError(f"match_prompts: outer_loops must be >= 1, got {outer_loops}")
+    if cost not in _COSTS:
+        raise ValueError(f"match_prompts: cost must be one of {_COSTS}, got {cost!r}")
+    if new_cluster_cost is None or new_cluster_cost == "auto":
+        return
+    if isinstance(new_cluster_cost, str) or not (new_cluster_cost >= 0 and math.isfinite(new_cluster_cost)):
+        raise ValueError(
+            f"match_prompts: new_cluster_cost must be a finite number >= 0, 'auto' or None, got {new_cluster_cost!r}"
+        )
+
+
 def match_prompts(
     local: Sequence[Tensor] | Tensor,
     *,
@@ -212,25 +166,34 @@ def match_prompts(
     hidden: int = 128,
     lr: float = 1e-3,
     seed: int = 0,
-    new_cluster_cost: float | None = None,
+    new_cluster_cost: float | str | None = None,
+    cost: str = "joint",
+    standardise: bool | None = None,
 ) -> MatchResult:
     """Match the clients' local prompts to shared centres by alternating Adam and Hungarian steps.
 
-    ``local`` is [T, n, d] or a list of T tensors [n_t, d]. Deterministic for a given seed; the
-    global torch RNG state is left as it was. See the module docstring for the model and objective.
+    ``local`` is [T, n, d] or a list of T tensors [n_t, d]. ``cost``: "joint" (default) or
+    "official" (PFPT's Bernoulli term). ``new_cluster_cost``: None, a price in nats, or "auto"
+    (calibrated from the prompts). ``standardise`` (default: only with "auto") runs the matcher on
+    (x - mean) / rms, one mean vector and one scalar for all clients, and maps the centres back (a
+    numeric price then applies to the standardised prompts).
+    Deterministic for a given seed; the global torch RNG state is left as it was.
     """
-    if outer_loops < 1:
-        raise ValueError(f"match_prompts: outer_loops must be >= 1, got {outer_loops}")
-    if new_cluster_cost is not None and not (new_cluster_cost >= 0 and math.isfinite(new_cluster_cost)):
-        raise ValueError(
-            f"match_prompts: new_cluster_cost must be a finite number >= 0, got {new_cluster_cost}"
-        )
+    _check_options(outer_loops, new_cluster_cost, cost)
+    auto = new_cluster_cost == "auto"
     clients = _as_clients(local)
     out_dtype = clients[0].dtype if clients[0].is_floating_point() else torch.float32
     out_device = clients[0].device
     # Small server-side math: CPU, float32 like the prompts (float64 if they are); costs in float64.
     work = torch.promote_types(out_dtype, torch.float32)
     qs = [q.to(device="cpu", dtype=work) for q in clients]
+    shift, unit = None, None
+    if auto if standardise is None else standardise:
+        all_rows = torch.cat(qs).double()
+        shift = all_rows.mean(0)
+        unit = (all_rows - shift).pow(2).mean().sqrt().clamp_min(1e-12)
+        qs = [((q.double() - shift) / unit).to(work) for q in qs]
+    theta2 = merge_radius(qs) if auto else None
     sizes = [q.shape[0] for q in qs]
     m, d = sum(sizes), qs[0].shape[1]
     rng = np.random.default_rng(seed)
@@ -242,6 +205,7 @@ def match_prompts(
     z = [rng.permutation(m)[:n] for n in sizes]
     use = np.zeros(m, dtype=np.int64)  # per column: how many already-matched clients use it
     matched = [False] * len(qs)
+    price = None if auto else new_cluster_cost  # "auto" prices by merge_bonus instead
     trace: list[float] = []
     for _ in range(outer_loops):
         for t, q in enumerate(qs):
@@ -252,7 +216,7 @@ def match_prompts(
             idx = torch.as_tensor(z[t])
             log_std = log_std.index_put((idx,), scale_net.log_std(phi[idx]))
             logit = pop_net.logit(phi)
-            loss = -client_log_likelihood(q, phi, z[t], log_std, logit)
+            loss = -client_log_likelihood(q, phi, z[t], log_std, logit, cost)
             phi_pre = phi.detach().clone()
             opt.zero_grad()
             loss.backward()
@@ -260,15 +224,23 @@ def match_prompts(
             others = use.copy()
             if matched[t]:
                 others[z[t]] -= 1
-            cost = client_cost(q, phi_pre, log_std.detach(), logit.detach(), others, new_cluster_cost)
-            new_z = assign_client(cost)
+            cost_m = client_cost(
+                q, phi_pre, log_std.detach(), logit.detach(), others, price, cost=cost, previous=z[t]
+            )
+            if auto:  # a bonus for joining a centre others use: the merge radius in its units
+                cost_m = cost_m + merge_bonus(theta2, log_std) * (others > 0)
+            new_z = assign_client(cost_m)
             use[new_z] += 1
             if matched[t]:
                 use[z[t]] -= 1
             z[t], matched[t] = new_z, True
-        trace.append(matching_objective(qs, phi.detach(), z, scale_net, pop_net, new_cluster_cost))
+        trace.append(matching_objective(qs, phi.detach(), z, scale_net, pop_net, price, cost, theta2))
     kept = np.unique(np.concatenate(z))
     remap = np.full(m, -1, dtype=np.int64)
     remap[kept] = np.arange(len(kept))
-    centres = phi.detach()[torch.as_tensor(kept)].to(device=out_device, dtype=out_dtype)
-    return MatchResult(centres=centres, assignments=[remap[zt] for zt in z], objective_trace=trace)
+    centres = phi.detach()[torch.as_tensor(kept)]
+    if unit is not None:
+        centres = (centres.double() * unit + shift).to(work)
+    centres = centres.to(device=out_device, dtype=out_dtype)
+    radius = None if theta2 is None else theta2 * (1.0 if unit is None else float(unit) ** 2)
+    return MatchResult(centres, [remap[zt] for zt in z], trace, radius)
