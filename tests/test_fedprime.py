@@ -12,7 +12,13 @@ from torch import nn
 from fedbench.errors import ConfigError
 from fedbench.methods.base import TrainSettings
 from fedbench.methods.fedprime import FedInterModule, FedPrimeModule, FedPrimeOptions
-from fedbench.methods.fedprime.retrieval import batch_majority, masked_token_max, select, similarity
+from fedbench.methods.fedprime.retrieval import (
+    batch_majority,
+    masked_token_max,
+    padded_token_max,
+    select,
+    similarity,
+)
 
 H = 16
 
@@ -50,7 +56,7 @@ def batch_of(queries):
     q = torch.stack(queries)
     tokens = torch.stack([q, torch.full_like(q, 100.0)], 1)
     keep = torch.tensor([[True, False]] * len(queries))
-    return {"tokens": tokens, "keep": keep}
+    return {"tokens": tokens, "keep": keep, "code": torch.zeros(len(queries), dtype=torch.long)}
 
 
 def axis_module(cls=FedPrimeModule, **opts):
@@ -61,6 +67,7 @@ def axis_module(cls=FedPrimeModule, **opts):
         for name in module.pools:  # intra keys point the other way from inter keys
             sign = -1.0 if name == "intra" else 1.0
             getattr(module, f"{name}_query").weight.copy_(torch.eye(H))
+            getattr(module, f"{name}_query_init").copy_(torch.eye(H))  # W_q(0) = I as well
             getattr(module, f"{name}_pool").copy_(
                 torch.stack([axis((j, sign * (0.5 + j))) for j in range(8)])
             )
@@ -71,6 +78,25 @@ def test_masked_max_ignores_padding():
     tokens = torch.tensor([[[1.0, -2.0], [0.5, 3.0], [9.0, 9.0]]])
     keep = torch.tensor([[True, True, False]])
     assert masked_token_max(tokens, keep).tolist() == [[1.0, 3.0]]
+
+
+def test_padded_max_pools_pad_rows_after_each_samples_real_text():
+    # text width 3 (then 1 image token); fixed text length L = 5, so [PAD] rows at positions 0..4
+    pad = torch.tensor([[9.0, 9.0], [0.0, 1.0], [2.0, -1.0], [-1.0, 3.0], [0.5, 0.5]])
+    tokens = torch.tensor(
+        [
+            [[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],  # 3 real text tokens: PAD at 3, 4
+            [[1.0, 0.0], [7.0, 7.0], [7.0, 7.0], [0.0, -2.0]],  # text missing: [CLS][SEP] kept, PAD at 2..4;
+        ]
+    )  # ... its masked positions 2 hold stale word embeddings (7, 7) that must not leak
+    keep = torch.tensor([[True, True, True, True], [True, True, False, True]])
+    tokens[1, 1] = torch.tensor([0.0, 0.0])  # the [SEP]
+    out = padded_token_max(tokens, keep, 3, pad)
+    # sample 0: real max (1, 0) vs PAD rows 3, 4: (-1, 3), (0.5, 0.5) -> (1, 3)
+    # sample 1: real max (1, 0) vs PAD rows 2, 3, 4: max (2, 3) -> (2, 3)
+    assert out.tolist() == [[1.0, 3.0], [2.0, 3.0]]
+    full = torch.tensor([[[0.0, 0.0]] * 5 + [[1.0, 1.0]]])  # 5 real text tokens: no padding left
+    assert padded_token_max(full, torch.ones(1, 6, dtype=torch.bool), 5, pad).tolist() == [[1.0, 1.0]]
 
 
 def test_similarity_and_per_sample_top_kappa_by_hand():
@@ -94,7 +120,7 @@ def test_batch_majority_by_hand():
 def test_module_retrieves_inserts_and_regularises():
     module = axis_module(kappa=2, lambda_r=0.5)
     batch = batch_of([axis((1, 3), (6, 2), (0, -4), (4, -1)), axis((5, 1), (2, 2), (7, -3), (3, -1))])
-    prompts, reg, idx = module.retrieve(batch["tokens"], batch["keep"])
+    prompts, reg, idx = module.retrieve(batch, batch["tokens"], batch["keep"])
     # inter keys +e_j: largest coordinates first; intra keys -e_j: most negative coordinates first
     assert idx["inter"].tolist() == [[1, 6], [2, 5]]
     assert idx["intra"].tolist() == [[0, 4], [7, 3]]
@@ -117,13 +143,18 @@ def test_used_prompts_accumulate_over_a_rounds_batches():
     module.on_round_start({}, 0)
     module.train()
     module(batch_of([axis((0, 3), (1, 2)), axis((1, 3), (2, 2))]))
-    assert module.round_metadata() == {"used_inter": [0, 1, 2]}
+    assert module.round_metadata()["used_inter"] == [0, 1, 2]
     module(batch_of([axis((5, 3), (6, 2))]))
     module.eval()
     module(batch_of([axis((3, 3), (4, 2))]))  # evaluation does not count
-    assert module.round_metadata() == {"used_inter": [0, 1, 2, 5, 6]}
+    assert module.round_metadata()["used_inter"] == [0, 1, 2, 5, 6]
     module.on_round_start({}, 1)
-    assert module.round_metadata() == {"used_inter": []}
+    assert module.round_metadata()["used_inter"] == []
+    module.options.used_record = "last_batch"  # the official checklist: only the last batch
+    module.train()
+    module(batch_of([axis((0, 3), (1, 2))]))
+    module(batch_of([axis((5, 3), (6, 2))]))
+    assert module.round_metadata()["used_inter"] == [5, 6]
 
 
 @pytest.mark.parametrize("sign", ["pull", "push"])
@@ -147,7 +178,7 @@ def test_regulariser_sign_moves_similarity_the_stated_way(sign):
         return total
 
     before = summed_cos()
-    _, reg, _ = module.retrieve(batch["tokens"], batch["keep"])
+    _, reg, _ = module.retrieve(batch, batch["tokens"], batch["keep"])
     assert reg.item() == pytest.approx(0.01 * (6 - before) if sign == "pull" else 0.01 * before, abs=1e-5)
     reg.backward()
     with torch.no_grad():
@@ -162,6 +193,9 @@ def test_query_projections_are_personal():
     shared, personal = module.split_state(module.trainable_state())
     assert sorted(personal) == ["inter_query.weight", "intra_query.weight"]
     assert {"intra_pool", "inter_pool"} <= set(shared) and not any("query" in k for k in shared)
+    frozen = FedPrimeModule(StubBackbone(), 3, TrainSettings(), FedPrimeOptions(pool_size=8, query_update="frozen"))
+    shared, personal = frozen.split_state(frozen.trainable_state())
+    assert personal == {} and not any("query" in k for k in shared)  # frozen: nothing to keep or send
 
 
 @pytest.mark.parametrize(
@@ -172,6 +206,11 @@ def test_query_projections_are_personal():
         {"selection": "any"},
         {"retrieval_sign": "up"},
         {"new_cluster_cost": -1.0},
+        {"new_cluster_cost": "big"},
+        {"query_update": "fast"},
+        {"query_padding": "none"},
+        {"batch_size": 0},
+        {"matcher_cost": "bayes"},
     ],
 )
 def test_invalid_options_are_refused(opts):

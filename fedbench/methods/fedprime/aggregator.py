@@ -2,28 +2,30 @@
 aligned across clients by probabilistic matching and replaced by the matched centres.
 
 Inter pool, per round:
-1. U = the union over clients of the inter prompts used in any local batch; each client
-   contributes its rows at U (rows outside U are dropped, as in the official code).
-2. Those rows are divided by their overall RMS r before ``match_prompts`` and the centres
-   multiplied by r after. Why: the matcher's std is a sigmoid starting near 0.5 and its Adam step
-   is about lr per coordinate whatever the scale, so at the prompts' real scale (U(-0.04, 0.04))
-   the Gaussian cannot tell prompts apart (prob_matching.py, "Scale caveat"). One scalar for all
-   clients keeps every distance ratio, so it changes nothing but the units.
-3. ``new_cluster_cost`` (in nats per dimension, passed as cost * H) is the price of a centre. At
-   unit scale and s = 0.5 a prompt matched to a centre costs 2 (q - phi)^2 nats per dimension:
-   4 rho^2 / (1 + rho^2) for two copies of a prompt with relative noise rho, about 4 for
-   unrelated prompts. Measured (H = 384, 5 clients): planted noisy copies were recovered exactly
-   by 2.0 up to rho = 0.7 (1.0 failed from rho = 0.7, the faithful None returned every copy);
-   two client groups with disjoint prompts stayed apart. On the first real emoji round the
-   clients' copies of one prompt had 0.48 (max 1.19) squared distance per dimension after
-   normalisation and different prompts 1.93 (min 1.26): None returned 69 centres from 15 used
-   prompts, 1.0 returned 25, 2.0 returned 15; without the RMS step the faithful matcher returned
-   15 centres of which 6 mixed different prompts.
-4. With ``centre_update="mean"`` each centre becomes the sample-weighted mean of the local
-   prompts matched to it; "matcher" keeps the matcher's own centres.
-5. Floor: the pool must keep >= kappa prompts for top-kappa retrieval. Every client's used rows
-   land in distinct centres, so m' >= |U| >= kappa whenever a client reported its used prompts;
-   if not, the pool is padded with the FedAvg of the dropped rows in index order.
+1. U = the union over clients of the inter prompts they used (any local batch, or only the last
+   one with ``used_record="last_batch"``; plus the server's last evaluation batch with
+   ``server_used``, as the code). Each client contributes its rows at U; rows outside U are
+   dropped, as in the code.
+2. ``match_prompts`` with ``cost=matcher_cost`` ("joint" or the code's "official") and
+   ``new_cluster_cost``: "auto" prices a new centre from the prompts' own distances
+   (matching_calibration.py: a merge radius halfway between the typical distance of two copies
+   of one prompt and that of two different prompts of one client), a number is nats per prompt
+   dimension, None is no price. Why a price: every centre starts at one local prompt, so each
+   prompt is likeliest under its own copy and the matcher without one hardly merges (risk 17);
+   a fixed 2 nats per dimension, fedbench's earlier default, sits above the distance between
+   different prompts once they share a common component, and collapses the pool to one
+   client's count (the collapse to kappa the bench showed).
+3. ``centre_update="mean"``: each centre becomes the sample-weighted mean of the local prompts
+   matched to it (the matcher's own M-step for a shared variance; FedAvg when every client's
+   copy of a prompt lands in one centre); "matcher" keeps the matcher's centres (the code).
+4. Floor: the pool keeps >= kappa prompts for top-kappa retrieval. Every client's used rows land
+   in distinct centres, so m' >= |U| >= kappa whenever a client reported its used prompts; if
+   not, the pool is padded with the FedAvg of the dropped rows in index order.
+
+``alias_shared`` (fedprime-official, cyclic schedule): the code's clients train the very same
+tensors one after another, so what reaches its server is N references to the last client's
+result; the aggregator reproduces that by giving every update the last update's shared state
+(from round 2; round 1 trains separate copies).
 """
 
 from __future__ import annotations
@@ -33,33 +35,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedbench.aggregation.prob_matching import match_prompts
+from fedbench.aggregation.prob_matching import MatchResult, match_prompts
 from fedbench.aggregation.weighted import weighted_mean
 from fedbench.methods.base import Aggregator, ClientUpdate, State
 from fedbench.methods.fedprime.config import FedPrimeOptions
+from fedbench.methods.fedprime.diagnostics import usage_summary
 
 INTER_KEY = "inter_pool"
+POOLS = ("intra", "inter")
 
 
 def used_union(metas: list[dict[str, Any]], pool_size: int) -> list[int]:
-    """Sorted union of the clients' ``used_inter`` lists. A client that reports none is counted as
-    using its whole pool, so a missing report can only keep rows, never drop them."""
+    """Sorted union of the clients' ``used_inter`` (and ``server_used_inter``) lists. A client
+    that reports none is counted as using its whole pool, so a missing report can only keep rows."""
     union: set[int] = set()
     for meta in metas:
         used = meta.get("used_inter")
         union.update(range(pool_size) if used is None else (int(i) for i in used))
+        union.update(int(i) for i in meta.get("server_used_inter", ()) if 0 <= int(i) < pool_size)
     return sorted(union)
 
 
-def centre_means(
-    local: torch.Tensor, assignments: list[np.ndarray], weights: list[float], m: int
-) -> torch.Tensor:
+def centre_means(local: list[torch.Tensor], assignments: list[np.ndarray], weights: list[float], m: int) -> torch.Tensor:
     """[m, d]: for each centre, the weighted mean of the local rows assigned to it.
 
-    local: [T, n, d]; assignments[t][j] = centre of client t's row j; weights[t] >= 0 per client.
-    A centre held only by zero-weight clients gets the plain mean of its rows.
+    local: T tensors [n_t, d]; assignments[t][j] = centre of client t's row j; weights[t] >= 0 per
+    client. A centre held only by zero-weight clients gets the plain mean of its rows.
     """
-    d = local.shape[-1]
+    d = local[0].shape[-1]
     sums = {w: torch.zeros(m, d, dtype=torch.float64) for w in ("weighted", "plain")}
     totals = {w: torch.zeros(m, dtype=torch.float64) for w in ("weighted", "plain")}
     for t, z in enumerate(assignments):
@@ -69,7 +72,27 @@ def centre_means(
             totals[kind].index_add_(0, idx, torch.full((len(idx),), w, dtype=torch.float64))
     weighted = sums["weighted"] / totals["weighted"].clamp_min(1e-300)[:, None]
     plain = sums["plain"] / totals["plain"].clamp_min(1.0)[:, None]
-    return torch.where((totals["weighted"] > 0)[:, None], weighted, plain).to(local.dtype)
+    return torch.where((totals["weighted"] > 0)[:, None], weighted, plain).to(local[0].dtype)
+
+
+def inter_centres(local: list[torch.Tensor], weights: list[float], opts: FedPrimeOptions, seed: int) -> tuple[torch.Tensor, MatchResult]:
+    """The matched inter centres [m', d] of the clients' local prompts (T tensors [n_t, d])."""
+    d = local[0].shape[-1]
+    cost = opts.new_cluster_cost
+    price = cost if cost is None or isinstance(cost, str) else float(cost) * d
+    result = match_prompts(
+        local,
+        outer_loops=opts.outer_loops,
+        hidden=opts.matcher_hidden,
+        lr=opts.matcher_lr,
+        seed=seed,
+        new_cluster_cost=price,
+        cost=opts.matcher_cost,
+        standardise=opts.standardise,
+    )
+    if opts.centre_update == "mean":
+        return centre_means(local, result.assignments, weights, result.centres.shape[0]), result
+    return result.centres.to(local[0].dtype), result
 
 
 class FedPrimeAggregator(Aggregator):
@@ -79,47 +102,49 @@ class FedPrimeAggregator(Aggregator):
         super().__init__(options, context)
         self._meta: dict[str, Any] = {}
 
-    def aggregate(
-        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
-    ) -> State:
+    def configure_fit(self, round_index: int, clients: list[int], global_state: State) -> dict[int, dict[str, Any]]:
+        """Round 1 of the code: every client starts from the global state, also when chained."""
+        if round_index == 0 and getattr(self.options, "parallel_first_round", False):
+            return {c: {"start": global_state} for c in clients}
+        return {}
+
+    def aliased(self, updates: list[ClientUpdate], round_index: int) -> list[ClientUpdate]:
+        """Every update carrying the last one's shared state, when the code's aliasing applies."""
+        opts = self.options
+        if not getattr(opts, "alias_shared", False) or (round_index == 0 and getattr(opts, "parallel_first_round", False)):
+            return updates
+        last = updates[-1].state
+        return [ClientUpdate(u.client_id, last, u.n_samples, u.meta, u.personal, u.loss) for u in updates]
+
+    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+        updates = self.aliased(updates, round_index)
         weights = [float(u.n_samples) for u in updates]
         rest = [{k: v for k, v in u.state.items() if k != INTER_KEY} for u in updates]
         out = weighted_mean(rest, weights) if rest[0] else {}
-        self._meta = {}
+        metas = [u.meta for u in updates]
+        self._meta = usage_summary(metas, POOLS)
         if INTER_KEY in updates[0].state:
             pools = [u.state[INTER_KEY] for u in updates]
-            out[INTER_KEY] = self.aggregate_inter(pools, [u.meta for u in updates], weights, seed)
-            self._meta = {"inter_pool_size": int(out[INTER_KEY].shape[0])}
+            out[INTER_KEY] = self.aggregate_inter(pools, metas, weights, seed)
+            self._meta["inter_pool_size"] = int(out[INTER_KEY].shape[0])
         return out
 
-    def aggregate_inter(
-        self, pools: list[torch.Tensor], metas: list[dict[str, Any]], weights: list[float], seed: int
-    ) -> torch.Tensor:
+    def aggregate_inter(self, pools: list[torch.Tensor], metas: list[dict[str, Any]], weights: list[float], seed: int) -> torch.Tensor:
         """The new inter pool [m', d] from the clients' pools [M, d] (all of one size)."""
         opts = self.options
-        size, d = pools[0].shape
+        size = pools[0].shape[0]
         if any(p.shape != pools[0].shape for p in pools):
-            raise ValueError(
-                f"FedPrime: clients returned inter pools of shapes {sorted({tuple(p.shape) for p in pools})}"
-            )
+            raise ValueError(f"FedPrime: clients returned inter pools of shapes {sorted({tuple(p.shape) for p in pools})}")
         union = used_union(metas, size)
-        local = torch.stack([p.detach().cpu()[union] for p in pools])  # [T, |U|, d]
-        scale = local.double().pow(2).mean().sqrt().clamp_min(1e-12).item() if opts.rms_normalise else 1.0
-        cost = None if opts.new_cluster_cost is None else opts.new_cluster_cost * d
-        result = match_prompts(
-            local / scale,
-            outer_loops=opts.outer_loops,
-            hidden=opts.matcher_hidden,
-            lr=opts.matcher_lr,
-            seed=seed,
-            new_cluster_cost=cost,
-        )
-        if opts.centre_update == "mean":
-            centres = centre_means(local, result.assignments, weights, result.centres.shape[0])
-        else:
-            centres = result.centres.to(local.dtype) * scale
+        local = [p.detach().cpu()[union] for p in pools]  # T x [|U|, d]
+        centres, result = inter_centres(local, weights, opts, seed)
+        self._meta["inter_used_union"] = len(union)
+        for name in ("merge_radius", "new_cluster_cost"):  # what the matcher reports of its price
+            if getattr(result, name, None) is not None:
+                self._meta[f"matcher_{name}"] = float(getattr(result, name))
         if centres.shape[0] < opts.kappa:
-            dropped = [i for i in range(size) if i not in set(union)]
+            kept = set(union)
+            dropped = [i for i in range(size) if i not in kept]
             filler = weighted_mean([{"p": p.detach().cpu()[dropped + union]} for p in pools], weights)["p"]
             centres = torch.cat([centres, filler[: opts.kappa - centres.shape[0]]], 0)
         return centres.to(pools[0].dtype)

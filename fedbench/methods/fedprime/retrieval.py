@@ -2,7 +2,9 @@
 
 query(x) = normalize(W_q maxpool_tokens(X)) over the frozen input tokens X; key(p) = normalize(p);
 relevance = cosine similarity. Selection is per sample (fedbench's default) or the official
-batch-wise majority, which L2P calls ``batchwise_prompt``.
+batch-wise majority, which L2P calls ``batchwise_prompt``. The max-pool runs over the real tokens
+(``masked_token_max``) or, as the official code, also over the [PAD] positions of a fixed-length
+text (``padded_token_max``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,23 @@ def masked_token_max(tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """
     masked = tokens.masked_fill(~keep.bool()[..., None], float("-inf"))
     return masked.max(dim=1).values
+
+
+def padded_token_max(tokens: torch.Tensor, keep: torch.Tensor, text_width: int, pad_rows: torch.Tensor) -> torch.Tensor:
+    """The official query pool: max over the real tokens and over [PAD] at every text position
+    the sample leaves empty, up to the fixed text length L = len(pad_rows).
+
+    tokens, keep: [B, S, H], [B, S], the first ``text_width`` positions being the text;
+    pad_rows: [L, H], the backbone's embedding of [PAD] at positions 0..L-1 (L >= text_width).
+    A sample with n real text tokens has [PAD] at positions n..L-1 in the official input (a
+    missing text, fed as [CLS][SEP], has L - 2). The masked positions of ``tokens`` are not used:
+    for a text-missing sample they can still hold its real words' embeddings.
+    """
+    n_text = keep[:, :text_width].sum(1)  # real text tokens per sample
+    # suffix[p] = max over q >= p of pad_rows[q]; suffix[L] = -inf (no padding left)
+    flipped = torch.cummax(pad_rows.flip(0), dim=0).values.flip(0)
+    suffix = torch.cat([flipped, torch.full_like(pad_rows[:1], float("-inf"))], 0)
+    return torch.maximum(masked_token_max(tokens, keep), suffix.to(tokens.dtype)[n_text])
 
 
 def similarity(query: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
