@@ -29,6 +29,24 @@ class UnsafeOrCorruptFile(Exception):
     """The file is not a tensors-and-plain-data torch file, or its checksum does not match."""
 
 
+def writable_folder(folder: Path, what: str, fix: str) -> Path:
+    """Create ``folder`` if needed; one line (``what``: problem; ``fix``) when it is a file, cannot
+    be created, or is not writable."""
+    from fedbench.errors import ConfigError
+
+    folder = Path(folder)
+    for part in [folder, *folder.parents]:
+        if part.exists() and not part.is_dir():
+            raise ConfigError(f"{what}: {part} is a file, not a folder; {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{what}: cannot create {folder} ({err.strerror}); {fix}") from err
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what}: {folder} is not writable; {fix}")
+    return folder
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temp file beside ``path``, then an atomic rename onto it."""
     path = Path(path)

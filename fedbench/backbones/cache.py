@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fedbench.errors import ConfigError
-from fedbench.safe_io import UnsafeOrCorruptFile, atomic_torch_save, load_tensors
+from fedbench.safe_io import UnsafeOrCorruptFile, atomic_torch_save, load_tensors, writable_folder
 
 __all__ = ["atomic_torch_save", "cache_dir", "cache_key", "cached"]
 
@@ -28,15 +28,7 @@ def cache_dir() -> Path:
     if value is not None and not value.strip():
         raise ConfigError("FEDBENCH_CACHE is set but empty; unset it (default ~/.cache/fedbench) or set it to a folder")
     root = Path(value) if value else Path.home() / ".cache" / "fedbench"
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"cache folder {root} is a file; point FEDBENCH_CACHE at a folder")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cache folder {root} cannot be created ({err.strerror}); point FEDBENCH_CACHE at a writable folder") from err
-    if not os.access(root, os.W_OK | os.X_OK):
-        raise ConfigError(f"cache folder {root} is not writable; point FEDBENCH_CACHE at a writable folder")
-    return root
+    return writable_folder(root, "cache folder (FEDBENCH_CACHE)", "point FEDBENCH_CACHE at a writable folder")
 
 
 def cache_key(**parts: Any) -> str:

@@ -5,14 +5,13 @@ any training, not after the first round)."""
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fedbench.errors import ConfigError
+from fedbench.safe_io import writable_folder
 
 STALE_TMP_SECONDS = 120  # temp files this old were left by a killed process (writes take < 1 s)
 
@@ -34,15 +33,7 @@ def first_non_finite(round_index: int, results: list) -> dict[str, Any] | None:
 def check_writable(folder: Path) -> None:
     """One line when the results folder cannot take a record; also clears temp files that a killed
     process left behind (record ``.tmp-*`` files and checkpoint ``.*.tmp`` files)."""
-    for part in [folder, *folder.parents]:
-        if part.exists() and not part.is_dir():
-            raise ConfigError(f"tracking.results_dir: {part} is a file, not a folder; choose another results folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"tracking.results_dir: cannot create {folder} ({err.strerror}); choose a writable folder") from err
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"tracking.results_dir: {folder} is not writable; choose a writable folder")
+    writable_folder(folder, "tracking.results_dir", "choose a writable results folder")
     now = time.time()
     for tmp in [*folder.glob(".tmp-*"), *(folder / "checkpoints").glob(".*.tmp")]:
         try:
