@@ -56,6 +56,7 @@ class PartitionConfig:
     alpha: float = 0.5
     min_size: int = 8
     shards_per_client: int = 2
+    n_dominant: int = 1  # dominant / imbalanced: classes each client dominates (PPT's n_dominated_class)
 
 
 @dataclass
@@ -142,8 +143,12 @@ class ExperimentConfig:
         d = self.to_dict()
         for section in NOT_IDENTITY:
             d.pop(section)
-        if self.failures == FailuresConfig():  # a section added later: its neutral default keeps old identities
+        # fields added after records existed: while they hold their neutral default they are left out,
+        # so earlier records keep their identity
+        if self.failures == FailuresConfig():
             d.pop("failures")
+        if self.partition.n_dominant == 1:
+            d["partition"].pop("n_dominant")
         d["data"]["options"] = resolved_options(DATASETS.get(self.data.dataset).options, self.data.options, "data.options")
         d["backbone"]["options"] = resolved_options(BACKBONES.get(self.backbone.name).options, self.backbone.options, "backbone.options")
         d["method"]["options"] = resolved_options(METHODS.get(self.method.name).options, self.method.options, "method.options")
@@ -193,6 +198,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.partition.n_clients < 1:
         raise ConfigError(f"partition.n_clients: must be >= 1, got {cfg.partition.n_clients}")
     _positive("partition.alpha", cfg.partition.alpha, "use e.g. 0.5 (non-IID) or 100 (near IID)")
+    if cfg.partition.n_dominant < 1:
+        raise ConfigError(f"partition.n_dominant: must be >= 1, got {cfg.partition.n_dominant}")
     if cfg.partition.min_size < 1:
         raise ConfigError(f"partition.min_size: must be >= 1, got {cfg.partition.min_size}")
     if cfg.federation.rounds < 1:

@@ -30,8 +30,8 @@ _PARTITION_OPTIONS = {
     "iid": (),
     "dirichlet": ("alpha", "min_size"),
     "shards": ("shards_per_client",),
-    "dominant": ("min_size",),
-    "imbalanced": ("min_size",),
+    "dominant": ("min_size", "n_dominant"),
+    "imbalanced": ("min_size", "n_dominant"),
     "quantity": ("alpha", "min_size"),
 }
 

@@ -1,0 +1,39 @@
+"""A run's id is the hash of every config field that can change its result. Fields added later
+must not change the id of runs recorded before them (or every bench would rerun everything), and
+the executor and tracking settings never count."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fedbench.config import ExperimentConfig, from_dict
+from fedbench.federation.loop import run_id_of
+
+RECORDS = sorted((Path(__file__).parent.parent / "results").glob("*/*.json"))
+NEW_STYLE = [p for p in RECORDS if "identity" in json.loads(p.read_text())]
+
+
+@pytest.mark.parametrize("path", NEW_STYLE, ids=[p.stem for p in NEW_STYLE])
+def test_committed_records_keep_their_run_id(path):
+    record = json.loads(path.read_text())
+    assert run_id_of(from_dict(record["config"])) == record["run_id"] == path.stem
+
+
+def test_executor_and_tracking_do_not_count_but_failures_do():
+    base = ExperimentConfig()
+    other = ExperimentConfig()
+    other.executor.name, other.tracking.results_dir, other.tracking.sweep = "elsewhere", "/tmp/x", "s"
+    assert run_id_of(base) == run_id_of(other)
+    other.failures.drop_rate = 0.1
+    assert run_id_of(base) != run_id_of(other)
+    other = ExperimentConfig()
+    other.partition.n_dominant = 5
+    assert run_id_of(base) != run_id_of(other)
+
+
+def test_spelled_out_default_options_are_the_same_run():
+    base, spelled = ExperimentConfig(), ExperimentConfig()
+    spelled.method.options = {"prompt_length": 4}
+    spelled.data.options = {"label": "category"}
+    assert run_id_of(base) == run_id_of(spelled)
