@@ -92,6 +92,8 @@ FEDPRIME_OFFICIAL = register(
         notes=OFFICIAL_NOTES,
         bench_plan=PLAN,
         schedule="cyclic",
+        # the official query max-pools over the text's [PAD] positions too, so it needs text tokens
+        requires=frozenset({"prompts", "multimodal", "text_tokens"}),
     )
 )
 FED_INTER = register(
