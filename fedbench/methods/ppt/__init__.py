@@ -28,7 +28,8 @@ NOTES = (
     "logged. fedbench's defaults, each one option away from the code (ppt-official sets them all): "
     "per-sample retrieval (selection=batch: batch-wise majority), the query-key term pulls queries to "
     "keys, lambda_r*(kappa - sum cos) (retrieval_sign=push: +lambda_r*sum cos), the joint-likelihood "
-    "cost (matcher_cost=official), a calibrated new-centre price (new_centre=none), matching on "
+    "cost (matcher_cost=official), a price of 2 nats per dimension for a new global prompt "
+    "(new_centre=fixed; new_centre=none is the code, new_centre=auto the calibrated price), matching on "
     "standardised prompts (standardise=false) and centres = sample-weighted means of their matched "
     "prompts (centre_update=matcher). " + PROTOCOL_NOTE
 )
