@@ -77,6 +77,12 @@ def cmd_run(argv: list[str]) -> int:
     cfg = _config_from(ns)
     record = run_experiment(cfg, force=bool(ns.force))
     final = record["final"]
+    if record.get("status") == "diverged":
+        d = record["diverged"]
+        print(f"{record['method']} seed {record['seed']}: diverged in round {d['round']}"
+              + (f" (client {d['client']})" if d.get("client") is not None else "") + f": {d['what']}; recorded as diverged")
+        print(f"record: {Path(cfg.tracking.results_dir) / cfg.data.dataset / (record['run_id'] + '.json')}")
+        return 0
     print(f"{record['method']} seed {record['seed']} {record['missing']['type']}@{record['missing']['rate']}: "
           + ", ".join(f"{c} {m[record['metric']]:.4f}" for c, m in final.items()))
     print(f"record: {Path(cfg.tracking.results_dir) / cfg.data.dataset / (record['run_id'] + '.json')}")

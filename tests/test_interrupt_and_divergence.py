@@ -86,3 +86,14 @@ def test_huge_learning_rate_is_recorded_as_diverged(tiny_cfg, tmp_path):
     (loaded,) = load_records(Path(cfg.tracking.results_dir), "tiny")
     assert loaded["status"] == "diverged"
     assert not (Path(cfg.tracking.results_dir) / "tiny" / "checkpoints" / f"{run_id_of(cfg)}.pt").exists()
+
+
+def test_cli_reports_a_diverged_run_in_one_line(tmp_path, capsys):
+    from fixtures import register_tiny
+
+    from fedbench.cli import main
+
+    register_tiny()
+    code = main(["run", *TINY, "--federation.rounds", "2", "--train.lr", "1e6", "--tracking.results_dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "diverged in round" in out
