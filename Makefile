@@ -10,6 +10,7 @@ SEEDS ?=
 TYPES ?=
 ABLATIONS ?=
 WORKERS ?=
+DATASET ?=
 
 .PHONY: install test bench leaderboard lint clean
 
@@ -26,7 +27,7 @@ test: install
 	$(PY) -m pytest
 
 bench: install
-	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) \
+	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) \
 		$(if $(RATES),--rates "$(RATES)") $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(TYPES),--types "$(TYPES)") \
 		$(if $(ABLATIONS),--ablations true) $(if $(WORKERS),--workers $(WORKERS))
 

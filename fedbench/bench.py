@@ -18,17 +18,22 @@ PROFILES = {
 
 def profile_config(profile: str) -> Path:
     """The profile's YAML, from the current folder or else beside the installed package."""
-    rel = Path(PROFILES[profile]["config"])
-    for path in (rel, REPO / rel):
+    return _repo_file(PROFILES[profile]["config"], f"PROFILE={profile}")
+
+
+def _repo_file(rel: str, what: str = "the paper's table") -> Path:
+    for path in (Path(rel), REPO / rel):
         if path.is_file():
             return path
-    raise ConfigError(f"PROFILE={profile}: {rel} is not in this folder or beside the package; run from the fedbench repository")
+    raise ConfigError(f"{what}: {rel} is not in this folder or beside the package; run from the fedbench repository")
 
 
 def bench(
-    method: str, profile: str, *, rates=None, seeds=None, types=None, ablations=False, results="results",
-    leaderboards="leaderboards", wandb=True, workers: int | None = None,
+    method: str, profile: str, *, dataset: str | None = None, rates=None, seeds=None, types=None, ablations=False,
+    results: str | None = None, leaderboards: str | None = None, wandb=True, workers: int | None = None,
 ) -> list[dict]:
+    """Run ``method``'s bench plan on the embedded dataset, or (``dataset`` set to a real one) the
+    paper's table of ``method`` on that dataset (:class:`~fedbench.methods.registry.PaperTable`)."""
     from fedbench.methods.registry import get_method
 
     plan = get_method(method).plan
@@ -36,9 +41,13 @@ def bench(
         raise ConfigError(f"PROFILE={profile!r} is not a profile; use quick or full")
     prof = PROFILES[profile]
     base = load_config(profile_config(profile))
+    methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
+    words = ["make", "bench", f"METHOD={method}", f"PROFILE={profile}"]
+    if dataset is not None and dataset != base.data.dataset:
+        return _paper_table(method, plan, dataset, profile, methods, words, rates=rates, seeds=seeds, types=types,
+                            ablations=ablations, results=results, leaderboards=leaderboards, wandb=wandb, workers=workers)
     base.missing.protocol = plan.protocol
     base.method.name = method
-    methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
     plan_profile = plan.profiles.get(profile, {})
     for section, values in plan_profile.get("overrides", {}).items():
         for key, value in values.items():
@@ -47,13 +56,45 @@ def bench(
     axes |= plan_profile.get("axes", {})
     grid = Grid(methods=methods, seeds=seeds if seeds is not None else plan_profile.get("seeds", prof["seeds"]), axes=axes,
                 per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()})
-    words = ["make", "bench", f"METHOD={method}", f"PROFILE={profile}"]
+    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results or "results", f"bench-{method}-{profile}", wandb
+    base.tracking.command = _command(words, rates, seeds, types, ablations)
+    workers = prof.get("workers", 1) if workers is None else workers
+    return run_grid(base, grid, leaderboards=leaderboards or "leaderboards", workers=workers)
+
+
+def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds, types, ablations, results,
+                 leaderboards, wandb, workers) -> list[dict]:
+    """The paper's table of ``method`` on ``dataset``: its experiments/ YAML as the base config, the
+    table's axes (RATES / TYPES replace the rate / type axis), results and boards kept per paper."""
+    table = plan.tables.get(dataset)
+    if table is None:
+        have = ", ".join(sorted(plan.tables)) or "none"
+        raise ConfigError(
+            f"DATASET={dataset}: {method} has no paper table on {dataset} (its tables: {have}); "
+            "leave DATASET out for the embedded emoji benchmark"
+        )
+    base = load_config(_repo_file(table.config))
+    base.method.name = method
+    methods = list(dict.fromkeys([*methods, *table.extra_methods]))
+    axes = dict(table.axes)
+    if types:
+        axes["missing.type"] = types
+    if rates:
+        axes["missing.rate"] = rates
+    run_seeds = seeds if seeds is not None else list(table.seeds[:1] if profile == "quick" else table.seeds)
+    results = results or base.tracking.results_dir
+    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, f"table-{method}-{dataset}", wandb
+    base.tracking.command = _command([*words, f"DATASET={dataset}"], rates, seeds, types, ablations)
+    leaderboards = leaderboards or str(Path("leaderboards") / Path(results).name)
+    return run_grid(base, Grid(methods=methods, seeds=run_seeds, axes=axes), leaderboards=leaderboards, workers=workers or 1)
+
+
+def _command(words: list[str], rates, seeds, types, ablations) -> str:
+    """The make command that reruns this bench, quoted so it pastes back into a shell."""
+    words = list(words)
     for name, values in (("RATES", rates), ("SEEDS", seeds), ("TYPES", types)):
         if values is not None:
             words.append(f"{name}={' '.join(map(str, values))}")
     if ablations:
         words.append("ABLATIONS=1")
-    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, f"bench-{method}-{profile}", wandb
-    base.tracking.command = shlex.join(words)
-    workers = prof.get("workers", 1) if workers is None else workers
-    return run_grid(base, grid, leaderboards=leaderboards, workers=workers)
+    return shlex.join(words)

@@ -29,11 +29,12 @@ def _experiment_parser(prog: str) -> ArgumentParser:
     return p
 
 
-def _grid_arguments(p: ArgumentParser) -> None:
+def _grid_arguments(p: ArgumentParser, leaderboards: str | None = "leaderboards") -> None:
     p.add_argument("--rates", type=str | None, default=None, help='missing rates, e.g. "0.1 0.5 0.9"')
     p.add_argument("--types", type=str | None, default=None, help='missing types, e.g. "text image both"')
     p.add_argument("--seeds", type=str | None, default=None, help='seeds, e.g. "0 1 2"')
-    p.add_argument("--leaderboards", type=str, default="leaderboards")
+    p.add_argument("--leaderboards", type=str | None, default=leaderboards,
+                   help="where the boards go (bench: leaderboards, or leaderboards/<paper> for a paper's table)")
     p.add_argument("--workers", type=int | None, default=None, help="runs in parallel processes (CPU threads are shared out)")
 
 
@@ -127,12 +128,16 @@ def cmd_bench(argv: list[str]) -> int:
     p.add_argument("--method", type=str, default="fedavg")
     p.add_argument("--profile", type=str, default="quick", help="quick (about 20 min on 2 CPU cores) or full")
     p.add_argument("--ablations", type=bool, default=False)
-    p.add_argument("--results", type=str, default="results", help="the results folder")
+    p.add_argument("--dataset", type=str | None, default=None,
+                   help="a real dataset: run the paper's table of METHOD on it (default: the embedded emoji benchmark)")
+    p.add_argument("--results", type=str | None, default=None,
+                   help="the results folder (default: results, or the paper table's own, e.g. results/fedprime)")
     p.add_argument("--wandb", type=bool, default=True, help="log to W&B (offline without WANDB_API_KEY)")
-    _grid_arguments(p)
+    _grid_arguments(p, leaderboards=None)
     ns = _parse(p, argv)
-    bench(ns.method, ns.profile, rates=_split(ns.rates, float), seeds=_split(ns.seeds, int), types=_split(ns.types),
-          ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards, wandb=ns.wandb, workers=ns.workers)
+    bench(ns.method, ns.profile, dataset=ns.dataset, rates=_split(ns.rates, float), seeds=_split(ns.seeds, int),
+          types=_split(ns.types), ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards,
+          wandb=ns.wandb, workers=ns.workers)
     return 0
 
 

@@ -37,8 +37,8 @@ PAIRS = [
 ]
 # methods that may not be registered yet: FedPrime's official-code mode (padded query) and FedMVP
 register_hf_tiny()
-# (FedMVP needs per-modality features that ViLT and CLIP do not offer yet; it is refused on them,
-# see tests/test_methods_smoke.py, which pairs every method with every backbone that supports it)
+# (FedMVP trains on per-modality features: ViLT and CLIP offer them, the image-only ViT does not;
+# tests/test_methods_smoke.py pairs every method with every backbone that supports it)
 PAIRS += [(m, b, None) for m, b in (("fedprime-official", "vilt-tiny"), ("fedmvp", "vilt-tiny"), ("fedmvp", "clip-tiny"))
           if m in METHODS.names() and METHODS.get(m).supports(BACKBONES.get(b))]
 

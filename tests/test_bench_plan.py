@@ -42,3 +42,57 @@ def test_grid_cells_cross_everything():
     cells = g.cells()
     assert len(cells) == 2 * 2 * 1 * 2 * 3
     assert len({tuple(sorted(c.items())) for c in cells}) == len(cells)
+
+
+def test_paper_table_on_a_real_dataset(monkeypatch):
+    """DATASET=food101 runs FedPrime's table: the experiments/ YAML's setting, the table's rows
+    (the plan's methods plus centralized), one seed in quick, results and boards kept per paper."""
+    import yaml
+
+    seen = capture(monkeypatch)
+    bench_module.bench("fedprime", "quick", dataset="food101", wandb=False)
+    written = yaml.safe_load((bench_module.REPO / "experiments/fedprime_food101.yaml").read_text())
+    base, grid = seen["base"], seen["grid"]
+    assert base.data.dataset == written["data"]["dataset"] == "food101"
+    assert base.backbone.name == written["backbone"]["name"] and base.train.lr == written["train"]["lr"]
+    assert base.missing.protocol == written["missing"]["protocol"]  # the paper's, not the emoji plan's
+    assert grid.methods[0] == "fedprime" and "centralized" in grid.methods and "fedmsplit" in grid.methods
+    assert grid.axes == {"missing.type": ["text", "image", "both"]} and grid.seeds == [0]
+    assert base.tracking.results_dir == written["tracking"]["results_dir"]
+    assert seen["leaderboards"] == "leaderboards/fedprime"
+    assert seen["command"] == "make bench METHOD=fedprime PROFILE=quick DATASET=food101"
+
+
+def test_paper_table_rates_and_seeds_override(monkeypatch):
+    seen = capture(monkeypatch)
+    bench_module.bench("fedmvp", "full", dataset="cub200", rates=[0.5], seeds=[3], results="/tmp/r", leaderboards="/tmp/l")
+    assert seen["grid"].axes["missing.rate"] == [0.5] and [p["name"] for p in seen["grid"].axes["partition"]] == ["iid", "shards"]
+    assert seen["grid"].seeds == [3] and seen["base"].tracking.results_dir == "/tmp/r" and seen["leaderboards"] == "/tmp/l"
+    assert seen["command"] == "make bench METHOD=fedmvp PROFILE=full DATASET=cub200 RATES=0.5 SEEDS=3"
+
+
+def test_every_paper_table_builds_valid_cells():
+    """Each registered table's YAML and axes give configs the validator accepts, for every row."""
+    from fedbench.methods.registry import METHODS, get_method
+
+    checked = 0
+    for name in METHODS.names():
+        plan = get_method(name).plan
+        for dataset, table in plan.tables.items():
+            base = sweep.load_config(bench_module.REPO / table.config)
+            assert base.data.dataset == dataset, (name, table.config)
+            base.train.accelerator = "cpu"  # the tables ask for a GPU; this machine may have none
+            methods = list(dict.fromkeys([name, *plan.baselines, *plan.ablations, *table.extra_methods]))
+            cells = sweep.cell_configs(base, sweep.Grid(methods=methods, seeds=[0], axes=dict(table.axes)))
+            assert {c.method.name for c in cells} == set(methods)
+            checked += 1
+    assert checked >= 10  # MAP 3 (per method on the default plan), FedPrime 2, PPT 3, FedMVP 2
+
+
+def test_a_method_without_that_table_says_which_it_has():
+    import pytest
+
+    from fedbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"fedprime has no paper table on cifar10 \(its tables: food101, mmimdb\)"):
+        bench_module.bench("fedprime", "quick", dataset="cifar10")

@@ -251,5 +251,5 @@ register_backbone(BackboneSpec(
     "clip", build_clip, ClipOptions,
     "CLIP ViT-B/32 or B/16: prompts in the image tower, frozen text embedding fused at the read-out; "
     "frozen features for FedMVP (transformers; weights from the HF cache or a folder)",
-    capabilities=frozenset({"prompts", "multimodal", "features"}),
+    capabilities=frozenset({"prompts", "multimodal", "modality_features"}),
 ))

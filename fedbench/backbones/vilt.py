@@ -193,5 +193,5 @@ def build_vilt(options: ViltOptions) -> ViltBackbone:
 register_backbone(BackboneSpec(
     "vilt", build_vilt, ViltOptions,
     "ViLT-B/32 (dandelin/vilt-b32-mlm) single-stream transformer, as MAP and FedPrime (transformers; weights from the HF cache or a folder)",
-    capabilities=frozenset({"prompts", "multimodal", "text_tokens"}),
+    capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
 ))

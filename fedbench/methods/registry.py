@@ -27,11 +27,33 @@ class BenchPlan:
     types: tuple[str, ...] = ("text",)
     protocol: str = "per_sample"
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tables: dict[str, PaperTable] = field(default_factory=dict)  # dataset -> the paper's table on it
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """``make bench METHOD=X DATASET=Y``: the paper's table of X on the real dataset Y.
+
+    ``config`` is the experiments/ YAML with the paper's setting (dataset, backbone, protocol,
+    rounds, optimiser); ``axes`` are the table's columns as sweep axes; the rows are X, its
+    baselines (and ablations on request) plus ``extra_methods`` (e.g. a centralized upper bound).
+    The quick profile runs the first of ``seeds``, the full profile all of them."""
+
+    config: str
+    axes: dict[str, list[Any]]
+    extra_methods: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0, 1, 2)
 
 
 # MAP's per-sample protocol with missing text: on emoji the text carries most of the signal, so
 # missing text is where the missing rate bites (image-only ~62% vs complete ~70%).
-DEFAULT_PLAN = BenchPlan()
+DEFAULT_PLAN = BenchPlan(
+    # MAP's Table 1 (eta 0.7, each missing type) on its three datasets, with its centralized row
+    tables={
+        dataset: PaperTable(f"experiments/map_{dataset}.yaml", {"missing.type": ["text", "image", "both"]}, ("centralized",))
+        for dataset in ("mmimdb", "food101", "hatememes")
+    },
+)
 
 
 @dataclass(frozen=True)

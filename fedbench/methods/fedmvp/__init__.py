@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fedbench.methods.fedmvp.aggregator import FedMVPAggregator
 from fedbench.methods.fedmvp.client import FedMVPModule
 from fedbench.methods.fedmvp.config import FedMVPOptions
-from fedbench.methods.registry import BenchPlan, MethodSpec, register
+from fedbench.methods.registry import BenchPlan, MethodSpec, PaperTable, register
 
 __all__ = ["FedMVPAggregator", "FedMVPModule", "FedMVPOptions", "PLAN"]
 
@@ -90,6 +90,12 @@ PLAN = BenchPlan(
     profiles={
         "quick": _profile([0.2, 0.5, 0.8], [0], 5, QUICK_OPTIONS),
         "full": _profile([0.2, 0.5, 0.8], [0, 1, 2], 20, FULL_OPTIONS),
+    },
+    # FedMVP's main table on CUB-200 and Oxford-102 with captions: several beta, IID and non-IID
+    # (the beta values follow experiments/fedmvp_*.yaml until the paper's table is transcribed)
+    tables={
+        dataset: PaperTable(f"experiments/fedmvp_{dataset}.yaml", {"missing.rate": [0.2, 0.4, 0.6, 0.8], **_PARTITIONS})
+        for dataset in ("cub200", "flowers102")
     },
 )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from fedbench.methods.fedprime.aggregator import FedPrimeAggregator
 from fedbench.methods.fedprime.config import FedPrimeOfficialOptions, FedPrimeOptions
 from fedbench.methods.fedprime.model import FedInterModule, FedIntraModule, FedPrimeModule
-from fedbench.methods.registry import BenchPlan, MethodSpec, register
+from fedbench.methods.registry import BenchPlan, MethodSpec, PaperTable, register
 
 __all__ = [
     "FedInterModule",
@@ -68,6 +68,11 @@ PLAN = BenchPlan(
     types=("text", "image", "both"),
     protocol="heterogeneous",
     profiles={"quick": {"rates": [0.7], "seeds": [0], "overrides": {"federation": {"rounds": 5, "clients_per_round": 3}}}},
+    # FedPrime's main table: eta 0.7 for each missing type, 20 clients, beside a centralized row
+    tables={
+        dataset: PaperTable(f"experiments/fedprime_{dataset}.yaml", {"missing.type": ["text", "image", "both"]}, ("centralized",))
+        for dataset in ("mmimdb", "food101")
+    },
 )
 
 FEDPRIME = register(
