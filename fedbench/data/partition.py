@@ -218,6 +218,18 @@ def quantity_skew(
     return [np.sort(part) for part in np.split(rng.permutation(len(labels)), cuts)]
 
 
+# The config fields (``partition.<field>``) each partitioner reads, beside ``name`` and
+# ``n_clients`` which every one uses: the run setup passes exactly these, and the leaderboard shows
+# only these in a setting's label (an imbalanced split has no alpha, a Dirichlet one no n_dominant).
+PARTITION_OPTIONS: dict[str, tuple[str, ...]] = {
+    "iid": (),
+    "dirichlet": ("alpha", "min_size"),
+    "shards": ("shards_per_client",),
+    "dominant": ("min_size", "n_dominant"),
+    "imbalanced": ("min_size", "n_dominant"),
+    "quantity": ("alpha", "min_size"),
+}
+
 PARTITIONS = {
     "iid": iid,
     "dirichlet": dirichlet,

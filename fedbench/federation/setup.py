@@ -22,18 +22,9 @@ from fedbench.data.missing import (
     per_sample_missing,
     test_condition_codes,
 )
-from fedbench.data.partition import make_partition, partition_report
+from fedbench.data.partition import PARTITION_OPTIONS, make_partition, partition_report
 from fedbench.errors import ConfigError
 from fedbench.seeds import rng
-
-_PARTITION_OPTIONS = {
-    "iid": (),
-    "dirichlet": ("alpha", "min_size"),
-    "shards": ("shards_per_client",),
-    "dominant": ("min_size", "n_dominant"),
-    "imbalanced": ("min_size", "n_dominant"),
-    "quantity": ("alpha", "min_size"),
-}
 
 
 @dataclass
@@ -76,7 +67,7 @@ def prepare(cfg: ExperimentConfig) -> Experiment:
             f"partition.n_clients: {cfg.partition.n_clients} clients but only {len(train)} training samples; use fewer clients"
         )
     p = cfg.partition
-    opts = {k: getattr(p, k) for k in _PARTITION_OPTIONS[p.name]}
+    opts = {k: getattr(p, k) for k in PARTITION_OPTIONS[p.name]}
     local_parts = make_partition(p.name, labels[train], p.n_clients, rng(cfg.seed, "partition"), **opts)
     parts = [train[np.sort(ix)] for ix in local_parts]
     codes = _client_missing(cfg, train, parts)

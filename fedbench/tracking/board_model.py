@@ -10,7 +10,9 @@ section are the section's shared settings; the others vary, and split three ways
   method was run with several option values);
 - ``seed``: the runs summarised in one cell;
 - everything else: the *setting* (a column of the at-a-glance table, e.g. ``text@0.1``). Settings
-  that differ only in the missing rate form one *group*, which gets one detail table.
+  that differ only in the missing rate form one *group*, which gets one detail table. A setting's
+  label leaves out the partition options its partitioner does not read (``PARTITION_OPTIONS``: no
+  alpha on an imbalanced split), unless two settings would then read the same.
 
 So two runs that differ in anything that can change a result never land in one cell.
 """
@@ -19,12 +21,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fedbench.batch import MISSING_TYPES
+from fedbench.data.partition import PARTITION_OPTIONS
 from fedbench.errors import DataError
 from fedbench.tracking.record_shape import shape_problem
 from fedbench.tracking.records import dedupe_records, metric_value, record_identity, strict_json
@@ -36,6 +39,7 @@ __all__ = [
     "board_runs",
     "build_sections",
     "bytes_up_mb",
+    "flat_identity",
     "metric_measure",
     "primary_metric",
 ]
@@ -44,6 +48,7 @@ OTHER_RUNS = "Other runs"
 PROTOCOL, TYPE, RATE, RATIO = "missing.protocol", "missing.type", "missing.rate", "missing.both_ratio"
 _FIRST = (PROTOCOL, TYPE, RATE)  # setting paths in this order, then the rest alphabetically
 _OPTIONS = "method.options."
+_PARTITION_FIELDS = {f"partition.{f}" for fields in PARTITION_OPTIONS.values() for f in fields}
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,11 @@ def bytes_up_mb(record: dict[str, Any]) -> float | None:
     return sum(sent) / len(sent) / 1e6 if sent else None
 
 
+def flat_identity(record: dict[str, Any]) -> dict[str, str]:
+    """A run's identity as dotted paths to canonical JSON (``{"missing.rate": "0.7", ...}``)."""
+    return _flatten(record_identity(record))
+
+
 def build_sections(runs: list[dict[str, Any]]) -> list[Section]:
     """Group deduplicated ``runs`` by sweep name (sorted, "Other runs" last) and lay each out."""
     by_sweep: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -168,10 +178,10 @@ def build_sections(runs: list[dict[str, Any]]) -> list[Section]:
 
 
 def _layout(name: str, runs: list[dict[str, Any]]) -> Section:
-    flats = [_flatten(record_identity(r)) for r in runs]
+    flats = [flat_identity(r) for r in runs]
     paths = set().union(*flats)
     shared = {p: flats[0][p] for p in paths if all(p in f and f[p] == flats[0][p] for f in flats)}
-    varying = sorted(set(paths) - set(shared), key=lambda p: (p not in _FIRST, _FIRST.index(p) if p in _FIRST else 0, p))
+    varying = sorted(set(paths) - set(shared), key=_path_order)
     setting_paths = [p for p in varying if p != "seed" and not p.startswith("method.")]
 
     method_of = [str(json.loads(f.get("method.name", '"?"'))) for f in flats]
@@ -190,20 +200,36 @@ def _layout(name: str, runs: list[dict[str, Any]]) -> Section:
     varying = [p for p in varying if not p.startswith(_OPTIONS) or p in shown_options]
     section = Section(name, runs, shared, varying)
 
-    settings: dict[tuple[str | None, ...], Setting] = {}
+    first_flat: dict[tuple[str | None, ...], dict[str, str]] = {}
+    for flat in flats:
+        first_flat.setdefault(tuple(flat.get(p) for p in setting_paths), flat)
+    settings = {key: _setting(key, setting_paths, flat) for key, flat in first_flat.items()}
+    clash = Counter(s.label for s in settings.values())
+    settings = {key: _setting(key, setting_paths, first_flat[key], hide=False) if clash[s.label] > 1 else s
+                for key, s in settings.items()}
     for run, flat, label in zip(runs, flats, labels, strict=True):
-        key = tuple(flat.get(p) for p in setting_paths)
-        if key not in settings:
-            settings[key] = _setting(key, setting_paths, flat)
-        section.cells.setdefault((label, settings[key]), []).append(run)
+        section.cells.setdefault((label, settings[tuple(flat.get(p) for p in setting_paths)]), []).append(run)
     section.methods = sorted(set(labels))
     section.settings = sorted(settings.values(), key=lambda s: [_order(p, v) for p, v in zip(setting_paths, s.key, strict=True)])
     return section
 
 
-def _setting(key: tuple[str | None, ...], paths: list[str], flat: dict[str, str]) -> Setting:
-    """Label a setting by what varies: ``text@0.1`` for type and rate, ``name=value`` for the rest."""
-    values = dict(zip(paths, key, strict=True))
+def _path_order(path: str) -> tuple[bool, int, str]:
+    """Missing protocol, type and rate first, then alphabetically with a part's ``name`` before its
+    options (``partition=dirichlet, alpha=0.5``)."""
+    return (path not in _FIRST, _FIRST.index(path) if path in _FIRST else 0, path.removesuffix(".name"))
+
+
+def _used(path: str, flat: dict[str, str]) -> bool:
+    """False for a partition option that the run's partitioner does not read."""
+    name = _plain(flat.get("partition.name"))
+    return path not in _PARTITION_FIELDS or name not in PARTITION_OPTIONS or path[len("partition."):] in PARTITION_OPTIONS[name]
+
+
+def _setting(key: tuple[str | None, ...], paths: list[str], flat: dict[str, str], hide: bool = True) -> Setting:
+    """Label a setting by what varies: ``text@0.1`` for type and rate, ``name=value`` for the rest
+    (with ``hide``, leaving out the partition options its partitioner does not read)."""
+    values = {p: v for p, v in zip(paths, key, strict=True) if not hide or _used(p, flat)}
     mtype, rate = _plain(flat.get(TYPE)), _plain(flat.get(RATE))
     protocol = [str(_plain(values[PROTOCOL]))] if PROTOCOL in values else []
     others = [f"{_short(p, paths)}={_show(_plain(v))}" for p, v in values.items() if p not in _FIRST]
