@@ -1,9 +1,8 @@
 """`make bench METHOD=ppt`: PPT beside its five baselines on PPT's three partitions of the image
-task, and the pool-size table and plot read back from run records."""
+task (the pool-size table and plot on the board: tests/test_leaderboard_extras.py)."""
 
 import fedbench.bench as bench_module
 from fedbench.methods.ppt.plan import PARTITIONS
-from fedbench.methods.ppt.report import plot_series, round_series, series_table
 from fedbench.sweep import cell_configs
 
 BASELINES = ["fedavg-pt", "fedprox-pt", "scaffold-pt", "fedopt-pt", "gmm-pt"]
@@ -41,26 +40,3 @@ def test_a_baseline_benches_the_same_grid_and_ablations_add_the_official_ppt(mon
     assert seen["grid"].methods == ["gmm-pt", "fedavg-pt", "fedprox-pt", "scaffold-pt", "fedopt-pt", "ppt-official"]
     assert seen["grid"].axes["partition"] == PARTITIONS
 
-
-def record(method, partition, sizes):
-    return {"method": method, "partition": partition, "rounds": [{"round": i + 1, "pool_size": s} for i, s in enumerate(sizes)]}
-
-
-def test_pool_size_series_table_and_plot(tmp_path):
-    records = [
-        record("ppt", {"name": "dirichlet", "alpha": 0.5}, [20, 16, 12]),
-        record("ppt", {"name": "dirichlet", "alpha": 0.5}, [20, 14, 10]),
-        record("ppt", {"name": "imbalanced", "alpha": 0.5}, [30, 25]),
-        {"method": "fedavg-pt", "partition": {"name": "imbalanced"}, "rounds": [{"round": 1}]},  # no pool
-    ]
-    series = round_series(records)
-    assert series == {
-        ("ppt", "dirichlet(alpha=0.5)"): [[20, 16, 12], [20, 14, 10]],
-        ("ppt", "imbalanced"): [[30, 25]],
-    }
-    table = series_table(records)
-    assert table[2] == "| ppt | dirichlet(alpha=0.5) | 2 | 20 15 11 |"
-    assert table[3] == "| ppt | imbalanced | 1 | 30 25 |"
-    png = plot_series(records, tmp_path / "pool.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert plot_series(records[3:], tmp_path / "none.png") is None

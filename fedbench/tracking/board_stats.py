@@ -17,7 +17,7 @@ from typing import Any
 
 from fedbench.tracking.records import is_diverged
 
-__all__ = ["BOLD_RULE", "DASH", "Stat", "best_index", "collect"]
+__all__ = ["BOLD_RULE", "DASH", "Stat", "best_index", "cell_text", "collect", "table_head", "table_row"]
 
 DASH = "–"
 BOLD_RULE = (
@@ -95,3 +95,21 @@ def best_index(stats: list[Stat | None]) -> int | None:
     if best_std is None or runner_std is None:
         return None
     return best if best_mean - runner_mean > runner_std else None
+
+
+def cell_text(stat: Stat | None, bold: bool, with_std: bool = True, said_diverged: int = 0) -> str:
+    """A cell's markdown; ``said_diverged`` diverged runs are already counted elsewhere on the row."""
+    if stat is None:
+        return DASH
+    if stat.values and stat.diverged == said_diverged:
+        stat = Stat(stat.values)
+    text = stat.text(with_std=with_std)
+    return f"**{text}**" if bold else text
+
+
+def table_head(header: list[str]) -> list[str]:
+    return [table_row(header), "|" + "---|" * len(header)]
+
+
+def table_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"

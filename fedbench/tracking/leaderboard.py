@@ -11,6 +11,9 @@ paper's table: the headline first, then the detail.
   validation-selected round (never a round picked on test), personalized score, upload per round.
 - Cells are ``mean ± std`` over seeds; bold only where the lead is larger than the noise
   (:func:`~fedbench.tracking.board_stats.best_index`); diverged runs are counted, never averaged.
+- Where a section's runs log them: completion-quality columns, the pool size per round (table and
+  plot), see :mod:`~fedbench.tracking.board_extras`; and the paper's number beside fedbench's
+  where a paper reports the same method in the same setting (:mod:`~fedbench.tracking.paper_numbers`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from fedbench.batch import CONDITION_HELP, TEST_CONDITIONS
 from fedbench.errors import DataError
+from fedbench.tracking.board_extras import COMPLETION_HELP, completion_columns, pool_block
 from fedbench.tracking.board_model import (
     Section,
     Setting,
@@ -30,7 +34,16 @@ from fedbench.tracking.board_model import (
     metric_measure,
     primary_metric,
 )
-from fedbench.tracking.board_stats import BOLD_RULE, DASH, Stat, best_index, collect
+from fedbench.tracking.board_stats import (
+    BOLD_RULE,
+    DASH,
+    best_index,
+    cell_text,
+    collect,
+    table_head,
+    table_row,
+)
+from fedbench.tracking.paper_numbers import PaperNumber, load_paper_numbers, paper_block
 from fedbench.tracking.records import atomic_write_text, is_diverged, load_records
 
 __all__ = ["render_leaderboard", "write_leaderboard"]
@@ -52,12 +65,15 @@ def render_leaderboard(
     command: str,
     method_notes: dict[str, str] | None = None,
     plot_path: Path | None = None,
+    pool_plot_path: Path | None = None,
+    paper_numbers: list[PaperNumber] | None = None,
 ) -> str:
     """Render the markdown leaderboard of ``dataset`` from ``records`` (other datasets ignored).
 
     ``command`` (one or more lines) is shown with the commands stored in the records
     (``config.tracking.command``, one per section) as the way to regenerate the board.
-    ``plot_path`` is written verbatim as the image link, so pass it relative to the markdown file.
+    ``plot_path`` and ``pool_plot_path`` are written verbatim as image links, so pass them relative
+    to the markdown file. ``paper_numbers`` are shown beside the runs they match.
     Duplicate runs are collapsed to the newest (see :func:`~fedbench.tracking.records.dedupe_records`);
     malformed records are skipped with a warning.
     """
@@ -75,13 +91,16 @@ def render_leaderboard(
         f"{metric} ×100, mean ± std over seeds (sample std); {BOLD_RULE}; `{DASH}` = no run; "
         "`diverged` = a run whose loss or weights became non-finite, never averaged in.",
         "",
-        "Columns: " + "; ".join(f"`{name}`: {text}" for name, text in [*CONDITION_HELP.items(), *COLUMN_HELP.items()]) + ".",
+        "Columns: " + "; ".join(f"`{name}`: {text}" for name, text in _column_help(runs)) + ".",
         "",
     ]
     if plot_path is not None:
         out += [f"![{metric} per setting]({Path(plot_path).as_posix()})", ""]
+    pool_link = None if pool_plot_path is None else Path(pool_plot_path).as_posix()
     for section in sections:
         out += _section(section, metric)
+        out += pool_block(section, pool_link)
+        out += paper_block(section, paper_numbers or [], dataset, metric)
     shown = sorted({str(r.get("method")) for r in runs})
     return "\n".join([*out, *_notes(shown, method_notes or {})])
 
@@ -92,25 +111,44 @@ def write_leaderboard(
     dataset: str,
     command: str,
     method_notes: dict[str, str] | None = None,
+    paper_numbers: Path | None = None,
 ) -> Path:
-    """Regenerate ``out_dir/<dataset>.md`` and ``out_dir/<dataset>.png`` from ``results_dir`` only.
+    """Regenerate ``out_dir/<dataset>.md`` and ``out_dir/<dataset>.png`` from ``results_dir`` only,
+    with ``out_dir/<dataset>_pool.png`` when runs log a pool size per round (a stale one is removed
+    when none do) and the papers' numbers from the file ``paper_numbers`` (default
+    :data:`~fedbench.tracking.paper_numbers.PAPER_NUMBERS`), which is checked before anything is written.
 
-    Both files are replaced atomically (mode 0644), so a crash leaves the previous leaderboard
+    Files are replaced atomically (mode 0644), so a crash leaves the previous leaderboard
     readable. A malformed record is skipped with one warning naming its file. Returns the markdown path.
     """
-    from fedbench.tracking.plots import plot_metric_vs_rate  # matplotlib only when a plot is made
+    from fedbench.tracking.plots import (  # matplotlib only when plotting
+        plot_metric_vs_rate,
+        plot_round_series,
+    )
 
     records = load_records(results_dir, dataset)
     if not records:
         raise DataError(
             f"no run records for dataset {dataset!r} under {Path(results_dir) / dataset}; run a benchmark first"
         )
+    numbers = load_paper_numbers(paper_numbers)
     out_dir = Path(out_dir)
     png = plot_metric_vs_rate(records, out_dir / f"{dataset}.png", dataset)
+    pool = plot_round_series(records, out_dir / f"{dataset}_pool.png", dataset)
+    if pool is None:
+        (out_dir / f"{dataset}_pool.png").unlink(missing_ok=True)  # no run logs a pool size any more
     text = render_leaderboard(
-        records, dataset=dataset, command=command, method_notes=method_notes, plot_path=Path(png.name)
+        records, dataset=dataset, command=command, method_notes=method_notes, plot_path=Path(png.name),
+        pool_plot_path=None if pool is None else Path(pool.name), paper_numbers=numbers,
     )
     return atomic_write_text(out_dir / f"{dataset}.md", text)
+
+
+def _column_help(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Help for every column the board can show; the completion columns only where runs report them."""
+    completion = {name for name, _ in completion_columns(runs)}
+    extra = [(name, text) for name, text in COMPLETION_HELP.items() if name in completion]
+    return [*CONDITION_HELP.items(), *COLUMN_HELP.items(), *extra]
 
 
 def _provenance_lines(runs: list[dict[str, Any]]) -> list[str]:
@@ -143,9 +181,9 @@ def _section(section: Section, metric: str) -> list[str]:
     header = [f"{metric}, final as_train", *(s.label for s in section.settings)]
     stats = {(m, s): collect(section.cells.get((m, s), []), as_train) for m in section.methods for s in section.settings}
     bold = {s: best_index([stats[m, s] for m in section.methods]) for s in section.settings}
-    out += _table_head(header)
+    out += table_head(header)
     for i, method in enumerate(section.methods):
-        out.append(_row([method, *(_cell(stats[method, s], bold[s] == i) for s in section.settings)]))
+        out.append(table_row([method, *(cell_text(stats[method, s], bold[s] == i) for s in section.settings)]))
     out.append("")
     for title, settings in section.groups():
         out += _detail(section, title, settings, metric)
@@ -161,12 +199,12 @@ def _detail(section: Section, title: str, settings: list[Setting], metric: str) 
     if not by_rate and settings[0].rate is not None:
         title += f" at rate {settings[0].rate:g}"
     out = [f"### {title}", ""]
-    out += _table_head([*(["rate"] if by_rate else []), "method", *(name for name, _ in columns), SEEDS])
+    out += table_head([*(["rate"] if by_rate else []), "method", *(name for name, _ in columns), SEEDS])
     stats = {(s, m, name): collect(section.cells[m, s], value) for s, m in rows for name, value in columns}
     bold: dict[tuple[Setting, str], str] = {}
     for name, _ in columns:
-        if name == UPLOAD:
-            continue  # fewer bytes is not "ahead"
+        if name == UPLOAD or name in COMPLETION_HELP:
+            continue  # fewer bytes is not "ahead"; completion quality describes the input, not the result
         for setting in settings:
             peers = [m for s, m in rows if s == setting]
             best = best_index([stats[setting, m, name] for m in peers])
@@ -175,11 +213,11 @@ def _detail(section: Section, title: str, settings: list[Setting], metric: str) 
     for setting, method in rows:
         runs = section.cells[method, setting]
         diverged = sum(is_diverged(r) for r in runs)  # said once, in the seeds column
-        cells = [_cell(stats[setting, method, name], bold.get((setting, name)) == method, name != UPLOAD, diverged)
+        cells = [cell_text(stats[setting, method, name], bold.get((setting, name)) == method, name != UPLOAD, diverged)
                  for name, _ in columns]
         lead = [f"{setting.rate:g}" if setting.rate is not None else setting.label] if by_rate else []
         seeds = f"{len(runs) - diverged} + {diverged} diverged" if diverged else str(len(runs))
-        out.append(_row([*lead, method, *cells, seeds]))
+        out.append(table_row([*lead, method, *cells, seeds]))
     return [*out, ""]
 
 
@@ -192,6 +230,7 @@ def _columns(runs: list[dict[str, Any]], metric: str) -> list[Column]:
         (SELECTED, metric_measure(metric, "as_train", "selected")),
         (PERSONALIZED, metric_measure(metric, None, "personalized")),
         (UPLOAD, bytes_up_mb),
+        *completion_columns(runs),
     ]
     return columns + [(name, value) for name, value in extras if any(value(r) is not None for r in runs)]
 
@@ -208,21 +247,3 @@ def _notes(shown: list[str], notes: dict[str, str]) -> list[str]:
                 note = note.replace(text, f"Otherwise as **{other}**.").strip()
         out.append(f"- **{method}**: {note}")
     return [*out, ""]
-
-
-def _cell(stat: Stat | None, bold: bool, with_std: bool = True, said_diverged: int = 0) -> str:
-    """A cell's text; ``said_diverged`` diverged runs are already counted elsewhere on the row."""
-    if stat is None:
-        return DASH
-    if stat.values and stat.diverged == said_diverged:
-        stat = Stat(stat.values)
-    text = stat.text(with_std=with_std)
-    return f"**{text}**" if bold else text
-
-
-def _table_head(header: list[str]) -> list[str]:
-    return [_row(header), "|" + "---|" * len(header)]
-
-
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"

@@ -1,4 +1,5 @@
-"""Leaderboard figure: the at-a-glance numbers, one panel per section (bench plan).
+"""Leaderboard figures: the at-a-glance numbers, one panel per section (bench plan), and a value
+logged per round (PPT's pool size) for the sections whose runs log it.
 
 Each panel shows the final ``as_train`` primary metric (×100) of every method at every setting of
 its section, at the seed mean with ±1 sample-std error bars. Where the settings differ only in the
@@ -17,11 +18,12 @@ import io
 from pathlib import Path
 from typing import Any
 
+from fedbench.tracking.board_extras import POOL_KEY, round_series
 from fedbench.tracking.board_model import Section, board_runs, build_sections, metric_measure, primary_metric
 from fedbench.tracking.board_stats import collect
 from fedbench.tracking.records import atomic_write
 
-__all__ = ["plot_metric_vs_rate"]
+__all__ = ["plot_metric_vs_rate", "plot_round_series"]
 
 
 def plot_metric_vs_rate(records: list[dict[str, Any]], path: Path, dataset: str) -> Path:
@@ -44,7 +46,41 @@ def plot_metric_vs_rate(records: list[dict[str, Any]], path: Path, dataset: str)
     if not sections:
         axes[0].text(0.5, 0.5, "no runs", ha="center", va="center", transform=axes[0].transAxes)
     fig.suptitle(f"{dataset}: {metric} ×100 (final round, as_train; mean ± std over seeds)")
+    return _save(fig, path)
 
+
+def plot_round_series(records: list[dict[str, Any]], path: Path, dataset: str, key: str = POOL_KEY) -> Path | None:
+    """Save ``key`` against the round (seed mean), one panel per section whose runs log it, one line per
+    (setting, method): colour by method, line style by setting. None (and nothing written) when no
+    run of ``dataset`` logs ``key``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [(s, series) for s in build_sections(board_runs(records, dataset)) if (series := round_series(s, key))]
+    if not panels:
+        return None
+    fig = Figure(figsize=(max(6.4, 4.8 * len(panels)), 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    methods = sorted({m for _, series in panels for _, m in series})
+    styles = ["-", "--", ":", "-."]
+    for ax, (section, series) in zip(axes, panels, strict=True):
+        settings = sorted({s for s, _ in series}, key=section.settings.index)
+        for (setting, method), (_, means) in series.items():
+            points = [(i + 1, v) for i, v in enumerate(means) if v is not None]
+            ax.plot([x for x, _ in points], [y for _, y in points], marker="o", markersize=3,
+                    color=f"C{methods.index(method) % 10}", linestyle=styles[settings.index(setting) % len(styles)],
+                    label=method if len(settings) == 1 else f"{method}, {setting.label}")
+        ax.set_title(section.name)
+        ax.set_xlabel("round")
+        ax.set_ylabel(key.replace("_", " "))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{dataset}: {key.replace('_', ' ')} per round (mean over seeds)")
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     data = buffer.getvalue()
