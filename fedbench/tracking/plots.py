@@ -55,6 +55,7 @@ def plot_round_series(records: list[dict[str, Any]], path: Path, dataset: str, k
     run of ``dataset`` logs ``key``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     panels = [(s, series) for s in build_sections(board_runs(records, dataset)) if (series := round_series(s, key))]
     if not panels:
@@ -73,6 +74,7 @@ def plot_round_series(records: list[dict[str, Any]], path: Path, dataset: str, k
                     label=method if len(settings) == 1 else f"{method}, {setting.label}")
         ax.set_title(section.name)
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(key.replace("_", " "))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
