@@ -65,6 +65,11 @@ class FederationConfig:
     client_fraction: float = 1.0
     clients_per_round: int | None = None  # overrides client_fraction when set
     local_epochs: int = 1
+    # the personalized score covers every client, or a seeded sample of this many when there are more
+    personalized_clients: int | None = None
+    # where clients' personal states live: "memory", or "disk" (safetensors files) for very many
+    # clients; results are the same either way, so it is not part of a run's identity
+    personal_store: str = "memory"
 
 
 @dataclass
@@ -149,6 +154,9 @@ class ExperimentConfig:
             d.pop("failures")
         if self.partition.n_dominant == 1:
             d["partition"].pop("n_dominant")
+        if self.federation.personalized_clients is None:
+            d["federation"].pop("personalized_clients")
+        d["federation"].pop("personal_store")  # where states live changes no result
         d["data"]["options"] = resolved_options(DATASETS.get(self.data.dataset).options, self.data.options, "data.options")
         d["backbone"]["options"] = resolved_options(BACKBONES.get(self.backbone.name).options, self.backbone.options, "backbone.options")
         d["method"]["options"] = resolved_options(METHODS.get(self.method.name).options, self.method.options, "method.options")
@@ -211,6 +219,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"federation.clients_per_round: {n} must be between 1 and partition.n_clients={cfg.partition.n_clients}")
     if cfg.federation.local_epochs < 1:
         raise ConfigError(f"federation.local_epochs: must be >= 1, got {cfg.federation.local_epochs}")
+    if cfg.federation.personalized_clients is not None and cfg.federation.personalized_clients < 1:
+        raise ConfigError(f"federation.personalized_clients: must be >= 1 or null (every client), got {cfg.federation.personalized_clients}")
+    from fedbench.federation.personal_store import STORE_KINDS
+
+    if cfg.federation.personal_store not in STORE_KINDS:
+        raise ConfigError(f"federation.personal_store: must be one of {', '.join(STORE_KINDS)}, got {cfg.federation.personal_store!r}")
     _validate_train(cfg.train)
     for name in ("drop_rate", "straggler_rate", "partial_rate"):
         _range(f"failures.{name}", getattr(cfg.failures, name), 0.0, 1.0)

@@ -21,10 +21,11 @@ import torch
 from fedbench.aggregation.weighted import state_bytes
 from fedbench.config import ExperimentConfig, validate
 from fedbench.federation.callbacks import Callback, default_callbacks
-from fedbench.federation.checkpoint import load_checkpoint, save_checkpoint
+from fedbench.federation import checkpoint as ckpts
 from fedbench.federation.client import ClientRunner, ClientTask
 from fedbench.federation.executors import EXECUTORS
 from fedbench.federation.failures import draw_failures
+from fedbench.federation.personal_store import PersonalStore
 from fedbench.federation.record import make_record
 from fedbench.federation.scoring import Scorer
 from fedbench.federation.setup import Experiment, prepare
@@ -86,7 +87,11 @@ class Federation:
         self.executor = executor_spec.build(build_options(executor_spec.options, self.cfg.executor.options, "executor.options"), self.cfg, runner)
         shared, personal = self.module.split_state(self.module.trainable_state())
         self.global_state: State = shared
-        self.personal: dict[int, State] = {c: {k: v.clone() for k, v in personal.items()} for c in range(len(exp.clients))}
+        store_folder = results_dir / self.cfg.data.dataset / "personal-store"
+        # lazily per client: the initial state once, a client's own from its first fit on
+        self.personal = PersonalStore(personal, len(exp.clients), self.cfg.federation.personal_store, store_folder)
+        self.shards: dict[int, str] = {}  # client -> checkpoint shard holding its latest state
+        self.best_shards: dict[int, str] = {}  # the same for the validation-selected round
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.start_round = 0
@@ -105,21 +110,42 @@ class Federation:
         return self.results_dir / self.cfg.data.dataset / "checkpoints" / f"{self.run_id}.pt"
 
     def resume(self) -> None:
-        ckpt = load_checkpoint(self.checkpoint_path, self.run_id)
+        path = self.checkpoint_path
+        ckpt = ckpts.load_checkpoint(path, self.run_id)
         if ckpt is None:
             return
-        self.global_state, self.personal = ckpt["global_state"], ckpt["personal"]
+        self.global_state = ckpt["global_state"]
         self.history, self.best, self.start_round = ckpt["history"], ckpt["best"], ckpt["next_round"]
+        if "personal" in ckpt:  # version 2: every client's state in the main file
+            self.personal.restore(ckpt["personal"])
+            best = self.personal.spawn()
+            best.restore(self.best["personal"])
+        else:
+            self.shards, self.best_shards = ckpt["personal_shards"], self.best["personal"]
+            shards = ckpts.load_personal(path, self.run_id, self.shards, self.best_shards)
+            self.personal.restore(ckpts.states_of(self.shards, shards, path))
+            best = self.personal.spawn()
+            best.restore(ckpts.states_of(self.best_shards, shards, path))
+        self.best = {**self.best, "personal": best}
         self.aggregator.load_server_state(ckpt.get("server_state") or {})
         self.elapsed_before = float(ckpt.get("elapsed_s", 0.0))
 
     def checkpoint(self, next_round: int) -> None:
+        """Write the clients changed since the last checkpoint as one shard, then the main file
+        (see :mod:`fedbench.federation.checkpoint`)."""
+        path = self.checkpoint_path
+        changed = {c: self.personal.get(c) for c in sorted(self.personal.dirty)}
+        self.shards = {**self.shards, **ckpts.write_personal_shard(path, self.run_id, next_round, changed)}
+        self.personal.dirty.clear()
+        if self.best["round"] == next_round:  # selected this round: its states are the current ones
+            self.best_shards = dict(self.shards)
         payload = {
-            "global_state": self.global_state, "personal": self.personal, "server_state": self.aggregator.server_state(),
-            "history": self.history, "best": self.best, "next_round": next_round,
+            "global_state": self.global_state, "personal_shards": self.shards, "server_state": self.aggregator.server_state(),
+            "history": self.history, "best": {**self.best, "personal": self.best_shards}, "next_round": next_round,
             "elapsed_s": self.elapsed_before + time.time() - self.started,
         }
-        save_checkpoint(self.checkpoint_path, self.run_id, payload)
+        ckpts.save_checkpoint(path, self.run_id, payload)
+        ckpts.remove_unreferenced_shards(path, self.shards, self.best_shards)
 
     # ----- one round -----------------------------------------------------------------------------
     def tasks(self, r: int, clients: list[int], work: dict[int, float] | None = None) -> list[ClientTask]:
@@ -128,7 +154,7 @@ class Federation:
         payloads = self.aggregator.configure_fit(r, clients, self.global_state)
         return [
             ClientTask(
-                round_index=r, client_id=c, global_state=self.global_state, personal=self.personal[c],
+                round_index=r, client_id=c, global_state=self.global_state, personal=self.personal.get(c),
                 index=exp.clients[c], codes=exp.client_codes[c], seed=derive_seed(cfg.seed, "fit", r, c),
                 lr=round_lr(cfg, r), payload=payloads.get(c, {}), work=work.get(c, 1.0),
             )
@@ -159,7 +185,7 @@ class Federation:
         if self.diverged is not None:
             return {}
         for res in results:
-            self.personal[res.client_id] = res.personal
+            self.personal.set(res.client_id, res.personal)
         down = state_bytes(self.global_state) * len(sampled)
         if results:  # a round in which every sampled client dropped keeps the global state
             self.global_state = self.aggregator.aggregate(self.global_state, results, r, derive_seed(cfg.seed, "aggregation", r))
@@ -178,7 +204,8 @@ class Federation:
         metric = self.exp.bundle.metric
         if self.best is None or val[metric] > self.best["val"]:
             self.best = {"round": r + 1, "val": val[metric], "state": {k: v.clone() for k, v in self.global_state.items()},
-                         "personal": {c: dict(p) for c, p in self.personal.items()}}
+                         "personal": self.personal.snapshot()}
+        self.personal.prune(self.best["personal"])  # a disk store frees the files no one reads any more
         return entry
 
     # ----- the end of a run ------------------------------------------------------------------------
@@ -229,6 +256,7 @@ def run_experiment(
         record = make_record(fed, *scores, wall_time_s=fed.elapsed_before + time.time() - t0)
         for cb in callbacks:
             cb.on_run_end(fed, record)
+        ckpts.remove_shards(fed.checkpoint_path)  # once the checkpoint callback removed the main file
         return record
     except RunInterrupted as err:
         err.round = r + 1
@@ -237,3 +265,4 @@ def run_experiment(
         for cb in callbacks:
             cb.close()
         fed.executor.close()
+        fed.personal.close()

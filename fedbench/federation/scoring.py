@@ -11,9 +11,15 @@ import torch
 from fedbench.aggregation.weighted import weighted_mean
 from fedbench.batch import TEST_CONDITIONS
 from fedbench.federation.evaluate import classification_metrics, label_weighted_accuracy, predict
+from fedbench.federation.personal_store import PersonalStore
 from fedbench.methods.base import ClientModule, State
+from fedbench.seeds import rng
 
-PersonalStore = dict[int, State]
+def _per_client_mean(results: list[dict[str, float]], groups: list[tuple[State, list[int] | None]]) -> dict[str, float]:
+    """The mean over clients of each metric, where ``results[i]`` holds for every client of
+    ``groups[i]`` (summed in client order, so the numbers equal a mean over one pass per client)."""
+    per_client = sorted(((c, i) for i, (_, cs) in enumerate(groups) for c in (cs or [-1])), key=lambda t: t[0])
+    return {k: float(np.mean([results[i][k] for _, i in per_client])) for k in results[0]}
 
 
 class Scorer:
@@ -23,54 +29,83 @@ class Scorer:
         self.exp, self.spec, self.module = exp, spec, module
         self.batch_size, self.precision = exp.cfg.train.eval_batch_size, exp.cfg.train.precision
         self.task = exp.bundle.metric_spec.task
+        self.sizes = [len(ix) for ix in exp.clients]
 
     def load(self, shared: State, personal: State) -> ClientModule:
         self.module.load_trainable_state({**shared, **personal})
         return self.module
 
     def eval_personal(self, personal: PersonalStore) -> State:
-        """Personal tensors used when scoring the *global* model: the sample-weighted client mean."""
-        if not personal or not next(iter(personal.values())):
-            return {}
-        sizes = [len(ix) for ix in self.exp.clients]
-        return weighted_mean(list(personal.values()), sizes)
+        """Personal tensors used when scoring the *global* model: the sample-weighted mean over all
+        clients of their personal states.
 
-    def scoring_personals(self, personal: PersonalStore) -> list[State]:
-        """Local-only methods are scored as the mean over the clients' own models; others as one
-        global model."""
-        return list(personal.values()) if self.spec.local_only else [self.eval_personal(personal)]
+        It is computed over the distinct states only: each client with a state of its own,
+        weighted by its sample count, then the initial state once, weighted by the summed sample
+        counts of the clients never sampled. Once every client has its own state this is the
+        per-client mean term by term; before, it equals it up to float64 rounding (the mean is
+        accumulated in float64 and cast back)."""
+        if not personal.initial:
+            return {}
+        groups = personal.groups()
+        return weighted_mean([s for s, _ in groups], [sum(self.sizes[c] for c in cs) for _, cs in groups])
+
+    def scoring_groups(self, personal: PersonalStore) -> list[tuple[State, list[int] | None]]:
+        """Local-only methods are scored as the mean over the clients' own models (one pass per
+        distinct state, counted once per client holding it); others as one global model."""
+        return personal.groups() if self.spec.local_only else [(self.eval_personal(personal), None)]
 
     def _predict(self, module, index, codes):
         return predict(module, self.exp.bundle, index, codes, batch_size=self.batch_size, precision=self.precision)
 
     def scored(self, shared: State, personal: PersonalStore, index: np.ndarray, codes: np.ndarray) -> tuple[dict[str, float], list]:
         """Metrics of the global model, or for local-only methods the mean over the clients' models."""
+        groups = self.scoring_groups(personal)
         results, preds = [], []
-        for p_state in self.scoring_personals(personal):
+        for p_state, _ in groups:
             p, y = self._predict(self.load(shared, p_state), index, codes)
             results.append(classification_metrics(p, y, self.exp.bundle.num_classes, self.task))
             preds.append((p, y))
-        return {k: float(np.mean([m[k] for m in results])) for k in results[0]}, preds
+        return _per_client_mean(results, groups), preds
 
-    def personalized(self, shared: State, personal: PersonalStore, global_preds: tuple | None = None) -> dict[str, float]:
+    def personalized_clients(self) -> list[int] | None:
+        """The clients the personalized score covers: all (None), or a seeded sample of
+        ``federation.personalized_clients`` when there are more clients than that."""
+        k, n = self.exp.cfg.federation.personalized_clients, len(self.exp.clients)
+        if k is None or n <= k:
+            return None
+        return sorted(rng(self.exp.cfg.seed, "personalized-sample").choice(n, size=k, replace=False).tolist())
+
+    def personalized(self, shared: State, personal: PersonalStore, global_preds: tuple | None = None) -> dict:
         """Mean over clients of label-weighted test accuracy (as_train condition), each client with its
         own personal state; methods without personal state reuse the global model's predictions.
-        Defined for single-label classification only (empty for multi-label and binary tasks)."""
+        One test pass per distinct personal state (never-sampled clients share the initial one),
+        over every client or a seeded sample of them (``federation.personalized_clients``). The
+        record says which: ``scored_clients`` of ``of_clients`` (fewer: a sample, whose ids are in
+        ``clients``; ``per_client`` follows that order) and ``passes`` over the test split. Defined for single-label
+        classification only (empty for multi-label and binary tasks)."""
         exp = self.exp
         if self.task != "multiclass":
             return {}
+        sample = self.personalized_clients()
+        clients = list(range(len(exp.clients))) if sample is None else sample
         idx, codes = exp.test["as_train"]
         labels = exp.bundle.labels.numpy()
-        accs = []
-        for c, rows in enumerate(exp.clients):
-            counts = np.bincount(labels[rows], minlength=exp.bundle.num_classes)
-            if self.spec.personalized or global_preds is None:
-                p_state = personal[c] if self.spec.personalized else self.eval_personal(personal)
-                p, y = self._predict(self.load(shared, p_state), idx, codes)
-            else:
-                p, y = global_preds
-            accs.append(label_weighted_accuracy(p, y, exp.bundle.num_classes, counts))
-        return {"accuracy": float(np.mean(accs)), "per_client": [float(a) for a in accs]}
+        if self.spec.personalized:
+            groups = personal.groups(clients)
+        else:  # one global model: its as_train predictions when given, else one pass
+            groups = [(None if global_preds is not None else self.eval_personal(personal), clients)]
+        accs: dict[int, float] = {}
+        for p_state, members in groups:
+            p, y = global_preds if p_state is None else self._predict(self.load(shared, p_state), idx, codes)
+            for c in members:
+                counts = np.bincount(labels[exp.clients[c]], minlength=exp.bundle.num_classes)
+                accs[c] = label_weighted_accuracy(p, y, exp.bundle.num_classes, counts)
+        per_client = [float(accs[c]) for c in clients]
+        out = {"accuracy": float(np.mean(per_client)), "per_client": per_client, "scored_clients": len(clients),
+               "of_clients": len(exp.clients), "passes": sum(p is not None for p, _ in groups)}
+        if sample is not None:
+            out["clients"] = sample
+        return out
 
     def test_metrics(self, shared: State, personal: PersonalStore) -> tuple[dict[str, dict[str, float]], tuple | None]:
         """Metrics per test condition, plus the as_train predictions of a single global model.
@@ -85,7 +120,8 @@ class Scorer:
         index = exp.test["as_train"][0]
         rows = torch.arange(len(index))
         by_code, labels = [], None
-        for p_state in self.scoring_personals(personal):
+        groups = self.scoring_groups(personal)
+        for p_state, _ in groups:
             module = self.load(shared, p_state)
             passes = [self._predict(module, index, np.full(len(index), code, dtype=np.int8)) for code in (0, 1, 2)]
             by_code.append(torch.stack([p for p, _ in passes]))  # [3, N]: prediction under each code
@@ -96,7 +132,7 @@ class Scorer:
             assert np.array_equal(cond_index, index), "test conditions must share the test rows"
             codes = torch.as_tensor(codes, dtype=torch.long)
             results = [classification_metrics(bc[codes, rows], labels, exp.bundle.num_classes, self.task) for bc in by_code]
-            out[cond] = {k: float(np.mean([m[k] for m in results])) for k in results[0]}
+            out[cond] = _per_client_mean(results, groups)
             if cond == "as_train" and len(by_code) == 1:
                 as_train = (by_code[0][codes, rows], labels)
         return out, as_train
