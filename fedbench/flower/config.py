@@ -1,0 +1,53 @@
+"""Which fedbench runs the Flower adapter takes, and where its config comes from under ``flwr run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fedbench.config import ExperimentConfig, FailuresConfig, from_dict, validate
+from fedbench.errors import ConfigError
+
+
+def checked(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` validated, with the method known, and refused (one line) where the adapter would
+    not compute what fedbench's loop computes."""
+    from fedbench.methods.registry import get_method
+
+    validate(cfg)
+    spec = get_method(cfg.method.name)  # unknown method: one line naming the registered ones
+    if spec.schedule != "parallel":
+        raise ConfigError(
+            f"method.name: {cfg.method.name!r} trains the round's clients one after another ({spec.schedule}); "
+            "the Flower adapter runs methods whose clients start from the round's global state; use fedbench run"
+        )
+    if cfg.failures != FailuresConfig():
+        raise ConfigError("failures: simulated client failures are fedbench-loop only; under Flower a node that fails is left out of the round")
+    return cfg
+
+
+def config_of(run_config: Any) -> ExperimentConfig:
+    """The fedbench config named by a Flower run config's ``config`` key (a YAML file, relative
+    to the current directory), with ``seed`` / ``rounds`` overrides when the run config has them."""
+    key = run_config.get("config") if run_config else None
+    if not key:
+        raise ConfigError('the Flower run config has no "config" key; set config = "experiments/emoji_quick.yaml" under [tool.flwr.app.config] or pass --run-config "config=\'FILE\'"')
+    path = Path(str(key))
+    if not path.is_file():
+        raise ConfigError(f"config: file {str(path)!r} (from the Flower run config) does not exist; give a fedbench experiment YAML")
+    data = yaml.safe_load(path.read_text()) or {}
+    cfg = from_dict(data)
+    if "seed" in run_config:
+        cfg.seed = int(run_config["seed"])
+    if "rounds" in run_config:
+        cfg.federation.rounds = int(run_config["rounds"])
+    return checked(cfg)
+
+
+def specs_for(cfg: ExperimentConfig) -> tuple:
+    """The dataset, backbone and method specs ``cfg`` names, from this process's registries."""
+    from fedbench.federation.executors.ray_support import specs_of
+
+    return specs_of(cfg)
