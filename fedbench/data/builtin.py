@@ -6,4 +6,5 @@ import fedbench.data.emoji  # noqa: F401
 import fedbench.data.food101  # noqa: F401
 import fedbench.data.hatememes  # noqa: F401
 import fedbench.data.mmimdb  # noqa: F401
+import fedbench.data.synthetic  # noqa: F401  (scale tests only)
 import fedbench.data.tinyimagenet  # noqa: F401

@@ -20,8 +20,8 @@ import torch
 
 from fedbench.aggregation.weighted import state_bytes
 from fedbench.config import ExperimentConfig, validate
-from fedbench.federation.callbacks import Callback, default_callbacks
 from fedbench.federation import checkpoint as ckpts
+from fedbench.federation.callbacks import Callback, default_callbacks
 from fedbench.federation.client import ClientRunner, ClientTask
 from fedbench.federation.executors import EXECUTORS
 from fedbench.federation.failures import draw_failures

@@ -15,6 +15,7 @@ from fedbench.federation.personal_store import PersonalStore
 from fedbench.methods.base import ClientModule, State
 from fedbench.seeds import rng
 
+
 def _per_client_mean(results: list[dict[str, float]], groups: list[tuple[State, list[int] | None]]) -> dict[str, float]:
     """The mean over clients of each metric, where ``results[i]`` holds for every client of
     ``groups[i]`` (summed in client order, so the numbers equal a mean over one pass per client)."""
