@@ -1,0 +1,125 @@
+"""Many clients: peak RSS and time per round of a federation with 10,000 clients, 100 sampled per
+round, on the ``synthetic`` dataset and backbone (the embedded MiniLM transformer with cheap image
+tokens). Each method runs in its own process, so each peak RSS (``resource.getrusage``) is its
+own. Prints figures; run on demand (not part of ``make test``):
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/many_clients.py [--clients 10000] [--per-round 100]
+        [--rounds 3] [--methods fedavg fedprime] [--store memory|disk] [--personalized-clients 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_one(args: argparse.Namespace) -> dict:
+    import torch
+
+    from fedbench.config import ExperimentConfig
+    from fedbench.federation.callbacks import Callback
+    from fedbench.federation.loop import run_experiment
+    from fedbench.federation.setup import prepare
+
+    torch.set_num_threads(args.threads)
+    cfg = ExperimentConfig()
+    cfg.data.dataset, cfg.backbone.name, cfg.method.name = "synthetic", "synthetic", args.one
+    cfg.data.options = {"n_train": args.samples_per_client * args.clients, "n_val": 200, "n_test": 200}
+    cfg.partition.name, cfg.partition.n_clients = "iid", args.clients
+    cfg.federation.rounds, cfg.federation.clients_per_round = args.rounds, args.per_round
+    cfg.federation.personalized_clients = args.personalized_clients
+    cfg.federation.personal_store = args.store
+    cfg.train.threads = args.threads
+    cfg.tracking.progress, cfg.tracking.wandb = False, False
+
+    t0 = time.perf_counter()
+    prepare(cfg)  # featurises once (cached per process), so run_experiment's own prepare is the setup proper
+    featurise_s = time.perf_counter() - t0
+
+    class Timing(Callback):
+        def __init__(self):
+            self.rounds, self.checkpoint_s, self.checkpoint_bytes = [], [], []
+
+        def on_run_start(self, fed):
+            self.setup_end = time.perf_counter()
+
+        def on_round_start(self, fed, r, clients):
+            self.start = time.perf_counter()
+
+        def on_round_end(self, fed, entry):
+            self.rounds.append(time.perf_counter() - self.start)
+            t = time.perf_counter()
+            fed.checkpoint(entry["round"])
+            self.checkpoint_s.append(time.perf_counter() - t)
+            folder = fed.checkpoint_path.parent
+            self.checkpoint_bytes.append(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()))
+            self.stored, self.store_bytes = len(fed.personal.sampled()), fed.personal.nbytes()
+
+        def on_run_end(self, fed, record):
+            self.end = time.perf_counter()
+
+    timing = Timing()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.tracking.results_dir = tmp
+        t1 = time.perf_counter()
+        record = run_experiment(cfg, force=True, callbacks=[timing])
+    last = timing.rounds[-1] + timing.checkpoint_s[-1]
+    return {
+        "method": args.one, "clients": args.clients, "per_round": args.per_round, "store": args.store,
+        "featurise_s": featurise_s, "setup_s": timing.setup_end - t1,
+        "round_s": timing.rounds, "checkpoint_s": timing.checkpoint_s, "checkpoint_dir_bytes": timing.checkpoint_bytes,
+        "final_scoring_s": timing.end - timing.setup_end - sum(timing.rounds) - sum(timing.checkpoint_s),
+        "stored_states": timing.stored, "personal_bytes": timing.store_bytes, "last_round_with_checkpoint_s": last,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "accuracy": record["final"]["as_train"]["accuracy"],
+        "personalized": {k: v for k, v in (record["personalized"] or {}).items() if k not in ("per_client", "clients")},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, nargs="+", default=[10_000])
+    ap.add_argument("--per-round", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--methods", nargs="+", default=["fedavg", "fedprime"])
+    ap.add_argument("--store", choices=["memory", "disk"], default="memory")
+    ap.add_argument("--personalized-clients", type=int, default=100)
+    ap.add_argument("--samples-per-client", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one method in this process
+    args = ap.parse_args()
+    if args.one:
+        args.clients = args.clients[0]
+        print(json.dumps(run_one(args)))
+        return
+    import torch
+
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.per_round} clients per round, {args.rounds} rounds, "
+          f"{args.store} store, personalized score on <= {args.personalized_clients} clients")
+    for n in args.clients:
+        for method in args.methods:
+            cmd = [sys.executable, __file__, "--one", method, "--clients", str(n), "--per-round", str(args.per_round),
+                   "--rounds", str(args.rounds), "--store", args.store, "--personalized-clients", str(args.personalized_clients),
+                   "--samples-per-client", str(args.samples_per_client), "--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+            if out.returncode != 0:
+                print(f"{method} at {n} clients failed:\n{out.stderr[-2000:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            rounds = ", ".join(f"{s:.1f}" for s in r["round_s"])
+            ckpt = ", ".join(f"{s:.2f}" for s in r["checkpoint_s"])
+            print(f"{method:>9} {n:>6} clients: peak RSS {r['peak_rss_mb']:.0f} MB; setup {r['setup_s']:.1f} s "
+                  f"(+ featurise {r['featurise_s']:.1f} s); round {rounds} s; checkpoint {ckpt} s "
+                  f"(folder {r['checkpoint_dir_bytes'][-1] / 1e6:.1f} MB); final scoring {r['final_scoring_s']:.1f} s; "
+                  f"{r['stored_states']} personal states stored ({r['personal_bytes'] / 1e6:.1f} MB {'on disk' if r['store'] == 'disk' else 'in memory'}); "
+                  f"personalized {r['personalized']}; accuracy {r['accuracy']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
