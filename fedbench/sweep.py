@@ -4,7 +4,9 @@ A grid crosses methods x seeds x any config axes (``missing.rate``, ``missing.ty
 ``partition.alpha``, or a whole section such as ``partition`` given as dicts of fields) over one
 base config. Every cell is an ordinary run: a cell whose record already exists (same config
 identity) is skipped, and a cell interrupted mid-way resumes from its round checkpoint, so
-re-running a sweep only does the missing work. The leaderboard is regenerated from all records
+re-running a sweep only does the missing work. Cells run one after another, on a local process
+pool (``workers``), or as Ray tasks across a cluster (``--executor.name ray``, see
+:mod:`fedbench.federation.executors.ray_sweep`). The leaderboard is regenerated from all records
 afterwards.
 """
 
@@ -131,7 +133,13 @@ def _worker_init(threads: int) -> None:
 def _execute(configs: list[ExperimentConfig], workers: int):
     """Yield (config, record, seconds) per cell. With several workers each process keeps its own
     data and frozen backbone and gets an equal share of the CPU threads; every run is seeded by
-    its own seed tree, so the order in which cells finish does not matter."""
+    its own seed tree, so the order in which cells finish does not matter. A base config that
+    names the ray executor runs the cells as Ray tasks instead (``workers`` is then unused)."""
+    if configs and configs[0].executor.name == "ray":
+        from fedbench.federation.executors.ray_sweep import run_cells
+
+        yield from run_cells(configs)
+        return
     if workers <= 1 or len(configs) <= 1:
         yield from map(_timed_run, configs)
         return

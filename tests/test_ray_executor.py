@@ -107,3 +107,11 @@ def test_missing_ray_gives_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
     with pytest.raises(ConfigError, match=r"^the ray executor needs Ray: pip install -e \.\[ray\]$"):
         ray_support.import_ray()
+
+
+def test_unreachable_address_gives_one_line(monkeypatch):
+    from fedbench.federation.executors import ray_support
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process
+    with pytest.raises(ConfigError, match=r"cannot attach to a Ray cluster at '127.0.0.1:9' .*`ray start --head`"):
+        ray_support.connect("127.0.0.1:9")

@@ -19,7 +19,14 @@ import dataclasses
 from collections import deque
 
 from fedbench.errors import ConfigError, FedbenchError
-from fedbench.federation.executors import EXECUTORS, ClientResult, ClientTask, Executor, ExecutorSpec, OnResult
+from fedbench.federation.executors import (
+    EXECUTORS,
+    ClientResult,
+    ClientTask,
+    Executor,
+    ExecutorSpec,
+    OnResult,
+)
 from fedbench.federation.executors import ray_support as rs
 
 

@@ -63,6 +63,7 @@ def connect(address: str | None) -> bool:
     quiet = {"include_dashboard": False, "configure_logging": True, "logging_level": logging.WARNING}
     if address:
         try:
+            _probe(address)  # Ray itself retries an unreachable address for minutes
             ray.init(address=address, **quiet)
         except Exception as err:  # ConnectionError, ValueError, RuntimeError, depending on what is wrong
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
@@ -74,6 +75,19 @@ def connect(address: str | None) -> bool:
     path = os.pathsep.join(p for p in sys.path if p)
     ray.init(runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
     return True
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast where nothing listens at HOST:PORT ("auto" and ray:// addresses are left to Ray)."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError("not HOST:PORT")
+    with socket.create_connection((host, int(port)), timeout=timeout):
+        pass
 
 
 def resources(ray, options: RayOptions, cfg) -> tuple[float, float, int]:
