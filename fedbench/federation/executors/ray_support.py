@@ -62,6 +62,7 @@ def connect(address: str | None) -> bool:
         return False
     quiet = {"include_dashboard": False, "configure_logging": True, "logging_level": logging.WARNING}
     if address:
+        _token_mode()
         try:
             _probe(address)  # Ray itself retries an unreachable address for minutes
             ray.init(address=address, **quiet)
@@ -75,6 +76,26 @@ def connect(address: str | None) -> bool:
     path = os.pathsep.join(p for p in sys.path if p)
     ray.init(runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
     return True
+
+
+def _token_mode() -> None:
+    """Ray 2.5x+ starts clusters with token authentication and saves the token in
+    ~/.ray/auth_token, but a driver given an explicit address does not send it unless
+    RAY_AUTH_MODE=token; send it whenever a token is at hand (a cluster without authentication
+    accepts it too)."""
+    from pathlib import Path
+
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+        if "ray" in sys.modules:  # Ray caches its config at import: refresh it (as Ray does for its own default)
+            try:
+                from ray._raylet import Config
+
+                Config.initialize("")
+            except Exception:  # another Ray version: the environment variable still reaches its workers
+                pass
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:
