@@ -158,3 +158,21 @@ def test_offline_run_writes_logged_values(tmp_path, monkeypatch):
     assert config.get("lr") == 0.01, f"no config 'lr' in the run's records; record kinds in order: {kinds}"
     assert [(h["_step"], h["val/accuracy"], h["train_loss"]) for h in history] == [(1, 0.5, 1.25), (2, 0.75, 0.5)]
     assert summary["final/accuracy"] == 0.8
+
+
+def test_round_metrics_carry_the_aggregators_diagnostics():
+    """A hand-built round entry: the basics under their W&B names, every finite scalar the server
+    reported under server/, one dict level flattened, lists, bools and non-finite values left out."""
+    from fedbench.tracking.wandb_log import round_metrics
+
+    entry = {
+        "round": 3, "val": {"accuracy": 0.5}, "train_loss": 1.5, "bytes_up": 10, "bytes_down": 20,
+        "clients": [0, 2], "lr": 0.001, "inter_pool_size": 7, "intra_used_complete": 5,
+        "completion": {"text/label_agreement": 0.6, "source": "retrieval"},
+        "aggregation_weights": [0.5, 0.5], "all_dropped": False, "inter_query_drift": float("nan"),
+    }
+    assert round_metrics(entry) == {
+        "val/accuracy": 0.5, "train/loss": 1.5, "bytes/up": 10, "bytes/down": 20,
+        "train/lr": 0.001, "server/inter_pool_size": 7, "server/intra_used_complete": 5,
+        "server/completion/text/label_agreement": 0.6,
+    }

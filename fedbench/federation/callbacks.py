@@ -10,7 +10,7 @@ from typing import Any
 from fedbench.federation.progress import RoundProgress
 from fedbench.methods.base import ClientUpdate
 from fedbench.tracking.records import write_record
-from fedbench.tracking.wandb_log import WandbRun
+from fedbench.tracking.wandb_log import WandbRun, round_metrics
 
 
 class Callback:
@@ -66,9 +66,7 @@ class WandbCallback(Callback):
         self.run.__enter__()
 
     def on_round_end(self, fed, entry) -> None:
-        metrics = {f"val/{k}": v for k, v in entry["val"].items()}
-        metrics |= {"train/loss": entry["train_loss"], "bytes/up": entry["bytes_up"], "bytes/down": entry["bytes_down"]}
-        self.run.log(metrics, step=entry["round"])
+        self.run.log(round_metrics(entry), step=entry["round"])
 
     def on_run_end(self, fed, record) -> None:
         if record["status"] == "diverged":

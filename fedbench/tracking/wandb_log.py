@@ -11,13 +11,14 @@ Run records are the source of truth; W&B is a convenience view. So:
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["WandbRun", "wandb_mode"]
+__all__ = ["WandbRun", "round_metrics", "wandb_mode"]
 
 
 def wandb_mode(enabled: bool) -> str:
@@ -128,3 +129,30 @@ class WandbRun:
         self._run = None
         self.mode = "disabled"
         warnings.warn(message, stacklevel=3)
+
+
+_ROUND_BASICS = {"round", "val", "train_loss", "bytes_up", "bytes_down", "lr"}
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def round_metrics(entry: dict[str, Any]) -> dict[str, float]:
+    """What W&B gets for one round of the record: ``val/*``, ``train/loss``, ``train/lr``, ``bytes/*``, and every
+    scalar the aggregator reported (``server/<key>``, one dict level deep as ``server/<key>/<sub>``:
+    FedPrime's prompt usage and W_q drift, PPT's pool size, FedMVP's completion quality). Lists and
+    matrices (client ids, aggregation weights, CKA) stay in the record only."""
+    metrics = {f"val/{k}": v for k, v in entry["val"].items()}
+    metrics |= {"train/loss": entry["train_loss"], "bytes/up": entry["bytes_up"], "bytes/down": entry["bytes_down"]}
+    if _scalar(entry.get("lr")):
+        metrics["train/lr"] = entry["lr"]
+    for key, value in entry.items():
+        if key in _ROUND_BASICS:
+            continue
+        if _scalar(value):
+            metrics[f"server/{key}"] = value
+        elif isinstance(value, dict):
+            metrics |= {f"server/{key}/{sub}": v for sub, v in value.items() if _scalar(v)}
+    return metrics
+
