@@ -31,9 +31,12 @@ def _repo_file(rel: str, what: str = "the paper's table") -> Path:
 def bench(
     method: str, profile: str, *, dataset: str | None = None, rates=None, seeds=None, types=None, ablations=False,
     results: str | None = None, leaderboards: str | None = None, wandb=True, workers: int | None = None,
+    executor: str | None = None,
 ) -> list[dict]:
     """Run ``method``'s bench plan on the embedded dataset, or (``dataset`` set to a real one) the
-    paper's table of ``method`` on that dataset (:class:`~fedbench.methods.registry.PaperTable`)."""
+    paper's table of ``method`` on that dataset (:class:`~fedbench.methods.registry.PaperTable`).
+    ``executor="ray"`` runs the cells as Ray tasks (docs/scale-out.md) instead of local processes;
+    it never changes a result."""
     from fedbench.methods.registry import get_method
 
     plan = get_method(method).plan
@@ -43,9 +46,14 @@ def bench(
     base = load_config(profile_config(profile))
     methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
     words = ["make", "bench", f"METHOD={method}", f"PROFILE={profile}"]
+    if executor:
+        words.append(f"EXECUTOR={executor}")
     if dataset is not None and dataset != base.data.dataset:
         return _paper_table(method, plan, dataset, profile, methods, words, rates=rates, seeds=seeds, types=types,
-                            ablations=ablations, results=results, leaderboards=leaderboards, wandb=wandb, workers=workers)
+                            ablations=ablations, results=results, leaderboards=leaderboards, wandb=wandb, workers=workers,
+                            executor=executor)
+    if executor:
+        base.executor.name = executor
     base.missing.protocol = plan.protocol
     base.method.name = method
     plan_profile = plan.profiles.get(profile, {})
@@ -63,7 +71,7 @@ def bench(
 
 
 def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds, types, ablations, results,
-                 leaderboards, wandb, workers) -> list[dict]:
+                 leaderboards, wandb, workers, executor=None) -> list[dict]:
     """The paper's table of ``method`` on ``dataset``: its experiments/ YAML as the base config, the
     table's axes (RATES / TYPES replace the rate / type axis), results and boards kept per paper."""
     table = plan.tables.get(dataset)
@@ -75,6 +83,8 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
         )
     base = load_config(_repo_file(table.config))
     base.method.name = method
+    if executor:
+        base.executor.name = executor
     methods = list(dict.fromkeys([*methods, *table.extra_methods]))
     axes = dict(table.axes)
     if types:

@@ -133,11 +133,13 @@ def cmd_bench(argv: list[str]) -> int:
     p.add_argument("--results", type=str | None, default=None,
                    help="the results folder (default: results, or the paper table's own, e.g. results/fedprime)")
     p.add_argument("--wandb", type=bool, default=True, help="log to W&B (offline without WANDB_API_KEY)")
+    p.add_argument("--executor", type=str | None, default=None,
+                   help="ray: run the cells as Ray tasks on a local Ray (for a cluster: fedbench sweep with --executor.options)")
     _grid_arguments(p, leaderboards=None)
     ns = _parse(p, argv)
     bench(ns.method, ns.profile, dataset=ns.dataset, rates=_split(ns.rates, float), seeds=_split(ns.seeds, int),
           types=_split(ns.types), ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards,
-          wandb=ns.wandb, workers=ns.workers)
+          wandb=ns.wandb, workers=ns.workers, executor=ns.executor)
     return 0
 
 

@@ -96,3 +96,13 @@ def test_a_method_without_that_table_says_which_it_has():
 
     with pytest.raises(ConfigError, match=r"fedprime has no paper table on cifar10 \(its tables: food101, mmimdb\)"):
         bench_module.bench("fedprime", "quick", dataset="cifar10")
+
+
+def test_executor_reaches_every_cell_and_the_command(monkeypatch):
+    seen = capture(monkeypatch)
+    bench_module.bench("fedavg", "quick", executor="ray")
+    assert seen["base"].executor.name == "ray"
+    assert all(c.executor.name == "ray" for c in sweep.cell_configs(seen["base"], seen["grid"]))
+    assert seen["command"] == "make bench METHOD=fedavg PROFILE=quick EXECUTOR=ray"
+    bench_module.bench("fedprime", "quick", dataset="food101", executor="ray")
+    assert seen["base"].executor.name == "ray" and seen["base"].data.dataset == "food101"
