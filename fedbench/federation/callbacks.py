@@ -1,6 +1,7 @@
 """The round loop's side concerns as callbacks: progress display, round checkpoints, W&B and the
-run record. The loop calls ``on_run_start``, ``on_client_end``, ``on_round_end`` and
-``on_run_end`` on each in order; ``close`` always runs, also when the run fails or is stopped.
+run record. The loop calls ``on_run_start``, ``on_round_start``, ``on_client_end``,
+``on_validation_start`` (after aggregation, before the round's validation score), ``on_round_end``
+and ``on_run_end`` on each in order; ``close`` always runs, also when the run fails or is stopped.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ class Callback:
     def on_round_start(self, fed, round_index: int, clients: list[int]) -> None: ...
 
     def on_client_end(self, fed, result: ClientUpdate) -> None: ...
+
+    def on_validation_start(self, fed, round_index: int) -> None: ...
 
     def on_round_end(self, fed, entry: dict[str, Any]) -> None: ...
 

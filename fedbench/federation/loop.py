@@ -192,6 +192,8 @@ class Federation:
         if not all_finite(self.global_state):
             self.diverged = {"round": r + 1, "client": None, "what": "the aggregated global state has non-finite values"}
             return {}
+        for cb in callbacks:
+            cb.on_validation_start(self, r)
         val, _ = self.scorer.scored(self.global_state, self.personal, *self.exp.val)
         entry = {
             "round": r + 1, "val": val, "train_loss": float(np.mean([res.loss for res in results])) if results else None, "bytes_down": down,

@@ -1,0 +1,80 @@
+"""`make perf`'s parts that can be checked fast: the round-phase timer on the tiny fixtures and the
+perf.md writer on hand-built figures. No timed assertions: speed goals live in benchmarks/perf.py."""
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fedbench.federation.callbacks import CheckpointCallback
+from fedbench.federation.loop import run_experiment
+from fedbench.federation.timing import PhaseTimer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import perf_report  # noqa: E402
+
+
+def test_phase_timer_phases_are_non_negative_and_fit_in_the_run(tiny_cfg):
+    cfg = tiny_cfg("fedavg", rounds=3)
+    cfg.tracking.wandb = False
+    timer = PhaseTimer({"checkpoint": CheckpointCallback()})
+    t0 = time.perf_counter()
+    record = run_experiment(cfg, force=True, callbacks=[timer])
+    wall = time.perf_counter() - t0
+    assert record is not None and len(timer.rounds) == 3
+    for r in timer.rounds:
+        assert set(r) == {"fit", "aggregation", "validation", "checkpoint", "other", "wall"}
+        assert all(v >= 0 for v in r.values())
+        assert sum(v for k, v in r.items() if k != "wall") <= r["wall"] + 1e-9
+        assert r["fit"] > 0 and r["validation"] > 0
+    totals = timer.totals()
+    assert totals["wall"] <= wall
+    assert 0 <= timer.overhead_share() <= 1
+
+
+def test_phase_timer_forwards_hooks_to_the_wrapped_callback(tiny_cfg):
+    cfg = tiny_cfg("fedavg", rounds=2)
+    cfg.tracking.wandb = False
+    seen = []
+
+    class Spy(CheckpointCallback):
+        def on_round_end(self, fed, entry):
+            seen.append(entry["round"])
+            super().on_round_end(fed, entry)
+
+    run_experiment(cfg, force=True, callbacks=[PhaseTimer({"checkpoint": Spy()})])
+    assert seen == [1, 2]
+
+
+def test_phase_timer_refuses_a_wrapped_name_that_is_a_phase():
+    with pytest.raises(ValueError, match="clash"):
+        PhaseTimer({"fit": CheckpointCallback()})
+
+
+def test_table_renders_hand_built_figures():
+    lo, med, hi = perf_report.min_med_max([0.99, 0.951, 1.0123])
+    md = perf_report.table(["figure", "min", "median", "max", "ok"], [["fit / bare", lo, med, hi, True], ["flower", None, 1234.5, 2, False]])
+    assert md.splitlines() == [
+        "| figure | min | median | max | ok |",
+        "|---|---|---|---|---|",
+        "| fit / bare | 0.951 | 0.99 | 1.01 | yes |",
+        "| flower | — | 1234 | 2 | no |",
+    ]
+
+
+def test_table_refuses_a_ragged_row_and_median_of_even_count():
+    with pytest.raises(ValueError, match="2 cells for 3 columns"):
+        perf_report.table(["a", "b", "c"], [[1, 2]])
+    assert perf_report.min_med_max([4.0, 1.0, 3.0, 2.0]) == (1.0, 2.5, 4.0)
+
+
+def test_page_has_header_and_says_what_is_not_measured():
+    head = perf_report.header({"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "cpu_bf16": True},
+                              {"torch": "2.0", "flwr": None}, "abc123", "make perf", 12.4)
+    text = perf_report.page(head, [perf_report.section("Flower", None, "ran out of time")])
+    assert "- command: `make perf`" in text and "Test CPU, 2 cores, 1 torch thread(s)" in text
+    assert "torch 2.0" in text and "flwr" not in text and "`abc123`" in text
+    assert "## Flower\n\nNot measured yet: ran out of time." in text
+    assert perf_report.verdict(0.97, 0.95, True) == "meets the target"
+    assert perf_report.verdict(0.07, 0.05, False) == "**misses the target**"
