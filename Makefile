@@ -13,7 +13,7 @@ WORKERS ?=
 DATASET ?=
 EXECUTOR ?=
 
-.PHONY: install test bench leaderboard lint clean
+.PHONY: install test bench perf leaderboard lint clean
 
 install: $(STAMP)
 
@@ -31,6 +31,9 @@ bench: install
 	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(EXECUTOR),--executor $(EXECUTOR)) \
 		$(if $(RATES),--rates "$(RATES)") $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(TYPES),--types "$(TYPES)") \
 		$(if $(ABLATIONS),--ablations true) $(if $(WORKERS),--workers $(WORKERS))
+
+perf: install
+	OMP_NUM_THREADS=1 $(PY) benchmarks/perf.py --command "make perf"
 
 leaderboard: install
 	$(PY) -m fedbench.cli leaderboard

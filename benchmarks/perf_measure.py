@@ -1,0 +1,155 @@
+"""The measurements behind `make perf` (figures as plain dicts; benchmarks/perf.py renders them).
+
+Each function runs in the calling process with the torch threads the caller set (one, for
+`make perf`); none asserts a speed: the targets are judged on the page.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fedbench.config import ExperimentConfig
+from fedbench.federation.callbacks import Callback, CheckpointCallback
+from fedbench.federation.loop import run_experiment
+from fedbench.federation.timing import PhaseTimer
+
+
+def client_fit_vs_bare(cfg: ExperimentConfig, n_batches: int = 6, reps: int = 3) -> dict:
+    """One client fit (fedbench's lean Trainer, built per fit as the loop does) against a bare
+    PyTorch loop (the module's own training_step and optimizer) over the same module and batches,
+    interleaved; the module restarts from the same trainable state before every pass."""
+    from fedbench.data.bundle import make_loader
+    from fedbench.federation.setup import prepare
+    from fedbench.federation.trainer import make_trainer
+    from fedbench.methods.base import TrainSettings
+    from fedbench.methods.registry import get_method, method_options
+
+    exp = prepare(cfg)
+    spec = get_method(cfg.method.name)
+    module = spec.client(exp.backbone, exp.bundle.num_classes, TrainSettings(cfg.train.lr, cfg.train.weight_decay),
+                         method_options(spec, cfg.method.options))
+    module.lr = cfg.train.lr
+    start = module.trainable_state()
+    idx = exp.bundle.splits["train"]
+    codes = np.random.default_rng(0).integers(0, 3, len(idx)).astype(np.int8)
+    batches = list(make_loader(exp.bundle, idx, codes, batch_size=cfg.train.batch_size, shuffle=True))[:n_batches]
+    samples = sum(len(b["label"]) for b in batches)
+
+    def reset():
+        module.load_trainable_state(start)
+        module.epoch_losses = []
+        module.on_round_start(start, 0, {})
+
+    def lightning() -> float:
+        reset()
+        t = time.perf_counter()
+        make_trainer(cfg.train, 1).fit(module, _Batches(batches))
+        return time.perf_counter() - t
+
+    def bare() -> float:
+        reset()
+        t = time.perf_counter()
+        module.train()
+        opt = module.configure_optimizers()
+        module.on_train_epoch_start()  # the module's own epoch bookkeeping, as Lightning calls it
+        for i, batch in enumerate(batches):
+            loss = module.training_step(batch, i)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        module.on_train_epoch_end()
+        return time.perf_counter() - t
+
+    bare(), lightning()  # warm-up of both paths (first-call allocations, Lightning's imports)
+    fit_s, bare_s = [], []
+    for rep in range(reps):  # interleaved, alternating which goes first
+        for fn in ((lightning, bare) if rep % 2 == 0 else (bare, lightning)):
+            (fit_s if fn is lightning else bare_s).append(fn())
+    return {"samples": samples, "batches": len(batches), "fit_s": fit_s, "bare_s": bare_s,
+            "ratio": [b / f for b, f in zip(bare_s, fit_s, strict=True)]}
+
+
+class _Batches:
+    """The same prepared batches as one iterable (a bare list would be read by Lightning as a
+    collection of loaders)."""
+
+    def __init__(self, batches: list):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def timed_run(cfg: ExperimentConfig) -> dict:
+    """One run with the phase timer (wrapping the checkpoint callback) in a scratch results folder."""
+    cfg = copy.deepcopy(cfg)
+    timer = PhaseTimer({"checkpoint": CheckpointCallback()})
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.tracking.results_dir = tmp
+        t = time.perf_counter()
+        record = run_experiment(cfg, force=True, callbacks=[timer])
+        wall = time.perf_counter() - t
+    return {"wall_s": wall, "rounds": timer.rounds, "totals": timer.totals(),
+            "overhead": timer.overhead_share(), "final": record["final"]["as_train"]}
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096
+
+
+class _KeptBytes(Callback):
+    """Resident memory and stored personal states at the end of every round."""
+
+    def __init__(self):
+        self.points: list[tuple[int, int]] = []
+
+    def on_round_end(self, fed, entry):
+        import gc
+
+        gc.collect()
+        self.points.append((len(fed.personal.sampled()), _rss_bytes()))
+        self.trainable = sum(t.numel() * t.element_size() for t in fed.personal.initial.values())
+
+
+def memory_per_client(method: str = "fedprime", clients: int = 2000, per_round: int = 100, rounds: int = 4) -> dict:
+    """Bytes of resident memory each newly stored client adds (per round after the first: RSS growth
+    over the clients newly stored; the median of those) against that client's trainable
+    personal bytes, on the synthetic dataset and backbone (as benchmarks/many_clients.py)."""
+    cfg = ExperimentConfig()
+    cfg.data.dataset, cfg.backbone.name, cfg.method.name = "synthetic", "synthetic", method
+    cfg.data.options = {"n_train": 2 * clients, "n_val": 100, "n_test": 100}
+    cfg.partition.name, cfg.partition.n_clients = "iid", clients
+    cfg.federation.rounds, cfg.federation.clients_per_round = rounds, per_round
+    cfg.federation.personalized_clients = 20
+    cfg.train.threads = 1
+    cfg.tracking.progress, cfg.tracking.wandb = False, False
+    kept = _KeptBytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.tracking.results_dir = tmp
+        t = time.perf_counter()
+        run_experiment(cfg, force=True, callbacks=[kept])
+        wall = time.perf_counter() - t
+    steps = [(r1 - r0) / max(n1 - n0, 1) for (n0, r0), (n1, r1) in zip(kept.points, kept.points[1:], strict=False)]
+    per_client = float(np.median(steps))
+    return {"method": method, "clients": clients, "per_round": per_round, "rounds": rounds, "wall_s": wall,
+            "stored": [n for n, _ in kept.points], "rss_mb": [r / 2**20 for _, r in kept.points],
+            "step_per_client": steps, "kept_per_client": per_client, "trainable_per_client": kept.trainable,
+            "ratio": per_client / kept.trainable if kept.trainable else None}
+
+
+def cpu_bf16() -> bool:
+    """Whether the CPU has native bf16 instructions (AVX512-BF16 or AMX-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
