@@ -1,7 +1,7 @@
 """`make perf`: measures fedbench's speed and memory on this machine and writes leaderboards/perf.md
 (generated; run it again rather than editing the page). One torch thread per process.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/perf.py [--out leaderboards/perf.md] [--config experiments/emoji_quick.yaml]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/perf.py [--out leaderboards/perf.md] [--config experiments/emoji_quick.yaml] [--flower-rounds 2]
 """
 
 from __future__ import annotations
@@ -100,11 +100,28 @@ def precision_section(fp32: dict, bf16: dict, has_bf16: bool, rounds: int) -> st
             + rep.table(["precision", "end to end s", "fit s", "validation s", "final accuracy (as train)"], rows))
 
 
+def flower_figures(args, config_name: str, cores: int) -> tuple[str | None, str]:
+    """Section e's body, or None and why (Flower missing or its run failed: the page says so)."""
+    import perf_measure as pm
+
+    try:
+        import fedbench.flower  # noqa: F401
+    except Exception as err:  # fedbench.flower raises ConfigError with the install hint
+        return None, f"the Flower adapter cannot be imported here ({err})"
+    try:
+        f = pm.loop_vs_flower(load_config(args.config, args.flower_rounds))
+    except Exception as err:
+        print(f"perf: the Flower comparison failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return None, f"the Flower comparison failed on this machine ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+    return rep.flower_section(f, config_name, cores), ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "leaderboards" / "perf.md")
     ap.add_argument("--config", type=Path, default=ROOT / "experiments" / "emoji_quick.yaml")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--flower-rounds", type=int, default=2, help="rounds of the fedbench-against-Flower runs (section e)")
     ap.add_argument("--command", default=None, help="the command to print on the page (default: this one)")
     args = ap.parse_args()
     import torch
@@ -131,8 +148,8 @@ def main() -> None:
     cfg_bf16.train.precision = "bf16-mixed"
     bf16 = pm.timed_run(cfg_bf16)
     sections.append(rep.section("d. 32-true against bf16-mixed on this CPU", precision_section(fp32, bf16, mach["cpu_bf16"], args.rounds)))
-    sections.append(rep.section("e. fedbench against Flower's simulation engine", None,
-                                "the Flower comparison (same config, interleaved, same final metrics) is not part of `make perf` yet"))
+    print("perf: e. fedbench against Flower's simulation engine", flush=True)
+    sections.append(rep.section("e. fedbench against Flower's simulation engine", *flower_figures(args, config_name, mach["cores"])))
     sections.append(rep.section("Not measured yet", "The 10,000-client run (benchmarks/many_clients.py, minutes per method), "
                                 "the fp32-attention change to the embedded backbone under bf16-mixed, and the GPU figures "
                                 "(samples/s per backbone and precision, 1 to N Ray actors, fraction of bf16 peak)."))

@@ -153,3 +153,98 @@ def cpu_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class _LastRound(Callback):
+    """Each round's mean training loss; at the last round's end, the time and a copy of the global
+    state, then stops the run (the final test scoring is skipped: the Flower run does none)."""
+
+    def __init__(self, rounds: int):
+        self.rounds, self.losses = rounds, []
+
+    def on_round_end(self, fed, entry):
+        self.losses.append(entry["train_loss"])
+        if len(self.losses) == self.rounds:
+            self.end = time.perf_counter()
+            self.state = {k: v.detach().cpu().clone() for k, v in fed.global_state.items()}
+            raise _Stop
+
+
+class _Stop(Exception):
+    pass
+
+
+def _loop_run(cfg: ExperimentConfig) -> dict:
+    """fedbench's loop (sequential executor) up to the last round's end, validation excluded."""
+    timer, last = PhaseTimer({"checkpoint": CheckpointCallback()}), _LastRound(cfg.federation.rounds)
+    t0 = time.perf_counter()
+    try:
+        run_experiment(cfg, force=True, callbacks=[timer, last])
+    except _Stop:
+        pass
+    val = [r["validation"] for r in timer.rounds]
+    return {"startup": timer.run_start - t0, "rounds": [r["wall"] - r["validation"] for r in timer.rounds],
+            "after": 0.0, "validation": sum(val), "timed": last.end - t0 - sum(val), "losses": last.losses, "state": last.state}
+
+
+def _flower_run(cfg: ExperimentConfig) -> dict:
+    """simulate(cfg) (Flower's defaults in fedbench.flower: one CPU per client actor) from the call to
+    its return; rounds from the server strategy's configure_train / aggregate_train."""
+    import logging
+
+    from fedbench.flower import server, simulate
+
+    marks: list[tuple[str, float]] = []
+    cls = server.FedbenchStrategy
+    configure, aggregate = cls.configure_train, cls.aggregate_train
+
+    def timed_configure(self, *a, **k):
+        marks.append(("start", time.perf_counter()))
+        return configure(self, *a, **k)
+
+    def timed_aggregate(self, *a, **k):
+        out = aggregate(self, *a, **k)
+        marks.append(("end", time.perf_counter()))
+        return out
+
+    flwr_log = logging.getLogger("flwr")
+    level = flwr_log.level
+    cls.configure_train, cls.aggregate_train = timed_configure, timed_aggregate
+    flwr_log.setLevel(logging.WARNING)
+    try:
+        t0 = time.perf_counter()
+        strategy = simulate(cfg)
+        t1 = time.perf_counter()
+    finally:
+        cls.configure_train, cls.aggregate_train = configure, aggregate
+        flwr_log.setLevel(level)
+    first = next(t for k, t in marks if k == "start")
+    ends = [t for k, t in marks if k == "end"]
+    return {"startup": first - t0, "rounds": [b - a for a, b in zip([first, *ends], ends, strict=False)],
+            "after": t1 - ends[-1], "validation": 0.0, "timed": t1 - t0,
+            "losses": [h["train_loss"] for h in strategy.history], "state": {k: v.cpu() for k, v in strategy.global_state.items()}}
+
+
+def loop_vs_flower(cfg: ExperimentConfig, reps: int = 2) -> dict:
+    """fedbench's loop against Flower's simulation engine on the same config, interleaved
+    (alternating which goes first), each run in a fresh scratch results folder; whether every
+    run's round losses and final global state equal the first loop run's bit for bit."""
+    import torch
+
+    runs: dict[str, list[dict]] = {"fedbench": [], "flower": []}
+    for rep in range(reps):
+        for side in (("fedbench", "flower") if rep % 2 == 0 else ("flower", "fedbench")):
+            c = copy.deepcopy(cfg)
+            with tempfile.TemporaryDirectory() as tmp:
+                c.tracking.results_dir = tmp
+                runs[side].append((_loop_run if side == "fedbench" else _flower_run)(c))
+            torch.set_num_threads(1)
+    ref = runs["fedbench"][0]
+    same = all(r["losses"] == ref["losses"] and list(r["state"]) == list(ref["state"])
+               and all(torch.equal(v, ref["state"][k]) for k, v in r["state"].items())
+               for rs in runs.values() for r in rs)
+    for rs in runs.values():
+        for r in rs:
+            del r["state"]
+    return {"rounds": cfg.federation.rounds, "clients": cfg.partition.n_clients, "runs": runs, "same": same,
+            "ratio": [f["timed"] / b["timed"] for b, f in zip(runs["fedbench"], runs["flower"], strict=True)]}
