@@ -2,15 +2,16 @@
 
 transformers 5.x changed layer call signatures and return types; prompt insertion must not
 depend on them. This reads the standard BERT sub-modules (query/key/value, output dense and
-LayerNorms) and runs them with ``scaled_dot_product_attention``. ``tests/test_backbone.py``
+LayerNorms) and runs them with scaled dot-product attention (:mod:`.attention`). ``tests/test_backbone.py``
 checks it against ``BertModel`` itself.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from fedbench.backbones.attention import attention
 
 
 def bert_layer_forward(layer: nn.Module, x: torch.Tensor, keep: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -27,7 +28,7 @@ def bert_layer_forward(layer: nn.Module, x: torch.Tensor, keep: torch.Tensor, nu
     v = heads(att.self.value(x))
     bias = torch.zeros(b, 1, 1, s, dtype=q.dtype, device=x.device)
     bias = bias.masked_fill(~keep[:, None, None, :], torch.finfo(q.dtype).min)
-    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    ctx = attention(q, k, v, bias)
     ctx = ctx.transpose(1, 2).reshape(b, s, h)
     x = att.output.LayerNorm(att.output.dense(ctx) + x)
     inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(x))

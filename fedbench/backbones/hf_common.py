@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from fedbench.backbones.attention import attention
 from fedbench.backbones.cache import cache_dir, cache_key, cached
 from fedbench.batch import IMAGE_MISSING, TEXT_MISSING
 from fedbench.data.base import ArrayImages, ModalData, PathImages
@@ -176,7 +176,7 @@ def prenorm_layer(p: BlockParts, x: torch.Tensor, mask: torch.Tensor | None, hea
         return t.view(b, s, heads, -1).transpose(1, 2)
 
     q, k, v = split(p.q(h)), split(p.k(h)), split(p.v(h))
-    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, s, -1)
+    ctx = attention(q, k, v, mask).transpose(1, 2).reshape(b, s, -1)
     x = x + p.o(ctx)
     return x + p.fc2(p.act(p.fc1(p.ln2(x))))
 
