@@ -94,7 +94,8 @@ def precision_section(fp32: dict, bf16: dict, has_bf16: bool, rounds: int) -> st
     rows = [[name, r["wall_s"], r["totals"]["fit"], r["totals"]["validation"], r["final"]["accuracy"]]
             for name, r in (("32-true", fp32), ("bf16-mixed", bf16))]
     return (f"The same config and {rounds} rounds in each precision, one run each (the 32-true run is the one above); "
-            f"the embedded backbone unchanged. This CPU {'has' if has_bf16 else 'lacks'} native bf16 instructions "
+            f"under bf16-mixed the attention itself runs in float32 on a CPU (fedbench/backbones/attention.py). "
+            f"This CPU {'has' if has_bf16 else 'lacks'} native bf16 instructions "
             f"(AVX512-BF16/AMX). bf16-mixed / 32-true speed-up end to end: **{fp32['wall_s'] / bf16['wall_s']:.2f}x**, "
             f"in the client fits: {fp32['totals']['fit'] / bf16['totals']['fit']:.2f}x.\n\n"
             + rep.table(["precision", "end to end s", "fit s", "validation s", "final accuracy (as train)"], rows))
@@ -151,7 +152,7 @@ def main() -> None:
     print("perf: e. fedbench against Flower's simulation engine", flush=True)
     sections.append(rep.section("e. fedbench against Flower's simulation engine", *flower_figures(args, config_name, mach["cores"])))
     sections.append(rep.section("Not measured yet", "The 10,000-client run (benchmarks/many_clients.py, minutes per method), "
-                                "the fp32-attention change to the embedded backbone under bf16-mixed, and the GPU figures "
+                                "bf16-mixed as the quick profile's default (it would change every quick run's identity), and the GPU figures "
                                 "(samples/s per backbone and precision, 1 to N Ray actors, fraction of bf16 peak)."))
     command = args.command or shlex.join([Path(sys.executable).name, *sys.argv])
     versions = {k: v for k, v in package_versions().items() if k != "platform"}
