@@ -15,12 +15,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 from fedbench.tracking.board_model import Section, Setting
 from fedbench.tracking.board_stats import DASH, table_head, table_row
+from fedbench.tracking.record_shape import is_finite_number
 
 __all__ = ["COMPLETION_HELP", "POOL_KEY", "completion_columns", "pool_block", "round_series"]
 
@@ -42,8 +42,7 @@ COMPLETION_HELP = {name: text for name, (_, text) in _COMPLETION.items()}
 
 
 def _number(value: Any) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None
+    return float(value) if is_finite_number(value) else None
 
 
 def _completion_value(key: str) -> Callable[[dict[str, Any]], float | None]:

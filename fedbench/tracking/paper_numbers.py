@@ -14,7 +14,6 @@ is edited by hand, and a typo would otherwise quietly drop a number from every b
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from fedbench.batch import TEST_CONDITIONS
 from fedbench.errors import ConfigError
 from fedbench.tracking.board_model import Section, flat_identity, metric_measure
 from fedbench.tracking.board_stats import DASH, cell_text, collect, table_head, table_row
+from fedbench.tracking.record_shape import is_finite_number
 
 __all__ = ["PAPER_NUMBERS", "PaperNumber", "load_paper_numbers", "paper_block"]
 
@@ -88,7 +88,7 @@ def _table(path: Path, i: int, table: Any) -> list[PaperNumber]:
         if condition not in TEST_CONDITIONS:
             raise ConfigError(f"{here}: condition {condition!r} is not one of {', '.join(TEST_CONDITIONS)}")
         value = number.get("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not is_finite_number(value):
             raise ConfigError(f"{here}: value must be a number (the paper's %), got {value!r}")
         merged = dict(setting) | dict(_setting(here, number.get("setting", {})))
         out.append(PaperNumber(head["paper"], head["source"], head["dataset"], _text(here, number, "method"),

@@ -10,9 +10,10 @@ Only what the leaderboard and the sweep read is checked; extra fields are free.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["STATUSES", "shape_problem"]
+__all__ = ["STATUSES", "is_finite_number", "shape_problem"]
 
 STATUSES = ("ok", "diverged")  # an absent status means "ok"
 
@@ -139,6 +140,11 @@ def _wrong(record: dict[str, Any], key: str, expected: str) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """A real number a record can average or log: int or float, not bool, not NaN or infinite."""
+    return _is_number(value) and math.isfinite(value)
 
 
 def _is_int(value: Any) -> bool:

@@ -11,12 +11,13 @@ Run records are the source of truth; W&B is a convenience view. So:
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from fedbench.tracking.record_shape import is_finite_number
 
 __all__ = ["WandbRun", "round_metrics", "wandb_mode"]
 
@@ -134,10 +135,6 @@ class WandbRun:
 _ROUND_BASICS = {"round", "val", "train_loss", "bytes_up", "bytes_down", "lr"}
 
 
-def _scalar(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def round_metrics(entry: dict[str, Any]) -> dict[str, float]:
     """What W&B gets for one round of the record: ``val/*``, ``train/loss``, ``train/lr``, ``bytes/*``, and every
     scalar the aggregator reported (``server/<key>``, one dict level deep as ``server/<key>/<sub>``:
@@ -145,14 +142,14 @@ def round_metrics(entry: dict[str, Any]) -> dict[str, float]:
     matrices (client ids, aggregation weights, CKA) stay in the record only."""
     metrics = {f"val/{k}": v for k, v in entry["val"].items()}
     metrics |= {"train/loss": entry["train_loss"], "bytes/up": entry["bytes_up"], "bytes/down": entry["bytes_down"]}
-    if _scalar(entry.get("lr")):
+    if is_finite_number(entry.get("lr")):
         metrics["train/lr"] = entry["lr"]
     for key, value in entry.items():
         if key in _ROUND_BASICS:
             continue
-        if _scalar(value):
+        if is_finite_number(value):
             metrics[f"server/{key}"] = value
         elif isinstance(value, dict):
-            metrics |= {f"server/{key}/{sub}": v for sub, v in value.items() if _scalar(v)}
+            metrics |= {f"server/{key}/{sub}": v for sub, v in value.items() if is_finite_number(v)}
     return metrics
 
