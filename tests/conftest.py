@@ -18,3 +18,13 @@ def tiny_cfg(tmp_path):
     from fixtures import tiny_config
 
     return lambda method="fedavg", rounds=2: tiny_config(tmp_path, method, rounds)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test, restored after it: small matrix products (the matcher's) are
+    fastest on one thread, and far slower on a shared machine's contended cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

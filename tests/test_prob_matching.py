@@ -16,15 +16,8 @@ from fedbench.aggregation import (
     matching_objective,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The matcher's small matrix products are fastest on one thread, and far slower on a shared
-    machine's contended cores; restore the setting after each test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# the matcher's small matrix products are fastest on one thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _reference_objective(clients, centres, assignments, scale_net, pop_net, lam=None) -> float:
