@@ -63,6 +63,17 @@ def _device(cfg: ExperimentConfig) -> torch.device:
     return torch.device("cpu")
 
 
+def initial_module(cfg: ExperimentConfig, spec, backbone, num_classes: int, device: torch.device):
+    """(the run's client module with its seeded initialisation, on ``device``; the method's options).
+    The loop and every executor worker (Ray actors, Flower nodes) make theirs here, so all start alike."""
+    options = method_options(spec, cfg.method.options)
+    with torch.random.fork_rng():
+        torch.manual_seed(derive_seed(cfg.seed, "init"))
+        module = spec.client(backbone, num_classes, TrainSettings(cfg.train.lr, cfg.train.weight_decay), options)
+    module.to(device)
+    return module, options
+
+
 class Federation:
     """One experiment's state (global, per-client and server state, history, best round) and steps."""
 
@@ -72,13 +83,8 @@ class Federation:
         self.results_dir = results_dir
         self.device = _device(self.cfg)
         exp.backbone.to(self.device)
-        options = method_options(spec, self.cfg.method.options)
-        with torch.random.fork_rng():
-            torch.manual_seed(derive_seed(self.cfg.seed, "init"))
-            self.module: ClientModule = spec.client(
-                exp.backbone, exp.bundle.num_classes, TrainSettings(self.cfg.train.lr, self.cfg.train.weight_decay), options
-            )
-        self.module.to(self.device)
+        self.module: ClientModule
+        self.module, options = initial_module(self.cfg, spec, exp.backbone, exp.bundle.num_classes, self.device)
         context = self.server_context() if spec.needs_server_context else None
         self.aggregator = spec.aggregator(options, context)
         self.scorer = Scorer(exp, spec, self.module)

@@ -166,24 +166,15 @@ def worker_setup(specs: tuple[Any, Any, Any], threads: int) -> None:
 def build_runner(cfg):
     """This process's :class:`ClientRunner` for ``cfg``: its own frozen backbone and data, and a
     client module made exactly as the round loop makes its own (same seeded initialisation)."""
-    import torch
-
     from fedbench.backbones.registry import featurized
     from fedbench.federation.client import ClientRunner
-    from fedbench.federation.loop import _device
-    from fedbench.methods.base import TrainSettings
-    from fedbench.methods.registry import get_method, method_options
-    from fedbench.seeds import derive_seed
+    from fedbench.federation.loop import _device, initial_module
+    from fedbench.methods.registry import get_method
 
     bundle, backbone = featurized(cfg.data, cfg.backbone)
     device = _device(cfg)
     backbone.to(device)
-    spec = get_method(cfg.method.name)
-    options = method_options(spec, cfg.method.options)
-    with torch.random.fork_rng():
-        torch.manual_seed(derive_seed(cfg.seed, "init"))
-        module = spec.client(backbone, bundle.num_classes, TrainSettings(cfg.train.lr, cfg.train.weight_decay), options)
-    module.to(device)
+    module, _ = initial_module(cfg, get_method(cfg.method.name), backbone, bundle.num_classes, device)
     return ClientRunner(module, bundle, cfg.train, cfg.federation.local_epochs)
 
 
