@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader, Dataset
 from fedbench.batch import CODE, LABEL
 from fedbench.data.base import MetricSpec
 
-
 # the splits a bundle keeps: the clients' (train), model selection (val), scoring (test) and a
 # server-held one no client holds (pretrain / public), for a server context
 BUNDLE_SPLITS = ("train", "val", "test", "pretrain", "public")
