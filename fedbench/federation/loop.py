@@ -25,6 +25,7 @@ from fedbench.federation.callbacks import Callback, default_callbacks
 from fedbench.federation.client import ClientRunner, ClientTask
 from fedbench.federation.executors import EXECUTORS
 from fedbench.federation.failures import draw_failures
+from fedbench.federation.heap import release_freed_memory
 from fedbench.federation.personal_store import PersonalStore
 from fedbench.federation.record import make_record
 from fedbench.federation.scoring import Scorer
@@ -258,6 +259,7 @@ def run_experiment(
                 break
             for cb in callbacks:
                 cb.on_round_end(fed, entry)
+            release_freed_memory()  # after the checkpoint: its buffers are freed too
             if stop_after_rounds is not None and r + 1 >= stop_after_rounds and r + 1 < cfg.federation.rounds:
                 return None
         scores = (None, None, None) if fed.diverged is not None else fed.final_scores()
