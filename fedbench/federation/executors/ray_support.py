@@ -62,9 +62,9 @@ def connect(address: str | None) -> bool:
         return False
     quiet = {"include_dashboard": False, "configure_logging": True, "logging_level": logging.WARNING}
     if address:
-        _token_mode()
         try:
             _probe(address)  # Ray itself retries an unreachable address for minutes
+            _send_token_if_required(address)
             ray.init(address=address, **quiet)
         except Exception as err:  # ConnectionError, ValueError, RuntimeError, depending on what is wrong
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
@@ -78,24 +78,38 @@ def connect(address: str | None) -> bool:
     return True
 
 
-def _token_mode() -> None:
-    """Ray 2.5x+ starts clusters with token authentication and saves the token in
-    ~/.ray/auth_token, but a driver given an explicit address does not send it unless
-    RAY_AUTH_MODE=token; send it whenever a token is at hand (a cluster without authentication
-    accepts it too)."""
+def _send_token_if_required(address: str) -> None:
+    """Ray clusters started with ``RAY_AUTH_MODE=token`` (the default of some Ray versions) refuse a
+    driver that does not send the token, while a cluster without authentication accepts the
+    connection of one that does but never runs its actors. So ask the cluster first (one GCS call
+    without a token; Ray answers an AuthenticationError at once where a token is required) and turn
+    token mode on only then. "auto" is left to Ray, which sends a saved token itself."""
+    if "RAY_AUTH_MODE" in os.environ or address == "auto" or "://" in address:
+        return
+    try:
+        from ray._raylet import GcsClient
+        from ray.exceptions import AuthenticationError
+    except ImportError:  # another Ray version: leave authentication to Ray
+        return
+    try:
+        GcsClient(address=address).internal_kv_get(b"fedbench-probe", namespace=None, timeout=5)
+        return
+    except AuthenticationError:
+        pass
+    except Exception:  # not an authentication problem: ray.init reports it
+        return
     from pathlib import Path
 
-    if "RAY_AUTH_MODE" in os.environ:
-        return
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (Path.home() / ".ray" / "auth_token").is_file():
-        os.environ["RAY_AUTH_MODE"] = "token"
-        if "ray" in sys.modules:  # Ray caches its config at import: refresh it (as Ray does for its own default)
-            try:
-                from ray._raylet import Config
+    if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (Path.home() / ".ray" / "auth_token").is_file()):
+        raise ConnectionError("the cluster requires an authentication token and none is here; copy the head's ~/.ray/auth_token "
+                              "to this machine or set RAY_AUTH_TOKEN")
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:  # Ray caches its config at import: refresh it (as Ray does for its own default)
+        from ray._raylet import Config
 
-                Config.initialize("")
-            except Exception:  # another Ray version: the environment variable still reaches its workers
-                pass
+        Config.initialize("")
+    except Exception:  # another Ray version: the environment variable still reaches its workers
+        pass
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:
