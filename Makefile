@@ -28,7 +28,7 @@ test: install
 	$(PY) -m pytest
 
 bench: install
-	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(EXECUTOR),--executor $(EXECUTOR)) \
+	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(PRECISION),--precision $(PRECISION)) \
 		$(if $(RATES),--rates "$(RATES)") $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(TYPES),--types "$(TYPES)") \
 		$(if $(ABLATIONS),--ablations true) $(if $(WORKERS),--workers $(WORKERS))
 

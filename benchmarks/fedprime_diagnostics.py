@@ -20,19 +20,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from fedprime_table import in_study  # noqa: E402  (benchmarks/ is this script's folder)
 
 METHODS = ("fedprime", "fedprime-official", "fed-inter", "fed-intra")
 CODES = (("complete", "-"), ("text_missing", "--"), ("image_missing", ":"))
 COLOURS = {"fedprime": "tab:blue", "fedprime-official": "tab:red", "fed-inter": "tab:green", "fed-intra": "tab:purple"}
 
 
-def load_runs(results: Path, seed: int) -> dict[str, dict[str, dict]]:
+def load_runs(results: Path, seed: int, precision: str = "32-true") -> dict[str, dict[str, dict]]:
     """{missing type: {method: record}} for runs of ``seed`` with the method's default options."""
     out: dict[str, dict[str, dict]] = {}
     for path in sorted((results / "emoji").glob("*.json")):
         record = json.loads(path.read_text())
         cfg = record["config"]
-        if cfg["method"]["name"] not in METHODS or cfg["seed"] != seed or cfg["method"].get("options"):
+        if cfg["method"]["name"] not in METHODS or cfg["seed"] != seed or cfg["method"].get("options") or not in_study(cfg, precision):
             continue
         out.setdefault(cfg["missing"]["type"], {})[cfg["method"]["name"]] = record
     return out
@@ -91,10 +92,11 @@ def main() -> None:
     parser.add_argument("--results", default="results")
     parser.add_argument("--out", default="docs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="32-true", help="the runs' train.precision (the study's: 32-true)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(Path(args.results), args.seed)
+    runs = load_runs(Path(args.results), args.seed, args.precision)
     if not runs:
         raise SystemExit(f"no FedPrime records with seed {args.seed} under {args.results}/emoji")
     for mtype in ("text", "image", "both"):

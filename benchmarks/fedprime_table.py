@@ -39,13 +39,20 @@ def label_of(cfg: dict) -> str:
     return cfg["method"]["name"] + ("" if not opts else " " + json.dumps(opts, sort_keys=True))
 
 
-def load(results: Path, with_options: bool) -> dict[str, dict[str, list[dict]]]:
+def in_study(cfg: dict, precision: str) -> bool:
+    """A run of the study's protocol (FedPrime's: heterogeneous clients, rate 0.7) in ``precision``;
+    a results folder may hold other benches' runs and the quick profile's other precision."""
+    return (cfg["missing"]["protocol"] == "heterogeneous" and cfg["missing"]["rate"] == 0.7
+            and cfg["train"]["precision"] == precision)
+
+
+def load(results: Path, with_options: bool, precision: str = "32-true") -> dict[str, dict[str, list[dict]]]:
     """{missing type: {label: [records]}}."""
     out: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for path in sorted((results / "emoji").glob("*.json")):
         rec = json.loads(path.read_text())
         cfg = rec["config"]
-        if rec.get("status", "ok") != "ok" or (cfg["method"].get("options") and not with_options):
+        if rec.get("status", "ok") != "ok" or (cfg["method"].get("options") and not with_options) or not in_study(cfg, precision):
             continue
         out[cfg["missing"]["type"]][label_of(cfg)].append(rec)
     return out
@@ -98,8 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", default="results")
     parser.add_argument("--options", action="store_true", help="also list runs with non-default options")
+    parser.add_argument("--precision", default="32-true", help="the runs' train.precision (the study's: 32-true)")
     args = parser.parse_args()
-    data = load(Path(args.results), args.options)
+    data = load(Path(args.results), args.options, args.precision)
     for mtype in ("text", "image", "both"):
         if mtype not in data:
             continue

@@ -31,12 +31,13 @@ def _repo_file(rel: str, what: str = "the paper's table") -> Path:
 def bench(
     method: str, profile: str, *, dataset: str | None = None, rates=None, seeds=None, types=None, ablations=False,
     results: str | None = None, leaderboards: str | None = None, wandb=True, workers: int | None = None,
-    executor: str | None = None,
+    executor: str | None = None, precision: str | None = None,
 ) -> list[dict]:
     """Run ``method``'s bench plan on the embedded dataset, or (``dataset`` set to a real one) the
     paper's table of ``method`` on that dataset (:class:`~fedbench.methods.registry.PaperTable`).
     ``executor="ray"`` runs the cells as Ray tasks (docs/scale-out.md) instead of local processes;
-    it never changes a result."""
+    it never changes a result. ``precision`` replaces the profile's ``train.precision`` (its quick
+    profile says ``auto``: bf16-mixed on a CPU with native bf16, else 32-true)."""
     from fedbench.methods.registry import get_method
 
     plan = get_method(method).plan
@@ -46,14 +47,12 @@ def bench(
     base = load_config(profile_config(profile))
     methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
     words = ["make", "bench", f"METHOD={method}", f"PROFILE={profile}"]
-    if executor:
-        words.append(f"EXECUTOR={executor}")
+    words += [f"{k}={v}" for k, v in (("EXECUTOR", executor), ("PRECISION", precision)) if v]
     if dataset is not None and dataset != base.data.dataset:
         return _paper_table(method, plan, dataset, profile, methods, words, rates=rates, seeds=seeds, types=types,
                             ablations=ablations, results=results, leaderboards=leaderboards, wandb=wandb, workers=workers,
-                            executor=executor)
-    if executor:
-        base.executor.name = executor
+                            executor=executor, precision=precision)
+    _run_settings(base, executor, precision)
     base.missing.protocol = plan.protocol
     base.method.name = method
     plan_profile = plan.profiles.get(profile, {})
@@ -71,7 +70,7 @@ def bench(
 
 
 def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds, types, ablations, results,
-                 leaderboards, wandb, workers, executor=None) -> list[dict]:
+                 leaderboards, wandb, workers, executor=None, precision=None) -> list[dict]:
     """The paper's table of ``method`` on ``dataset``: its experiments/ YAML as the base config, the
     table's axes (RATES / TYPES replace the rate / type axis), results and boards kept per paper."""
     table = plan.tables.get(dataset)
@@ -83,8 +82,7 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
         )
     base = load_config(_repo_file(table.config))
     base.method.name = method
-    if executor:
-        base.executor.name = executor
+    _run_settings(base, executor, precision)
     methods = list(dict.fromkeys([*methods, *table.extra_methods]))
     axes = dict(table.axes)
     if types:
@@ -97,6 +95,14 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
     base.tracking.command = _command([*words, f"DATASET={dataset}"], rates, seeds, types, ablations)
     leaderboards = leaderboards or str(Path("leaderboards") / Path(results).name)
     return run_grid(base, Grid(methods=methods, seeds=run_seeds, axes=axes), leaderboards=leaderboards, workers=workers or 1)
+
+
+def _run_settings(base, executor: str | None, precision: str | None) -> None:
+    """EXECUTOR= and PRECISION= on the base config (checked with every cell's config)."""
+    if executor:
+        base.executor.name = executor
+    if precision:
+        base.train.precision = precision
 
 
 def _command(words: list[str], rates, seeds, types, ablations) -> str:

@@ -135,11 +135,13 @@ def cmd_bench(argv: list[str]) -> int:
     p.add_argument("--wandb", type=bool, default=True, help="log to W&B (offline without WANDB_API_KEY)")
     p.add_argument("--executor", type=str | None, default=None,
                    help="ray: run the cells as Ray tasks on a local Ray (for a cluster: fedbench sweep with --executor.options)")
+    p.add_argument("--precision", type=str | None, default=None,
+                   help="train.precision for every cell (32-true, bf16-mixed, 16-mixed, auto); default: the profile's")
     _grid_arguments(p, leaderboards=None)
     ns = _parse(p, argv)
     bench(ns.method, ns.profile, dataset=ns.dataset, rates=_split(ns.rates, float), seeds=_split(ns.seeds, int),
           types=_split(ns.types), ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards,
-          wandb=ns.wandb, workers=ns.workers, executor=ns.executor)
+          wandb=ns.wandb, workers=ns.workers, executor=ns.executor, precision=ns.precision)
     return 0
 
 

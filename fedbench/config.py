@@ -13,9 +13,10 @@ from typing import Any
 from fedbench.batch import MISSING_TYPES, TEST_CONDITIONS  # noqa: F401  (re-exported)
 from fedbench.data.partition import PARTITIONS
 from fedbench.errors import ConfigError
+from fedbench.hardware import concrete_precision
 
 MISSING_PROTOCOLS = ("per_sample", "per_client", "heterogeneous")
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "auto")  # auto: fedbench.hardware.concrete_precision
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
@@ -157,6 +158,7 @@ class ExperimentConfig:
         if self.federation.personalized_clients is None:
             d["federation"].pop("personalized_clients")
         d["federation"].pop("personal_store")  # where states live changes no result
+        d["train"]["precision"] = concrete_precision(self.train.precision, self.train.accelerator)
         d["data"]["options"] = resolved_options(DATASETS.get(self.data.dataset).options, self.data.options, "data.options")
         d["backbone"]["options"] = resolved_options(BACKBONES.get(self.backbone.name).options, self.backbone.options, "backbone.options")
         d["method"]["options"] = resolved_options(METHODS.get(self.method.name).options, self.method.options, "method.options")
@@ -245,6 +247,7 @@ def _validate_train(t: TrainConfig) -> None:
     if not t.weight_decay >= 0:
         raise ConfigError(f"train.weight_decay: must be >= 0, got {t.weight_decay}; try 0.02")
     _choice("train.precision", t.precision, PRECISIONS)
+    t.precision = concrete_precision(t.precision, t.accelerator)  # auto becomes what runs (and what is recorded)
     _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
     _choice("train.accelerator", t.accelerator, ("cpu", "gpu", "cuda", "auto"))
     if t.accelerator in ("gpu", "cuda"):

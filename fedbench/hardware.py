@@ -1,0 +1,30 @@
+"""What this machine's processors can do, for the settings that depend on it (``train.precision: auto``)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def cpu_has_bf16() -> bool:
+    """Whether the CPU has native bf16 instructions (AVX512-BF16 or AMX-BF16; read from /proc/cpuinfo,
+    so False where there is none). Without them torch emulates bf16, which is slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def concrete_precision(precision: str, accelerator: str) -> str:
+    """``auto``: bf16-mixed where the device that trains has native bf16 (a CPU with AVX512-BF16/AMX,
+    a GPU torch calls bf16-capable), else 32-true; any other precision as given. A run's identity
+    and record hold the concrete precision, so runs on machines that differ here never mix."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    native = torch.cuda.is_bf16_supported() if on_gpu else cpu_has_bf16()
+    return "bf16-mixed" if native else "32-true"

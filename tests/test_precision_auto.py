@@ -1,0 +1,41 @@
+"""train.precision: auto resolves to what this machine trains fast in, and that is what a run records."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedbench import hardware
+from fedbench.config import ExperimentConfig, validate
+from fedbench.errors import ConfigError
+from fedbench.federation.loop import run_id_of
+from fedbench.hardware import concrete_precision
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16-mixed"), (False, "32-true")])
+def test_auto_on_a_cpu_follows_its_bf16_instructions(monkeypatch, native, expected):
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: native)
+    assert concrete_precision("auto", "cpu") == expected
+    for given in ("32-true", "bf16-mixed", "16-mixed"):
+        assert concrete_precision(given, "cpu") == given  # only auto is resolved
+
+
+def test_validate_records_the_concrete_precision_and_the_identity_matches_it(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: True)
+    auto, explicit = ExperimentConfig(), ExperimentConfig()
+    auto.train.precision, explicit.train.precision = "auto", "bf16-mixed"
+    unresolved = run_id_of(auto)  # before validate: the identity resolves auto the same way
+    validate(auto)
+    assert auto.train.precision == "bf16-mixed"
+    assert unresolved == run_id_of(auto) == run_id_of(explicit)
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)
+    other = ExperimentConfig()
+    other.train.precision = "auto"
+    assert run_id_of(other) != run_id_of(explicit)  # a machine without bf16 runs another cell
+    assert validate(other).train.precision == "32-true"
+
+
+def test_an_unknown_precision_names_the_choices():
+    cfg = ExperimentConfig()
+    cfg.train.precision = "bf16"
+    with pytest.raises(ConfigError, match="train.precision.*auto"):
+        validate(cfg)
