@@ -12,11 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 
 def run_one(args: argparse.Namespace) -> dict:
@@ -102,16 +99,16 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.per_round} clients per round, {args.rounds} rounds, "
           f"{args.store} store, personalized score on <= {args.personalized_clients} clients")
+    from perf_memory import many_clients
+
     for n in args.clients:
         for method in args.methods:
-            cmd = [sys.executable, __file__, "--one", method, "--clients", str(n), "--per-round", str(args.per_round),
-                   "--rounds", str(args.rounds), "--store", args.store, "--personalized-clients", str(args.personalized_clients),
-                   "--samples-per-client", str(args.samples_per_client), "--threads", str(args.threads)]
-            out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
-            if out.returncode != 0:
-                print(f"{method} at {n} clients failed:\n{out.stderr[-2000:]}")
+            try:
+                r = many_clients(method, n, args.per_round, args.rounds, args.store, args.personalized_clients,
+                                 args.samples_per_client, args.threads)
+            except RuntimeError as err:
+                print(err)
                 continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
             rounds = ", ".join(f"{s:.1f}" for s in r["round_s"])
             ckpt = ", ".join(f"{s:.2f}" for s in r["checkpoint_s"])
             print(f"{method:>9} {n:>6} clients: peak RSS {r['peak_rss_mb']:.0f} MB; setup {r['setup_s']:.1f} s "

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -101,60 +100,6 @@ def timed_run(cfg: ExperimentConfig) -> dict:
             "overhead": timer.overhead_share(), "final": record["final"]["as_train"]}
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * 4096
-
-
-class _KeptBytes(Callback):
-    """Resident memory and stored personal states at the end of every round."""
-
-    def __init__(self):
-        self.points: list[tuple[int, int]] = []
-
-    def on_round_end(self, fed, entry):
-        import gc
-
-        gc.collect()
-        self.points.append((len(fed.personal.sampled()), _rss_bytes()))
-        self.trainable = sum(t.numel() * t.element_size() for t in fed.personal.initial.values())
-
-
-def memory_per_client(method: str = "fedprime", clients: int = 2000, per_round: int = 100, rounds: int = 4) -> dict:
-    """Bytes of resident memory each newly stored client adds (per round after the first: RSS growth
-    over the clients newly stored; the median of those) against that client's trainable
-    personal bytes, on the synthetic dataset and backbone (as benchmarks/many_clients.py)."""
-    cfg = ExperimentConfig()
-    cfg.data.dataset, cfg.backbone.name, cfg.method.name = "synthetic", "synthetic", method
-    cfg.data.options = {"n_train": 2 * clients, "n_val": 100, "n_test": 100}
-    cfg.partition.name, cfg.partition.n_clients = "iid", clients
-    cfg.federation.rounds, cfg.federation.clients_per_round = rounds, per_round
-    cfg.federation.personalized_clients = 20
-    cfg.train.threads = 1
-    cfg.tracking.progress, cfg.tracking.wandb = False, False
-    kept = _KeptBytes()
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg.tracking.results_dir = tmp
-        t = time.perf_counter()
-        run_experiment(cfg, force=True, callbacks=[kept])
-        wall = time.perf_counter() - t
-    steps = [(r1 - r0) / max(n1 - n0, 1) for (n0, r0), (n1, r1) in zip(kept.points, kept.points[1:], strict=False)]
-    per_client = float(np.median(steps))
-    return {"method": method, "clients": clients, "per_round": per_round, "rounds": rounds, "wall_s": wall,
-            "stored": [n for n, _ in kept.points], "rss_mb": [r / 2**20 for _, r in kept.points],
-            "step_per_client": steps, "kept_per_client": per_client, "trainable_per_client": kept.trainable,
-            "ratio": per_client / kept.trainable if kept.trainable else None}
-
-
-def cpu_bf16() -> bool:
-    """Whether the CPU has native bf16 instructions (AVX512-BF16 or AMX-BF16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 class _LastRound(Callback):
     """Each round's mean training loss; at the last round's end, the time and a copy of the global
     state, then stops the run (the final test scoring is skipped: the Flower run does none)."""
@@ -174,25 +119,31 @@ class _Stop(Exception):
     pass
 
 
-def _loop_run(cfg: ExperimentConfig) -> dict:
-    """fedbench's loop (sequential executor) up to the last round's end, validation excluded."""
+def _loop_run(cfg: ExperimentConfig, cores: int) -> dict:
+    """fedbench's loop up to the last round's end and its return (the executor closed), less the
+    rounds' validation; ``cores`` > 1: the ray executor with that many one-CPU actors."""
+    if cores > 1:
+        cfg.executor.name, cfg.executor.options = "ray", {"actors": cores, "cpus_per_actor": 1.0}
     timer, last = PhaseTimer({"checkpoint": CheckpointCallback()}), _LastRound(cfg.federation.rounds)
     t0 = time.perf_counter()
     try:
         run_experiment(cfg, force=True, callbacks=[timer, last])
     except _Stop:
         pass
+    t1 = time.perf_counter()
     val = [r["validation"] for r in timer.rounds]
     return {"startup": timer.run_start - t0, "rounds": [r["wall"] - r["validation"] for r in timer.rounds],
-            "after": 0.0, "validation": sum(val), "timed": last.end - t0 - sum(val), "losses": last.losses, "state": last.state}
+            "after": t1 - last.end, "validation": sum(val), "timed": t1 - t0 - sum(val), "losses": last.losses, "state": last.state}
 
 
-def _flower_run(cfg: ExperimentConfig) -> dict:
-    """simulate(cfg) (Flower's defaults in fedbench.flower: one CPU per client actor) from the call to
-    its return; rounds from the server strategy's configure_train / aggregate_train."""
+def _flower_run(cfg: ExperimentConfig, cores: int) -> dict:
+    """simulate(cfg) with client actors of one CPU each when ``cores`` > 1 (that many fits at once),
+    else one actor holding every core, from the call to its return; rounds from the server
+    strategy's configure_train / aggregate_train."""
     import logging
+    import os
 
-    from fedbench.flower import server, simulate
+    from fedbench.flower import default_backend_config, server, simulate
 
     marks: list[tuple[str, float]] = []
     cls = server.FedbenchStrategy
@@ -213,7 +164,7 @@ def _flower_run(cfg: ExperimentConfig) -> dict:
     flwr_log.setLevel(logging.WARNING)
     try:
         t0 = time.perf_counter()
-        strategy = simulate(cfg)
+        strategy = simulate(cfg, backend_config=default_backend_config(1.0 if cores > 1 else float(os.cpu_count() or 1)))
         t1 = time.perf_counter()
     finally:
         cls.configure_train, cls.aggregate_train = configure, aggregate
@@ -225,10 +176,11 @@ def _flower_run(cfg: ExperimentConfig) -> dict:
             "losses": [h["train_loss"] for h in strategy.history], "state": {k: v.cpu() for k, v in strategy.global_state.items()}}
 
 
-def loop_vs_flower(cfg: ExperimentConfig, reps: int = 2) -> dict:
-    """fedbench's loop against Flower's simulation engine on the same config, interleaved
-    (alternating which goes first), each run in a fresh scratch results folder; whether every
-    run's round losses and final global state equal the first loop run's bit for bit."""
+def loop_vs_flower(cfg: ExperimentConfig, cores: int, reps: int = 2) -> dict:
+    """fedbench's loop against Flower's simulation engine on the same config with the same client
+    parallelism (``cores`` fits at once; 1: one at a time), interleaved (alternating which goes
+    first), each run in a fresh scratch results folder; whether every run's round losses and final
+    global state equal the first loop run's bit for bit."""
     import torch
 
     runs: dict[str, list[dict]] = {"fedbench": [], "flower": []}
@@ -237,7 +189,7 @@ def loop_vs_flower(cfg: ExperimentConfig, reps: int = 2) -> dict:
             c = copy.deepcopy(cfg)
             with tempfile.TemporaryDirectory() as tmp:
                 c.tracking.results_dir = tmp
-                runs[side].append((_loop_run if side == "fedbench" else _flower_run)(c))
+                runs[side].append((_loop_run if side == "fedbench" else _flower_run)(c, cores))
             torch.set_num_threads(1)
     ref = runs["fedbench"][0]
     same = all(r["losses"] == ref["losses"] and list(r["state"]) == list(ref["state"])
@@ -246,5 +198,5 @@ def loop_vs_flower(cfg: ExperimentConfig, reps: int = 2) -> dict:
     for rs in runs.values():
         for r in rs:
             del r["state"]
-    return {"rounds": cfg.federation.rounds, "clients": cfg.partition.n_clients, "runs": runs, "same": same,
+    return {"rounds": cfg.federation.rounds, "clients": cfg.partition.n_clients, "cores": cores, "runs": runs, "same": same,
             "ratio": [f["timed"] / b["timed"] for b, f in zip(runs["fedbench"], runs["flower"], strict=True)]}

@@ -74,10 +74,10 @@ def page(head: str, sections: Sequence[str]) -> str:
     return "\n\n".join([head, *sections]) + "\n"
 
 
-def flower_section(f: dict[str, Any], config: str, cores: int) -> str:
-    """Section e: fedbench's loop against Flower's simulation engine (figures from
-    perf_measure.loop_vs_flower)."""
-    runs, rounds = f["runs"], f["rounds"]
+def flower_section(f: dict[str, Any], config: str) -> str:
+    """One part of section e: fedbench's loop against Flower's simulation engine with the same client
+    parallelism (figures from perf_measure.loop_vs_flower)."""
+    runs, rounds, cores = f["runs"], f["rounds"], f["cores"]
     cols = ("startup", "round1", "later", "after", "timed")
 
     def cells(r: dict[str, Any]) -> list[float]:
@@ -86,24 +86,22 @@ def flower_section(f: dict[str, Any], config: str, cores: int) -> str:
     rows = [[f"{side} {i + 1}", *cells(r)] for i in range(len(runs["fedbench"])) for side in ("fedbench", "flower")
             for r in [runs[side][i]]]
     med = {side: [min_med_max([cells(r)[j] for r in runs[side]])[1] for j in range(len(cols))] for side in runs}
-    rows.append(["median difference (flower − fedbench)", *(fl - fb for fb, fl in zip(med["fedbench"], med["flower"], strict=True))])
+    diff = [fl - fb for fb, fl in zip(med["fedbench"], med["flower"], strict=True)]
+    rows.append(["median difference (flower − fedbench)", *diff])
     _, ratio, _ = min_med_max(f["ratio"])
     later = f"rounds 2..{rounds}" if rounds > 2 else "round 2"
     val = min_med_max([r["validation"] for r in runs["fedbench"]])[1]
-    return (f"`{config}` (fedavg, {f['clients']} clients, all sampled) for {rounds} rounds, 32-true, "
-            f"{len(runs['fedbench'])} runs each, interleaved (alternating which goes first). "
-            "**fedbench**: `run_experiment` with the sequential executor (one client fit at a time, one torch thread), "
-            "timed from the call to the end of the last round, less the rounds' validation scoring "
-            f"(median {val:.1f} s; the run is stopped there, before the final test scoring): the Flower run scores nothing. "
-            "**Flower**: `fedbench.flower.simulate(cfg)`: Flower's simulation engine, one virtual node per client, "
-            f"Ray actors of one CPU each (on these {cores} cores up to {cores} client fits at once), timed from the call "
-            "to its return. Start-up: before the first round begins (fedbench: `prepare`, the frozen backbone built and "
-            "the featurised data read from fedbench's feature cache, warm here; Flower: Ray started and the server "
-            "strategy's own `prepare`). Flower's round 1 also holds asking every node which client it is and each "
-            "actor's start-up (a Ray worker process importing torch, Lightning and fedbench, then its own `prepare`); "
-            "after the last round: saving the result and shutting Ray down. Same results: every run's per-round "
-            f"mean training loss and final global state equal the first fedbench run's bit for bit: **{fmt(f['same'])}**.\n\n"
+    fixed = diff[0] + diff[1] + diff[3] - (diff[2] / (rounds - 1) if rounds > 1 else 0.0)
+    sides = ("fedbench's sequential executor; Flower with one client actor holding every CPU" if cores == 1 else
+             f"fedbench's ray executor with {cores} actors of one CPU; Flower with client actors of one CPU")
+    return (f"**{'One client fit at a time' if cores == 1 else f'{cores} client fits at once'}** ({sides}). "
+            f"`{config}` (fedavg, {f['clients']} clients, all sampled) for {rounds} rounds, 32-true, "
+            f"{len(runs['fedbench'])} runs each, interleaved (alternating which goes first); fedbench less its rounds' "
+            f"validation scoring (median {val:.1f} s). Same results: every run's per-round mean training loss and final "
+            f"global state equal the first fedbench run's bit for bit: **{fmt(f['same'])}**. "
             f"Flower's time / fedbench's: median **{ratio:.2f}x** (per repetition: "
             + ", ".join(f"{x:.2f}" for x in f["ratio"])
-            + f"; target >= 1.5: {verdict(ratio, 1.5, True)}). Seconds:\n\n"
+            + f"; target >= 1.5: {verdict(ratio, 1.5, True)}). Of the median difference of {diff[4]:.1f} s, "
+            f"{fixed:.1f} s is paid once per run (start-up, round 1 beyond a later round, after the last round) and "
+            f"{diff[2] / max(rounds - 1, 1):.2f} s per later round. Seconds:\n\n"
             + table(["run", "start-up", "round 1", later, "after last round", "timed total"], rows))

@@ -85,15 +85,18 @@ def test_flower_section_renders_hand_built_figures():
         return {"startup": startup, "rounds": rounds, "after": after, "validation": validation,
                 "timed": startup + sum(rounds) + after, "losses": [2.0, 1.5]}
 
-    fig = {"rounds": 2, "clients": 5, "same": True,
+    fig = {"rounds": 2, "clients": 5, "cores": 2, "same": True,
            "runs": {"fedbench": [run(4.0, [7.0, 7.0], 0.0, 1.0), run(4.0, [7.5, 7.5], 0.0, 1.0)],
                     "flower": [run(6.0, [26.0, 10.0], 2.0), run(6.0, [27.0, 10.0], 2.0)]}}
     fig["ratio"] = [f["timed"] / b["timed"] for b, f in zip(fig["runs"]["fedbench"], fig["runs"]["flower"], strict=True)]
-    md = perf_report.flower_section(fig, "experiments/emoji_quick.yaml", 2)
+    md = perf_report.flower_section(fig, "experiments/emoji_quick.yaml")
+    assert md.startswith("**2 client fits at once** (fedbench's ray executor with 2 actors")
     assert "`experiments/emoji_quick.yaml` (fedavg, 5 clients, all sampled) for 2 rounds" in md
-    assert "2 runs each, interleaved" in md and "up to 2 client fits at once" in md
+    assert "2 runs each, interleaved" in md
     assert "bit for bit: **yes**" in md and "median 1.0 s" in md
     assert "median **2.41x** (per repetition: 2.44, 2.37; target >= 1.5: meets the target)" in md
+    # medians: fedbench 4 + 7.25 + 7.25 + 0, flower 6 + 26.5 + 10 + 2; once per run: 2 + (19.25 - 2.75) + 2
+    assert "Of the median difference of 26.0 s, 20.5 s is paid once per run" in md and "and 2.75 s per later round" in md
     lines = md.splitlines()
     i = lines.index("| run | start-up | round 1 | round 2 | after last round | timed total |")
     assert lines[i + 2:] == [
@@ -103,8 +106,9 @@ def test_flower_section_renders_hand_built_figures():
         "| flower 2 | 6 | 27 | 10 | 2 | 45 |",
         "| median difference (flower − fedbench) | 2 | 19.2 | 2.75 | 2 | 26 |",
     ]
-    fig["same"], fig["rounds"] = False, 3
+    fig["same"], fig["rounds"], fig["cores"] = False, 3, 1
     for r in fig["runs"]["flower"]:
         r["rounds"].append(10.0)
-    assert "bit for bit: **no**" in perf_report.flower_section(fig, "x.yaml", 2)
-    assert "| rounds 2..3 |" in perf_report.flower_section(fig, "x.yaml", 2)
+    md = perf_report.flower_section(fig, "x.yaml")
+    assert "bit for bit: **no**" in md and "| rounds 2..3 |" in md
+    assert md.startswith("**One client fit at a time** (fedbench's sequential executor")

@@ -28,11 +28,20 @@ from fedbench.flower.client import PERSONAL_KEY, client_app  # noqa: E402
 from fedbench.flower.server import FedbenchStrategy, server_app  # noqa: E402
 
 
+def default_backend_config(cpus_per_client: float = 1.0, verbose: bool = False) -> dict[str, Any]:
+    """Flower's simulation backend config as :func:`simulate` uses it: ``cpus_per_client`` CPUs per
+    client actor (so cores / cpus_per_client fits at once), no GPU, Ray's dashboard off."""
+    return {
+        "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
+        "init_args": {"include_dashboard": False, "logging_level": 30, "log_to_driver": verbose},
+    }
+
+
 def simulate(cfg: ExperimentConfig, *, backend_config: dict[str, Any] | None = None, verbose: bool = False) -> FedbenchStrategy:
     """Run ``cfg`` through Flower's simulation engine (one virtual node per fedbench client, Ray
     actors running the ClientApp) and return the server's strategy: ``global_state``,
-    ``history``, ``aggregator``. ``backend_config`` is Flower's (default: one CPU per client
-    actor, Ray's dashboard off and its logs at WARNING)."""
+    ``history``, ``aggregator``. ``backend_config`` is Flower's (default:
+    :func:`default_backend_config`, one CPU per client actor)."""
     from flwr.simulation import run_simulation
 
     from fedbench.flower.config import checked
@@ -40,10 +49,7 @@ def simulate(cfg: ExperimentConfig, *, backend_config: dict[str, Any] | None = N
 
     checked(cfg)
     n_nodes = 1 if get_method(cfg.method.name).centralized else cfg.partition.n_clients
-    backend_config = backend_config or {
-        "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-        "init_args": {"include_dashboard": False, "logging_level": 30, "log_to_driver": verbose},
-    }
+    backend_config = backend_config or default_backend_config(verbose=verbose)
     done: list[FedbenchStrategy] = []
     run_simulation(server_app(cfg, on_end=done.append), client_app(cfg), num_supernodes=n_nodes,
                    backend_config=backend_config, verbose_logging=verbose)
@@ -52,4 +58,4 @@ def simulate(cfg: ExperimentConfig, *, backend_config: dict[str, Any] | None = N
     return done[0]
 
 
-__all__ = ["INSTALL_HINT", "PERSONAL_KEY", "FedbenchStrategy", "client_app", "server_app", "simulate"]
+__all__ = ["INSTALL_HINT", "PERSONAL_KEY", "FedbenchStrategy", "client_app", "default_backend_config", "server_app", "simulate"]
