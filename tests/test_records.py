@@ -228,8 +228,17 @@ def test_git_commit_and_dirty_flag(tmp_path):
     assert provenance.git_commit(tmp_path) == head
     (tmp_path / "untracked.txt").write_text("x")  # results and caches are untracked: still clean
     assert provenance.git_commit(tmp_path) == head
+    for folder in ("results", "leaderboards", "pkg"):  # tracked outputs of runs, and code in a subfolder
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "f.txt").write_text("1")
+        git("add", f"{folder}/f.txt")
+    git("commit", "-q", "-m", "outputs")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "results" / "f.txt").unlink()  # a bench replacing committed records
+    (tmp_path / "leaderboards" / "f.txt").write_text("2")  # and regenerating the board
+    assert provenance.git_commit(tmp_path) == head == provenance.git_commit(tmp_path / "pkg")
     (tmp_path / "a.txt").write_text("2")
-    assert provenance.git_commit(tmp_path) == f"{head}-dirty"
+    assert provenance.git_commit(tmp_path) == f"{head}-dirty" == provenance.git_commit(tmp_path / "pkg")
 
 
 def test_package_versions_and_now_iso():

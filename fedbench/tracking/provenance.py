@@ -31,17 +31,24 @@ _TRACKED = {
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
+OUTPUT_FOLDERS = ("results", "leaderboards")  # written by runs; never make a checkout dirty
+
+
 def git_commit(path: str | Path = PACKAGE_DIR) -> str:
     """Return the HEAD commit of the repository containing ``path`` (by default the fedbench package's
     own checkout, wherever the command runs from), with ``-dirty`` when tracked
     files have uncommitted changes, or ``"unknown"`` outside a git checkout (e.g. a pip install).
 
-    Untracked files do not count as dirty: results folders and caches live in the tree.
+    Untracked files do not count as dirty: results folders and caches live in the tree. Nor do
+    changes under the top-level ``results/`` and ``leaderboards/`` folders: they are what runs
+    write (committed boards and their records), so without this every bench after the first in a
+    checkout would stamp its runs dirty because the one before rewrote the board.
     """
     commit = _git(path, "rev-parse", "HEAD")
     if not commit:
         return "unknown"
-    status = _git(path, "status", "--porcelain", "--untracked-files=no")
+    outputs = [f":(top,exclude){folder}" for folder in OUTPUT_FOLDERS]
+    status = _git(path, "status", "--porcelain", "--untracked-files=no", "--", ":(top)", *outputs)
     return f"{commit}-dirty" if status else commit
 
 
