@@ -170,7 +170,8 @@ FLOWER_INTRO = (
     "and each actor's start-up (a Ray worker process importing torch, Lightning and fedbench, then its own `prepare`); "
     "after the last round: saving the result and shutting Ray down. Where the difference comes from: the client compute "
     "is the same code on both sides, so what separates them is what each harness pays once per run and per round; each "
-    "table splits the two. The target of 1.5x can only come from those costs: the more rounds, the closer the ratio to 1."
+    "table splits the two. Any gap, the 1.5x target included, can only come from those costs; the more rounds, the "
+    "less the once-per-run part weighs."
 )
 
 
