@@ -382,3 +382,18 @@ def test_write_leaderboard_writes_markdown_and_valid_png(tmp_path):
 def test_write_leaderboard_without_records_is_a_user_error(tmp_path):
     with pytest.raises(DataError, match="no run records"):
         write_leaderboard(tmp_path / "results", tmp_path / "out", "emoji", COMMAND)
+
+
+def test_shared_settings_name_the_precision_the_runs_had():
+    """`precision: auto` resolves per machine, so a section says which precision its runs had, and
+    runs in two precisions are two settings, never one cell."""
+    bf16 = {"train.precision": "bf16-mixed"}
+    runs = [rec(m, "text", 0.5, s, 0.6, sweep="bench-p", set_=bf16) for m in ("fedavg", "fedprime") for s in (0, 1)]
+    intro = sections(render_leaderboard(runs, dataset="emoji", command=COMMAND))["bench-p"].split("\n\n")[1]
+    assert "category labels, bf16-mixed." in intro
+    runs.append(rec("fedavg", "text", 0.5, 0, 0.9, sweep="bench-p", set_={"train.precision": "32-true"}))
+    md = sections(render_leaderboard(runs, dataset="emoji", command=COMMAND))["bench-p"]
+    assert "`train.precision`" in md.split("\n\n")[1]  # now it varies
+    header, rows = table(md)
+    assert header[1:] == ["text@0.5, precision=32-true", "text@0.5, precision=bf16-mixed"]
+    assert rows["fedavg"] == [hand_cell([0.9]), hand_cell([0.6, 0.6])]

@@ -114,6 +114,8 @@ class Section:
                 break
         if "backbone.name" in v:
             parts.append(f"{v['backbone.name']} backbone")
+        if "train.precision" in v:  # auto resolves per machine: say which one these runs had
+            parts.append(v["train.precision"])
         return ", ".join(parts)
 
 
