@@ -29,22 +29,16 @@ def peak_rss_mb() -> float:
 
 def run_one(args: argparse.Namespace) -> dict:
     import torch
+    from perf_memory import synthetic_config
 
-    from fedbench.config import ExperimentConfig
     from fedbench.federation.callbacks import Callback
     from fedbench.federation.loop import run_experiment
     from fedbench.federation.setup import prepare
 
     torch.set_num_threads(args.threads)
-    cfg = ExperimentConfig()
-    cfg.data.dataset, cfg.backbone.name, cfg.method.name = "synthetic", "synthetic", args.one
-    cfg.data.options = {"n_train": args.samples_per_client * args.clients, "n_val": 200, "n_test": 200}
-    cfg.partition.name, cfg.partition.n_clients = "iid", args.clients
-    cfg.federation.rounds, cfg.federation.clients_per_round = args.rounds, args.per_round
-    cfg.federation.personalized_clients = args.personalized_clients
-    cfg.federation.personal_store = args.store
-    cfg.train.threads = args.threads
-    cfg.tracking.progress, cfg.tracking.wandb = False, False
+    cfg = synthetic_config(args.one, args.clients, args.per_round, args.rounds, store=args.store,
+                           personalized_clients=args.personalized_clients, samples_per_client=args.samples_per_client,
+                           threads=args.threads)
 
     t0 = time.perf_counter()
     prepare(cfg)  # featurises once (cached per process), so run_experiment's own prepare is the setup proper

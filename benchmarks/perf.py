@@ -144,6 +144,12 @@ def actors_section(runs: list[tuple[int, dict]], rounds: int, config: str) -> st
             "need one; `benchmarks/throughput.py` and `benchmarks/hf_backbones.py` measure the first by hand.")
 
 
+def _failed(what: str, err: Exception) -> str:
+    """Report a measurement that failed (whole, on stderr) and give its first line for the page."""
+    print(f"perf: {what} failed: {type(err).__name__}: {err}", file=sys.stderr)
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
 def actors_figures(args, config_name: str, cores: int) -> tuple[str | None, str]:
     """Section g's body, or None and why (Ray missing, or a run failed: the page says so)."""
     import perf_measure as pm
@@ -155,8 +161,7 @@ def actors_figures(args, config_name: str, cores: int) -> tuple[str | None, str]
             c.executor.name, c.executor.options = "ray", {"actors": n, "cpus_per_actor": 1.0}
             actors.append((n, pm.timed_run(c)))
     except Exception as err:  # fedbench raises ConfigError with the install hint where Ray is missing
-        print(f"perf: the ray executor runs failed: {type(err).__name__}: {err}", file=sys.stderr)
-        return None, f"the ray executor could not run here ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        return None, f"the ray executor could not run here ({_failed('the ray executor runs', err)})"
     return actors_section(actors, args.rounds, config_name), ""
 
 
@@ -188,9 +193,8 @@ def flower_figures(args, config_name: str, cores: int) -> tuple[str | None, str]
         try:
             parts.append(rep.flower_section(pm.loop_vs_flower(load_config(args.config, args.flower_rounds), n), config_name))
         except Exception as err:
-            print(f"perf: the Flower comparison at {n} fit(s) at once failed: {type(err).__name__}: {err}", file=sys.stderr)
             parts.append(f"At {n} client fit(s) at once: not measured, the comparison failed on this machine "
-                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}).")
+                         f"({_failed(f'the Flower comparison at {n} fit(s) at once', err)}).")
     return "\n\n".join(parts), ""
 
 

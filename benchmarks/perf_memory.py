@@ -55,19 +55,28 @@ def _loop_release(enabled: bool):
         loop.release_freed_memory = kept
 
 
+def synthetic_config(method: str, clients: int, per_round: int, rounds: int, *, store: str = "memory",
+                     personalized_clients: int = 100, samples_per_client: int = 2, n_eval: int = 200,
+                     threads: int = 1) -> ExperimentConfig:
+    """A scale run on the synthetic dataset and backbone (iid clients of ``samples_per_client``
+    training samples each, ``n_eval`` validation and test samples), without progress bar or W&B."""
+    cfg = ExperimentConfig()
+    cfg.data.dataset, cfg.backbone.name, cfg.method.name = "synthetic", "synthetic", method
+    cfg.data.options = {"n_train": samples_per_client * clients, "n_val": n_eval, "n_test": n_eval}
+    cfg.partition.name, cfg.partition.n_clients = "iid", clients
+    cfg.federation.rounds, cfg.federation.clients_per_round = rounds, per_round
+    cfg.federation.personalized_clients, cfg.federation.personal_store = personalized_clients, store
+    cfg.train.threads = threads
+    cfg.tracking.progress, cfg.tracking.wandb = False, False
+    return cfg
+
+
 def memory_per_client(store: str = "memory", release: bool = True, method: str = "fedprime", clients: int = 2000,
                       per_round: int = 100, rounds: int = 4) -> dict:
     """Resident bytes each newly stored client adds (per round after the first: RSS growth over the
     clients newly stored; the median of those) against that client's trainable personal bytes,
     on the synthetic dataset and backbone, with the default callbacks (checkpoints included)."""
-    cfg = ExperimentConfig()
-    cfg.data.dataset, cfg.backbone.name, cfg.method.name = "synthetic", "synthetic", method
-    cfg.data.options = {"n_train": 2 * clients, "n_val": 100, "n_test": 100}
-    cfg.partition.name, cfg.partition.n_clients = "iid", clients
-    cfg.federation.rounds, cfg.federation.clients_per_round = rounds, per_round
-    cfg.federation.personalized_clients, cfg.federation.personal_store = 20, store
-    cfg.train.threads = 1
-    cfg.tracking.progress, cfg.tracking.wandb = False, False
+    cfg = synthetic_config(method, clients, per_round, rounds, store=store, personalized_clients=20, n_eval=100)
     with tempfile.TemporaryDirectory() as tmp, _loop_release(release):
         cfg.tracking.results_dir, kept = tmp, _KeptBytes(release, Path(tmp))
         t = time.perf_counter()
