@@ -39,3 +39,15 @@ def test_an_unknown_precision_names_the_choices():
     cfg.train.precision = "bf16"
     with pytest.raises(ConfigError, match="train.precision.*auto"):
         validate(cfg)
+
+
+def test_a_flower_client_app_resolves_auto_before_any_fit(monkeypatch):
+    """Every entry that trains validates first, so the trainer only ever sees a concrete precision."""
+    pytest.importorskip("flwr")
+    from fedbench.flower import client_app
+
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)
+    cfg = ExperimentConfig()
+    cfg.train.precision = "auto"
+    client_app(cfg, ship_specs=False)
+    assert cfg.train.precision == "32-true"

@@ -8,7 +8,6 @@ import warnings
 import lightning as L
 
 from fedbench.config import TrainConfig
-from fedbench.hardware import concrete_precision
 
 for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
     logging.getLogger(name).setLevel(logging.ERROR)
@@ -26,7 +25,7 @@ def make_trainer(train: TrainConfig, epochs: int, max_steps: int = -1) -> L.Trai
         max_steps=max_steps,  # -1: all epochs; a client with partial work stops earlier
         accelerator=accelerator,
         devices=train.devices,
-        precision=concrete_precision(train.precision, train.accelerator),  # validate() resolved it already, unless bypassed
+        precision=train.precision,  # concrete: validate() resolved auto
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

@@ -115,8 +115,10 @@ def client_app(cfg: ExperimentConfig | None = None, *, ship_specs: bool = True) 
     along (for Flower's simulation engine, whose workers are fresh processes that would not know
     a plugin registered only here).
     """
-    from fedbench.flower.config import config_of, specs_for
+    from fedbench.flower.config import checked, config_of, specs_for
 
+    if cfg is not None:
+        checked(cfg)  # validated here as config_of does for flwr run: train.precision auto becomes concrete
     specs = specs_for(cfg) if cfg is not None and ship_specs else None
     app = ClientApp()
 
