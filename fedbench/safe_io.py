@@ -17,8 +17,9 @@ import hashlib
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -47,19 +48,66 @@ def writable_folder(folder: Path, what: str, fix: str) -> Path:
     return folder
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file beside ``path``, then an atomic rename onto it."""
+TMP_PREFIX = ".tmp-"  # readers of a folder skip names starting with this
+FILE_MODE = 0o644  # mkstemp creates 0600; results, caches and boards are meant to be shared
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(fh)`` on a temp file next to ``path``, fsync it, move it onto ``path`` and fsync
+    the folder: the one writer of every file fedbench keeps (records, boards, checkpoints, caches).
+
+    ``path`` is therefore always either the old complete file or the new complete one, also after
+    a power cut. The temp file sits in the destination folder because :func:`os.replace` is only
+    atomic within one filesystem; a failure inside ``write`` leaves the old file untouched (the temp
+    file is removed and the error re-raised). The result has mode :data:`FILE_MODE`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=path.suffix, dir=path.parent)
     try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Atomically write UTF-8 ``text`` to ``path`` (see :func:`atomic_write`)."""
+    data = text.encode("utf-8")
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through :func:`atomic_write`."""
+    atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def fsync_dir(folder: Path) -> None:
+    """Persist a rename in ``folder``; a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.close(fd)
 
 
 def load_tensors(source: Path | io.BytesIO) -> Any:

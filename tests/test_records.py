@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fedbench.errors import DataError
+from fedbench import safe_io
 from fedbench.tracking import provenance, records
 from fedbench.tracking.records import (
     config_hash,
@@ -104,7 +105,7 @@ def test_crash_mid_write_keeps_previous_record(tmp_path, monkeypatch, target):
     def boom(*args, **kwargs):
         raise OSError("simulated crash")
 
-    patch = {"dump": (records.json, "dump"), "replace": (records.os, "replace"), "fsync": (records.os, "fsync")}
+    patch = {"dump": (records.json, "dump"), "replace": (safe_io.os, "replace"), "fsync": (safe_io.os, "fsync")}
     monkeypatch.setattr(*patch[target], boom)
     with pytest.raises(OSError, match="simulated crash"):
         write_record(tmp_path, make_record(acc=0.9))

@@ -19,20 +19,16 @@ import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from fedbench.config import NOT_IDENTITY as IDENTITY_EXCLUDED  # config sections that never change a result
 from fedbench.errors import DataError
+from fedbench.safe_io import FILE_MODE, TMP_PREFIX, atomic_write, atomic_write_text
 from fedbench.tracking.record_shape import shape_problem
 
 SCHEMA_VERSION = 1
-TMP_PREFIX = ".tmp-"
-FILE_MODE = 0o644  # mkstemp creates 0600; records and boards are meant to be shared
 
 __all__ = [
     "FILE_MODE",
@@ -51,39 +47,6 @@ __all__ = [
     "strict_json",
     "write_record",
 ]
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(fh)`` on a temp file next to ``path``, fsync it, then move it onto ``path``.
-
-    ``path`` is therefore always either the old complete file or the new complete one. The temporary
-    file sits in the destination folder because :func:`os.replace` is only atomic within one
-    filesystem. Serialising straight into the temp file (rather than into memory and then the target)
-    means a failure inside ``write`` also leaves the old file untouched; the temp file is removed and
-    the error re-raised. The result has mode :data:`FILE_MODE` (mkstemp's 0600 would hide it from
-    other users of a shared results folder).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Atomically write UTF-8 ``text`` to ``path`` (see :func:`atomic_write`)."""
-    data = text.encode("utf-8")
-    return atomic_write(path, lambda fh: fh.write(data))
 
 
 def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
@@ -261,24 +224,3 @@ def _read_record(path: Path) -> dict[str, Any] | None:
         warnings.warn(f"skipping run record {path}: {problem}; fix or delete it", stacklevel=3)
         return None
     return record
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist the rename itself; a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
