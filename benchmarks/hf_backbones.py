@@ -54,7 +54,7 @@ def random_batch(bb, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor
         out["text_ids"] = torch.randint(5, bb.vilt.config.vocab_size, (batch, n), generator=gen)
         out["text_keep"] = torch.ones(batch, n, dtype=torch.bool)
     if getattr(bb, "n_text", 0):
-        bb.text_table = torch.randn(batch + 1, bb.hidden_size, generator=gen)  # stands in for featurize's table
+        bb._texts = [f"a photo of thing {i}" for i in range(batch)] + [""]  # stands in for featurize's texts
         out["row"] = torch.arange(batch)
     return out
 

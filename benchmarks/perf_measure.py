@@ -22,7 +22,7 @@ def client_fit_vs_bare(cfg: ExperimentConfig, n_batches: int = 6, reps: int = 3)
     """One client fit (fedbench's lean Trainer, built per fit as the loop does) against a bare
     PyTorch loop (the module's own training_step and optimizer) over the same module and batches,
     interleaved; the module restarts from the same trainable state before every pass."""
-    from fedbench.data.bundle import make_loader
+    from fedbench.data.loader import make_loader
     from fedbench.federation.setup import prepare
     from fedbench.federation.trainer import make_trainer
     from fedbench.methods.base import TrainSettings

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from fedbench.config import DataConfig
-from fedbench.data.bundle import make_loader
+from fedbench.data.loader import make_loader
 from fedbench.federation.setup import load_data
 from fedbench.methods.base import TrainSettings
 from fedbench.methods.map_prompts import MAPOptions, MissingAwarePromptModule

@@ -15,7 +15,7 @@ import torch
 from fixtures import tiny_backbone, tiny_bundle
 
 from fedbench.aggregation.matching_scenarios import make_scenario
-from fedbench.data.bundle import make_loader
+from fedbench.data.loader import make_loader
 from fedbench.federation.loop import run_experiment
 from fedbench.methods.base import ClientUpdate, TrainSettings
 from fedbench.methods.fedprime import (

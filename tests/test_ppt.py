@@ -8,7 +8,7 @@ from fixtures import tiny_pair
 
 import fedbench.methods.ppt.model as ppt_model
 from fedbench.batch import TEXT_MISSING
-from fedbench.data.bundle import make_loader
+from fedbench.data.loader import make_loader
 from fedbench.methods.base import ClientUpdate, TrainSettings
 from fedbench.methods.ppt import PPTAggregator, PPTModule, PPTOptions
 from fedbench.methods.ppt.aggregator import centre_means, used_rows
@@ -43,7 +43,7 @@ def hand_module(tiny, selection, monkeypatch, features):
         module.pool.copy_(torch.eye(4, h))
         module.query.weight.copy_(torch.eye(h))
     calls = iter(features)
-    monkeypatch.setattr(ppt_model, "frozen_readout", lambda backbone, tokens, keep: next(calls))
+    monkeypatch.setattr(ppt_model, "query_features", lambda backbone, batch: next(calls))
     return module
 
 

@@ -13,7 +13,7 @@ from fixtures import tiny_pair
 
 from fedbench.batch import TEXT_MISSING
 from fedbench.config import TrainConfig
-from fedbench.data.bundle import make_loader
+from fedbench.data.loader import make_loader
 from fedbench.federation.checkpoint import load_checkpoint, save_checkpoint
 from fedbench.federation.client import ClientRunner, ClientTask
 from fedbench.methods.base import ClientUpdate, TrainSettings

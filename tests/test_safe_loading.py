@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from fedbench.backbones.cache import cache_dir, cached
+from fedbench.cache.folder import cache_dir, cached
 from fedbench.errors import CheckpointError, ConfigError
 from fedbench.federation.loop import run_experiment, run_id_of
 from fedbench.safe_io import load_sealed, save_sealed

@@ -27,11 +27,28 @@ from fedbench.data.bundle import DataBundle
 Prompter = Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
+def frozen_fingerprint(backbone: nn.Module) -> str:
+    """A content hash of every weight and buffer of a frozen backbone (memoised on it): caches of
+    its frozen outputs are keyed by it, so other weights never read stale features."""
+    found = backbone.__dict__.get("_frozen_fingerprint")
+    if found is None:
+        from fedbench.cache.digest import tensor_digest
+
+        found = tensor_digest(*backbone.state_dict().values())
+        backbone.__dict__["_frozen_fingerprint"] = found
+    return found
+
+
 class Backbone(nn.Module, ABC):
-    """A frozen multimodal encoder; see the module docstring for the contract."""
+    """A frozen multimodal encoder; see the module docstring for the contract.
+
+    ``bundle`` is the bundle this backbone featurised for a run (set by
+    :func:`fedbench.backbones.registry.featurized`): frozen per-row caches compute their rows from it.
+    """
 
     hidden_size: int
     num_layers: int
+    bundle: DataBundle | None = None
 
     @abstractmethod
     def featurize(self, data: ModalData) -> DataBundle:

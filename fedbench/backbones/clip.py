@@ -1,13 +1,14 @@
 """CLIP (ViT-B/32 or B/16, transformers' ``CLIPModel``): frozen features and a prompt-tuning backbone.
 
-**Frozen features** (FedMVP and other feature-level methods): :meth:`ClipBackbone.frozen_features`
-gives every row's pooled text and image features and their joint-space embeddings, plus the
-features of the placeholders (empty text, constant image), computed once and cached.
+**Frozen features** (FedMVP and other feature-level methods): :attr:`ClipBackbone.text_table` and
+:attr:`ClipBackbone.image_table` give each row's pooled text and image features and their
+joint-space embeddings, plus the features of the placeholders (empty text, constant image) as
+their last row, computed once per row on first use and cached on disk.
 
 **Prompt tuning.** CLIP has two towers of different widths, so it cannot be one joint stream as
 ViLT is. The prompts go to the image tower (VPT, inserted after ``pre_layrnorm`` as the
 literature does); the text tower is frozen and unprompted, so its output is a fixed function of
-the text and is computed once in ``featurize``. The text enters the sequence as one token,
+the text, computed once per row (:attr:`ClipBackbone.text_table`). The text enters the sequence as one token,
 ``W_v^+ t`` (``t``: CLIP's text embedding, ``W_v^+``: the pseudo-inverse of the visual projection),
 that rides beside the image tokens without passing through the image layers:
 ``[prompts | text | image CLS, patches]``. ``readout`` returns the image tower's pooled output
@@ -22,18 +23,15 @@ after normalisation. Images are resized (shorter side) and centre-cropped as
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from fedbench.backbones.base import Backbone, Prompter
-from fedbench.backbones.cache import cache_dir, cache_key, cached
 from fedbench.backbones.hf_common import (
-    PixelNorm,
     attention_mask,
     block_parts,
-    cached_pixels,
     checked_size,
     encoder_layers,
     image_stats,
@@ -41,17 +39,20 @@ from fedbench.backbones.hf_common import (
     load_tokenizer,
     make_bundle,
     prenorm_layer,
-    tokenize,
     weights_fingerprint,
 )
+from fedbench.backbones.pixels import PixelNorm, cached_pixels
 from fedbench.backbones.registry import BackboneSpec, register_backbone
+from fedbench.backbones.tokens import texts_digest, tokenize
 from fedbench.batch import COMPLETE, IMAGE_MISSING, TEXT_MISSING
+from fedbench.cache.folder import cache_key
+from fedbench.cache.frozen import FrozenTable
 from fedbench.data.base import ModalData
 from fedbench.data.bundle import DataBundle
 from fedbench.errors import ConfigError
 
 CLIP_MEAN_STD = ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711])
-FEATURE_BATCH = 256
+FROZEN_CHUNK = 64  # rows per block of the frozen text / image tables
 
 
 @dataclass
@@ -91,7 +92,10 @@ class ClipBackbone(Backbone):
         self.norm = PixelNorm(*mean_std)
         # text embedding (joint space) -> the image tower's width, so visual_projection maps it back
         self.register_buffer("text_to_vision", torch.linalg.pinv(clip.visual_projection.weight.detach().double()).float())
-        self.register_buffer("text_table", torch.zeros(1, self.hidden_size))  # set by featurize; last row: ''
+        self._texts: list[str] = [""]
+        self._pixels = None
+        self._text_table: FrozenTable | None = None
+        self._image_table: FrozenTable | None = None
         self._fingerprint: str | None = None
         self.freeze()
 
@@ -104,61 +108,55 @@ class ClipBackbone(Backbone):
     # ----- featurising a dataset ------------------------------------------------------------------
     def featurize(self, data: ModalData) -> DataBundle:
         pixels, absent = cached_pixels(data, self.image_size, "crop", "bicubic")
-        columns = {"pixels": pixels}
-        if self.options.fuse_text:
-            feats = self.text_features([*data.texts, ""], f"{data.fingerprint}/{data.name}")
-            self.text_table = (feats["text_embeds"] @ self.text_to_vision.T.cpu()).to(self.text_to_vision.device)
+        self._texts = [*data.texts, ""]  # the text table's rows: the dataset's, then the missing text
+        self._pixels = pixels
+        self._text_table = self._image_table = None
         info = {"backbone": "clip", "image_size": self.image_size, "rows_without_image": absent, "fuse_text": self.options.fuse_text}
-        return make_bundle(data, columns, info)
+        return make_bundle(data, {"pixels": pixels}, info)
 
-    def text_features(self, texts: list[str], tag: str) -> dict[str, torch.Tensor]:
-        """{"text": pooled EOS states [N, Dt], "text_embeds": joint-space [N, P]}, cached."""
-        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
-        key = cache_key(what="clip-text", weights=self.fingerprint, texts=digest, tag=tag, n=len(texts),
-                        len=self.options.max_text_tokens, device=_fastest_device_type())
+    @property
+    def text_table(self) -> FrozenTable:
+        """Each row's pooled text tower output ``text`` and joint-space ``text_embeds`` (last row:
+        the empty text), computed on first use and cached (:mod:`fedbench.cache.frozen`)."""
+        if self._text_table is None:
+            key = cache_key(weights=self.fingerprint, texts=texts_digest(self._texts), len=self.options.max_text_tokens,
+                            device=_fastest_device_type(), chunk=FROZEN_CHUNK)
+            self._text_table = FrozenTable("clip-text", key, len(self._texts), self._text_rows, FROZEN_CHUNK)
+        return self._text_table
 
-        def build() -> dict:
-            ids, keep = tokenize(self.tokenizer, texts, self.options.max_text_tokens)
-            out = {"text": [], "text_embeds": []}
-            with _on_fastest_device(self) as dev:
-                for s in range(0, len(texts), FEATURE_BATCH):
-                    i, k = ids[s : s + FEATURE_BATCH].to(dev), keep[s : s + FEATURE_BATCH].to(dev)
-                    pooled = self.clip.text_model(input_ids=i, attention_mask=k.long()).pooler_output
-                    out["text"].append(pooled.float().cpu())
-                    out["text_embeds"].append(self.clip.text_projection(pooled).float().cpu())
-            return {name: torch.cat(parts) for name, parts in out.items()}
+    @property
+    def image_table(self) -> FrozenTable:
+        """Each row's pooled image tower output ``image`` and joint-space ``image_embeds`` (last
+        row: MAP's missing-image constant), computed on first use and cached."""
+        if self._image_table is None:
+            key = cache_key(weights=self.fingerprint, pixels=self._pixels.key, n=len(self._pixels), size=self.image_size,
+                            device=_fastest_device_type(), chunk=FROZEN_CHUNK)
+            self._image_table = FrozenTable("clip-image", key, len(self._pixels) + 1, self._image_rows, FROZEN_CHUNK)
+        return self._image_table
 
-        return cached(cache_dir() / f"clip_text_{key}.pt", build, valid=lambda o: o["text"].shape[0] == len(texts))
-
-    def image_features(self, pixels: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
-        """{"image": pooled [CLS] [N, Dv], "image_embeds": joint-space [N, P]} of uint8 pixels."""
-        out = {"image": [], "image_embeds": []}
+    def _text_rows(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        ids, keep = tokenize(self.tokenizer, [self._texts[i] for i in rows], self.options.max_text_tokens)
         with _on_fastest_device(self) as dev:
-            for s in range(0, len(pixels), FEATURE_BATCH):
-                px = self.norm(pixels[s : s + FEATURE_BATCH].to(dev), code[s : s + FEATURE_BATCH].to(dev))
-                pooled = self.vision(pixel_values=px, interpolate_pos_encoding=self.interpolate).pooler_output
-                out["image"].append(pooled.float().cpu())
-                out["image_embeds"].append(self.clip.visual_projection(pooled).float().cpu())
-        return {name: torch.cat(parts) for name, parts in out.items()}
+            pooled = self.clip.text_model(input_ids=ids.to(dev), attention_mask=keep.long().to(dev)).pooler_output
+            return {"text": pooled.float().cpu(), "text_embeds": self.clip.text_projection(pooled).float().cpu()}
+
+    def _image_rows(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        n = len(self._pixels)
+        pixels = self._pixels[np.minimum(rows, n - 1)]
+        code = torch.as_tensor(np.where(rows == n, IMAGE_MISSING, COMPLETE))
+        with _on_fastest_device(self) as dev:
+            pooled = self.vision(pixel_values=self.norm(pixels.to(dev), code.to(dev)), interpolate_pos_encoding=self.interpolate).pooler_output
+            return {"image": pooled.float().cpu(), "image_embeds": self.clip.visual_projection(pooled).float().cpu()}
 
     def frozen_features(self, data: ModalData) -> dict[str, torch.Tensor]:
-        """Every row's frozen CLIP features, for feature-level methods (FedMVP).
+        """Every row's frozen CLIP features in memory (small datasets; a method at real size reads
+        rows of :attr:`text_table` / :attr:`image_table` instead).
 
         ``text`` [N, Dt] / ``image`` [N, Dv]: pooled outputs of the towers; ``text_embeds`` /
         ``image_embeds`` [N, P]: the same in the joint space. ``*_missing`` ([D]): the features of
         the placeholders (empty text; MAP's constant image), for methods that impute a gap."""
-        pixels, _ = cached_pixels(data, self.image_size, "crop", "bicubic")
-        key = cache_key(what="clip-images", weights=self.fingerprint, images=data.images.key, data=data.fingerprint,
-                        n=len(data), size=self.image_size, device=_fastest_device_type())
-
-        def build() -> dict:
-            codes = torch.full((len(data) + 1,), COMPLETE, dtype=torch.long)
-            codes[-1] = IMAGE_MISSING
-            return self.image_features(torch.cat([pixels, pixels[:1]]), codes)
-
-        images = cached(cache_dir() / f"clip_images_{key}.pt", build, valid=lambda o: o["image"].shape[0] == len(data) + 1)
-        texts = self.text_features([*data.texts, ""], f"{data.fingerprint}/{data.name}")
-        feats = {**texts, **images}
+        self.featurize(data)
+        feats = {**self.text_table.all_rows(), **self.image_table.all_rows()}
         out = {name: t[:-1] for name, t in feats.items()}
         out.update({f"{name}_missing": t[-1] for name, t in feats.items()})
         return out
@@ -175,8 +173,10 @@ class ClipBackbone(Backbone):
 
     def text_token(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, H]: each row's frozen text embedding in the image tower's width ('' when missing)."""
-        empty = torch.full_like(batch["row"], self.text_table.shape[0] - 1)
-        return self.text_table[torch.where(batch["code"] == TEXT_MISSING, empty, batch["row"])]
+        empty = torch.full_like(batch["row"], self.text_table.n - 1)
+        rows = torch.where(batch["code"] == TEXT_MISSING, empty, batch["row"])
+        embeds = self.text_table.rows(rows)["text_embeds"].to(self.text_to_vision.device)
+        return embeds @ self.text_to_vision.T
 
     def batch_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return batch["row"]
@@ -231,9 +231,12 @@ class _on_fastest_device:
         self.module.to(dev)
         self._grad = torch.is_grad_enabled()
         torch.set_grad_enabled(False)
+        self._autocast = torch.autocast(dev.type, enabled=False)  # frozen features in float32, whatever runs them
+        self._autocast.__enter__()
         return dev
 
     def __exit__(self, *exc) -> None:
+        self._autocast.__exit__(*exc)
         torch.set_grad_enabled(self._grad)
         self.module.to(self.home)
 

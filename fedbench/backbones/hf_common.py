@@ -1,4 +1,4 @@
-"""What the transformers backbones (ViLT, CLIP, ViT) share: loading, a pre-LN layer, pixels, text.
+"""What the transformers backbones (ViLT, CLIP, ViT) share: loading, a pre-LN layer, text inputs.
 
 - **Loading** goes through ``from_pretrained`` with ``local_files_only`` (offline by default), so
   real weights (the user's HF cache or a folder) and the tests' tiny ``save_pretrained`` models
@@ -8,10 +8,8 @@
   than the layers' ``forward`` signatures, which changed between transformers 4.x and 5.x (and
   between ViT and ViLT). A bool keep mask goes to ``scaled_dot_product_attention``, so the same
   code runs under ``bf16-mixed`` and ``16-mixed`` autocast without finfo tricks.
-- **Pixels** are decoded and resized once per (images, size, mode) and cached as uint8
-  ``[N, 3, S, S]`` (backbone-agnostic: ViT and CLIP at 224 share one file); normalisation and the
-  missing-image constant are applied per batch on the device, so the cache stays 4x smaller than
-  floats and independent of the model's mean/std.
+- **Pixels** and **token ids** are cached on disk and read memory-mapped
+  (:mod:`fedbench.backbones.pixels`, :mod:`fedbench.backbones.tokens`).
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,16 +24,12 @@ import torch
 from torch import nn
 
 from fedbench.backbones.attention import attention
-from fedbench.backbones.cache import cache_dir, cache_key, cached
-from fedbench.batch import IMAGE_MISSING, TEXT_MISSING
-from fedbench.data.base import ArrayImages, ModalData, PathImages
+from fedbench.batch import TEXT_MISSING
+from fedbench.data.base import ModalData
 from fedbench.data.bundle import BUNDLE_SPLITS, DataBundle
 from fedbench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-
-MISSING_PIXEL = 1.0  # MAP: a missing image is an all-ones tensor after normalisation
-
 
 # ----- loading ---------------------------------------------------------------------------------
 def _quiet():
@@ -193,74 +186,7 @@ def run_prenorm(parts: list[BlockParts], x: torch.Tensor, keep: torch.Tensor, he
     return x
 
 
-# ----- pixels ----------------------------------------------------------------------------------
-def _resize(image: np.ndarray | None, size: int, mode: str, resample: str) -> tuple[np.ndarray, bool]:
-    from PIL import Image
-
-    if image is None:  # no image on disk for this row: a white canvas (the missing table decides the rest)
-        return np.full((size, size, 3), 255, dtype=np.uint8), False
-    im = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
-    method = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[resample]
-    if mode == "crop":  # CLIP: shorter side to size, then the centre square
-        w, h = im.size
-        scale = size / min(w, h)
-        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), method)
-        left, top = (im.size[0] - size) // 2, (im.size[1] - size) // 2
-        im = im.crop((left, top, left + size, top + size))
-    else:  # the whole image squashed to a square
-        im = im.resize((size, size), method)
-    return np.asarray(im, dtype=np.uint8), True
-
-
-def cached_pixels(data: ModalData, size: int, mode: str = "squash", resample: str = "bicubic") -> tuple[torch.Tensor, int]:
-    """(uint8 [N, 3, size, size], rows that had no image) for every row of ``data``, cached."""
-    key = cache_key(what="pixels", images=data.images.key, data=data.fingerprint, n=len(data), size=size, mode=mode, resample=resample)
-
-    def build() -> dict:
-        log.info("resizing the %d images of %s to %dpx (first run only)", len(data), data.name, size)
-        out = np.empty((len(data), size, size, 3), dtype=np.uint8)
-        load_all = getattr(data.images, "load_all", None)  # a source that renders all at once (emoji)
-        source = load_all() if load_all is not None else data.images
-
-        def one(i: int) -> bool:
-            out[i], present = _resize(source[i], size, mode, resample)
-            return present
-
-        # PIL decodes and resizes outside the GIL; sources of unknown thread safety go one by one
-        threads = 4 if load_all is not None or isinstance(data.images, (ArrayImages, PathImages)) else 1
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            absent = sum(not present for present in pool.map(one, range(len(data))))
-        return {"pixels": torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(), "absent": absent}
-
-    def valid(obj) -> bool:
-        px = obj.get("pixels")
-        return isinstance(px, torch.Tensor) and px.dtype == torch.uint8 and tuple(px.shape) == (len(data), 3, size, size)
-
-    art = cached(cache_dir() / f"pixels_{key}.pt", build, valid=valid)
-    return art["pixels"], int(art["absent"])
-
-
-class PixelNorm(nn.Module):
-    """uint8 [B, 3, S, S] -> normalised float; rows whose code is IMAGE_MISSING become MAP's constant."""
-
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-
-    def forward(self, pixels: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        x = (pixels.float() / 255.0 - self.mean) / self.std
-        missing = (code == IMAGE_MISSING).view(-1, 1, 1, 1)
-        return torch.where(missing, torch.full_like(x, MISSING_PIXEL), x)
-
-
 # ----- text ------------------------------------------------------------------------------------
-def tokenize(tokenizer, texts: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids [N, max_len] (right-padded) and a keep mask [N, max_len]."""
-    tok = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len, return_tensors="pt")
-    return tok["input_ids"].long(), tok["attention_mask"].bool()
-
-
 def drop_missing_text(ids: torch.Tensor, keep: torch.Tensor, code: torch.Tensor, empty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows whose code is TEXT_MISSING become the tokenisation of the empty string (``empty``,
     e.g. [CLS][SEP]): MAP feeds a missing text as ``''``."""

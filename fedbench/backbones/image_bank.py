@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedbench.backbones.cache import cache_dir, cache_key, cached
 from fedbench.backbones.image_features import extract_grid_features
+from fedbench.cache.folder import cache_dir, cache_key, cached
 from fedbench.data.base import ModalData
 from fedbench.errors import ConfigError
 

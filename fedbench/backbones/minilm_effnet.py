@@ -101,7 +101,7 @@ class MiniLMEffNetBackbone(Backbone):
             num_classes=data.num_classes,
             label_names=list(data.label_names),
             labels=torch.as_tensor(data.labels, dtype=torch.float32 if data.multilabel else torch.long),
-            columns={"text_ids": ids, "text_keep": keep, "image": torch.arange(len(data))},
+            columns={"text_ids": ids, "text_keep": keep, "image": torch.arange(len(data)), "row": torch.arange(len(data))},
             splits={k: np.asarray(v) for k, v in data.splits.items() if k in BUNDLE_SPLITS},
             metric_spec=data.metric,
             info={**data.info, **self.bank_info},

@@ -42,5 +42,8 @@ def featurized(data_cfg, backbone_cfg) -> tuple[DataBundle, Backbone]:
         data = load_modal_data(data_cfg.dataset, data_cfg.options, data_cfg.split_seed)
         spec = BACKBONES.get(backbone_cfg.name)
         backbone = spec.build(build_options(spec.options, backbone_cfg.options, "backbone.options"))
-        _CACHE[key] = (backbone.featurize(data), backbone)
+        bundle = backbone.featurize(data)
+        backbone.bundle = bundle
+        backbone.__dict__.pop("_frozen_fingerprint", None)  # featurize may set buffers (the embedded image bank)
+        _CACHE[key] = (bundle, backbone)
     return _CACHE[key]

@@ -31,9 +31,7 @@ import torch.nn.functional as F
 
 from fedbench.backbones.base import Backbone, Prompter
 from fedbench.backbones.hf_common import (
-    PixelNorm,
     block_parts,
-    cached_pixels,
     checked_size,
     drop_missing_text,
     encoder_layers,
@@ -42,9 +40,10 @@ from fedbench.backbones.hf_common import (
     load_tokenizer,
     make_bundle,
     run_prenorm,
-    tokenize,
 )
+from fedbench.backbones.pixels import PixelNorm, cached_pixels
 from fedbench.backbones.registry import BackboneSpec, register_backbone
+from fedbench.backbones.tokens import cached_tokens
 from fedbench.data.base import ModalData
 from fedbench.data.bundle import DataBundle
 from fedbench.errors import ConfigError
@@ -104,7 +103,7 @@ class ViltBackbone(Backbone):
 
     # ----- featurising a dataset ------------------------------------------------------------------
     def featurize(self, data: ModalData) -> DataBundle:
-        ids, keep = tokenize(self.tokenizer, data.texts, self.options.max_text_tokens)
+        ids, keep = cached_tokens(self.tokenizer, data.texts, self.options.max_text_tokens, data.name)
         pixels, absent = cached_pixels(data, self.image_size, "squash", "bicubic")
         info = {"backbone": "vilt", "image_size": self.image_size, "rows_without_image": absent}
         return make_bundle(data, {"text_ids": ids, "text_keep": keep, "pixels": pixels}, info, padded=("text_keep", "text_ids"))

@@ -20,9 +20,7 @@ import torch
 
 from fedbench.backbones.base import Backbone, Prompter
 from fedbench.backbones.hf_common import (
-    PixelNorm,
     block_parts,
-    cached_pixels,
     checked_size,
     encoder_layers,
     image_stats,
@@ -30,6 +28,7 @@ from fedbench.backbones.hf_common import (
     make_bundle,
     run_prenorm,
 )
+from fedbench.backbones.pixels import PixelNorm, cached_pixels
 from fedbench.backbones.registry import BackboneSpec, register_backbone
 from fedbench.data.base import ModalData
 from fedbench.data.bundle import DataBundle

@@ -3,7 +3,8 @@
 A backbone's ``featurize`` computes everything frozen and deterministic once (for the embedded
 backbone: token ids and rows of its image-token bank), so a client fit only gathers rows. A batch
 is a dict holding the bundle's columns for its rows plus ``label`` and ``code`` (the batch contract,
-:mod:`fedbench.batch`).
+:mod:`fedbench.batch`). A column is a tensor (small data) or a memory-mapped
+:class:`~fedbench.cache.arrays.MappedRows` (real datasets); both are gathered by row index.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from fedbench.batch import CODE, LABEL
 from fedbench.data.base import MetricSpec
@@ -40,36 +40,33 @@ class DataBundle:
     def metric(self) -> str:
         return self.metric_spec.primary
 
-    def batch(self, index: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {name: col[index] for name, col in self.columns.items()}
+    def batch(self, index: torch.Tensor, code: torch.Tensor, pin: bool = False) -> dict[str, torch.Tensor]:
+        """The rows ``index`` of every column (into pinned host memory when ``pin``), their labels
+        and the missing codes ``code``."""
+        out = {name: gather(col, index, pin) for name, col in self.columns.items()}
         if self.padded:
             width = int(out[self.padded[0]].sum(1).max())
             for name in self.padded:
                 out[name] = out[name][:, :width]
-        out[LABEL] = self.labels[index]
-        out[CODE] = code
+        out[LABEL] = gather(self.labels, index, pin)
+        out[CODE] = code.pin_memory() if pin else code
         return out
 
 
-class _Rows(Dataset):
-    def __init__(self, index: np.ndarray, codes: np.ndarray):
-        self.index = torch.as_tensor(np.asarray(index), dtype=torch.long)
-        self.codes = torch.as_tensor(np.asarray(codes), dtype=torch.long)
+def bundle_fingerprint(bundle: DataBundle) -> str:
+    """A content key of a bundle's labels and columns (frozen caches built from its rows use it)."""
+    from fedbench.cache.digest import column_digest, tensor_digest
+    from fedbench.cache.folder import cache_key
 
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int) -> int:  # a position; the collate gathers the rows
-        return i
+    return cache_key(labels=tensor_digest(bundle.labels), columns=[column_digest(bundle.columns[k]) for k in sorted(bundle.columns)])
 
 
-def make_loader(bundle: DataBundle, index: np.ndarray, codes: np.ndarray, *, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    """Batches of ``bundle`` rows ``index`` with per-row missing codes ``codes`` (aligned with index)."""
-    rows = _Rows(index, codes)
+def gather(column, index: torch.Tensor, pin: bool = False) -> torch.Tensor:
+    """``column[index]`` for a tensor or a memory-mapped column (:class:`~fedbench.cache.arrays.MappedRows`)."""
+    if not pin:
+        return column[index]
+    if isinstance(column, torch.Tensor):
+        out = torch.empty((len(index), *column.shape[1:]), dtype=column.dtype, pin_memory=True)
+        return torch.index_select(column, 0, index, out=out)
+    return column.gather(index, out=column.empty(len(index), pin=True))
 
-    def collate(positions: list[int]) -> dict[str, torch.Tensor]:
-        pos = torch.as_tensor(positions, dtype=torch.long)
-        return bundle.batch(rows.index[pos], rows.codes[pos])
-
-    gen = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(rows, batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=collate, num_workers=0)

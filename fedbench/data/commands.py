@@ -65,7 +65,7 @@ def _parse_prepare(args: list[str]) -> tuple[str, str, set[str]]:
 
 
 def _index_path() -> Path:
-    from fedbench.backbones.cache import cache_dir
+    from fedbench.cache.folder import cache_dir
 
     return cache_dir() / "datasets" / "prepared.json"
 

@@ -34,7 +34,7 @@ _SOURCES: dict[tuple[str, str, str | None], SourceTable] = {}
 
 def locations(name: str, root: Path) -> list[Path]:
     """Where a prepared copy of ``name`` from ``root`` may live, in the order they are tried."""
-    from fedbench.backbones.cache import cache_dir
+    from fedbench.cache.folder import cache_dir
 
     tag = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]
     return [Path(root) / ".fedbench" / name, cache_dir() / "datasets" / f"{name}-{tag}"]

@@ -135,12 +135,16 @@ class ArrayBlobs:
 @dataclass
 class EncodedImages:
     """Images kept encoded (JPEG/PNG bytes) and decoded when a row is asked for; ``rows`` maps
-    this source's rows onto the blobs (a subset or a repetition), ``size`` resizes to a square."""
+    this source's rows onto the blobs (a subset or a repetition), ``size`` resizes to a square.
+    ``origin`` names the blobs and the resize, without the rows: caches of decoded pixels are
+    keyed by it and the blob rows, so every subset of one download shares them. Reads are
+    thread-safe (pixel caches decode in parallel threads)."""
 
     blobs: Any
     key: str
     size: int | None = None
     rows: np.ndarray | None = None
+    origin_key: str = ""
 
     def __len__(self) -> int:
         return len(self.blobs) if self.rows is None else len(self.rows)
@@ -165,34 +169,49 @@ class EncodedImages:
             raise DataError(f"cannot decode the image {where} ({str(err)[:60]}); `fedbench data prepare` checks every image "
                             "and lists the damaged ones") from err
 
-    def take(self, rows: np.ndarray, key: str, size: int | None) -> EncodedImages:
+    def take(self, rows: np.ndarray, key: str, size: int | None, origin_key: str = "") -> EncodedImages:
         base = np.arange(len(self.blobs)) if self.rows is None else self.rows
-        return EncodedImages(self.blobs, key, size, base[np.asarray(rows, dtype=np.int64)])
+        return EncodedImages(self.blobs, key, size, base[np.asarray(rows, dtype=np.int64)], origin_key)
+
+    def origin(self) -> tuple[str, np.ndarray, EncodedImages]:
+        """(origin key, each row's blob row, a source over every blob): see the class docstring."""
+        rows = np.arange(len(self.blobs), dtype=np.int64) if self.rows is None else np.asarray(self.rows, dtype=np.int64)
+        return self.origin_key or self.key, rows, EncodedImages(self.blobs, self.origin_key or self.key, self.size)
 
 
 @dataclass
 class PixelImages:
-    """Decoded images of one shape in memory ([N, H, W, 3] uint8; CIFAR), resized on access."""
+    """Decoded images of one shape ([M, H, W, 3] uint8, e.g. CIFAR's prepared array, mapped from
+    disk), seen through ``rows`` (this source's row i is ``array[rows[i]]``), resized on access."""
 
     array: np.ndarray
     key: str
     size: int | None = None
+    rows: np.ndarray | None = None
+    origin_key: str = ""
 
     def __len__(self) -> int:
-        return len(self.array)
+        return len(self.array) if self.rows is None else len(self.rows)
+
+    def _row(self, i: int) -> np.ndarray:
+        return self.array[int(i if self.rows is None else self.rows[i])]
 
     def __getitem__(self, i: int) -> np.ndarray:
         if self.size is None or self.size == self.array.shape[1]:
-            return self.array[i]
+            return self._row(i)
         from PIL import Image
 
-        im = Image.fromarray(self.array[i]).resize((self.size, self.size), Image.BICUBIC)
+        im = Image.fromarray(self._row(i)).resize((self.size, self.size), Image.BICUBIC)
         return np.asarray(im, dtype=np.uint8)
 
     def load_all(self) -> np.ndarray:
         if self.size is None or self.size == self.array.shape[1]:
-            return self.array
+            return self.array if self.rows is None else self.array[self.rows]
         return np.stack([self[i] for i in range(len(self))])
+
+    def origin(self) -> tuple[str, np.ndarray, PixelImages]:
+        rows = np.arange(len(self.array), dtype=np.int64) if self.rows is None else np.asarray(self.rows, dtype=np.int64)
+        return self.origin_key or self.key, rows, PixelImages(self.array, self.origin_key or self.key, self.size)
 
 
 def decode_all(blobs, shape: tuple[int, int]) -> np.ndarray:
@@ -263,12 +282,13 @@ def assemble(
     digest = hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest()[:12]
     ident = f"{name}/{source.layout}/{source.stamp[:16]}/{json.dumps(opts, sort_keys=True)}/split{split_seed}"
     size = getattr(options, "image_size", None)
+    origin = f"{name}/{source.layout}/{source.stamp[:16]}/size{size}"  # the images before any row is chosen
     key = f"{name}/{source.layout}/{source.stamp[:16]}/rows{digest}/size{size}"
     if isinstance(source.images, np.ndarray):
         whole = len(rows) == len(source.images) and np.array_equal(rows, np.arange(len(rows)))
-        images: Any = PixelImages(source.images if whole else source.images[rows], key, size)
+        images: Any = PixelImages(source.images, key, size, None if whole else np.asarray(rows, dtype=np.int64), origin)
     else:
-        images = source.images.take(rows, key, size)
+        images = source.images.take(rows, key, size, origin)
     splits = {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in splits.items()}
     base_info = {
         "layout": source.layout, "prepared": source.prepared, "source_rows": len(source),

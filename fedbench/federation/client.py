@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from fedbench.config import TrainConfig
-from fedbench.data.bundle import DataBundle, make_loader
+from fedbench.data.bundle import DataBundle
+from fedbench.data.loader import make_loader
 from fedbench.federation.trainer import make_trainer
 from fedbench.methods.base import ClientModule, ClientUpdate, State
 
@@ -51,8 +52,13 @@ class ClientRunner:
         module.epoch_losses = []
         module.on_round_start(task.global_state, task.round_index, task.payload)
         torch.manual_seed(task.seed)
-        loader = make_loader(self.bundle, task.index, task.codes, batch_size=self.train.batch_size, shuffle=True, seed=task.seed)
-        max_steps = -1 if task.work >= 1.0 else max(1, math.ceil(task.work * self.local_epochs * len(loader)))
+        on_gpu = next(module.parameters()).device.type == "cuda"
+        loader = make_loader(self.bundle, task.index, task.codes, batch_size=self.train.batch_size, shuffle=True, seed=task.seed,
+                             pin=on_gpu)
+        steps = math.ceil(self.local_epochs * len(loader) / self.train.accumulate)  # optimiser steps of a full fit
+        max_steps = -1 if task.work >= 1.0 else max(1, math.ceil(task.work * steps))
+        if self.train.max_steps is not None and (max_steps < 0 or max_steps > self.train.max_steps):
+            max_steps = self.train.max_steps
         make_trainer(self.train, self.local_epochs, max_steps).fit(module, loader)
         shared, personal = module.split_state(module.trainable_state())
         return ClientResult(

@@ -18,7 +18,8 @@ from torchmetrics.functional.classification import (
     multilabel_f1_score,
 )
 
-from fedbench.data.bundle import DataBundle, make_loader
+from fedbench.data.bundle import DataBundle
+from fedbench.data.loader import make_loader
 
 
 def autocast_for(precision: str, device: torch.device):
@@ -40,8 +41,8 @@ def predict(module, bundle: DataBundle, index: np.ndarray, codes: np.ndarray, *,
     device = next(module.parameters()).device
     preds, labels = [], []
     with autocast_for(precision, device):
-        for batch in make_loader(bundle, index, codes, batch_size=batch_size, shuffle=False):
-            batch = {k: v.to(device) for k, v in batch.items()}
+        for batch in make_loader(bundle, index, codes, batch_size=batch_size, shuffle=False, pin=device.type == "cuda"):
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             logits = module(batch)
             preds.append(decisions(logits, task).cpu())
             labels.append(batch["label"].cpu())

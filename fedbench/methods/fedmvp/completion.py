@@ -14,7 +14,7 @@ feature tensors [N, ...] and the modality codes of :mod:`fedbench.batch` (0 comp
 - ``generate`` (captioner / text-to-image) works on raw inputs: :mod:`.generate`.
 
 Completions are cached on disk by (dataset, completer, seed) through
-:func:`fedbench.backbones.cache.cached`, which loads tensors only (no pickled code runs).
+:func:`fedbench.cache.folder.cached`, which loads tensors only (no pickled code runs).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fedbench.backbones.cache import cache_dir, cache_key, cached
 from fedbench.batch import COMPLETE, IMAGE_MISSING, TEXT_MISSING
+from fedbench.cache.folder import cache_dir, cache_key, cached
 
 __all__ = [
     "Completer",

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from fedbench.batch import IMAGE_MISSING, TEXT_MISSING
+from fedbench.cache.digest import tensor_digest
 from fedbench.errors import ConfigError
 from fedbench.methods.fedmvp.completion import (
     Completion,
@@ -35,9 +36,9 @@ from fedbench.methods.fedmvp.completion import (
     completion_quality,
 )
 from fedbench.methods.fedmvp.config import FedMVPOptions
-from fedbench.methods.fedmvp.features import FeatureTable, feature_table, held_out_rows, tensor_digest
+from fedbench.methods.fedmvp.features import FeatureTable, feature_table, held_out_rows
 
-__all__ = ["Prepared", "prepare", "prepared_for"]
+__all__ = ["Prepared", "prepare", "prepared_for", "used_rows"]
 
 
 @dataclass
@@ -83,6 +84,13 @@ def _round(quality: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()}
 
 
+def used_rows(bundle, pool: np.ndarray) -> Tensor:
+    """The sorted rows a run reads: its splits' and the server pool's (all rows of a bundle, except
+    in a smoke run, whose splits are capped)."""
+    parts = [np.asarray(v) for k, v in bundle.splits.items() if k in ("train", "val", "test")] + [np.asarray(pool)]
+    return torch.as_tensor(np.unique(np.concatenate(parts)), dtype=torch.long)
+
+
 def prepare(backbone, bundle, public: np.ndarray | None, options: FedMVPOptions, seed: int) -> Prepared:
     """Features, completion and quality for one run; registered for this process's clients.
 
@@ -103,32 +111,40 @@ def prepare(backbone, bundle, public: np.ndarray | None, options: FedMVPOptions,
         raise ConfigError("method.name: fedmvp needs single-label data (its losses are cross-entropies)")
     pool, pool_split = held_out_rows(bundle, public)
     train = torch.as_tensor(np.sort(np.asarray(bundle.splits["train"])), dtype=torch.long)
-    text, image = table.text[:n], table.image[:n]
-    both = torch.cat([torch.full((n,), IMAGE_MISSING), torch.full((n,), TEXT_MISSING)])
+    used = used_rows(bundle, pool)  # every row when the splits and the pool cover the bundle (as always but in smoke runs)
+    pooled = table.rows(used)
+    text = torch.zeros((n, *pooled["text"].shape[1:]))
+    image = torch.zeros((n, *pooled["image"].shape[1:]))
+    text[used], image[used] = pooled["text"], pooled["image"]
+    both = torch.cat([torch.full((len(used),), IMAGE_MISSING), torch.full((len(used),), TEXT_MISSING)])
+    subset = {} if len(used) == n else {"rows": tensor_digest(used)}
+    image_from = text_from = torch.full((n,), -1, dtype=torch.long)
     if options.completer == "retrieval":
         pool_t = torch.as_tensor(pool, dtype=torch.long)
         completer = RetrievalCompleter(
             CompletionPool(text=text[pool_t], image=image[pool_t], labels=labels[pool_t]),
             via=options.retrieval_via,
         )
-        extra = dict(features=features_key, pool=tensor_digest(pool_t), via=options.retrieval_via)
+        extra = dict(features=features_key, pool=tensor_digest(pool_t), via=options.retrieval_via, **subset)
         done = cached_completion(
-            lambda: completer.complete(torch.cat([text, text]), torch.cat([image, image]), both),
+            lambda: completer.complete(torch.cat([text[used], text[used]]), torch.cat([image[used], image[used]]), both),
             bundle.name,
             "retrieval",
             seed,
-            n=2 * n,
+            n=2 * len(used),
             **extra,
         )
-        image_from, text_from = pool_t[done.source[:n]], pool_t[done.source[n:]]
+        image_from, text_from = image_from.clone(), text_from.clone()
+        image_from[used], text_from[used] = pool_t[done.source[: len(used)]], pool_t[done.source[len(used) :]]
         pool_labels = labels[pool_t]
     else:  # impute and none: the backbone's missing input wherever a modality is missing
         miss = table.missing_row
         completer = ImputeCompleter(table.text[miss], table.image[miss])
-        done = completer.complete(torch.cat([text, text]), torch.cat([image, image]), both)
+        done = completer.complete(torch.cat([text[used], text[used]]), torch.cat([image[used], image[used]]), both)
         image_from = text_from = torch.full((n,), miss, dtype=torch.long)
         pool_labels = None
-    rows = torch.cat([train, n + train])
+    at = torch.searchsorted(used, train)  # the train rows' positions in the completion
+    rows = torch.cat([at, len(used) + at])
     quality = completion_quality(
         _sub(done, rows),
         torch.cat([labels[train], labels[train]]),

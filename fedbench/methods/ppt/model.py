@@ -26,10 +26,10 @@ from fedbench.methods.base import ClientModule
 from fedbench.methods.ppt.config import PPTOptions
 from fedbench.methods.ppt.prompted import (
     AdaptorHead,
-    frozen_readout,
     pfpt_adam,
     prompt_init_bound,
     prompted_readout,
+    query_features,
     visible_tokens,
 )
 
@@ -99,7 +99,7 @@ class PPTModule(ClientModule):
         if self.pool.shape[0] < opts.kappa:
             raise ConfigError(f"the PPT pool holds {self.pool.shape[0]} prompts, fewer than kappa={opts.kappa}")
         tokens, keep = visible_tokens(self.backbone, batch)
-        feature = frozen_readout(self.backbone, tokens, keep)
+        feature = query_features(self.backbone, batch)
         sim = similarity(self.query(feature.to(self.pool.dtype)), self.pool)
         idx = select(sim, opts.kappa, opts.selection)
         if self.training:  # usage and the query-key term belong to local training only
