@@ -12,6 +12,9 @@ ABLATIONS ?=
 WORKERS ?=
 DATASET ?=
 EXECUTOR ?=
+PRECISION ?=
+ACCELERATOR ?=
+SMOKE ?=
 
 .PHONY: install test bench perf leaderboard lint clean
 
@@ -28,7 +31,7 @@ test: install
 	$(PY) -m pytest
 
 bench: install
-	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(PRECISION),--precision $(PRECISION)) \
+	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(PRECISION),--precision $(PRECISION)) $(if $(ACCELERATOR),--accelerator $(ACCELERATOR)) $(if $(SMOKE),--smoke true) \
 		$(if $(RATES),--rates "$(RATES)") $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(TYPES),--types "$(TYPES)") \
 		$(if $(ABLATIONS),--ablations true) $(if $(WORKERS),--workers $(WORKERS))
 

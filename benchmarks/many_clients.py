@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
-from pathlib import Path
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident size since its exec (VmHWM; ru_maxrss where /proc is missing)."""
-    try:
-        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident size since its exec (VmHWM)."""
+    from fedbench.hardware import peak_rss_bytes
+
+    return peak_rss_bytes() / 2**20
 
 
 def run_one(args: argparse.Namespace) -> dict:

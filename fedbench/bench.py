@@ -31,13 +31,15 @@ def _repo_file(rel: str, what: str = "the paper's table") -> Path:
 def bench(
     method: str, profile: str, *, dataset: str | None = None, rates=None, seeds=None, types=None, ablations=False,
     results: str | None = None, leaderboards: str | None = None, wandb=True, workers: int | None = None,
-    executor: str | None = None, precision: str | None = None,
+    executor: str | None = None, precision: str | None = None, accelerator: str | None = None, smoke: bool = False,
 ) -> list[dict]:
     """Run ``method``'s bench plan on the embedded dataset, or (``dataset`` set to a real one) the
     paper's table of ``method`` on that dataset (:class:`~fedbench.methods.registry.PaperTable`).
     ``executor="ray"`` runs the cells as Ray tasks (docs/scale-out.md) instead of local processes;
     it never changes a result. ``precision`` replaces the profile's ``train.precision`` (its quick
-    profile says ``auto``: bf16-mixed on a CPU with native bf16, else 32-true)."""
+    profile says ``auto``: bf16-mixed on a CPU with native bf16, else 32-true); ``accelerator``
+    replaces ``train.accelerator``. ``smoke`` runs each method of the plan once, in smoke mode
+    (:mod:`fedbench.federation.smoke`: the real data path, one short round, nothing recorded)."""
     from fedbench.methods.registry import get_method
 
     plan = get_method(method).plan
@@ -47,12 +49,12 @@ def bench(
     base = load_config(profile_config(profile))
     methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
     words = ["make", "bench", f"METHOD={method}", f"PROFILE={profile}"]
-    words += [f"{k}={v}" for k, v in (("EXECUTOR", executor), ("PRECISION", precision)) if v]
+    words += [f"{k}={v}" for k, v in (("EXECUTOR", executor), ("PRECISION", precision), ("ACCELERATOR", accelerator)) if v]
     if dataset is not None and dataset != base.data.dataset:
         return _paper_table(method, plan, dataset, profile, methods, words, rates=rates, seeds=seeds, types=types,
                             ablations=ablations, results=results, leaderboards=leaderboards, wandb=wandb, workers=workers,
-                            executor=executor, precision=precision)
-    _run_settings(base, executor, precision)
+                            executor=executor, precision=precision, accelerator=accelerator, smoke=smoke)
+    _run_settings(base, executor, precision, accelerator)
     base.missing.protocol = plan.protocol
     base.method.name = method
     plan_profile = plan.profiles.get(profile, {})
@@ -65,12 +67,14 @@ def bench(
                 per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()})
     base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results or "results", f"bench-{method}-{profile}", wandb
     base.tracking.command = _command(words, rates, seeds, types, ablations)
+    if smoke:
+        return _smoke(base, grid)
     workers = prof.get("workers", 1) if workers is None else workers
     return run_grid(base, grid, leaderboards=leaderboards or "leaderboards", workers=workers)
 
 
 def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds, types, ablations, results,
-                 leaderboards, wandb, workers, executor=None, precision=None) -> list[dict]:
+                 leaderboards, wandb, workers, executor=None, precision=None, accelerator=None, smoke=False) -> list[dict]:
     """The paper's table of ``method`` on ``dataset``: its experiments/ YAML as the base config, the
     table's axes (RATES / TYPES replace the rate / type axis), results and boards kept per paper."""
     table = plan.tables.get(dataset)
@@ -82,7 +86,7 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
         )
     base = load_config(_repo_file(table.config))
     base.method.name = method
-    _run_settings(base, executor, precision)
+    _run_settings(base, executor, precision, accelerator)
     methods = list(dict.fromkeys([*methods, *table.extra_methods]))
     axes = dict(table.axes)
     if types:
@@ -94,15 +98,36 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
     base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, f"table-{method}-{dataset}", wandb
     base.tracking.command = _command([*words, f"DATASET={dataset}"], rates, seeds, types, ablations)
     leaderboards = leaderboards or str(Path("leaderboards") / Path(results).name)
+    if smoke:
+        return _smoke(base, Grid(methods=methods, seeds=run_seeds, axes=axes))
     return run_grid(base, Grid(methods=methods, seeds=run_seeds, axes=axes), leaderboards=leaderboards, workers=workers or 1)
 
 
-def _run_settings(base, executor: str | None, precision: str | None) -> None:
-    """EXECUTOR= and PRECISION= on the base config (checked with every cell's config)."""
+def _smoke(base, grid: Grid) -> list[dict]:
+    """One smoke run per method of the grid (its first setting and seed)."""
+    import sys
+
+    from fedbench.federation.loop import run_experiment
+    from fedbench.sweep import cell_configs
+
+    first = Grid(methods=grid.methods, seeds=grid.seeds[:1], axes={k: v[:1] for k, v in grid.axes.items()},
+                 per_method=grid.per_method)
+    reports = []
+    for cfg in cell_configs(base, first):
+        reports.append(run_experiment(cfg, smoke=True)["smoke"])
+    print("smoke: " + ", ".join(f"{r['method']} {r['status']} ({r['run_s']}s, peak {r['peak_rss_gib']} GiB)" for r in reports),
+          file=sys.stderr)
+    return reports
+
+
+def _run_settings(base, executor: str | None, precision: str | None, accelerator: str | None = None) -> None:
+    """EXECUTOR=, PRECISION= and ACCELERATOR= on the base config (checked with every cell's config)."""
     if executor:
         base.executor.name = executor
     if precision:
         base.train.precision = precision
+    if accelerator:
+        base.train.accelerator = accelerator
 
 
 def _command(words: list[str], rates, seeds, types, ablations) -> str:

@@ -26,6 +26,8 @@ def _experiment_parser(prog: str) -> ArgumentParser:
     p.add_argument("--config", action=ActionConfigFile, help="experiment YAML (e.g. experiments/emoji_quick.yaml)")
     p.add_class_arguments(ExperimentConfig, nested_key=None, fail_untyped=False)
     p.add_argument("--force", type=bool, default=False, help="rerun even if a record with this config exists")
+    p.add_argument("--smoke", type=bool, default=False,
+                   help="the whole real data path with one short round on a capped sample; nothing is recorded")
     return p
 
 
@@ -55,18 +57,56 @@ def _check_config_file(argv: list[str]) -> None:
             raise ConfigError(f"--config: file {path!r} does not exist; pass a YAML file such as experiments/emoji_quick.yaml")
 
 
+OPTION_SECTIONS = ("data", "backbone", "method", "executor")
+
+
+def _options_flags(argv: list[str]) -> tuple[list[str], dict[str, dict]]:
+    """``argv`` without its ``--<section>.options`` flags, and those options as dicts: options given on
+    the command line are merged into the config file's (a JSON dict would otherwise replace the
+    file's whole dict and silently drop what it does not repeat)."""
+    import yaml
+
+    rest, given, i = [], {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        name = next((s for s in OPTION_SECTIONS if arg == f"--{s}.options" or arg.startswith(f"--{s}.options=")), None)
+        if name is None:
+            rest.append(arg)
+            i += 1
+            continue
+        if "=" in arg:
+            text, i = arg.split("=", 1)[1], i + 1
+        elif i + 1 < len(argv):
+            text, i = argv[i + 1], i + 2
+        else:
+            raise ConfigError(f"--{name}.options: give a dict, e.g. '{{\"key\": value}}'")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--{name}.options: not a JSON/YAML dict ({str(err).splitlines()[0]}); give e.g. '{{\"key\": value}}'") from err
+        if not isinstance(value, dict):
+            raise ConfigError(f"--{name}.options: {text!r} is not a dict; give e.g. '{{\"key\": value}}'")
+        given[name] = {**given.get(name, {}), **value}
+    return rest, given
+
+
 def _parse(parser: ArgumentParser, argv: list[str]):
     _check_config_file(argv)
+    argv, options = _options_flags(argv)
     try:
-        return parser.parse_args(argv)
+        ns = parser.parse_args(argv)
     except Exception as err:  # jsonargparse reports type errors as ArgumentError with a multi-line text
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         raise ConfigError(" ".join(lines[:3])) from err
+    for section, values in options.items():
+        ns[f"{section}.options"] = {**(ns.get(f"{section}.options") or {}), **values}
+    return ns
 
 
 def _config_from(ns) -> ExperimentConfig:
     d = ns.as_dict()
-    for key in ("config", "force", "__path__", "methods", "per_method", "rates", "types", "alphas", "seeds", "leaderboards", "workers"):
+    for key in ("config", "force", "smoke", "__path__", "methods", "per_method", "rates", "types", "alphas", "seeds",
+                "leaderboards", "workers"):
         d.pop(key, None)
     return from_dict(d)
 
@@ -76,6 +116,9 @@ def cmd_run(argv: list[str]) -> int:
 
     ns = _parse(_experiment_parser("fedbench run"), argv)
     cfg = _config_from(ns)
+    if ns.smoke:
+        run_experiment(cfg, smoke=True)
+        return 0
     record = run_experiment(cfg, force=bool(ns.force))
     final = record["final"]
     if record.get("status") == "diverged":
@@ -137,11 +180,16 @@ def cmd_bench(argv: list[str]) -> int:
                    help="ray: run the cells as Ray tasks on a local Ray (for a cluster: fedbench sweep with --executor.options)")
     p.add_argument("--precision", type=str | None, default=None,
                    help="train.precision for every cell (32-true, bf16-mixed, 16-mixed, auto); default: the profile's")
+    p.add_argument("--accelerator", type=str | None, default=None,
+                   help="train.accelerator for every cell (cpu, gpu, auto); default: the experiment file's")
+    p.add_argument("--smoke", type=bool, default=False,
+                   help="each method once on the real data path with one short round (minutes on a CPU); nothing is recorded")
     _grid_arguments(p, leaderboards=None)
     ns = _parse(p, argv)
     bench(ns.method, ns.profile, dataset=ns.dataset, rates=_split(ns.rates, float), seeds=_split(ns.seeds, int),
           types=_split(ns.types), ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards,
-          wandb=ns.wandb, workers=ns.workers, executor=ns.executor, precision=ns.precision)
+          wandb=ns.wandb, workers=ns.workers, executor=ns.executor, precision=ns.precision, accelerator=ns.accelerator,
+          smoke=ns.smoke)
     return 0
 
 
@@ -175,6 +223,12 @@ def _lister(kind: str):
     return cmd
 
 
+def cmd_cache(argv: list[str]) -> int:
+    from fedbench.cache.commands import cache_command
+
+    return cache_command(argv)
+
+
 def cmd_data(argv: list[str]) -> int:
     from fedbench.data.commands import data_command
 
@@ -182,7 +236,7 @@ def cmd_data(argv: list[str]) -> int:
 
 
 COMMANDS = {
-    "run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "data": cmd_data,
+    "run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "data": cmd_data, "cache": cmd_cache,
     **{kind: _lister(kind) for kind in ("methods", "datasets", "backbones", "executors")},
 }
 

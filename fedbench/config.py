@@ -102,6 +102,12 @@ class TrainConfig:
     devices: int = 1
     eval_batch_size: int = 128
     threads: int | None = None
+    # gradient accumulation: an optimiser step every ``accumulate`` batches (MAP: 256 from smaller batches)
+    accumulate: int = 1
+    # a cap on each client fit's optimiser steps (None: every epoch in full), for a first real run
+    max_steps: int | None = None
+    # validation and test score a seeded sample of this many rows of their split (None: all)
+    eval_samples: int | None = None
 
 
 @dataclass
@@ -157,6 +163,9 @@ class ExperimentConfig:
             d["partition"].pop("n_dominant")
         if self.federation.personalized_clients is None:
             d["federation"].pop("personalized_clients")
+        for name, neutral in TRAIN_ADDED.items():
+            if getattr(self.train, name) == neutral:
+                d["train"].pop(name)
         d["federation"].pop("personal_store")  # where states live changes no result
         d["train"]["precision"] = concrete_precision(self.train.precision, self.train.accelerator)
         d["data"]["options"] = resolved_options(DATASETS.get(self.data.dataset).options, self.data.options, "data.options")
@@ -166,6 +175,7 @@ class ExperimentConfig:
 
 
 NOT_IDENTITY = ("tracking", "executor")
+TRAIN_ADDED = {"accumulate": 1, "max_steps": None, "eval_samples": None}  # left out of the identity at these values
 
 
 def _choice(field_name: str, value: Any, allowed: tuple) -> None:
@@ -243,6 +253,12 @@ def _validate_train(t: TrainConfig) -> None:
             raise ConfigError(f"train.{name}: must be >= 1, got {getattr(t, name)}")
     if t.threads is not None and t.threads < 1:
         raise ConfigError(f"train.threads: must be >= 1 or null (torch's default), got {t.threads}")
+    if t.accumulate < 1:
+        raise ConfigError(f"train.accumulate: must be >= 1 (batches per optimiser step), got {t.accumulate}")
+    for name in ("max_steps", "eval_samples"):
+        value = getattr(t, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"train.{name}: must be >= 1 or null (no cap), got {value}")
     _positive("train.lr", t.lr, "try 5e-3")
     if not t.weight_decay >= 0:
         raise ConfigError(f"train.weight_decay: must be >= 0, got {t.weight_decay}; try 0.02")

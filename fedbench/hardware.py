@@ -28,3 +28,24 @@ def concrete_precision(precision: str, accelerator: str) -> str:
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     native = torch.cuda.is_bf16_supported() if on_gpu else cpu_has_bf16()
     return "bf16-mixed" if native else "32-true"
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident size since its exec (the kernel's VmHWM; ru_maxrss where /proc
+    is missing, which a child inherits from its parent, so it can over-state)."""
+    try:
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+    except (OSError, StopIteration):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def rss_bytes() -> int:
+    """This process's resident size now (VmRSS), 0 where /proc is missing."""
+    try:
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:"))
+        return int(line.split()[1]) * 1024
+    except (OSError, StopIteration):
+        return 0

@@ -20,6 +20,7 @@ import torch
 
 from fedbench.aggregation.weighted import state_bytes
 from fedbench.config import ExperimentConfig, validate
+from fedbench.errors import ConfigError
 from fedbench.federation import checkpoint as ckpts
 from fedbench.federation.callbacks import Callback, default_callbacks
 from fedbench.federation.client import ClientRunner, ClientTask
@@ -86,6 +87,9 @@ class Federation:
         exp.backbone.to(self.device)
         self.module: ClientModule
         self.module, options = initial_module(self.cfg, spec, exp.backbone, exp.bundle.num_classes, self.device)
+        if self.cfg.train.accumulate > 1 and not self.module.automatic_optimization:
+            raise ConfigError(f"train.accumulate: {self.cfg.method.name} with these options steps its optimiser itself, "
+                              "so Lightning cannot accumulate its gradients; set train.accumulate to 1")
         context = self.server_context() if spec.needs_server_context else None
         self.aggregator = spec.aggregator(options, context)
         self.scorer = Scorer(exp, spec, self.module)
@@ -230,12 +234,20 @@ class Federation:
 
 
 def run_experiment(
-    cfg: ExperimentConfig, *, stop_after_rounds: int | None = None, force: bool = False, callbacks: list[Callback] | None = None
+    cfg: ExperimentConfig, *, stop_after_rounds: int | None = None, force: bool = False, callbacks: list[Callback] | None = None,
+    smoke: bool = False,
 ) -> dict[str, Any] | None:
     """Run (or resume) one experiment and return its record; ``None`` if stopped early on purpose.
 
     A record already on disk for the same configuration is returned as is unless ``force``.
+    ``smoke``: the real data path with one short round (:mod:`fedbench.federation.smoke`); nothing
+    is recorded.
     """
+    if smoke:
+        from fedbench.cache.frozen import small_blocks
+
+        with small_blocks():
+            return _smoke(cfg)
     validate(cfg)
     results_dir = Path(cfg.tracking.results_dir)
     run_id = run_id_of(cfg)
@@ -249,6 +261,29 @@ def run_experiment(
     fed.started = t0
     fed.resume()
     callbacks = default_callbacks() if callbacks is None else callbacks
+    return _run(fed, cfg, callbacks, t0, stop_after_rounds)
+
+
+def _smoke(cfg: ExperimentConfig) -> dict[str, Any]:
+    from fedbench.federation.callbacks import ProgressCallback
+    from fedbench.federation.smoke import SmokeReport, smoke_config, smoke_view
+
+    cfg, notes = smoke_config(cfg)
+    validate(cfg)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    results_dir = Path(cfg.tracking.results_dir)
+    check_writable(results_dir / cfg.data.dataset)
+    t0 = time.time()
+    exp = smoke_view(prepare(cfg))
+    setup_s = time.time() - t0
+    fed = Federation(exp, get_method(cfg.method.name), results_dir)
+    report = SmokeReport(cfg, notes, setup_s)
+    record = _run(fed, cfg, [ProgressCallback(), report], t0, None)
+    return {**(record or {}), "smoke": report.report}
+
+
+def _run(fed: Federation, cfg: ExperimentConfig, callbacks: list[Callback], t0: float, stop_after_rounds: int | None):
     r = fed.start_round
     try:
         for cb in callbacks:

@@ -77,9 +77,9 @@ def prepare(cfg: ExperimentConfig) -> Experiment:
     client_codes = [codes[np.searchsorted(train, c)] for c in parts]
 
     m, split_seed = cfg.missing, cfg.data.split_seed
-    val = np.sort(bundle.splits["val"])
+    val = eval_rows(bundle.splits["val"], cfg.train.eval_samples, split_seed, "val")
     val_codes = test_condition_codes(len(val), "as_train", m.rate, m.type, m.both_ratio, rng(split_seed, "val-missing", m.rate, m.type))
-    test_idx = np.sort(bundle.splits["test"])
+    test_idx = eval_rows(bundle.splits["test"], cfg.train.eval_samples, split_seed, "test")
     test = {
         cond: (test_idx, test_condition_codes(len(test_idx), cond, m.rate, m.type, m.both_ratio, rng(split_seed, "test-missing", cond, m.rate, m.type)))
         for cond in TEST_CONDITIONS
@@ -87,6 +87,15 @@ def prepare(cfg: ExperimentConfig) -> Experiment:
     test_labels = labels[test_idx]
     majority = float(np.bincount(test_labels).max() / len(test_labels))
     return Experiment(cfg, bundle, backbone, parts, client_codes, (val, val_codes), test, report, majority)
+
+
+def eval_rows(rows: np.ndarray, cap: int | None, split_seed: int, split: str) -> np.ndarray:
+    """The sorted rows of an evaluation split, or a sample of ``cap`` of them seeded by the split
+    seed alone (every method and seed scores the same rows)."""
+    rows = np.sort(np.asarray(rows))
+    if cap is None or cap >= len(rows):
+        return rows
+    return np.sort(rng(split_seed, "eval-sample", split).choice(rows, size=cap, replace=False))
 
 
 def codes_full(n: int, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:

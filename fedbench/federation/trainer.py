@@ -32,5 +32,6 @@ def make_trainer(train: TrainConfig, epochs: int, max_steps: int = -1) -> L.Trai
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
+        accumulate_grad_batches=train.accumulate,
         deterministic=False,
     )
