@@ -86,7 +86,6 @@ def test_lightning_fits_on_the_same_batches(tmp_path, monkeypatch):
     """Lightning treats the loader as a DataLoader (it would call iter() once more on another
     iterable, shifting the shuffle): a fit sees the old loader's batches in order."""
     import lightning as L
-
     from fixtures import tiny_bundle
 
     bundle = tiny_bundle()

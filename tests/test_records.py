@@ -14,8 +14,8 @@ import warnings
 import numpy as np
 import pytest
 
-from fedbench.errors import DataError
 from fedbench import safe_io
+from fedbench.errors import DataError
 from fedbench.tracking import provenance, records
 from fedbench.tracking.records import (
     config_hash,

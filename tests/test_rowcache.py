@@ -156,10 +156,10 @@ def test_two_processes_share_one_entry(tmp_path):
 
 
 def test_token_ids_equal_the_tokenizer_in_any_chunking(monkeypatch):
+    from hf_fixtures import tiny_vilt_dir
     from transformers import BertTokenizer
 
     from fedbench.backbones.tokens import tokenize
-    from hf_fixtures import tiny_vilt_dir
 
     tok = BertTokenizer.from_pretrained(str(tiny_vilt_dir()))
     texts = [" ".join(str(k) for k in range(i % 9)) for i in range(11)]
