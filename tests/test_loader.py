@@ -117,7 +117,7 @@ def test_an_error_while_gathering_reaches_the_consumer():
     class Broken:
         columns, padded, labels = {}, (), torch.zeros(10)
 
-        def batch(self, index, code, pin=False):
+        def batch(self, index, code, **kwargs):
             raise ValueError("damaged row")
 
     with pytest.raises(ValueError, match="damaged row"):

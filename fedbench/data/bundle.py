@@ -40,15 +40,16 @@ class DataBundle:
     def metric(self) -> str:
         return self.metric_spec.primary
 
-    def batch(self, index: torch.Tensor, code: torch.Tensor, pin: bool = False) -> dict[str, torch.Tensor]:
-        """The rows ``index`` of every column (into pinned host memory when ``pin``), their labels
-        and the missing codes ``code``."""
-        out = {name: gather(col, index, pin) for name, col in self.columns.items()}
+    def batch(self, index: torch.Tensor, code: torch.Tensor, pin: bool = False, alloc=None) -> dict[str, torch.Tensor]:
+        """The rows ``index`` of every column, their labels and the missing codes ``code``. The rows
+        are gathered into pinned host memory when ``pin`` (fast, asynchronous copies to a GPU), or
+        into tensors from ``alloc(shape, dtype)`` when given (a loader's reused buffers)."""
+        out = {name: gather(col, index, pin, alloc) for name, col in self.columns.items()}
         if self.padded:
             width = int(out[self.padded[0]].sum(1).max())
             for name in self.padded:
                 out[name] = out[name][:, :width]
-        out[LABEL] = gather(self.labels, index, pin)
+        out[LABEL] = gather(self.labels, index, pin, alloc)
         out[CODE] = code.pin_memory() if pin else code
         return out
 
@@ -61,12 +62,13 @@ def bundle_fingerprint(bundle: DataBundle) -> str:
     return cache_key(labels=tensor_digest(bundle.labels), columns=[column_digest(bundle.columns[k]) for k in sorted(bundle.columns)])
 
 
-def gather(column, index: torch.Tensor, pin: bool = False) -> torch.Tensor:
-    """``column[index]`` for a tensor or a memory-mapped column (:class:`~fedbench.cache.arrays.MappedRows`)."""
-    if not pin:
+def gather(column, index: torch.Tensor, pin: bool = False, alloc=None) -> torch.Tensor:
+    """``column[index]`` for a tensor or a memory-mapped column (:class:`~fedbench.cache.arrays.MappedRows`),
+    into pinned memory (``pin``) or a tensor from ``alloc(shape, dtype)``."""
+    if not pin and alloc is None:
         return column[index]
+    shape, dtype = (len(index), *column.shape[1:]), column.dtype
+    out = torch.empty(shape, dtype=dtype, pin_memory=True) if pin else alloc(shape, dtype)
     if isinstance(column, torch.Tensor):
-        out = torch.empty((len(index), *column.shape[1:]), dtype=column.dtype, pin_memory=True)
         return torch.index_select(column, 0, index, out=out)
-    return column.gather(index, out=column.empty(len(index), pin=True))
-
+    return column.gather(index, out=out)
