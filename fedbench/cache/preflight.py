@@ -54,3 +54,30 @@ def check_ram(need: int, what: str, fix: str) -> None:
     free = available_ram()
     if free is not None and need > free:
         raise ConfigError(f"{what} needs about {human(need)} of RAM, {human(free)} is available; {fix}")
+
+
+def row_bytes(bundle) -> int:
+    """Bytes of one gathered row of every column of a bundle (what a batch costs per sample)."""
+    import numpy as np
+
+    total = 0
+    for col in bundle.columns.values():
+        dtype = getattr(col, "dtype", None)
+        size = torch_itemsize(dtype)
+        total += size * int(np.prod(col.shape[1:]))
+    return total
+
+
+def torch_itemsize(dtype) -> int:
+    import torch
+
+    return torch.empty((), dtype=dtype).element_size() if isinstance(dtype, torch.dtype) else 8
+
+
+def check_run_memory(bundle, batch_size: int, eval_batch_size: int, in_flight: int) -> None:
+    """Refuse a run whose batches in flight exceed the available memory (the frozen backbone is
+    loaded by then; this counts the buffers the training and scoring loaders will hold)."""
+    per_row = row_bytes(bundle)
+    need = in_flight * per_row * (batch_size + eval_batch_size)
+    check_ram(need, f"batches of {per_row / 2**20:.2f} MiB per sample ({batch_size} to train, {eval_batch_size} to score, "
+              f"{in_flight} in flight)", "lower train.batch_size / train.eval_batch_size, or free memory")

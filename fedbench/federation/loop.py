@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from fedbench.aggregation.weighted import state_bytes
+from fedbench.cache.preflight import check_run_memory
 from fedbench.config import ExperimentConfig, validate
+from fedbench.data.loader import PREFETCH, WORKERS
 from fedbench.errors import ConfigError
 from fedbench.federation import checkpoint as ckpts
 from fedbench.federation.callbacks import Callback, default_callbacks
@@ -85,6 +87,7 @@ class Federation:
         self.results_dir = results_dir
         self.device = _device(self.cfg)
         exp.backbone.to(self.device)
+        check_run_memory(exp.bundle, self.cfg.train.batch_size, self.cfg.train.eval_batch_size, PREFETCH + WORKERS + 2)
         self.module: ClientModule
         self.module, options = initial_module(self.cfg, spec, exp.backbone, exp.bundle.num_classes, self.device)
         if self.cfg.train.accumulate > 1 and not self.module.automatic_optimization:
