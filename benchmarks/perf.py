@@ -198,6 +198,16 @@ def flower_figures(args, config_name: str, cores: int) -> tuple[str | None, str]
     return "\n\n".join(parts), ""
 
 
+def datapath_figures() -> tuple[str | None, str]:
+    """Section h's body, or None and why."""
+    import perf_datapath as pdp
+
+    try:
+        return rep.host_data_section(pdp.host_data_path()), ""
+    except Exception as err:
+        return None, f"the measurement failed here ({_failed('the host data path', err)})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "leaderboards" / "perf.md")
@@ -212,8 +222,8 @@ def main() -> None:
     import perf_measure as pm
     import perf_memory as pmem
 
+    from fedbench.safe_io import atomic_write_text
     from fedbench.tracking.provenance import git_commit, package_versions
-    from fedbench.tracking.records import atomic_write_text
 
     t0 = time.perf_counter()
     cfg = load_config(args.config, args.rounds)
@@ -238,6 +248,8 @@ def main() -> None:
     sections.append(rep.section("f. 10,000 clients", many_clients_section([pmem.many_clients(m) for m in ("fedavg", "fedprime")])))
     print("perf: g. 1 to N Ray actors", flush=True)
     sections.append(rep.section("g. The ray executor from 1 to N actors", *actors_figures(args, config_name, mach["cores"])))
+    print("perf: h. the host data path", flush=True)
+    sections.append(rep.section("h. Host data path", *datapath_figures()))
     command = args.command or shlex.join([Path(sys.executable).name, *sys.argv])
     versions = {k: v for k, v in package_versions().items() if k != "platform"}
     versions["flwr"] = _version("flwr")

@@ -112,3 +112,14 @@ def test_flower_section_renders_hand_built_figures():
     md = perf_report.flower_section(fig, "x.yaml")
     assert "bit for bit: **no**" in md and "| rounds 2..3 |" in md
     assert md.startswith("**One client fit at a time** (fedbench's sequential executor")
+
+
+def test_host_data_section_renders_hand_built_figures():
+    figures = {"rows": 3072, "batch": 512, "h100_ms": 0.12,
+               "vilt": {"bytes": 442532, "gather_before": 0.45, "gather_after": 0.04, "wait_before": 0.8, "wait_after": 0.05},
+               "embedded": {"bytes": 304, "step_ms": 0.0067, "gather_before": 0.002, "gather_after": 0.002,
+                            "wait_before": 0.3, "wait_after": 0.12}}
+    text = perf_report.host_data_section(figures)
+    assert "| data wait share at a simulated H100 step | 80.0% | 5.0% | 30.0% | 12.0% |" in text
+    assert "ViLT after: meets the target" in text and "embedded after: **misses the target**" in text
+    assert "| bytes per sample (where the cache keeps them) | 442532 | 442532 | 304 | 304 |" in text
