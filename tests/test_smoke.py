@@ -93,3 +93,14 @@ def test_command_line_options_merge_into_the_files():
                 ["--config", "experiments/fedprime_food101.yaml", "--backbone.options", '{"model": "/weights/vilt"}'])
     cfg = _config_from(ns)
     assert cfg.backbone.options == {"max_text_tokens": 40, "max_image_len": 40, "model": "/weights/vilt"}
+
+
+def test_saved_bytes_counts_what_autograd_keeps_for_backward():
+    from fedbench.federation.smoke import SavedBytes
+
+    saved = SavedBytes()
+    x, w = torch.randn(8, 16), torch.randn(16, 4, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
+        (x @ w).relu().sum().backward()  # mm keeps x (w needs a gradient), relu keeps its output
+    saved.step()
+    assert saved.peak == 8 * 16 * 4 + 8 * 4 * 4

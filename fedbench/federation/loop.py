@@ -271,6 +271,7 @@ def _smoke(cfg: ExperimentConfig) -> dict[str, Any]:
     from fedbench.federation.callbacks import ProgressCallback
     from fedbench.federation.smoke import SmokeReport, smoke_config, smoke_view
 
+    file_batch = cfg.train.batch_size
     cfg, notes = smoke_config(cfg)
     validate(cfg)
     if cfg.train.threads:
@@ -281,7 +282,7 @@ def _smoke(cfg: ExperimentConfig) -> dict[str, Any]:
     exp = smoke_view(prepare(cfg))
     setup_s = time.time() - t0
     fed = Federation(exp, get_method(cfg.method.name), results_dir)
-    report = SmokeReport(cfg, notes, setup_s)
+    report = SmokeReport(cfg, notes, setup_s, file_batch)
     record = _run(fed, cfg, [ProgressCallback(), report], t0, None)
     return {**(record or {}), "smoke": report.report}
 

@@ -34,7 +34,8 @@ SMOKE = {"rounds": 1, "max_steps": 2, "batch_size": 4, "eval_batch_size": 16, "e
 
 
 def smoke_config(cfg: ExperimentConfig) -> tuple[ExperimentConfig, list[str]]:
-    """(the smoke run's config, notes on what was changed for this machine)."""
+    """(the smoke run's config, notes on what was changed for this machine); the file's batch size
+    is kept as ``cfg.train.batch_size`` of the original (the report estimates memory at it)."""
     import torch
 
     cfg, notes = copy.deepcopy(cfg), []
@@ -72,23 +73,54 @@ def smoke_view(exp):
     return dataclasses.replace(exp, bundle=bundle, clients=clients, client_codes=codes)
 
 
-class SmokeReport(Callback):
-    """Times each phase, reads the peak memory and the caches used, prints and writes the report."""
+class SavedBytes:
+    """The bytes autograd keeps for backward during a training forward (each storage once): the
+    activation memory of a step, which grows with the batch while the weights do not."""
 
-    def __init__(self, cfg: ExperimentConfig, notes: list[str], setup_s: float):
-        self.cfg, self.notes, self.setup_s = cfg, notes, setup_s
+    def __init__(self):
+        self.current: dict[int, int] = {}
+        self.peak = 0
+
+    def pack(self, t):
+        try:
+            storage = t.untyped_storage()
+            self.current[storage.data_ptr()] = storage.nbytes()
+        except (RuntimeError, NotImplementedError):  # tensors without storage (e.g. nested)
+            pass
+        return t
+
+    def step(self, *_) -> None:  # a forward pre-hook: the previous step's activations are complete
+        self.peak = max(self.peak, sum(self.current.values()))
+        self.current = {}
+
+
+class SmokeReport(Callback):
+    """Times each phase, reads the peak memory, the caches used and the activation bytes of a step,
+    prints and writes the report."""
+
+    def __init__(self, cfg: ExperimentConfig, notes: list[str], setup_s: float, file_batch: int):
+        self.cfg, self.notes, self.setup_s, self.file_batch = cfg, notes, setup_s, file_batch
         self.t_round = self.t_fit = None
         self.report: dict[str, Any] = {}
+        self.saved = SavedBytes()
 
     def on_run_start(self, fed) -> None:
         self.t_run = time.time()
 
     def on_round_start(self, fed, round_index, clients) -> None:
+        import torch
+
         self.t_round = time.time()
         self.n_clients = len(clients)
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(self.saved.pack, lambda t: t)
+        self.hooks.__enter__()
+        self.handle = fed.module.register_forward_pre_hook(lambda m, a: self.saved.step() if m.training else None)
 
     def on_validation_start(self, fed, round_index) -> None:
         self.t_fit = time.time() - self.t_round
+        self.hooks.__exit__(None, None, None)
+        self.handle.remove()
+        self.saved.step()
 
     def on_run_end(self, fed, record) -> None:
         cfg, bundle = self.cfg, fed.exp.bundle
@@ -100,6 +132,8 @@ class SmokeReport(Callback):
             "clients": len(fed.exp.clients), "clients_in_round": self.n_clients, "steps_per_client": cfg.train.max_steps,
             "batch_size": cfg.train.batch_size, "precision": cfg.train.precision, "accelerator": cfg.train.accelerator,
             "setup_s": round(self.setup_s, 1), "round_fit_s": round(self.t_fit or 0.0, 1),
+            "gpu_estimate_gib": round(gpu_estimate(fed, self.saved.peak / cfg.train.batch_size, self.file_batch) / 2**30, 1),
+            "file_batch": self.file_batch,
             "run_s": round(time.time() - self.t_run, 1), "peak_rss_gib": round(peak_rss_bytes() / 2**30, 2),
             "columns": columns, "final": record.get("final"), "status": record.get("status"), "notes": self.notes,
             "data_info": {k: v for k, v in bundle.info.items() if isinstance(v, int | float | str)},
@@ -112,12 +146,25 @@ class SmokeReport(Callback):
         print(render(self.report), file=sys.stderr, flush=True)
 
 
+def gpu_estimate(fed, activation_per_sample: float, batch: int) -> float:
+    """Bytes a GPU needs to train at the experiment file's batch size: the frozen weights, the
+    trainable tensors four times (weights, gradients, Adam's two moments), a batch of inputs, and the
+    activations autograd kept per sample in the smoke step times the batch (on a CPU the attention
+    runs unfused in float32, so this is an upper bound for a GPU's fused kernels)."""
+    from fedbench.cache.preflight import row_bytes
+
+    frozen = sum(t.numel() * t.element_size() for t in [*fed.exp.backbone.parameters(), *fed.exp.backbone.buffers()])
+    trainable = sum(p.numel() * p.element_size() for p in fed.module.parameters() if p.requires_grad)
+    return frozen + 4 * trainable + batch * (row_bytes(fed.exp.bundle) + activation_per_sample)
+
+
 def render(r: dict) -> str:
     lines = [f"smoke {r['method']} on {r['dataset']} ({r['backbone']}, {r['precision']}, {r['accelerator']}): {r['status']}",
              f"  data: {r['rows']:,} rows, splits {r['splits']}, {r['clients']} clients",
              f"  times: setup (data, caches, partition) {r['setup_s']}s, round of {r['clients_in_round']} clients x "
              f"{r['steps_per_client']} steps {r['round_fit_s']}s, whole run {r['run_s']}s",
-             f"  peak memory: {r['peak_rss_gib']} GiB"]
+             f"  peak memory: {r['peak_rss_gib']} GiB; GPU memory to train at the file's batch {r['file_batch']}: "
+             f"about {r['gpu_estimate_gib']} GiB (estimate)"]
     for name, c in r["columns"].items():
         lines.append(f"  column {name}: {c['shape']} {c['dtype']}{' (memory-mapped)' if c['mapped'] else ''}")
     lines += [f"  note: {n}" for n in r["notes"]] + [f"  report: {r.get('path', '')}"]
