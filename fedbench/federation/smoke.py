@@ -125,7 +125,8 @@ class SmokeReport(Callback):
     def on_run_end(self, fed, record) -> None:
         cfg, bundle = self.cfg, fed.exp.bundle
         columns = {name: {"shape": list(col.shape), "dtype": str(col.dtype).replace("torch.", ""),
-                          "mapped": type(col).__name__ != "Tensor"} for name, col in bundle.columns.items()}
+                          "mapped": type(col).__name__ != "Tensor", "file_bytes": _file_bytes(col)}
+                   for name, col in bundle.columns.items()}
         self.report = {
             "dataset": cfg.data.dataset, "method": cfg.method.name, "backbone": cfg.backbone.name,
             "rows": int(len(bundle.labels)), "splits": {k: int(len(v)) for k, v in fed.exp.bundle.splits.items()},
@@ -144,6 +145,13 @@ class SmokeReport(Callback):
         atomic_write_text(path, json.dumps(self.report, indent=1, default=str))
         self.report["path"] = str(path)
         print(render(self.report), file=sys.stderr, flush=True)
+
+
+def _file_bytes(column) -> int:
+    """The size of the cache file behind a memory-mapped column (0 for a column in memory)."""
+    array = getattr(getattr(column, "lengths", column), "array", None)
+    name = getattr(array, "filename", None)
+    return int(Path(name).stat().st_size) if name else 0
 
 
 def gpu_estimate(fed, activation_per_sample: float, batch: int) -> float:
@@ -166,6 +174,7 @@ def render(r: dict) -> str:
              f"  peak memory: {r['peak_rss_gib']} GiB; GPU memory to train at the file's batch {r['file_batch']}: "
              f"about {r['gpu_estimate_gib']} GiB (estimate)"]
     for name, c in r["columns"].items():
-        lines.append(f"  column {name}: {c['shape']} {c['dtype']}{' (memory-mapped)' if c['mapped'] else ''}")
+        on_disk = f", {c['file_bytes'] / 2**30:.2f} GiB on disk" if c.get("file_bytes") else ""
+        lines.append(f"  column {name}: {c['shape']} {c['dtype']}{' (memory-mapped' + on_disk + ')' if c['mapped'] else ''}")
     lines += [f"  note: {n}" for n in r["notes"]] + [f"  report: {r.get('path', '')}"]
     return "\n".join(lines)
