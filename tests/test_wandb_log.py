@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -99,65 +99,90 @@ def test_wandb_error_mid_run_warns_and_stops_logging(tmp_path, monkeypatch):
     assert calls == [("init", "offline"), ("log", 1), ("finish", 1)]
 
 
-def read_wandb_records(path):
-    """Decode a ``.wandb`` file: a LevelDB-style log of 32 KiB blocks holding protobuf records."""
-    from wandb.proto import wandb_internal_pb2 as pb
+class FakeWandb(types.ModuleType):
+    """A stand-in ``wandb`` module recording what fedbench sends it."""
 
-    data, pos, chunk, block = path.read_bytes(), 7, b"", 32768  # 7-byte ':W&B' file header
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # block trailer too small for a header: padding
-            pos += block - pos % block
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if length == 0 and kind == 0:
-            break
-        chunk += data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # FULL or LAST fragment
-            record = pb.Record()
-            record.ParseFromString(chunk)
-            chunk = b""
-            yield record
+    def __init__(self):
+        super().__init__("wandb")
+        self.inits, self.logs, self.summaries, self.finished = [], [], {}, []
+        fake = self
+
+        class Run:
+            dir = "unused"
+
+            class summary:  # noqa: N801 (wandb's attribute name)
+                @staticmethod
+                def update(d):
+                    fake.summaries.update(d)
+
+            def log(self, metrics, step):
+                fake.logs.append((step, dict(metrics)))
+
+            def finish(self, exit_code=0):
+                fake.finished.append(exit_code)
+
+        self.init = lambda **kwargs: fake.inits.append(kwargs) or Run()
 
 
-def test_offline_run_writes_logged_values(tmp_path, monkeypatch):
+def test_a_run_sends_wandb_its_config_rounds_and_final_scores(tiny_cfg, monkeypatch):
+    from fedbench.federation.loop import run_experiment
+    from fedbench.tracking.wandb_log import round_metrics
+
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.delenv("FEDBENCH_WANDB", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = tiny_cfg("fedavg", rounds=3)
+    cfg.tracking.wandb, cfg.tracking.sweep = True, "sweep-7"
+    record = run_experiment(cfg)
+    (init,) = fake.inits
+    assert (init["project"], init["group"], init["mode"]) == ("fedbench", "sweep-7", "offline")
+    assert init["name"] == f"fedavg-{cfg.missing.type}{cfg.missing.rate}-s{cfg.seed}"
+    assert init["config"] == cfg.to_dict() and init["reinit"] == "create_new"
+    assert [step for step, _ in fake.logs] == [1, 2, 3]
+    for (_, sent), entry in zip(fake.logs, record["rounds"], strict=True):
+        assert sent == round_metrics(entry) and sent["val/accuracy"] == entry["val"]["accuracy"]
+    final = {f"final/{c}/{k}": v for c, m in record["final"].items() for k, v in m.items()}
+    assert fake.summaries == final and fake.finished == [0]
+
+
+def test_offline_run_reads_back_with_wandbs_own_reader(tmp_path, monkeypatch):
+    """A real offline run, read back after ``finish()`` with ``wandb leet inspect --json`` (W&B's
+    reader of its own log), polled until the log holds the run's exit record."""
     pytest.importorskip("wandb")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("FEDBENCH_WANDB", raising=False)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONSOLE", "off")
+    for key, value in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true", "WANDB_CONSOLE": "off"}.items():
+        monkeypatch.setenv(key, value)
     with WandbRun(True, "fedbench-test", "sweep-1", "fedavg-s0", {"lr": 0.01}, tmp_path) as wb:
         assert wb.active and wb.mode == "offline"
         wb.log({"val/accuracy": 0.5, "train_loss": 1.25}, step=1)
         wb.log({"val/accuracy": 0.75, "train_loss": 0.5}, step=2)
         wb.summary({"final/accuracy": 0.8})
         run_dir = wb.run_dir
-    assert not wb.active
-    assert run_dir.parent == tmp_path / "wandb" and run_dir.name.startswith("offline-run-")
-
-    def items(entries):  # a key is stored either flat or as path parts
-        return {(e.key or "/".join(e.nested_key)): json.loads(e.value_json) for e in entries}
-
-    history, summary, config, kinds = [], {}, {}, []
-    for record in read_wandb_records(next(run_dir.glob("*.wandb"))):
-        kind = record.WhichOneof("record_type")
-        kinds.append(kind)
-        if kind == "history":
-            history.append(items(record.history.item))
-        elif kind == "summary":
-            summary.update(items(record.summary.update))
-        elif kind == "run":
-            config.update(items(record.run.config.update))
-            assert (record.run.run_group, record.run.display_name) == ("sweep-1", "fedavg-s0")
-        elif kind == "config":
-            # the race behind the old flaky KeyError 'lr': under load W&B can write the initial config
-            # in its own config record after the run record instead of inside it
-            config.update(items(record.config.update))
-    assert config.get("lr") == 0.01, f"no config 'lr' in the run's records; record kinds in order: {kinds}"
-    assert [(h["_step"], h["val/accuracy"], h["train_loss"]) for h in history] == [(1, 0.5, 1.25), (2, 0.75, 0.5)]
+    assert not wb.active and run_dir.parent == tmp_path / "wandb"
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    records, deadline = [], time.time() + 90
+    while time.time() < deadline:
+        out = subprocess.run([str(wandb_cli), "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True, timeout=60)
+        records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        if any(r["type"] == "exit" for r in records):
+            break
+        time.sleep(0.5)
+    kinds = [r["type"] for r in records]
+    assert "exit" in kinds, f"the log never completed; record kinds: {kinds}"
+    (run,) = [r["run"] for r in records if r["type"] == "run"]
+    assert (run["run_group"], run["display_name"], run["config"]["update"]["lr"]) == ("sweep-1", "fedavg-s0", 0.01)
+    history = [(h["history"]["step"]["num"], h["history"]["item"]["val/accuracy"], h["history"]["item"]["train_loss"])
+               for h in records if h["type"] == "history"]
+    assert history == [(1, 0.5, 1.25), (2, 0.75, 0.5)]
+    summary = {}
+    for r in records:
+        if r["type"] == "summary":
+            summary.update(r["summary"]["update"])
     assert summary["final/accuracy"] == 0.8
+    assert [r["exit"]["exit_code"] for r in records if r["type"] == "exit"] == [0]
 
 
 def test_round_metrics_carry_the_aggregators_diagnostics():
