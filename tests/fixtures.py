@@ -53,7 +53,11 @@ def tiny_bert(seed: int = 0, save_dir=None):
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(seed)
-    config = BertConfig(hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=100, max_position_embeddings=64)
+    # initializer_range 0.2, not BERT's 0.02: at 0.02 two random layers keep the [CLS] state nearly
+    # constant across samples (spread 0.002 of its scale; a linear probe is at chance), so no method
+    # could learn and a broken one would pass; at 0.2 a probe of the read-out reads the label
+    config = BertConfig(hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=100,
+                        max_position_embeddings=64, initializer_range=0.2)
     bert = BertModel(config)
     if save_dir is not None:  # exercise the same save/load path real models take
         bert.save_pretrained(save_dir)

@@ -1,5 +1,7 @@
 """Bad input gets one line that names the field and the fix, exit status 2, and no traceback."""
 
+import json
+
 import pytest
 from fixtures import register_tiny
 
@@ -60,7 +62,11 @@ def test_run_then_leaderboard(tmp_path, capsys):
     assert "record:" in capsys.readouterr().out
     assert main(["leaderboard", "--results", str(results), "--leaderboards", str(boards), "--dataset", "tiny"]) == 0
     text = (boards / "tiny.md").read_text()
-    assert "fedavg" in text and "as_train" in text
+    (record,) = [json.loads(p.read_text()) for p in (results / "tiny").glob("*.json")]
+    shown = f"{100 * record['final']['as_train']['accuracy']:.1f}"  # the board's percent, one decimal
+    rows = [line for line in text.splitlines() if line.startswith("| fedavg ")]
+    assert rows and any(shown in row for row in rows), f"no fedavg row showing {shown}"
+    assert "as_train" in text
     assert (boards / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -66,9 +66,16 @@ def smoke_view(exp):
     codes = [c[:per_client] for c in exp.client_codes]
     train = np.unique(np.concatenate([c for c in clients if len(c)])) if clients else np.array([], dtype=np.int64)
     splits = {"train": train, "val": exp.val[0], "test": exp.test["as_train"][0]}
+    full = exp.bundle.splits
     for name in ("public", "pretrain"):
-        if name in exp.bundle.splits:
-            splits[name] = np.sort(np.asarray(exp.bundle.splits[name]))[: SMOKE["server_rows"]]
+        if name in full:
+            splits[name] = np.sort(np.asarray(full[name]))[: SMOKE["server_rows"]]
+    if not any(name in splits for name in ("public", "pretrain")):
+        # the rows a server would hold (those no split holds, else validation: what a method falls back
+        # to on the full bundle), capped; without it the capped splits would leave every other row "held out"
+        used = np.concatenate([np.asarray(full[k]) for k in ("train", "val", "test") if k in full])
+        rest = np.setdiff1d(np.arange(len(exp.bundle.labels)), used)
+        splits["public"] = (rest if len(rest) >= 2 else np.sort(np.asarray(full["val"])))[: SMOKE["server_rows"]]
     bundle = dataclasses.replace(exp.bundle, splits=splits)
     return dataclasses.replace(exp, bundle=bundle, clients=clients, client_codes=codes)
 
