@@ -72,7 +72,7 @@ def _index_path() -> Path:
 
 def remember(name: str, root: Path, target: Path, meta: dict) -> None:
     """Record a prepared copy in the index, so ``data list`` can find it."""
-    from fedbench.tracking.records import atomic_write_text
+    from fedbench.safe_io import atomic_write_text
 
     index = _known()
     where = str(Path(root).resolve())

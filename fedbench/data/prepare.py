@@ -157,7 +157,7 @@ def _write_rows(source: SourceTable, path: Path, deep: bool, problems: Problems,
     names of the images stored as absent."""
     import pyarrow as pa
 
-    from fedbench.tracking.records import atomic_write
+    from fedbench.safe_io import atomic_write
 
     damaged: dict[str, list[str]] = {}
     encoded = not isinstance(source.images, np.ndarray)
@@ -247,7 +247,7 @@ def prepare_dataset(
         raise DataError(f"{name}: {len(problems.lines)} problem(s) in {root}; nothing was written (fix them and run this again)")
     meta = _meta(name, source, root, rows_file, (target / rows_file).stat().st_size)
     meta["damaged_images"] = skipped
-    from fedbench.tracking.records import atomic_write_text
+    from fedbench.safe_io import atomic_write_text
 
     atomic_write_text(target / META, json.dumps(meta, indent=1))
     for old in target.glob("rows-*.arrow"):
