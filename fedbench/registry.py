@@ -2,14 +2,21 @@
 
 Built-ins and third-party plugins register the same way: a package declares an entry point in the
 kind's group (``fedbench.methods``, ``fedbench.datasets``, ``fedbench.backbones``,
-``fedbench.executors``) whose object is a spec, a list of specs, or a callable returning either
-(or registering them itself). Built-ins are plain imports of ``fedbench.<kind>.builtin``.
+``fedbench.executors``) whose object is a spec, a list of specs, a callable returning either, or a
+module that registers its specs when imported (fedbench's own entry points name
+``fedbench.<kind>.builtin``; when fedbench runs from a source tree without its metadata, that module
+is imported directly). A name that two distributions both register is refused with one line naming
+both; registering in the running process (a test, a notebook) replaces a name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import importlib.metadata
+import sys
+import types
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
@@ -24,27 +31,50 @@ class Registry(Generic[S]):
     def __init__(self, kind: str, group: str, builtin_module: str, field: str):
         self.kind, self.group, self.builtin_module, self.field = kind, group, builtin_module, field
         self._specs: dict[str, S] = {}
+        self._origin: dict[str, str | None] = {}  # name -> the distribution that registered it (None: this process)
         self._loaded = False
 
     def register(self, spec: S) -> S:
-        self._specs[spec.name] = spec  # type: ignore[attr-defined]
+        """Register ``spec`` under its name; the distribution of the calling module is its origin."""
+        return self._add(spec, distribution_of(sys._getframe(1).f_globals.get("__name__", "")))
+
+    def _add(self, spec: S, origin: str | None) -> S:
+        name = spec.name  # type: ignore[attr-defined]
+        known, before = self._specs.get(name), self._origin.get(name)
+        if known is not None and known is not spec and origin and before and origin != before:
+            raise ConfigError(f"{self.field}: {self.kind} {name!r} is registered by both {before} and {origin}; "
+                              f"uninstall one of them or rename the {self.kind} in one")
+        self._specs[name], self._origin[name] = spec, origin
         return spec
 
     def _load(self) -> None:
         if self._loaded:
             return
         self._loaded = True
-        importlib.import_module(self.builtin_module)
         for ep in entry_points(group=self.group):
-            try:
-                obj = ep.load()
-            except Exception as err:  # a broken plugin names itself instead of breaking every command
-                raise ConfigError(f"plugin {ep.name!r} ({ep.value}) in {self.group} failed to load: {err}; fix or uninstall it") from err
-            if callable(obj) and not hasattr(obj, "name"):
-                obj = obj()
-            for spec in obj if isinstance(obj, (list, tuple)) else [obj]:
-                if spec is not None and hasattr(spec, "name"):
-                    self.register(spec)
+            self._load_entry_point(ep)
+        if self.builtin_module not in sys.modules:  # a source tree without fedbench's installed metadata
+            importlib.import_module(self.builtin_module)
+
+    def _load_entry_point(self, ep) -> None:
+        try:
+            obj = ep.load()
+        except Exception as err:  # a broken plugin names itself instead of breaking every command
+            raise ConfigError(f"plugin {ep.name!r} ({ep.value}) in {self.group} failed to load: {err}; fix or uninstall it") from err
+        if isinstance(obj, types.ModuleType):  # registered its specs when imported
+            return
+        if callable(obj) and not hasattr(obj, "name"):
+            obj = obj()
+        specs = list(obj) if isinstance(obj, (list, tuple)) else [obj]
+        bad = [s for s in specs if s is not None and not hasattr(s, "name")]
+        if bad or not specs:
+            raise ConfigError(f"plugin {ep.name!r} ({ep.value}) in {self.group} is not a {self.kind} spec "
+                              f"(got {type(bad[0]).__name__ if bad else 'nothing'}); point the entry point at a spec, "
+                              "a list of specs or a function returning them")
+        origin = getattr(getattr(ep, "dist", None), "name", None) or distribution_of(ep.value.split(":")[0])
+        for spec in specs:
+            if spec is not None:
+                self._add(spec, origin)
 
     def names(self) -> list[str]:
         self._load()
@@ -59,6 +89,19 @@ class Registry(Generic[S]):
     def __contains__(self, name: str) -> bool:
         self._load()
         return name in self._specs
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def distribution_of(module: str) -> str | None:
+    """The installed distribution that provides ``module`` (fedbench for its own), None for code
+    that is not installed (a test, a notebook, a script)."""
+    top = module.split(".")[0]
+    found = _distributions().get(top)
+    return found[0] if found else ("fedbench" if top == "fedbench" else None)
 
 
 def build_options(cls: type | None, values: dict[str, Any] | None, field: str) -> Any:

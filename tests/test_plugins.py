@@ -4,6 +4,7 @@ edited. The package metadata is written here, as pip would write it on install."
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,33 @@ def test_a_broken_plugin_is_one_line(tmp_path):
     out = _fedbench(env, "methods")
     assert out.returncode == 2
     assert "plugin 'broken'" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+CLASH = """\
+from fedbench.methods.fedavg import FedAvgAggregator
+from fedbench.methods.map_prompts import MAPOptions, MissingAwarePromptModule
+from fedbench.methods.registry import MethodSpec
+
+SPEC = MethodSpec(name="fedavg", client=MissingAwarePromptModule, aggregator=FedAvgAggregator, options=MAPOptions,
+                  description="a second fedavg")
+"""
+
+
+def test_a_plugin_that_takes_a_builtin_name_is_refused_naming_both(tmp_path):
+    env = _install_metadata(tmp_path / "site")
+    (tmp_path / "site" / "clash_plugin.py").write_text(CLASH)
+    entry = tmp_path / "site" / "fedbench_demo_plugin-0.1.dist-info" / "entry_points.txt"
+    entry.write_text("[fedbench.methods]\nfedavg = clash_plugin:SPEC\n")
+    out = _fedbench(env, "methods")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert re.search(r"'fedavg' is registered by both (fedbench and fedbench-demo-plugin|fedbench-demo-plugin and fedbench);",
+                     out.stderr), out.stderr
+
+
+def test_an_entry_point_that_is_not_a_spec_is_one_line(tmp_path):
+    env = _install_metadata(tmp_path / "site")
+    entry = tmp_path / "site" / "fedbench_demo_plugin-0.1.dist-info" / "entry_points.txt"
+    entry.write_text("[fedbench.backbones]\nodd = fedbench_demo_plugin:__name__\n")
+    out = _fedbench(env, "backbones")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "plugin 'odd'" in out.stderr and "is not a backbone spec" in out.stderr
