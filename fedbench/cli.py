@@ -21,14 +21,47 @@ from fedbench.config import ExperimentConfig, from_dict  # noqa: E402
 from fedbench.errors import ConfigError, FedbenchError  # noqa: E402
 
 
-def _experiment_parser(prog: str) -> ArgumentParser:
+def field_choices() -> dict[str, tuple[str, ...]]:
+    """The values each enumerated config field takes (registries include installed plugins)."""
+    from fedbench.backbones.registry import BACKBONES
+    from fedbench.config import (
+        ACCELERATORS,
+        LR_SCHEDULES,
+        MISSING_PROTOCOLS,
+        MISSING_TYPES,
+        PRECISIONS,
+        STORE_KINDS,
+    )
+    from fedbench.data.partition import PARTITIONS
+    from fedbench.data.registry import DATASETS
+    from fedbench.federation.executors import EXECUTORS
+    from fedbench.methods.registry import METHODS
+
+    return {
+        "data.dataset": tuple(DATASETS.names()), "backbone.name": tuple(BACKBONES.names()), "method.name": tuple(METHODS.names()),
+        "executor.name": tuple(EXECUTORS.names()), "missing.protocol": MISSING_PROTOCOLS, "missing.type": MISSING_TYPES,
+        "partition.name": tuple(PARTITIONS), "train.precision": PRECISIONS, "train.lr_schedule": LR_SCHEDULES,
+        "train.accelerator": ACCELERATORS, "federation.personal_store": STORE_KINDS,
+    }
+
+
+def _experiment_parser(prog: str, with_choices: bool = False) -> ArgumentParser:
     p = ArgumentParser(prog=prog, exit_on_error=False, description="Run one federated experiment.")
     p.add_argument("--config", action=ActionConfigFile, help="experiment YAML (e.g. experiments/emoji_quick.yaml)")
     p.add_class_arguments(ExperimentConfig, nested_key=None, fail_untyped=False)
+    if with_choices:  # only for --help: the registries load every installed plugin
+        choices = field_choices()
+        for action in p._actions:
+            if action.dest in choices:
+                action.help = f"one of: {', '.join(choices[action.dest])}"
     p.add_argument("--force", type=bool, default=False, help="rerun even if a record with this config exists")
     p.add_argument("--smoke", type=bool, default=False,
                    help="the whole real data path with one short round on a capped sample; nothing is recorded")
     return p
+
+
+def _asks_help(argv: list[str]) -> bool:
+    return "-h" in argv or "--help" in argv
 
 
 def _grid_arguments(p: ArgumentParser, leaderboards: str | None = "leaderboards") -> None:
@@ -114,7 +147,7 @@ def _config_from(ns) -> ExperimentConfig:
 def cmd_run(argv: list[str]) -> int:
     from fedbench.federation.loop import run_experiment
 
-    ns = _parse(_experiment_parser("fedbench run"), argv)
+    ns = _parse(_experiment_parser("fedbench run", with_choices=_asks_help(argv)), argv)
     cfg = _config_from(ns)
     if ns.smoke:
         run_experiment(cfg, smoke=True)
@@ -139,7 +172,7 @@ def cmd_sweep(argv: list[str]) -> int:
 
     from fedbench.sweep import Grid, run_grid
 
-    p = _experiment_parser("fedbench sweep")
+    p = _experiment_parser("fedbench sweep", with_choices=_asks_help(argv))
     p.add_argument("--methods", type=str | None, default=None, help='methods, e.g. "fedavg fedprox" (--method.options apply to each)')
     p.add_argument("--per_method", type=str | None, default=None, help='options of single methods, e.g. \'{"fedprox": {"mu": 0.5}}\'')
     p.add_argument("--alphas", type=str | None, default=None, help='Dirichlet alphas, e.g. "0.1 0.5"')
@@ -235,6 +268,19 @@ def cmd_data(argv: list[str]) -> int:
     return data_command(argv)
 
 
+HELP = {
+    "run": "run one experiment (or resume it); --smoke checks the real data path in minutes",
+    "sweep": "run a grid of experiments (methods x seeds x missing rates, types, alphas) and write the board",
+    "bench": "run a method beside its paper's baselines under its protocol (make bench METHOD=...)",
+    "leaderboard": "regenerate the markdown leaderboard (and plots) from the run records",
+    "data": "check a dataset download and convert it once (prepare), or list what is prepared",
+    "cache": "list what the cache holds on disk, or free it (list, clean)",
+    "methods": "list the registered methods (built-in and plugins)",
+    "datasets": "list the registered datasets",
+    "backbones": "list the registered backbones",
+    "executors": "list the registered executors (where client fits run)",
+}
+
 COMMANDS = {
     "run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "data": cmd_data, "cache": cmd_cache,
     **{kind: _lister(kind) for kind in ("methods", "datasets", "backbones", "executors")},
@@ -244,8 +290,12 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: fedbench {" + ",".join(COMMANDS) + "} [--help] ...", file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+        asked = bool(argv) and argv[0] in ("-h", "--help")
+        lines = ["usage: fedbench COMMAND [--help] ...", ""] + [f"  {name:12s} {HELP[name]}" for name in COMMANDS]
+        if argv and not asked:
+            lines.insert(0, f"fedbench: unknown command {argv[0]!r}")
+        print("\n".join(lines), file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     from fedbench.interrupt import EXIT_INTERRUPTED, RunInterrupted, interruptible
 
     warnings.filterwarnings("ignore", category=UserWarning, module="lightning")

@@ -18,6 +18,8 @@ from fedbench.hardware import concrete_precision
 MISSING_PROTOCOLS = ("per_sample", "per_client", "heterogeneous")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "auto")  # auto: fedbench.hardware.concrete_precision
 LR_SCHEDULES = ("constant", "linear", "cosine")
+ACCELERATORS = ("cpu", "gpu", "cuda", "auto")
+STORE_KINDS = ("memory", "disk")  # federation.personal_store
 
 
 @dataclass
@@ -233,8 +235,6 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"federation.local_epochs: must be >= 1, got {cfg.federation.local_epochs}")
     if cfg.federation.personalized_clients is not None and cfg.federation.personalized_clients < 1:
         raise ConfigError(f"federation.personalized_clients: must be >= 1 or null (every client), got {cfg.federation.personalized_clients}")
-    from fedbench.federation.personal_store import STORE_KINDS
-
     if cfg.federation.personal_store not in STORE_KINDS:
         raise ConfigError(f"federation.personal_store: must be one of {', '.join(STORE_KINDS)}, got {cfg.federation.personal_store!r}")
     _validate_train(cfg.train)
@@ -265,7 +265,7 @@ def _validate_train(t: TrainConfig) -> None:
     _choice("train.precision", t.precision, PRECISIONS)
     t.precision = concrete_precision(t.precision, t.accelerator)  # auto becomes what runs (and what is recorded)
     _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
-    _choice("train.accelerator", t.accelerator, ("cpu", "gpu", "cuda", "auto"))
+    _choice("train.accelerator", t.accelerator, ACCELERATORS)
     if t.accelerator in ("gpu", "cuda"):
         import torch
 

@@ -93,3 +93,16 @@ def test_sweep_honours_results_dir_and_per_method_options(tmp_path, capsys):
     assert by_method["fedavg"]["config"]["method"]["options"] == {"prompt_length": 2, "prompt_layers": 1}
     assert all(r["sweep"] == "mine" and r["config"]["tracking"]["wandb"] is False for r in records)
     assert (tmp_path / "boards" / "tiny.md").exists()
+
+
+def test_help_lists_every_command_and_the_choices_of_enumerated_fields(capsys):
+    from fedbench.cli import COMMANDS, field_choices
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(any(line.split()[:1] == [name] for line in out.splitlines()) for name in COMMANDS)
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for field in ("missing.protocol", "train.precision", "federation.personal_store", "executor.name", "partition.name"):
+        assert "one of: " + ", ".join(field_choices()[field]) in text, field

@@ -23,10 +23,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from fedbench.config import STORE_KINDS
 from fedbench.errors import ConfigError
 from fedbench.methods.base import State
-
-STORE_KINDS = ("memory", "disk")
 
 
 class _MemoryBackend:
