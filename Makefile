@@ -16,7 +16,7 @@ PRECISION ?=
 ACCELERATOR ?=
 SMOKE ?=
 
-.PHONY: install test bench perf gpu-check leaderboard lint clean
+.PHONY: install test bench perf gpu-check mutants leaderboard lint clean
 
 install: $(STAMP)
 
@@ -37,6 +37,9 @@ bench: install
 
 perf: install
 	OMP_NUM_THREADS=1 $(PY) benchmarks/perf.py --command "make perf"
+
+mutants: install
+	$(PY) benchmarks/mutants.py
 
 gpu-check: install
 	$(PY) benchmarks/gpu_check.py
