@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 H100_MS_PER_SAMPLE = 0.12  # the figure for FedPrime's Food-101 sample on an H100 (bf16)
 # the embedded backbone's step, scaled by the transformer FLOPs of a sample: MiniLM-L6 (10.6M
@@ -88,7 +89,7 @@ def wait_share(bundle, batch: int, ms_per_sample: float, old: bool, batches: int
     codes = np.zeros(len(rows), dtype=np.int64)
     loader = make_loader(bundle, rows, codes, batch_size=batch, shuffle=True, prefetch=0 if old else 3)
     t, waited = time.perf_counter(), 0.0
-    positions = iter(loader.positions) if old else iter(loader)
+    positions = DataLoader.__iter__(loader) if old else iter(loader)  # old: the row positions alone
     while True:
         w = time.perf_counter()
         item = next(positions, None)
