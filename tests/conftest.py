@@ -1,5 +1,8 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,11 @@ os.environ.setdefault("FEDBENCH_WANDB", "0")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the tests sign and verify with a key of their own, never the user's (~/.config/fedbench/key);
+# subprocesses started by the tests inherit it
+_KEY_DIR = tempfile.mkdtemp(prefix="fedbench-test-key-")
+atexit.register(shutil.rmtree, _KEY_DIR, True)
+os.environ["FEDBENCH_KEY_FILE"] = os.path.join(_KEY_DIR, "key")
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

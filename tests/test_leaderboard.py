@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from fixtures import hashed
 
 from fedbench.errors import DataError
 from fedbench.tracking.board_stats import Stat, best_index
@@ -53,7 +54,7 @@ def rec(method, mtype, rate, seed, acc, *, created="2025-01-01T00:00:00+00:00", 
     }
     record = {
         "schema": 1,
-        "run_id": f"{method}-{mtype}-{rate}-{seed}-{created[:10]}-{zlib.crc32(json.dumps(set_, sort_keys=True).encode()):08x}",
+        "run_id": None,  # set by hashed() below, from the identity
         "sweep": sweep,
         "dataset": "emoji",
         "method": method,
@@ -71,7 +72,7 @@ def rec(method, mtype, rate, seed, acc, *, created="2025-01-01T00:00:00+00:00", 
         "config": config,
     }
     record.update(extra)
-    return record
+    return hashed(record)
 
 
 def hand_cell(values, diverged=0):
@@ -87,7 +88,7 @@ def hand_cell(values, diverged=0):
 def records_fixture():
     return [
         # missing both, rate 0.7: fedavg 3 seeds (+ a stale duplicate of seed 0), fedprime 2 seeds
-        rec("fedavg", "both", 0.7, 0, 0.10, created="2024-06-01T00:00:00+00:00"),  # stale, must be dropped
+        rec("fedavg", "both", 0.7, 0, 0.30, created="2024-06-01T00:00:00+00:00"),  # stale, must be dropped
         rec("fedavg", "both", 0.7, 0, 0.69, created="2025-02-01T00:00:00+00:00"),
         rec("fedavg", "both", 0.7, 1, 0.71),
         rec("fedavg", "both", 0.7, 2, 0.73),
@@ -249,8 +250,8 @@ def test_equal_identity_dedupes_to_the_newest_whatever_tracking_and_executor_say
     assert rows == {"fedavg": ["60.0"]}
     assert "Runs: 1 " in md
     # an explicit identity wins over the config: equal identities dedupe even if configs differ
-    a = {**rec("fedavg", "text", 0.7, 0, 0.4), "identity": {"k": 1}}
-    b = {**rec("fedavg", "text", 0.9, 1, 0.6, created="2025-05-01T00:00:00+00:00"), "identity": {"k": 1}}
+    a = hashed({**rec("fedavg", "text", 0.7, 0, 0.4), "identity": {"k": 1}})
+    b = hashed({**rec("fedavg", "text", 0.9, 1, 0.6, created="2025-05-01T00:00:00+00:00"), "identity": {"k": 1}})
     assert "Runs: 1 " in render_leaderboard([a, b], dataset="emoji", command=COMMAND)
 
 

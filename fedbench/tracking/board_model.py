@@ -29,7 +29,7 @@ from typing import Any
 from fedbench.batch import MISSING_TYPES
 from fedbench.data.partition import PARTITION_OPTIONS
 from fedbench.errors import DataError
-from fedbench.tracking.record_shape import shape_problem
+from fedbench.tracking.record_file import record_problem
 from fedbench.tracking.records import dedupe_records, metric_value, record_identity, strict_json
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Section",
     "Setting",
     "board_runs",
+    "valid_runs",
     "build_sections",
     "bytes_up_mb",
     "flat_identity",
@@ -120,22 +121,29 @@ class Section:
 
 
 def board_runs(records: list[dict[str, Any]], dataset: str) -> list[dict[str, Any]]:
-    """The runs a board of ``dataset`` shows: well-formed records of that dataset, newest per identity.
+    """The runs a board of ``dataset`` shows: valid records of that dataset, newest per identity."""
+    return valid_runs(records, dataset)[0]
 
-    Records read with ``load_records`` are already checked; records handed over in memory are
-    checked here, and a malformed one is skipped with one warning naming its run id.
+
+def valid_runs(records: list[dict[str, Any]], dataset: str) -> tuple[list[dict[str, Any]], int]:
+    """(valid records of ``dataset``, newest per identity; how many were skipped as invalid).
+
+    Records read from files are already checked (:mod:`~fedbench.tracking.record_file`); records
+    handed over in memory are checked here the same way (shape, scores in range, run id = hash of
+    the identity), and an invalid one is skipped with one warning naming its run id and the reason.
     """
-    kept = []
+    kept, skipped = [], 0
     for record in records:
         if isinstance(record, dict) and record.get("dataset") != dataset:
             continue
-        problem = shape_problem(record)
+        problem = record_problem(record)
         if problem is not None:
             name = record.get("run_id") if isinstance(record, dict) else None
             warnings.warn(f"skipping run record {name!r}: {problem}; fix or delete it", stacklevel=3)
+            skipped += 1
             continue
         kept.append(record)
-    return dedupe_records(kept)
+    return dedupe_records(kept), skipped
 
 
 def primary_metric(runs: list[dict[str, Any]], dataset: str) -> str:
