@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fedbench.config import ExperimentConfig, from_dict
 from fedbench.errors import ConfigError
 
@@ -44,14 +42,10 @@ class Grid:
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; run from the repository root or pass --config")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]}); fix the file") from err
-    return from_dict(data)
+    """The experiment YAML at ``path``; a missing, empty or broken file is one line naming it."""
+    from fedbench.yaml_files import read_mapping
+
+    return from_dict(read_mapping(path, "config file"))
 
 
 def set_field(cfg: ExperimentConfig, dotted: str, value: Any) -> None:
