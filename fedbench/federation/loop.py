@@ -263,7 +263,12 @@ def run_experiment(
     t0 = time.time()
     fed = Federation(prepare(cfg), get_method(cfg.method.name), results_dir)
     fed.started = t0
-    fed.resume()
+    try:
+        fed.resume()
+    except BaseException:  # a refused checkpoint: leave no Ray actors nor store folder behind
+        fed.executor.close()
+        fed.personal.close()
+        raise
     callbacks = default_callbacks() if callbacks is None else callbacks
     return _run(fed, cfg, callbacks, t0, stop_after_rounds)
 

@@ -93,9 +93,9 @@ class Section:
         if PROTOCOL in v:
             parts.append(f"{v[PROTOCOL]} missingness")
         if TYPE in v:
-            parts.append(f"missing {v[TYPE]}" + (f" (both_ratio {_show(v[RATIO])})" if v[TYPE] == "both" and RATIO in v else ""))
+            parts.append(f"missing {v[TYPE]}" + (f" (both_ratio {show(v[RATIO])})" if v[TYPE] == "both" and RATIO in v else ""))
         if RATE in v:
-            parts.append(f"rate {_show(v[RATE])}")
+            parts.append(f"rate {show(v[RATE])}")
         if "partition.name" in v:
             parts.append(_partition_text(v))
         if "partition.n_clients" in v:
@@ -105,7 +105,7 @@ class Section:
             parts.append(f"{per_round} per round")
         elif "federation.client_fraction" in v:
             fraction = v["federation.client_fraction"]
-            parts.append("all per round" if fraction == 1 else f"a {_show(fraction)} fraction per round")
+            parts.append("all per round" if fraction == 1 else f"a {show(fraction)} fraction per round")
         for path, unit in (("federation.rounds", "round"), ("federation.local_epochs", "local epoch")):
             if path in v:
                 parts.append(f"{v[path]} {unit}{'' if v[path] == 1 else 's'}")
@@ -203,7 +203,7 @@ def _layout(name: str, runs: list[dict[str, Any]]) -> Section:
         shown_options.update(differ)
         for i, f in enumerate(flats):
             if method_of[i] == method and differ:
-                shown = ", ".join(f"{p[len(_OPTIONS):]}={_show(json.loads(f[p])) if p in f else 'default'}" for p in differ)
+                shown = ", ".join(f"{p[len(_OPTIONS):]}={show(json.loads(f[p])) if p in f else 'default'}" for p in differ)
                 labels[i] = f"{method} ({shown})"
     # options that are fixed per method (each method's own, spelled out with its defaults) vary
     # between methods only because the methods differ: the row already says that
@@ -230,7 +230,7 @@ def _path_order(path: str) -> tuple[bool, int, str]:
     return (path not in _FIRST, _FIRST.index(path) if path in _FIRST else 0, path.removesuffix(".name"))
 
 
-def _used(path: str, flat: dict[str, str]) -> bool:
+def used_by_partition(path: str, flat: dict[str, str]) -> bool:
     """False for a partition option that the run's partitioner does not read."""
     name = _plain(flat.get("partition.name"))
     return path not in _PARTITION_FIELDS or name not in PARTITION_OPTIONS or path[len("partition."):] in PARTITION_OPTIONS[name]
@@ -239,11 +239,11 @@ def _used(path: str, flat: dict[str, str]) -> bool:
 def _setting(key: tuple[str | None, ...], paths: list[str], flat: dict[str, str], hide: bool = True) -> Setting:
     """Label a setting by what varies: ``text@0.1`` for type and rate, ``name=value`` for the rest
     (with ``hide``, leaving out the partition options its partitioner does not read)."""
-    values = {p: v for p, v in zip(paths, key, strict=True) if not hide or _used(p, flat)}
+    values = {p: v for p, v in zip(paths, key, strict=True) if not hide or used_by_partition(p, flat)}
     mtype, rate = _plain(flat.get(TYPE)), _plain(flat.get(RATE))
     protocol = [str(_plain(values[PROTOCOL]))] if PROTOCOL in values else []
-    others = [f"{_short(p, paths)}={_show(_plain(v))}" for p, v in values.items() if p not in _FIRST]
-    core = f"{mtype}@{_show(rate)}" if mtype is not None else f"rate {_show(rate)}"
+    others = [f"{_short(p, paths)}={show(_plain(v))}" for p, v in values.items() if p not in _FIRST]
+    core = f"{mtype}@{show(rate)}" if mtype is not None else f"rate {show(rate)}"
     label = ", ".join([" ".join([*protocol, core]), *others])
     group = ", ".join([f"Missing {mtype}" if mtype is not None else "Runs", *protocol, *others])
     return Setting(key, label, group, float(rate) if isinstance(rate, (int, float)) else None)
@@ -265,7 +265,7 @@ def _plain(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return "none" if value is None else str(value) if isinstance(value, (str, int)) else json.dumps(value)
@@ -297,7 +297,7 @@ def _order(path: str, text: str | None) -> tuple[int, float, str]:
 def _partition_text(v: dict[str, Any]) -> str:
     name = v["partition.name"]
     if name == "dirichlet" and "partition.alpha" in v:
-        return f"dirichlet(alpha={_show(v['partition.alpha'])})"
+        return f"dirichlet(alpha={show(v['partition.alpha'])})"
     if name == "shards" and "partition.shards_per_client" in v:
         return f"shards({v['partition.shards_per_client']} per client)"
     return str(name)

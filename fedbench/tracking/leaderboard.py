@@ -27,6 +27,7 @@ from typing import Any
 
 from fedbench.batch import CONDITION_HELP, TEST_CONDITIONS
 from fedbench.errors import DataError
+from fedbench.tracking.board_defaults import method_option_notes, unusual_shared
 from fedbench.tracking.board_extras import COMPLETION_HELP, completion_columns, pool_block
 from fedbench.tracking.board_foreign import TITLE as FOREIGN_TITLE
 from fedbench.tracking.board_foreign import foreign_block
@@ -198,9 +199,12 @@ def _not_counted(skipped: int, foreign: list[Foreign]) -> list[str]:
 
 def _section(section: Section, metric: str) -> list[str]:
     varies = [p for p in section.varying if p != "seed"]
-    intro = [f"Shared: {section.shared_text() or 'nothing'}."]
+    shared = [t for t in (section.shared_text(), *(f"`{p}`" for p in unusual_shared(section))) if t]
+    intro = [f"Shared: {', '.join(shared) or 'nothing'}."]
     if varies:
         intro.append("Varies: " + ", ".join(f"`{p}`" for p in varies) + ".")
+    if options := method_option_notes(section):
+        intro.append("Method options set away from their defaults: " + "; ".join(options) + ".")
     if section.commands:
         intro.insert(0, "From " + " and ".join(f"`{c}`" for c in section.commands) + ".")
     out = [f"## {section.name}", "", " ".join(intro), ""]
