@@ -1,4 +1,4 @@
-"""``fedbench run | sweep | bench | leaderboard | data | methods | datasets | backbones | executors``.
+"""``fedbench run | sweep | bench | leaderboard | reproduce | data | methods | datasets | backbones | executors``.
 
 Configs are YAML files under ``experiments/`` plus dotted overrides (``--missing.rate 0.5``),
 parsed by jsonargparse against the typed dataclasses in :mod:`fedbench.config`. Every user error
@@ -247,6 +247,17 @@ def cmd_leaderboard(argv: list[str]) -> int:
     return 0
 
 
+def cmd_reproduce(argv: list[str]) -> int:
+    from fedbench.reproduce import DEFAULT_RESULTS, reproduce
+
+    p = ArgumentParser(prog="fedbench reproduce", exit_on_error=False,
+                       description="Rerun a run record's config here and compare its final metrics.")
+    p.add_argument("record", type=str, help="a run record, e.g. results/emoji/<run_id>.json")
+    p.add_argument("--results", type=str, default=DEFAULT_RESULTS, help="where the rerun's record goes (not the record's own folder)")
+    ns = _parse(p, argv)
+    return 0 if reproduce(ns.record, ns.results) else 1
+
+
 def _lister(kind: str):
     def cmd(argv: list[str]) -> int:
         import importlib
@@ -290,6 +301,7 @@ HELP = {
 
 COMMANDS = {
     "run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "data": cmd_data, "cache": cmd_cache,
+    "reproduce": cmd_reproduce,
     **{kind: _lister(kind) for kind in ("methods", "datasets", "backbones", "executors")},
 }
 
@@ -322,15 +334,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (RunInterrupted, KeyboardInterrupt) as err:
         where = f" at round {err.round}" if getattr(err, "round", None) else ""
-        print(f"fedbench: interrupted{where}; finished rounds and runs are kept, run the same command to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        cause = f" ({err.cause})" if isinstance(err, RunInterrupted) and err.cause != "Ctrl-C" else ""
+        print(f"fedbench: interrupted{cause}{where}; finished rounds and runs are kept, run the same command to resume", file=sys.stderr)
+        return err.exit_code if isinstance(err, RunInterrupted) else EXIT_INTERRUPTED
 
 
 def entry() -> None:
     """The console script: like ``main``, but after Ctrl-C the process ends at once, without
     waiting at interpreter shutdown for worker threads of an interrupted sweep."""
     code = main()
-    if code == 130:
+    if code in (130, 143):  # Ctrl-C, SIGTERM
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
