@@ -191,9 +191,9 @@ def _execute(configs: list[ExperimentConfig], workers: int):
 def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, command: str | None) -> Path:
     from fedbench.methods.registry import available, get_method
     from fedbench.tracking.leaderboard import write_leaderboard
-    from fedbench.tracking.records import load_records
+    from fedbench.tracking.record_file import read_records
 
-    records = load_records(Path(results), dataset)
+    records = read_records(Path(results), dataset, warn=False).own  # write_leaderboard warns, once
     if command is None:
         commands = sorted({r.get("config", {}).get("tracking", {}).get("command") or "" for r in records} - {""})
         command = "\n".join(commands) or "fedbench leaderboard"

@@ -96,7 +96,7 @@ def record_problem(record: Any, path: Path | None = None) -> str | None:
 
 def read_records(results_dir: Path, dataset: str | None = None, warn: bool = True) -> RecordSet:
     """Every record under ``results_dir`` (``dataset``'s folder only, when given), checked and sorted
-    into own, foreign and skipped; one warning per skipped file when ``warn``."""
+    into own, foreign and skipped; one warning per skipped or foreign file when ``warn``."""
     root = Path(results_dir)
     folders = [root / dataset] if dataset is not None else sorted(p for p in root.glob("*") if p.is_dir())
     out = RecordSet()
@@ -108,9 +108,17 @@ def read_records(results_dir: Path, dataset: str | None = None, warn: bool = Tru
             if not path.name.startswith(TMP_PREFIX):
                 _sort_into(out, path, blobs)
     if warn:
-        for path, reason in out.skipped:
-            warnings.warn(f"skipping run record {path}: {reason}; fix or delete it", stacklevel=2)
+        warn_about(out)
     return out
+
+
+def warn_about(found: RecordSet, foreign: bool = True) -> None:
+    """One warning per skipped file (and per file not produced here, when ``foreign``)."""
+    for path, reason in found.skipped:
+        warnings.warn(f"skipping run record {path}: {reason}; fix or delete it", stacklevel=3)
+    for item in found.foreign if foreign else ():
+        warnings.warn(f"run record {item.path} is not produced here ({item.reason}): the board lists it apart and never "
+                      f"averages it in; check it with `fedbench reproduce {item.path}`", stacklevel=3)
 
 
 def check_record_file(path: Path) -> RecordSet:

@@ -48,7 +48,7 @@ def shape_problem(record: Any) -> str | None:
         _object(record, "identity"),
         _optional(record, "sweep", str, "a string or null"),
         _optional(record, "created", str, "a string"),
-        _optional(record, "majority_rate", _is_fraction, "a fraction in [0, 1] or null"),
+        _fraction(record, "majority_rate"),
         _conditions(record.get("final"), "final", metric, optional=diverged, scores=not diverged),
         _selected(record.get("selected"), metric, scores=not diverged),
         _metrics(record.get("personalized"), "personalized", metric, optional=True, scores=(metric,)),
@@ -157,6 +157,13 @@ def _object(record: dict[str, Any], key: str, optional: bool = True) -> str | No
     if key in record and not isinstance(record[key], dict) and not (optional and record[key] is None):
         return _wrong(record, key, "an object")
     return None
+
+
+def _fraction(record: dict[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None or _is_fraction(value):
+        return None
+    return f"{key} is {value!r}, outside [0, 1]" if _is_number(value) else _wrong(record, key, "a fraction in [0, 1] or null")
 
 
 def _optional(record: dict[str, Any], key: str, check: Any, expected: str) -> str | None:

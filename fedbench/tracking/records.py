@@ -26,7 +26,7 @@ from typing import IO, Any
 from fedbench.config import NOT_IDENTITY as IDENTITY_EXCLUDED  # config sections that never change a result
 from fedbench.errors import DataError
 from fedbench.safe_io import FILE_MODE, atomic_write, atomic_write_text
-from fedbench.tracking.record_file import SCHEMA_VERSION, read_records
+from fedbench.tracking.record_file import SCHEMA_VERSION, read_records, warn_about
 from fedbench.tracking.record_trust import signed
 
 __all__ = [
@@ -107,7 +107,8 @@ def load_records(results_dir: Path, dataset: str | None = None) -> list[dict[str
     Records come back sorted by file path so callers see a stable order. A missing results folder
     yields an empty list: no runs yet is a normal state, not an error.
     """
-    found = read_records(results_dir, dataset)
+    found = read_records(results_dir, dataset, warn=False)
+    warn_about(found, foreign=False)
     return sorted([*found.own, *(f.record for f in found.foreign)], key=lambda r: (r["dataset"], r["run_id"]))
 
 
