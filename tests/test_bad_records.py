@@ -17,7 +17,7 @@ from test_leaderboard import COMMAND, rec, sections, table
 
 from fedbench.cli import main
 from fedbench.tracking import record_trust
-from fedbench.tracking.leaderboard import write_leaderboard
+from fedbench.tracking.leaderboard import render_leaderboard
 from fedbench.tracking.record_file import MAX_DEPTH, read_records
 from fedbench.tracking.records import config_hash, record_identity, write_record
 
@@ -126,8 +126,9 @@ def test_a_record_not_produced_here_is_listed_apart_never_averaged(tmp_path, mon
             m.setenv("FEDBENCH_KEY_FILE", str(tmp_path / "colleague" / "key"))
             path, reason = write_record(results, same_cell), "signed with another key"
     with pytest.warns(UserWarning, match="not produced here") as caught:
-        md = write_leaderboard(results, tmp_path / "boards", "emoji", COMMAND).read_text()
+        found = read_records(results, "emoji")
     assert any(str(path) in str(w.message) and reason in str(w.message) for w in caught)
+    md = render_leaderboard(found.own, dataset="emoji", command=COMMAND, foreign=found.foreign)
     _, rows = table(sections(md)["Other runs"])
     assert rows["fedavg"] == ["62.0 ± 2.8"]  # (60 + 64) / 2, sample std 2.83: the foreign 93 or 95 is not in it
     foreign = sections(md)["Not produced here"]
