@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import HAVE_PROC, descendants, running
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="walks /proc (Linux)")
+pytestmark = pytest.mark.skipif(not HAVE_PROC, reason="walks /proc (Linux)")
 
 
 def _sweep(results: Path) -> list[str]:
@@ -24,36 +25,6 @@ def _sweep(results: Path) -> list[str]:
             "--methods", "fedavg fedprox", "--workers", "2", "--tracking.progress", "false", "--tracking.results_dir", str(results),
             "--leaderboards", str(results / "boards")]
     return [sys.executable, "-c", f"import sys; from fedbench.cli import entry; sys.argv = ['fedbench', *{args!r}]; entry()"]
-
-
-def _parents() -> dict[int, int]:
-    """{pid: parent pid} of every process now."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            out[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return out
-
-
-def descendants(pid: int) -> set[int]:
-    parents, found, frontier = _parents(), set(), {pid}
-    while frontier:
-        frontier = {p for p, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (an exited child its new parent has not reaped yet)."""
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def test_sigterm_stops_a_two_worker_sweep_and_leaves_no_process(tmp_path):
