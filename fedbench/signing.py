@@ -53,11 +53,11 @@ def _load_or_create(where: str) -> bytes:
     fix = f"delete {path} to make a new key (files signed with the old one will then count as not produced here)"
     try:
         mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"signing key {path} is not a file; {fix}")
         key = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"signing key {path}: cannot read it ({err.strerror}); {fix}") from None
-    if not stat.S_ISREG(mode):
-        raise ConfigError(f"signing key {path} is not a file; {fix}")
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"signing key {path} can be read by other users (mode {stat.S_IMODE(mode):o}); run chmod 600 {path}")
     if len(key) < KEY_BYTES // 2:
