@@ -12,7 +12,7 @@ worker processes and waits for them, and the CLI prints one line and exits 130 (
 (written atomically after every round), finished runs in their records.
 
 Sweep workers (:func:`worker_signals`) handle SIGTERM the same way: the cell in flight unwinds and
-the worker exits; they ignore SIGINT (the parent, which a terminal's Ctrl-C also reaches, stops
+the worker exits at once (a process pool's worker would otherwise wait for its next cell); they ignore SIGINT (the parent, which a terminal's Ctrl-C also reaches, stops
 them) and get SIGTERM when their parent dies, even by SIGKILL (Linux), so none keeps training alone.
 Ray's worker processes (actors, sweep cells on Ray) keep Ray's own SIGTERM handler, which exits
 through ``sys.exit`` (so ``finally`` blocks and atexit handlers run there too); ``ray.init`` also
@@ -105,11 +105,28 @@ def worker_signals(parent_pid: int) -> None:
         global _stopping
         _stopping = True
         if _in_task:
-            raise RunInterrupted(signum=signum)
-        sys.exit(128 + signum)  # between cells: exit (atexit handlers, W&B's teardown, still run)
+            raise RunInterrupted(signum=signum)  # the cell unwinds; worker_task then ends the worker
+        _exit_worker()
 
     signal.signal(signal.SIGTERM, on_sigterm)
     die_with_parent(parent_pid)
+
+
+def _exit_worker() -> None:
+    """End a stopped worker now: its cell has unwound (its W&B run finished, its store closed), the
+    atexit handlers (W&B's service teardown) run, and the process exits without waiting on the
+    pool's queue threads, which the parent no longer reads."""
+    import atexit
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        os._exit(128 + signal.SIGTERM)
 
 
 @contextlib.contextmanager
@@ -124,6 +141,8 @@ def worker_task():
         yield
     finally:
         _in_task = False
+        if _stopping:
+            _exit_worker()
 
 
 def die_with_parent(parent_pid: int) -> None:

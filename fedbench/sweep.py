@@ -166,6 +166,7 @@ def _execute(configs: list[ExperimentConfig], workers: int):
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     from fedbench.backbones.registry import featurized
 
@@ -179,7 +180,11 @@ def _execute(configs: list[ExperimentConfig], workers: int):
     try:
         futures = [pool.submit(_worker_run, cfg) for cfg in configs]
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                raise ConfigError("a sweep worker was stopped (a signal, or out of memory) and the sweep with it; finished runs "
+                                  "are kept, run the same command to resume") from None
     except BaseException:  # Ctrl-C, SIGTERM or a failed cell: stop the queued cells and the workers now
         processes = list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
