@@ -248,14 +248,9 @@ def cmd_leaderboard(argv: list[str]) -> int:
 
 
 def cmd_reproduce(argv: list[str]) -> int:
-    from fedbench.reproduce import DEFAULT_RESULTS, reproduce
+    from fedbench.reproduce import reproduce_command
 
-    p = ArgumentParser(prog="fedbench reproduce", exit_on_error=False,
-                       description="Rerun a run record's config here and compare its final metrics.")
-    p.add_argument("record", type=str, help="a run record, e.g. results/emoji/<run_id>.json")
-    p.add_argument("--results", type=str, default=DEFAULT_RESULTS, help="where the rerun's record goes (not the record's own folder)")
-    ns = _parse(p, argv)
-    return 0 if reproduce(ns.record, ns.results) else 1
+    return reproduce_command(argv)
 
 
 def _lister(kind: str):
@@ -291,6 +286,7 @@ HELP = {
     "sweep": "run a grid of experiments (methods x seeds x missing rates, types, alphas) and write the board",
     "bench": "run a method beside its paper's baselines under its protocol (make bench METHOD=...)",
     "leaderboard": "regenerate the markdown leaderboard (and plots) from the run records",
+    "reproduce": "rerun a run record's config here and compare its final metrics (a record not produced here)",
     "data": "check a dataset download and convert it once (prepare), or list what is prepared",
     "cache": "list what the cache holds on disk, or free it (list, clean)",
     "methods": "list the registered methods (built-in and plugins)",

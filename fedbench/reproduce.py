@@ -18,6 +18,24 @@ from typing import Any
 from fedbench.errors import ConfigError
 
 DEFAULT_RESULTS = "runs/reproduced"
+USAGE = f"usage: fedbench reproduce RECORD [--results FOLDER]   (FOLDER: where the rerun's record goes, default {DEFAULT_RESULTS})"
+
+
+def reproduce_command(argv: list[str]) -> int:
+    """``fedbench reproduce RECORD [--results FOLDER]``: 0 when reproduced, 1 when not."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    record, rest = argv[0], argv[1:]
+    if rest[:1] == ["--results"] and len(rest) == 2:
+        results = rest[1]
+    elif len(rest) == 1 and rest[0].startswith("--results="):
+        results = rest[0].split("=", 1)[1]
+    elif not rest:
+        results = DEFAULT_RESULTS
+    else:
+        raise ConfigError(f"fedbench reproduce: unexpected {' '.join(rest)!r}; {USAGE}")
+    return 0 if reproduce(record, results) else 1
 
 
 def reproduce(record_path: str | Path, results: str | Path = DEFAULT_RESULTS, out=sys.stdout) -> bool:
