@@ -1,4 +1,13 @@
 # fedbench: `make bench METHOD=fedavg` and `make test` install what they need first.
+# bench, leaderboard and perf write results/ and leaderboards/ into the current folder: from
+# anywhere but the checkout (`make -f path/to/Makefile bench`) they would scatter a results folder
+# there, so they refuse and say how to run them in the checkout.
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+ifneq ($(filter bench leaderboard perf,$(MAKECMDGOALS)),)
+ifneq ($(abspath $(CURDIR)),$(ROOT))
+$(error make $(filter bench leaderboard perf,$(MAKECMDGOALS)) writes results/ and leaderboards/ into the current folder, and $(CURDIR) is not the fedbench checkout; run it there: make -C $(ROOT) $(MAKECMDGOALS))
+endif
+endif
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

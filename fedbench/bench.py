@@ -70,6 +70,7 @@ def bench(
     if smoke:
         return _smoke(base, grid)
     workers = prof.get("workers", 1) if workers is None else workers
+    say_where(base.tracking.results_dir, leaderboards or "leaderboards")
     return run_grid(base, grid, leaderboards=leaderboards or "leaderboards", workers=workers)
 
 
@@ -100,7 +101,19 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
     leaderboards = leaderboards or str(Path("leaderboards") / Path(results).name)
     if smoke:
         return _smoke(base, Grid(methods=methods, seeds=run_seeds, axes=axes))
+    say_where(results, leaderboards)
     return run_grid(base, Grid(methods=methods, seeds=run_seeds, axes=axes), leaderboards=leaderboards, workers=workers or 1)
+
+
+def say_where(results: str, leaderboards: str) -> None:
+    """One line before a bench starts: where its records and boards go (relative paths resolve
+    against the current folder, which need not be the fedbench checkout)."""
+    import sys
+
+    relative = not Path(results).is_absolute() or not Path(leaderboards).is_absolute()
+    outside = " (in the current folder, which is not the fedbench checkout)" if relative and Path.cwd().resolve() != REPO.resolve() else ""
+    print(f"fedbench bench: records go to {Path(results).absolute()}, boards to {Path(leaderboards).absolute()}{outside}; "
+          "--results and --leaderboards choose others", file=sys.stderr, flush=True)
 
 
 def _smoke(base, grid: Grid) -> list[dict]:

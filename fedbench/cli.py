@@ -1,4 +1,4 @@
-"""``fedbench run | sweep | bench | leaderboard | data | methods | datasets | backbones | executors``.
+"""``fedbench run | sweep | bench | leaderboard | reproduce | data | methods | datasets | backbones | executors``.
 
 Configs are YAML files under ``experiments/`` plus dotted overrides (``--missing.rate 0.5``),
 parsed by jsonargparse against the typed dataclasses in :mod:`fedbench.config`. Every user error
@@ -17,6 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from jsonargparse import ActionConfigFile, ArgumentParser  # noqa: E402
 
+from fedbench.cli_errors import TORCH_WRITE_FAILED, is_torch_write_failure, os_error_line, parse_error_line  # noqa: E402
 from fedbench.config import ExperimentConfig, from_dict  # noqa: E402
 from fedbench.errors import ConfigError, FedbenchError  # noqa: E402
 
@@ -84,10 +85,14 @@ def _split(text: str | None, cast=str) -> list | None:
 
 
 def _check_config_file(argv: list[str]) -> None:
+    """Each ``--config`` file is read once here, so a missing, empty or broken one is one line
+    naming it (jsonargparse's own messages name neither the file nor, for an empty one, the problem)."""
+    from fedbench.yaml_files import read_mapping
+
     for i, arg in enumerate(argv):
         path = arg.split("=", 1)[1] if arg.startswith("--config=") else (argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
-        if path is not None and not Path(path).is_file():
-            raise ConfigError(f"--config: file {path!r} does not exist; pass a YAML file such as experiments/emoji_quick.yaml")
+        if path is not None:
+            read_mapping(path, "--config: file")
 
 
 OPTION_SECTIONS = ("data", "backbone", "method", "executor")
@@ -129,8 +134,7 @@ def _parse(parser: ArgumentParser, argv: list[str]):
     try:
         ns = parser.parse_args(argv)
     except Exception as err:  # jsonargparse reports type errors as ArgumentError with a multi-line text
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        raise ConfigError(" ".join(lines[:3])) from err
+        raise ConfigError(parse_error_line(err)) from err
     for section, values in options.items():
         ns[f"{section}.options"] = {**(ns.get(f"{section}.options") or {}), **values}
     return ns
@@ -160,8 +164,11 @@ def cmd_run(argv: list[str]) -> int:
               + (f" (client {d['client']})" if d.get("client") is not None else "") + f": {d['what']}; recorded as diverged")
         print(f"record: {Path(cfg.tracking.results_dir) / cfg.data.dataset / (record['run_id'] + '.json')}")
         return 0
+    from fedbench.batch import TEST_CONDITIONS
+
+    order = [c for c in TEST_CONDITIONS if c in final] + sorted(set(final) - set(TEST_CONDITIONS))  # a stored record's are sorted
     print(f"{record['method']} seed {record['seed']} {record['missing']['type']}@{record['missing']['rate']}: "
-          + ", ".join(f"{c} {m[record['metric']]:.4f}" for c, m in final.items()))
+          + ", ".join(f"{c} {final[c][record['metric']]:.4f}" for c in order))
     print(f"record: {Path(cfg.tracking.results_dir) / cfg.data.dataset / (record['run_id'] + '.json')}")
     return 0
 
@@ -240,6 +247,12 @@ def cmd_leaderboard(argv: list[str]) -> int:
     return 0
 
 
+def cmd_reproduce(argv: list[str]) -> int:
+    from fedbench.reproduce import reproduce_command
+
+    return reproduce_command(argv)
+
+
 def _lister(kind: str):
     def cmd(argv: list[str]) -> int:
         import importlib
@@ -273,6 +286,7 @@ HELP = {
     "sweep": "run a grid of experiments (methods x seeds x missing rates, types, alphas) and write the board",
     "bench": "run a method beside its paper's baselines under its protocol (make bench METHOD=...)",
     "leaderboard": "regenerate the markdown leaderboard (and plots) from the run records",
+    "reproduce": "rerun a run record's config here and compare its final metrics (a record not produced here)",
     "data": "check a dataset download and convert it once (prepare), or list what is prepared",
     "cache": "list what the cache holds on disk, or free it (list, clean)",
     "methods": "list the registered methods (built-in and plugins)",
@@ -283,6 +297,7 @@ HELP = {
 
 COMMANDS = {
     "run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "data": cmd_data, "cache": cmd_cache,
+    "reproduce": cmd_reproduce,
     **{kind: _lister(kind) for kind in ("methods", "datasets", "backbones", "executors")},
 }
 
@@ -306,20 +321,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fedbench: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a read-only folder: name the file; records already written stay
-        where = f" {err.filename}" if err.filename else ""
-        print(f"fedbench: error: cannot write or read{where} ({err.strerror or err}); free space or choose another folder", file=sys.stderr)
+        print(f"fedbench: error: {os_error_line(err)}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        if not is_torch_write_failure(err):
+            raise
+        print(f"fedbench: error: {TORCH_WRITE_FAILED}", file=sys.stderr)
         return 2
     except (RunInterrupted, KeyboardInterrupt) as err:
         where = f" at round {err.round}" if getattr(err, "round", None) else ""
-        print(f"fedbench: interrupted{where}; finished rounds and runs are kept, run the same command to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        cause = f" ({err.cause})" if isinstance(err, RunInterrupted) and err.cause != "Ctrl-C" else ""
+        print(f"fedbench: interrupted{cause}{where}; finished rounds and runs are kept, run the same command to resume", file=sys.stderr)
+        return err.exit_code if isinstance(err, RunInterrupted) else EXIT_INTERRUPTED
 
 
 def entry() -> None:
     """The console script: like ``main``, but after Ctrl-C the process ends at once, without
     waiting at interpreter shutdown for worker threads of an interrupted sweep."""
     code = main()
-    if code == 130:
+    if code in (130, 143):  # Ctrl-C, SIGTERM
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -7,6 +7,7 @@ The same dataclasses back the YAML files under ``experiments/`` and the CLI flag
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,6 +196,20 @@ def _positive(field_name: str, value: float, hint: str) -> None:
         raise ConfigError(f"{field_name}: must be > 0, got {value}; {hint}")
 
 
+def _finite(cfg: ExperimentConfig) -> None:
+    """A NaN or infinity passes ``lo <= x`` tests one way or the other (``inf > 0``): refuse every
+    non-finite float of the config by name first."""
+    for section in dataclasses.fields(cfg):
+        part = getattr(cfg, section.name)
+        if not dataclasses.is_dataclass(part):
+            continue
+        for f in dataclasses.fields(part):
+            value = getattr(part, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{section.name}.{f.name}: {value} is not a finite number; give a finite value "
+                                  f"(default {f.default!r})")
+
+
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Refuse invalid values with one line naming the field; returns cfg for chaining."""
     from fedbench.backbones.registry import BACKBONES
@@ -203,6 +218,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     from fedbench.methods.registry import METHODS
     from fedbench.registry import build_options
 
+    _finite(cfg)
+    if not str(cfg.tracking.results_dir).strip():
+        raise ConfigError("tracking.results_dir: empty; give the folder for run records (default results), "
+                          "or leave the option out")
     dataset, backbone = DATASETS.get(cfg.data.dataset), BACKBONES.get(cfg.backbone.name)
     build_options(dataset.options, cfg.data.options, "data.options")
     build_options(backbone.options, cfg.backbone.options, "backbone.options")

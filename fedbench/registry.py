@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import importlib
 import importlib.metadata
+import math
 import sys
 import types
 from importlib.metadata import entry_points
@@ -156,3 +157,5 @@ def _check_type(name: str, value: Any, f: dataclasses.Field) -> None:
         ok = isinstance(value, expected)
     if not ok:
         raise ConfigError(f"{name}: {value!r} is not a {expected[-1].__name__}; give e.g. {default!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name}: {value!r} is not a finite number; give e.g. {default!r}")

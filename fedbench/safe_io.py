@@ -5,15 +5,19 @@ file would execute code during a normal run. Every torch file fedbench reads goe
 :func:`load_tensors`, which only accepts tensors and plain data (dicts, lists, tuples, numbers,
 strings) through torch's restricted unpickler.
 
-Checkpoints also carry a checksum (:func:`save_sealed` / :func:`load_sealed`): the payload is
-serialised to bytes, its SHA-256 is stored beside it in one file, and a file whose bytes do not
-match (a flipped bit that turns a weight into 1e37, a truncated copy) is refused rather than
-resumed into different numbers.
+Checkpoints and cache files are also signed (:func:`save_sealed` / :func:`load_sealed`): the
+payload is serialised to bytes and its HMAC-SHA256 under this user's key (:mod:`fedbench.signing`)
+is stored beside it in one file. A file whose bytes do not match (a flipped bit that turns a weight
+into 1e37, a truncated copy, a hand edit re-sealed with a plain checksum) or that was signed with
+another key (someone else's checkpoint) is refused rather than resumed into different numbers.
+
+Every torch file is serialised in memory and then written with :func:`atomic_write`: torch's own
+writer reports a full disk as a ``RuntimeError`` ("file write failed"), a plain ``write`` as the
+``OSError`` (ENOSPC) it is, with the file's name attached, which the CLI turns into one line.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tempfile
@@ -23,11 +27,11 @@ from typing import IO, Any
 
 import torch
 
-SEALED_FORMAT = "fedbench-sealed-1"
+SEALED_FORMAT = "fedbench-sealed-2"  # 1: a SHA-256 anyone can recompute, no longer accepted
 
 
 class UnsafeOrCorruptFile(Exception):
-    """The file is not a tensors-and-plain-data torch file, or its checksum does not match."""
+    """The file is not a tensors-and-plain-data torch file, or its signature does not verify."""
 
 
 def writable_folder(folder: Path, what: str, fix: str) -> Path:
@@ -71,6 +75,11 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
             os.fsync(fh.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
+    except OSError as err:
+        _remove_quietly(tmp)
+        if err.filename is None:  # a failed write() names no file: name the one being written
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+        raise
     except BaseException:
         _remove_quietly(tmp)
         raise
@@ -84,9 +93,17 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(data))
 
 
+def torch_bytes(obj: Any) -> bytes:
+    """``obj`` serialised by ``torch.save``, in memory."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through :func:`atomic_write`."""
-    atomic_write(path, lambda fh: torch.save(obj, fh))
+    """``torch.save`` through :func:`atomic_write` (serialised first: see the module docstring)."""
+    data = torch_bytes(obj)
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def _remove_quietly(path: str) -> None:
@@ -121,28 +138,36 @@ def load_tensors(source: Path | io.BytesIO) -> Any:
 
 
 def save_sealed(obj: Any, path: Path) -> None:
-    """Write ``obj`` (tensors and plain data) with a SHA-256 of its serialised bytes, atomically."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    blob = buffer.getvalue()
+    """Write ``obj`` (tensors and plain data) with an HMAC of its serialised bytes, atomically."""
+    from fedbench import signing
+
+    blob = torch_bytes(obj)
     sealed = {
         "format": SEALED_FORMAT,
-        "sha256": hashlib.sha256(blob).hexdigest(),
+        "key_id": signing.key_id(),
+        "hmac": signing.tag(blob),
         "payload": torch.frombuffer(bytearray(blob), dtype=torch.uint8),
     }
     atomic_torch_save(sealed, path)
 
 
 def load_sealed(path: Path) -> Any:
-    """The object written by :func:`save_sealed`; :class:`UnsafeOrCorruptFile` if the file is not
-    one, or its payload does not match its checksum."""
+    """The object written by :func:`save_sealed` with this user's key; :class:`UnsafeOrCorruptFile`
+    (saying which) if the file is not one, was signed with another key, or its payload does not
+    match its signature."""
+    from fedbench import signing
+
     outer = load_tensors(Path(path))
     if not isinstance(outer, dict) or outer.get("format") != SEALED_FORMAT:
-        raise UnsafeOrCorruptFile("not a sealed fedbench file")
+        old = isinstance(outer, dict) and outer.get("format") == "fedbench-sealed-1"
+        raise UnsafeOrCorruptFile("made before fedbench signed its files, so it cannot be verified" if old
+                                  else "not a signed fedbench file")
     payload = outer.get("payload")
     if not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8:
-        raise UnsafeOrCorruptFile("sealed file without a byte payload")
+        raise UnsafeOrCorruptFile("signed file without a byte payload")
+    if outer.get("key_id") != signing.key_id():
+        raise UnsafeOrCorruptFile("signed with another key: made by another user or machine, not produced here")
     blob = payload.numpy().tobytes()
-    if hashlib.sha256(blob).hexdigest() != outer.get("sha256"):
-        raise UnsafeOrCorruptFile("checksum mismatch")
+    if not signing.verifies(blob, outer.get("hmac")):
+        raise UnsafeOrCorruptFile("signature (HMAC checksum) mismatch: its bytes changed after it was written here")
     return load_tensors(io.BytesIO(blob))

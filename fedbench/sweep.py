@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fedbench.config import ExperimentConfig, from_dict
 from fedbench.errors import ConfigError
 
@@ -44,14 +42,10 @@ class Grid:
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; run from the repository root or pass --config")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]}); fix the file") from err
-    return from_dict(data)
+    """The experiment YAML at ``path``; a missing, empty or broken file is one line naming it."""
+    from fedbench.yaml_files import read_mapping
+
+    return from_dict(read_mapping(path, "config file"))
 
 
 def set_field(cfg: ExperimentConfig, dotted: str, value: Any) -> None:
@@ -121,13 +115,39 @@ def _timed_run(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict, float]:
     return cfg, run_experiment(cfg), time.time() - t
 
 
-def _worker_init(threads: int) -> None:
+def _worker_run(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict, float]:
+    """One cell in a worker process: a SIGTERM stops it (and the worker) like a Ctrl-C."""
+    from fedbench.interrupt import worker_task
+
+    with worker_task():
+        return _timed_run(cfg)
+
+
+def _worker_init(threads: int, parent_pid: int) -> None:
     import torch
 
-    from fedbench.interrupt import ignore_sigint
+    from fedbench.interrupt import worker_signals
 
-    ignore_sigint()  # the parent handles Ctrl-C and stops its workers
+    worker_signals(parent_pid)  # Ctrl-C is the parent's; SIGTERM (also when the parent dies) stops the worker
     torch.set_num_threads(threads)
+
+
+STOP_GRACE_S = 30.0  # how long stopped workers get to unwind their cell before they are killed
+
+
+def _stop_workers(processes: list) -> None:
+    """SIGTERM each worker, wait for it (a cell unwinds in seconds, closing its W&B run and store),
+    and SIGKILL only one that is still there after :data:`STOP_GRACE_S`: the parent returns only
+    when no worker of it is left."""
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in processes:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
 
 
 def _execute(configs: list[ExperimentConfig], workers: int):
@@ -146,6 +166,7 @@ def _execute(configs: list[ExperimentConfig], workers: int):
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     from fedbench.backbones.registry import featurized
 
@@ -155,16 +176,19 @@ def _execute(configs: list[ExperimentConfig], workers: int):
         cfg.tracking.progress = False  # several live bars would garble the terminal
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid()))
     try:
-        futures = [pool.submit(_timed_run, cfg) for cfg in configs]
+        futures = [pool.submit(_worker_run, cfg) for cfg in configs]
         for future in as_completed(futures):
-            yield future.result()
-    except BaseException:  # Ctrl-C or a failed cell: stop the queued cells and the workers now
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                raise ConfigError("a sweep worker was stopped (a signal, or out of memory) and the sweep with it; finished runs "
+                                  "are kept, run the same command to resume") from None
+    except BaseException:  # Ctrl-C, SIGTERM or a failed cell: stop the queued cells and the workers now
         processes = list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for proc in processes:  # SIGKILL: Lightning turns SIGTERM into a catchable exception and the
-            proc.kill()  # worker would take the next queued cell; checkpoints are atomic, so nothing is lost
+        _stop_workers(processes)  # checkpoints are atomic: a cell stopped mid-round resumes from its last round
         raise
     pool.shutdown()
 
@@ -172,9 +196,9 @@ def _execute(configs: list[ExperimentConfig], workers: int):
 def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, command: str | None) -> Path:
     from fedbench.methods.registry import available, get_method
     from fedbench.tracking.leaderboard import write_leaderboard
-    from fedbench.tracking.records import load_records
+    from fedbench.tracking.record_file import read_records
 
-    records = load_records(Path(results), dataset)
+    records = read_records(Path(results), dataset, warn=False).own  # write_leaderboard warns, once
     if command is None:
         commands = sorted({r.get("config", {}).get("tracking", {}).get("command") or "" for r in records} - {""})
         command = "\n".join(commands) or "fedbench leaderboard"

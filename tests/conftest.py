@@ -9,6 +9,9 @@ os.environ.setdefault("FEDBENCH_WANDB", "0")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the tests sign with this user's key (~/.config/fedbench/key or $FEDBENCH_KEY_FILE), as fedbench
+# does: the caches they share with the user's runs (the image bank) stay valid for both; a test
+# that needs another key points FEDBENCH_KEY_FILE elsewhere for its own duration
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fedbench.data.layouts import STANDIN_MARKER
+
 
 @pytest.fixture(autouse=True)
 def data_env(tmp_path, monkeypatch):
@@ -215,6 +217,10 @@ def make_cifar_binary(root: Path, which: str = "cifar10") -> dict:
             (folder / name).write_bytes(recs.tobytes())
             out[split][0].append(labels)
             out[split][1].append(pixels)
+    # a scaled-down copy says its split sizes as benchmarks/standins does (the release's 10,000
+    # records per file do not apply to it)
+    marker = {"dataset": which, "splits": {split: sum(len(labels) for labels in out[split][0]) for split in out}}
+    (root / STANDIN_MARKER).write_text(json.dumps(marker))
     if which == "cifar10":
         (folder / "batches.meta.txt").write_text("airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n")
     else:

@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from fixtures import hashed
 
 from fedbench.errors import DataError
 from fedbench.tracking.board_stats import Stat, best_index
@@ -53,7 +54,7 @@ def rec(method, mtype, rate, seed, acc, *, created="2025-01-01T00:00:00+00:00", 
     }
     record = {
         "schema": 1,
-        "run_id": f"{method}-{mtype}-{rate}-{seed}-{created[:10]}-{zlib.crc32(json.dumps(set_, sort_keys=True).encode()):08x}",
+        "run_id": None,  # set by hashed() below, from the identity
         "sweep": sweep,
         "dataset": "emoji",
         "method": method,
@@ -71,7 +72,7 @@ def rec(method, mtype, rate, seed, acc, *, created="2025-01-01T00:00:00+00:00", 
         "config": config,
     }
     record.update(extra)
-    return record
+    return hashed(record)
 
 
 def hand_cell(values, diverged=0):
@@ -87,7 +88,7 @@ def hand_cell(values, diverged=0):
 def records_fixture():
     return [
         # missing both, rate 0.7: fedavg 3 seeds (+ a stale duplicate of seed 0), fedprime 2 seeds
-        rec("fedavg", "both", 0.7, 0, 0.10, created="2024-06-01T00:00:00+00:00"),  # stale, must be dropped
+        rec("fedavg", "both", 0.7, 0, 0.30, created="2024-06-01T00:00:00+00:00"),  # stale, must be dropped
         rec("fedavg", "both", 0.7, 0, 0.69, created="2025-02-01T00:00:00+00:00"),
         rec("fedavg", "both", 0.7, 1, 0.71),
         rec("fedavg", "both", 0.7, 2, 0.73),
@@ -227,15 +228,16 @@ def test_runs_differing_in_a_method_option_are_separate_rows():
 def test_options_spelled_out_with_defaults_do_not_clutter_the_board():
     """Identities carry every method option with its defaults; only options that differ within a
     method make rows (and appear under "Varies")."""
-    fedprime = {"method.options.selection": "sample", "method.options.kappa": 8}
+    fedprime = {"method.options.selection": "sample", "method.options.kappa": 5}  # fedprime's defaults
     records = [rec("fedprime", "text", 0.7, 0, 0.5, set_=fedprime)]
-    records += [rec("fedprox", "text", 0.7, 0, acc, set_={"method.options.mu": mu, "method.options.prompts": 4})
+    records += [rec("fedprox", "text", 0.7, 0, acc, set_={"method.options.mu": mu, "method.options.prompt_length": 4})
                 for mu, acc in ((0.01, 0.5), (0.1, 0.6))]
     md = render_leaderboard(records, dataset="emoji", command=COMMAND)
     _, rows = table(sections(md)["Other runs"])
     assert rows == {"fedprime": ["50.0"], "fedprox (mu=0.01)": ["50.0"], "fedprox (mu=0.1)": ["60.0"]}
     assert "Varies: `method.name`, `method.options.mu`." in md
-    assert "kappa" not in md and "selection" not in md
+    assert "kappa" not in md and "selection" not in md and "prompt_length" not in md
+    assert "Method options set away" not in md
 
 
 def test_equal_identity_dedupes_to_the_newest_whatever_tracking_and_executor_say():
@@ -249,8 +251,8 @@ def test_equal_identity_dedupes_to_the_newest_whatever_tracking_and_executor_say
     assert rows == {"fedavg": ["60.0"]}
     assert "Runs: 1 " in md
     # an explicit identity wins over the config: equal identities dedupe even if configs differ
-    a = {**rec("fedavg", "text", 0.7, 0, 0.4), "identity": {"k": 1}}
-    b = {**rec("fedavg", "text", 0.9, 1, 0.6, created="2025-05-01T00:00:00+00:00"), "identity": {"k": 1}}
+    a = hashed({**rec("fedavg", "text", 0.7, 0, 0.4), "identity": {"k": 1}})
+    b = hashed({**rec("fedavg", "text", 0.9, 1, 0.6, created="2025-05-01T00:00:00+00:00"), "identity": {"k": 1}})
     assert "Runs: 1 " in render_leaderboard([a, b], dataset="emoji", command=COMMAND)
 
 
@@ -399,3 +401,21 @@ def test_shared_settings_name_the_precision_the_runs_had():
     header, rows = table(md)
     assert header[1:] == ["text@0.5, precision=32-true", "text@0.5, precision=bf16-mixed"]
     assert rows["fedavg"] == [hand_cell([0.9]), hand_cell([0.6, 0.6])]
+
+
+def test_shared_line_names_every_field_set_away_from_the_defaults():
+    """A run with half its clients dropped must not read like a clean one: failures, lr, batch size
+    and method options away from their defaults are named (the defaults, written out here: lr
+    5e-3, batch 32, weight decay 0.02, no failures, fedprox mu 0.01, prompt_length 4)."""
+    away = {"failures.drop_rate": 0.5, "train.lr": 0.01, "train.batch_size": 16, "train.weight_decay": 0.02}
+    runs = [rec(m, "text", 0.5, s, 0.6, sweep="bench-p",
+                set_={**away, "method.options.prompt_length": 4, **({"method.options.mu": 0.5} if m == "fedprox" else {})})
+            for m in ("fedavg", "fedprox") for s in (0, 1)]
+    intro = sections(render_leaderboard(runs, dataset="emoji", command=COMMAND))["bench-p"].split("\n\n")[1]
+    for said in ("`failures.drop_rate=0.5`", "`train.batch_size=16`", "`train.lr=0.01`",
+                 "Method options set away from their defaults: fedprox mu=0.5."):
+        assert said in intro, intro
+    assert "weight_decay" not in intro and "prompt_length" not in intro  # at their defaults
+    runs.append(rec("fedavg", "text", 0.5, 2, 0.6, sweep="bench-p", set_={**away, "failures.drop_rate": 0.0}))
+    intro = sections(render_leaderboard(runs, dataset="emoji", command=COMMAND))["bench-p"].split("\n\n")[1]
+    assert "`failures.drop_rate`" in intro.split("Varies: ")[1] and "drop_rate=0.5" not in intro

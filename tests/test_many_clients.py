@@ -76,7 +76,7 @@ def test_disk_store_gives_the_memory_store_record(tiny_cfg, tmp_path):
     disk = run_experiment(cfg)
     same_numbers(disk, memory)
     assert disk["run_id"] == memory["run_id"]  # where states live is not part of a run's identity
-    assert not any((tmp_path / "disk" / "tiny" / "personal-store").iterdir())  # the store's files are gone
+    assert not (tmp_path / "disk" / "tiny" / "personal-store").exists()  # the store's folder is gone
 
 
 def test_personalized_score_on_a_seeded_sample_is_recorded(tiny_cfg, tmp_path):

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from fixtures import hashed
 
 from fedbench import safe_io
 from fedbench.errors import DataError
@@ -28,17 +29,24 @@ from fedbench.tracking.records import (
 )
 
 
-def make_record(run_id: str = "r1", dataset: str = "emoji", acc: float = 0.71) -> dict:
-    return {
+def make_record(tag: str = "r1", dataset: str = "emoji", acc: float = 0.71) -> dict:
+    """A record whose identity differs by ``tag`` (its partition's name), with the run id of that
+    identity, as a real run's."""
+    return hashed({
         "schema": 1,
-        "run_id": run_id,
+        "run_id": None,
         "dataset": dataset,
         "method": "fedavg",
         "seed": 0,
         "metric": "accuracy",
         "missing": {"protocol": "per_sample", "rate": 0.5, "type": "text"},
+        "partition": {"name": tag},
         "final": {"as_train": {"accuracy": acc}},
-    }
+    })
+
+
+def tags(records: list[dict]) -> list[str]:
+    return [r["partition"]["name"] for r in records]
 
 
 def strict_loads(text: str):
@@ -57,12 +65,14 @@ def files_in(folder) -> list[str]:
 def test_write_creates_dirs_and_round_trips(tmp_path):
     record = make_record()
     path = write_record(tmp_path / "results", record)
-    assert path == tmp_path / "results" / "emoji" / "r1.json"
-    assert json.loads(path.read_text()) == record
-    assert files_in(path.parent) == ["r1.json"]  # no temp file left behind
-    assert find_record(tmp_path / "results", "emoji", "r1") == record
+    rid = record["run_id"]
+    assert path == tmp_path / "results" / "emoji" / f"{rid}.json"
+    stored = json.loads(path.read_text())
+    assert {k: v for k, v in stored.items() if k != "signature"} == record
+    assert files_in(path.parent) == [f"{rid}.json"]  # no temp file left behind
+    assert find_record(tmp_path / "results", "emoji", rid) == stored
     assert find_record(tmp_path / "results", "emoji", "nope") is None
-    assert find_record(tmp_path / "results", "other", "r1") is None
+    assert find_record(tmp_path / "results", "other", rid) is None
 
 
 def test_numpy_values_are_stored_as_numbers(tmp_path):
@@ -87,7 +97,7 @@ def test_nan_and_infinities_are_written_as_null_in_strict_json(tmp_path):
     assert stored["final"]["as_train"]["accuracy"] is None
     assert stored["rounds"] == [{"train_loss": None, "val": {"accuracy": None}}, {"train_loss": None}]
     assert stored["losses"] == [1.5, None]
-    assert [r["run_id"] for r in load_records(tmp_path, "emoji")] == ["r1"]  # a diverged record is valid
+    assert tags(load_records(tmp_path, "emoji")) == ["r1"]  # a diverged record is valid
 
 
 def test_records_are_world_readable(tmp_path):
@@ -110,8 +120,8 @@ def test_crash_mid_write_keeps_previous_record(tmp_path, monkeypatch, target):
     with pytest.raises(OSError, match="simulated crash"):
         write_record(tmp_path, make_record(acc=0.9))
     monkeypatch.undo()
-    assert json.loads(path.read_text()) == old
-    assert files_in(path.parent) == ["r1.json"]
+    assert {k: v for k, v in json.loads(path.read_text()).items() if k != "signature"} == old
+    assert files_in(path.parent) == [path.name]
 
 
 def test_invalid_names_are_user_errors(tmp_path):
@@ -134,7 +144,7 @@ def test_load_skips_corrupt_and_temp_files_with_one_warning_each(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = load_records(tmp_path, "emoji")
-    assert [r["run_id"] for r in got] == ["good"]
+    assert tags(got) == ["good"]
     messages = [str(w.message) for w in caught]
     for name in ("bad.json", "list.json", "old.json"):
         assert sum(name in m for m in messages) == 1, messages
@@ -143,7 +153,7 @@ def test_load_skips_corrupt_and_temp_files_with_one_warning_each(tmp_path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert sorted(r["run_id"] for r in load_records(tmp_path)) == ["good", "other_ds"]
+        assert sorted(tags(load_records(tmp_path))) == ["good", "other_ds"]
     assert load_records(tmp_path / "missing") == []
 
 
@@ -164,15 +174,15 @@ def test_load_skips_records_of_the_wrong_shape_naming_file_and_field(tmp_path, b
     write_record(tmp_path, make_record("good"))
     bad = make_record("bad")
     breakage(bad)
-    (tmp_path / "emoji" / "bad.json").write_text(json.dumps(bad))
+    bad_path = tmp_path / "emoji" / f"{bad['run_id']}.json"
+    bad_path.write_text(json.dumps(bad))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = load_records(tmp_path, "emoji")
-    assert [r["run_id"] for r in got] == ["good"]
+    assert tags(got) == ["good"]
     messages = [str(w.message) for w in caught]
-    assert len(messages) == 1 and "bad.json" in messages[0] and problem in messages[0], messages
-    with pytest.warns(UserWarning, match="bad.json"):
-        assert find_record(tmp_path, "emoji", "bad") is None
+    assert len(messages) == 1 and bad_path.name in messages[0] and problem in messages[0], messages
+    assert find_record(tmp_path, "emoji", bad["run_id"]) is None
 
 
 def test_identity_is_the_config_minus_tracking_and_executor():

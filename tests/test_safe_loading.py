@@ -61,7 +61,7 @@ def test_planted_pickle_cache_file_does_not_run_and_is_rebuilt(tmp_path, monkeyp
 def test_cache_file_with_foreign_content_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("FEDBENCH_CACHE", str(tmp_path / "cache"))
     path = cache_dir() / "bank.pt"
-    torch.save({"something": "else"}, path)  # a valid torch file that is not a bank
+    save_sealed({"something": "else"}, path)  # a signed torch file that is not a bank
     builds = []
 
     def build():
@@ -77,23 +77,79 @@ def test_cache_file_with_foreign_content_is_rebuilt(tmp_path, monkeypatch):
     assert builds == [1]
 
 
-def test_bit_flipped_checkpoint_is_refused(tiny_cfg, tmp_path):
+@pytest.mark.parametrize("made", ["unsigned", "another key", "edited"])
+def test_cache_file_not_signed_here_is_rebuilt(made, tmp_path, monkeypatch):
+    """A cache file is signed like a checkpoint: one received from elsewhere or edited since it was
+    written here is rebuilt (with one warning saying why), even when its content looks right."""
+    from fedbench import signing
+
+    monkeypatch.setenv("FEDBENCH_CACHE", str(tmp_path / "cache"))
+    path = cache_dir() / "bank.pt"
+    planted = {"bank": torch.full((2,), 7.0)}
+    if made == "unsigned":
+        torch.save(planted, path)
+    elif made == "another key":
+        with monkeypatch.context() as m:
+            m.setenv(signing.KEY_ENV, str(tmp_path / "other" / "key"))
+            save_sealed(planted, path)
+    else:
+        stored, edited = torch.tensor([1234.5, 6789.25]), torch.tensor([1234.5, 7.0])
+        save_sealed({"bank": stored}, path)
+        blob = path.read_bytes()
+        assert blob.count(stored.numpy().tobytes()) == 1
+        path.write_bytes(blob.replace(stored.numpy().tobytes(), edited.numpy().tobytes()))  # edited in place
+    says = {"unsigned": "not a signed fedbench file", "another key": "signed with another key", "edited": "mismatch"}[made]
+    with pytest.warns(UserWarning, match=says):
+        obj = cached(path, lambda: {"bank": torch.ones(2)}, valid=lambda o: "bank" in o)
+    assert torch.equal(obj["bank"], torch.ones(2))
+    assert torch.equal(load_sealed(path)["bank"], torch.ones(2))  # the rebuilt file is signed here
+
+
+def _resealed_with_sha256(payload):
+    """What an editor without the key can do: re-seal an edited payload with a fresh SHA-256 in
+    the format fedbench used before it signed files (and in the current format, with a made-up tag)."""
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    blob = buffer.getvalue()
+    body = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
+    old = {"format": "fedbench-sealed-1", "sha256": hashlib.sha256(blob).hexdigest(), "payload": body}
+    new = {"format": "fedbench-sealed-2", "key_id": None, "hmac": hashlib.sha256(blob).hexdigest(), "payload": body}
+    return old, new
+
+
+def test_edited_and_resealed_checkpoint_is_refused(tiny_cfg, tmp_path):
+    """The issue's case: a checkpoint edited and re-sealed with a recomputed checksum resumed
+    silently. Without the key no edit can be sealed so that it verifies."""
+    from fedbench import signing
+
     cfg = tiny_cfg("fedavg", rounds=3)
     assert run_experiment(cfg, stop_after_rounds=1) is None
     path = _checkpoint_path(cfg, tmp_path)
     ckpt = load_sealed(path)
     key = next(iter(ckpt["global_state"]))
-    # forge a checkpoint whose payload differs in one weight, keeping the old checksum
-    save_sealed(ckpt, path)
-    sealed = torch.load(path, weights_only=True)
     ckpt["global_state"][key].view(-1)[0] = 1e37
-    forged_path = tmp_path / "forged.pt"
-    save_sealed(ckpt, forged_path)
-    forged = torch.load(forged_path, weights_only=True)
-    forged["sha256"] = sealed["sha256"]
-    torch.save(forged, path)
-    with pytest.raises(CheckpointError, match="checksum"):
+    old, new = _resealed_with_sha256(ckpt)
+    new["key_id"] = signing.key_id()  # the key's public id is in every file: copying it does not help
+    for forged, says in ((old, "made before fedbench signed"), (new, "signature (HMAC checksum) mismatch")):
+        torch.save(forged, path)
+        with pytest.raises(CheckpointError, match="delete it to restart") as err:
+            run_experiment(cfg)
+        assert says in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_checkpoint_made_with_another_key_is_refused(tiny_cfg, tmp_path, monkeypatch):
+    from fedbench import signing
+
+    cfg = tiny_cfg("fedavg", rounds=3)
+    monkeypatch.setenv(signing.KEY_ENV, str(tmp_path / "someone-else" / "key"))
+    assert run_experiment(cfg, stop_after_rounds=1) is None  # a colleague's checkpoint, sent over
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="signed with another key") as err:
         run_experiment(cfg)
+    assert str(_checkpoint_path(cfg, tmp_path)) in str(err.value)
 
 
 def test_single_flipped_byte_is_refused(tmp_path):
@@ -108,7 +164,7 @@ def test_single_flipped_byte_is_refused(tmp_path):
     path.write_bytes(bytes(blob))
     from fedbench.safe_io import UnsafeOrCorruptFile
 
-    with pytest.raises(UnsafeOrCorruptFile, match="checksum"):
+    with pytest.raises(UnsafeOrCorruptFile, match="HMAC checksum"):
         load_sealed(path)
 
 

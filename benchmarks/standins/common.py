@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fedbench.data.layouts import STANDIN_MARKER
+
 MIN_PER_CLASS = 3
-MARKER = (
-    ".standin.json"  # written last: names what the folder holds, so --overwrite only ever deletes a stand-in
-)
+# written last: names what the folder holds (so --overwrite only ever deletes a stand-in) and its split
+# sizes, which fedbench's loaders check instead of the release's (fedbench.data.layouts.standin_splits)
+MARKER = STANDIN_MARKER
 
 
 @dataclass

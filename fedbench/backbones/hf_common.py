@@ -3,7 +3,10 @@
 - **Loading** goes through ``from_pretrained`` with ``local_files_only`` (offline by default), so
   real weights (the user's HF cache or a folder) and the tests' tiny ``save_pretrained`` models
   take the same path; when the weights are absent the user gets one line naming the model and
-  how to get it, not a hub traceback.
+  how to get it, not a hub traceback. A weights folder found but unusable (a truncated
+  ``model.safetensors``, a garbage ``config.json``, only pickled ``pytorch_model.bin`` weights,
+  which fedbench never unpickles) is one line naming the file and the fix
+  (:mod:`fedbench.backbones.weights_folder`).
 - **Layers** are run by :func:`prenorm_layer`, written against the sub-modules' weights rather
   than the layers' ``forward`` signatures, which changed between transformers 4.x and 5.x (and
   between ViT and ViLT). A bool keep mask goes to ``scaled_dot_product_attention``, so the same
@@ -56,10 +59,14 @@ def how_to_get(model: str) -> str:
 
 
 def load_model(cls, model: str, local_files_only: bool):
-    """(model in eval mode, names of weights the checkpoint lacked) via ``cls.from_pretrained``."""
+    """(model in eval mode, names of weights the checkpoint lacked) via ``cls.from_pretrained``,
+    from safetensors only (``use_safetensors``: a pickled ``.bin`` is never loaded)."""
+    from fedbench.backbones.weights_folder import check_weights
+
+    check_weights(model, local_files_only)
     restore = _quiet()
     try:
-        net, info = cls.from_pretrained(model, local_files_only=local_files_only, output_loading_info=True)
+        net, info = cls.from_pretrained(model, local_files_only=local_files_only, output_loading_info=True, use_safetensors=True)
     except (OSError, ValueError) as err:
         where = "the Hugging Face cache or as a local folder" if local_files_only else "the hub, the HF cache or a local folder"
         raise DataError(f"backbone.options.model: weights of {model!r} were not found in {where}; {how_to_get(model)}") from err
@@ -71,6 +78,9 @@ def load_model(cls, model: str, local_files_only: bool):
 def load_tokenizer(model: str, local_files_only: bool):
     from transformers import AutoTokenizer
 
+    from fedbench.backbones.weights_folder import check_config
+
+    check_config(model, local_files_only)
     restore = _quiet()
     try:
         return AutoTokenizer.from_pretrained(model, local_files_only=local_files_only)

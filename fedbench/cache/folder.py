@@ -1,9 +1,11 @@
 """Where frozen, deterministic artefacts (image features, the pretrained projection) are cached.
 
-``FEDBENCH_CACHE`` overrides the default ``~/.cache/fedbench``. Files are written atomically and
-read back with torch's restricted loader (tensors and plain data only, nothing executed); a file
-that does not load that way, or whose content is not what the builder makes, is reported in one
-line and rebuilt, never trusted.
+``FEDBENCH_CACHE`` overrides the default ``~/.cache/fedbench``. Torch-file caches (:func:`cached`:
+the image bank, FedMVP's completion) are written atomically and signed with this user's key
+(:func:`~fedbench.safe_io.save_sealed`), and read back with torch's restricted loader (tensors and
+plain data only, nothing executed); a file that does not load that way, was signed elsewhere or
+edited since, or whose content is not what the builder makes, is reported in one line and
+rebuilt, never trusted.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fedbench.errors import ConfigError
-from fedbench.safe_io import UnsafeOrCorruptFile, atomic_torch_save, load_tensors, writable_folder
+from fedbench.safe_io import UnsafeOrCorruptFile, atomic_torch_save, load_sealed, save_sealed, writable_folder
 
 __all__ = ["atomic_torch_save", "cache_dir", "cache_key", "cached"]
 
@@ -37,13 +39,13 @@ def cache_key(**parts: Any) -> str:
 
 
 def cached(path: Path, build: Callable[[], Any], valid: Callable[[Any], bool] | None = None) -> Any:
-    """Load ``path`` if it is a safe torch file whose content passes ``valid``; else build, save
-    and return the object."""
+    """Load ``path`` if it is a safe torch file signed here whose content passes ``valid``; else
+    build, save (signed) and return the object."""
     if path.exists():
         reason = None
         try:
-            obj = load_tensors(path)
-        except UnsafeOrCorruptFile as err:  # truncated, foreign or a pickle payload: never trusted
+            obj = load_sealed(path)
+        except UnsafeOrCorruptFile as err:  # truncated, unsigned, signed elsewhere or a pickle: never trusted
             reason = str(err)
         else:
             if valid is None or _passes(valid, obj):
@@ -51,7 +53,7 @@ def cached(path: Path, build: Callable[[], Any], valid: Callable[[Any], bool] | 
             reason = "its content is not what this cache holds"
         warnings.warn(f"cache file {path} is unusable ({reason}); rebuilding it", stacklevel=2)
     obj = build()
-    atomic_torch_save(obj, path)
+    save_sealed(obj, path)
     return obj
 
 

@@ -3,7 +3,11 @@ by accuracy on the official test set, with validation carved from train.
 
 Read from the binary version (``cifar-10-batches-bin/``, ``cifar-100-binary/``: fixed-length
 records, label byte(s) then 3,072 pixel bytes, red, green, blue planes) or the hub parquet copy
-(``uoft-cs/cifar10``, ``uoft-cs/cifar100``). The python version is pickles, and unpickling runs
+(``uoft-cs/cifar10``, ``uoft-cs/cifar100``). Every file of the binary version holds a known number
+of records (10,000 per CIFAR-10 batch; 50,000 and 10,000 for CIFAR-100's train and test), so a
+file cut short on a record boundary (``head -c``, a copy interrupted at the right moment) is
+refused by its count, not only by a size that is not a whole number of records. A stand-in
+(``benchmarks/standins``, the tests' fixtures) states its own split sizes in its marker file. The python version is pickles, and unpickling runs
 whatever code a file carries, so it is refused with the name of a file to get instead.
 """
 
@@ -23,8 +27,10 @@ from fedbench.data.layouts import (
     find_parquet,
     hub_class_names,
     hub_image_bytes,
+    read_lines,
     read_parquet,
     resolve_root,
+    standin_splits,
 )
 from fedbench.data.prepare import load_source
 from fedbench.data.registry import DatasetSpec, register_dataset
@@ -42,6 +48,7 @@ from fedbench.data.sources import (
 from fedbench.errors import ConfigError
 
 PIXELS = 3 * 32 * 32
+COARSE_CLASSES = 20  # CIFAR-100's superclasses
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -52,6 +59,7 @@ class Release:
     bin_dir: str
     pickle_dir: str
     files: dict[str, tuple[str, ...]]  # split -> binary files
+    records: dict[str, int]  # binary file -> records it holds in the release
     label_bytes: int  # the last one is the (fine) label; CIFAR-100's first is the coarse label
     names_files: tuple[str, ...]  # (fine or only) label names, then coarse
     hub: str
@@ -67,12 +75,14 @@ class Release:
 
 CIFAR10 = Release(
     "cifar10", 10, "cifar-10-batches-bin", "cifar-10-batches-py",
-    {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test": ("test_batch.bin",)}, 1, ("batches.meta.txt",),
+    {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test": ("test_batch.bin",)},
+    {**{f"data_batch_{i}.bin": 10_000 for i in range(1, 6)}, "test_batch.bin": 10_000}, 1, ("batches.meta.txt",),
     "uoft-cs/cifar10", "label", None,
     Archive("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"),
 )
 CIFAR100 = Release(
-    "cifar100", 100, "cifar-100-binary", "cifar-100-python", {"train": ("train.bin",), "test": ("test.bin",)}, 2,
+    "cifar100", 100, "cifar-100-binary", "cifar-100-python", {"train": ("train.bin",), "test": ("test.bin",)},
+    {"train.bin": 50_000, "test.bin": 10_000}, 2,
     ("fine_label_names.txt", "coarse_label_names.txt"), "uoft-cs/cifar100", "fine_label", "coarse_label",
     Archive("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8", "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"),
 )
@@ -111,19 +121,42 @@ def _index(release: Release, root: Path) -> list[Path]:
     return bins + sorted(root.rglob("*.parquet")) if root.is_dir() else bins
 
 
-def _names(base: Path, filename: str, problems: Problems, release: Release) -> list[str]:
+def _names(base: Path, filename: str, problems: Problems, release: Release, expected: int) -> list[str]:
     path = base / filename
+    fix = f"extract it again from {release.archive.filename} ({release.archive.url})"
     if not path.is_file():
         if release is CIFAR10:
             return list(CIFAR10_NAMES)  # batches.meta.txt only repeats the published names
         problems.missing(path, "label names file", release.download)
         return []
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = read_lines(path, "label names file", problems, fix)
+    if names is not None and len(names) != expected:
+        problems.add(f"label names file {path} has {len(names):,} names, the release has {expected}; {fix}")
+    return names or []
+
+
+def _check_counts(release: Release, base: Path, counts: dict[str, int], problems: Problems) -> None:
+    """Refuse batch files holding fewer (or more) records than the release's (a stand-in's: what
+    its marker says per split)."""
+    fix = f"extract it again from {release.archive.filename} ({release.archive.url})"
+    standin = standin_splits(base, release.name)
+    for split, files in release.files.items():
+        present = [f for f in files if f in counts]
+        if standin is None:
+            for f in present:
+                if counts[f] != release.records[f]:
+                    problems.add(f"truncated batch file: {base / f} holds {counts[f]:,} records, the release's holds "
+                                 f"{release.records[f]:,}; {fix}")
+        elif split in standin and (total := sum(counts[f] for f in present)) != standin[split]:
+            most = max(counts[f] for f in present)
+            short = [f for f in present if counts[f] < most - 1] or present  # a stand-in shares a split evenly
+            problems.add(f"truncated batch file: {', '.join(str(base / f) for f in short)} (the {split} files hold {total:,} "
+                         f"records, the stand-in's marker says {standin[split]:,}); write the stand-in again")
 
 
 def _scan_binary(release: Release, base: Path, problems: Problems) -> SourceTable | None:
     width = release.label_bytes + PIXELS
-    labels, coarse, pixels, splits = [], [], [], []
+    labels, coarse, pixels, splits, counts = [], [], [], [], {}
     for split, files in release.files.items():
         for filename in files:
             path = base / filename
@@ -136,11 +169,13 @@ def _scan_binary(release: Release, base: Path, problems: Problems) -> SourceTabl
                              f"extract it again from {release.archive.filename} ({release.archive.url})")
                 continue
             records = raw.reshape(-1, width)
+            counts[filename] = len(records)
             labels.append(records[:, release.label_bytes - 1].astype(np.int64))
             coarse.append(records[:, 0].astype(np.int64))
             pixels.append(records[:, release.label_bytes :].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             splits += [split] * len(records)
-    names = [_names(base, f, problems, release) for f in release.names_files]
+    _check_counts(release, base, counts, problems)
+    names = [_names(base, f, problems, release, n) for f, n in zip(release.names_files, (release.classes, COARSE_CLASSES), strict=False)]
     if problems:
         return None
     label = np.concatenate(labels)
@@ -176,7 +211,7 @@ def _scan_parquet(release: Release, root: Path, problems: Problems) -> SourceTab
         return None
     names = names or (list(CIFAR10_NAMES) if release is CIFAR10 else [f"class_{i}" for i in range(release.classes)])
     extra = {"coarse": coarse} if release.coarse_column else {}
-    meta = {"coarse_names": coarse_names or [f"superclass_{i}" for i in range(20)]} if release.coarse_column else {}
+    meta = {"coarse_names": coarse_names or [f"superclass_{i}" for i in range(COARSE_CLASSES)]} if release.coarse_column else {}
     return _table(release, splits, labels, np.concatenate(pixels), names, "parquet", extra, meta)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from fedbench.errors import ConfigError, DataError
 
 GUIDE = "docs/real-benchmarks.md"
+STANDIN_MARKER = ".standin.json"  # written by benchmarks/standins (and the tests' fixtures) into a stand-in's root
 EXAMPLES = 3  # file names quoted in a line about many missing files
 
 
@@ -101,6 +102,36 @@ def listing(folder: Path) -> set[str]:
         return {e.name for e in os.scandir(folder)}
     except (FileNotFoundError, NotADirectoryError):
         return set()
+
+
+def standin_splits(base: Path, name: str) -> dict[str, int] | None:
+    """{split: rows} a stand-in of ``name`` states in its marker (in ``base`` or the folder above
+    it), or None for a real download. The release's own counts do not apply to a stand-in, which
+    is the release scaled down."""
+    for folder in (base, base.parent):
+        try:
+            marker = json.loads((folder / STANDIN_MARKER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        splits = marker.get("splits") if isinstance(marker, dict) and marker.get("dataset") == name else None
+        if isinstance(splits, dict) and all(isinstance(v, int) for v in splits.values()):
+            return dict(splits)
+    return None
+
+
+def read_lines(path: Path, what: str, problems: Problems, fix: str) -> list[str] | None:
+    """The non-empty lines of a small text file of the download (label names, an index), stripped;
+    None with one problem line naming the file when it is not UTF-8 text (a garbage or binary file
+    would otherwise end in a UnicodeDecodeError traceback)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        problems.add(f"unreadable {what}: {path} is not UTF-8 text (byte {err.start:,} is 0x{err.object[err.start]:02x}); {fix}")
+        return None
+    except OSError as err:
+        problems.add(f"unreadable {what}: {path} ({err.strerror}); {fix}")
+        return None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def read_json(path: Path, problems: Problems, fix: str):

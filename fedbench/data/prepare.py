@@ -260,9 +260,16 @@ def prepare_dataset(
     echo(f"{name}: prepared {len(source):,} rows ({counts}) from the {source.layout} layout into {target}")
     if skipped:
         echo(f"{name}: note: {len(skipped):,} damaged images kept as missing images ({', '.join(skipped[:3])}); listed in {target / META}")
-    if layout.full_rows and len(source) < layout.full_rows:
-        echo(f"{name}: note: the full release has {layout.full_rows:,} rows; this download has {len(source):,}")
+    found = release_rows(source)
+    if layout.full_rows and found < layout.full_rows:
+        echo(f"{name}: note: the full release has {layout.full_rows:,} samples; this download has {found:,}")
     return target
+
+
+def release_rows(source: SourceTable) -> int:
+    """The download's samples counted as ``Layout.full_rows`` counts the release's: before a loader
+    drops the ones it cannot use (Food-101 keeps 90,656 of its 90,704 images: 48 have no text)."""
+    return len(source) + int(source.meta.get("dropped_without_text", 0))
 
 
 def _meta(name: str, source: SourceTable, root: Path, rows_file: str, size: int) -> dict:

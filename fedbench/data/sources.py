@@ -69,7 +69,7 @@ class Layout:
     scan: Callable[[Path, Problems], SourceTable | None]
     index: Callable[[Path], list[Path]]
     archives: tuple[Archive, ...] = ()
-    full_rows: int = 0  # rows of the complete release (a smaller count is reported, not refused)
+    full_rows: int = 0  # samples of the complete release, before any are dropped (a smaller count is reported, not refused)
 
 
 LAYOUTS: dict[str, Layout] = {}

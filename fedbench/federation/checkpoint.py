@@ -13,8 +13,10 @@ references are removed after the main file is in place, so a crash at any point 
 consistent checkpoint.
 
 Checkpoints are what people pass around to resume a sweep, so every file is read with torch's
-restricted loader (tensors and plain data only) and carries a SHA-256 of its payload: a planted
-pickle, a truncated copy or a flipped bit is refused with one line, never executed or resumed.
+restricted loader (tensors and plain data only) and carries an HMAC of its payload made with this
+user's key (:mod:`fedbench.signing`): a planted pickle, a truncated copy, a flipped bit, a hand edit
+(re-sealed or not) and a checkpoint made by another user or machine are refused with one line,
+never executed or resumed.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def _load(path: Path, what: str) -> Any:
         return load_sealed(path)
     except UnsafeOrCorruptFile as err:
         raise CheckpointError(
-            f"{what} {path} is corrupt or not a fedbench checkpoint ({err}); delete it to restart this run from round 1"
+            f"{what} {path} is refused ({err}); delete it to restart this run from round 1"
         ) from err
 
 

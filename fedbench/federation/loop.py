@@ -30,7 +30,7 @@ from fedbench.federation.executors import EXECUTORS
 from fedbench.federation.failures import draw_failures
 from fedbench.federation.heap import release_freed_memory
 from fedbench.federation.personal_store import PersonalStore
-from fedbench.federation.record import make_record
+from fedbench.federation.record import already_recorded, make_record
 from fedbench.federation.scoring import Scorer
 from fedbench.federation.setup import Experiment, prepare
 from fedbench.federation.validity import all_finite, check_writable, first_non_finite
@@ -39,7 +39,7 @@ from fedbench.methods.base import ClientModule, ServerContext, State, TrainSetti
 from fedbench.methods.registry import MethodSpec, get_method, method_options
 from fedbench.registry import build_options
 from fedbench.seeds import derive_seed, rng
-from fedbench.tracking.records import config_hash, find_record
+from fedbench.tracking.records import config_hash
 
 
 def run_id_of(cfg: ExperimentConfig) -> str:
@@ -242,7 +242,8 @@ def run_experiment(
 ) -> dict[str, Any] | None:
     """Run (or resume) one experiment and return its record; ``None`` if stopped early on purpose.
 
-    A record already on disk for the same configuration is returned as is unless ``force``.
+    A record of the same configuration already produced here is returned as is unless ``force``
+    (see :func:`~fedbench.federation.record.already_recorded`).
     ``smoke``: the real data path with one short round (:mod:`fedbench.federation.smoke`); nothing
     is recorded.
     """
@@ -254,7 +255,7 @@ def run_experiment(
     validate(cfg)
     results_dir = Path(cfg.tracking.results_dir)
     run_id = run_id_of(cfg)
-    if not force and (done := find_record(results_dir, cfg.data.dataset, run_id)) is not None:
+    if not force and (done := already_recorded(results_dir, cfg.data.dataset, run_id)) is not None:
         return done
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -262,7 +263,12 @@ def run_experiment(
     t0 = time.time()
     fed = Federation(prepare(cfg), get_method(cfg.method.name), results_dir)
     fed.started = t0
-    fed.resume()
+    try:
+        fed.resume()
+    except BaseException:  # a refused checkpoint: leave no Ray actors nor store folder behind
+        fed.executor.close()
+        fed.personal.close()
+        raise
     callbacks = default_callbacks() if callbacks is None else callbacks
     return _run(fed, cfg, callbacks, t0, stop_after_rounds)
 

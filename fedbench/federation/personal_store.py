@@ -9,7 +9,12 @@ Two backends:
 - ``memory`` (default): the states are the tensors the clients returned, kept in a dict;
 - ``disk``: one safetensors file per stored state in a run-scoped folder (loaded on ``get``),
   for very many clients; files are never rewritten in place (a new state is a new file), so a
-  snapshot (the validation-selected round's states) stays readable while the run goes on.
+  snapshot (the validation-selected round's states) stays readable while the run goes on. A file
+  is read into memory whole and checked against the size and SHA-256 it was written with, never
+  memory-mapped: a mapped file that another process truncates or rewrites kills the run with
+  SIGBUS and no message, while a checked read fails with one line naming the file. The folder is
+  removed when the store closes (the loop closes it also after errors), when the process exits,
+  and, for a process that was killed, by the next store created beside it.
 
 The store also tracks which clients changed since the last checkpoint (:attr:`dirty`), so a
 checkpoint writes only those.
@@ -17,14 +22,18 @@ checkpoint writes only those.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import os
 import shutil
+import socket
 import tempfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 from fedbench.config import STORE_KINDS
-from fedbench.errors import ConfigError
+from fedbench.errors import CheckpointError, ConfigError
 from fedbench.methods.base import State
 
 
@@ -47,33 +56,79 @@ class _MemoryBackend:
 class _DiskBackend:
     """Keys are file names of write-once safetensors files in ``folder``."""
 
+    PREFIX = "fedbench-personal-"
+
     def __init__(self, parent: Path | None):
         if parent is not None:
             Path(parent).mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix="fedbench-personal-", dir=parent))
+            _remove_orphans(Path(parent), self.PREFIX)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}-{_HOST}-", dir=parent))
         self.counter = itertools.count()
-        self.written: set[str] = set()
+        self.written: dict[str, tuple[int, str]] = {}  # name -> (size, sha256) as written
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.folder), True)  # also at interpreter exit
 
     def put(self, state: State) -> str:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         name = f"{next(self.counter)}.safetensors"
-        save_file({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, str(self.folder / name))
-        self.written.add(name)
+        data = save({k: v.detach().cpu().contiguous().clone() for k, v in state.items()})
+        (self.folder / name).write_bytes(data)
+        self.written[name] = (len(data), hashlib.sha256(data).hexdigest())
         return name
 
     def get(self, key: str) -> State:
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
-        return load_file(str(self.folder / key))
+        path = self.folder / key
+        size, digest = self.written.get(key, (None, None))
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise self._changed(path, f"it cannot be read any more ({err.strerror})") from None
+        if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+            raise self._changed(path, f"it holds {len(data):,} bytes that are not the {size:,} this run wrote")
+        return load(data)
+
+    @staticmethod
+    def _changed(path: Path, what: str) -> CheckpointError:
+        return CheckpointError(f"federation.personal_store: the client state file {path} changed while the run used it ({what}); "
+                               "nothing else may write in that folder: run the same command again to resume from the last round")
 
     def drop_all_but(self, live: set) -> None:
-        for name in self.written - live:
+        for name in set(self.written) - live:
             (self.folder / name).unlink(missing_ok=True)
-        self.written &= live
+            del self.written[name]
 
     def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self._finalizer()
+        parent = self.folder.parent
+        if parent.name == "personal-store":
+            try:
+                parent.rmdir()  # only when no other run's store is in it
+            except OSError:
+                pass
+
+
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]  # results folders may be shared between machines
+
+
+def _remove_orphans(parent: Path, prefix: str) -> None:
+    """Remove store folders of this machine's processes that no longer exist (a killed run cannot
+    clean up after itself)."""
+    for folder in parent.glob(f"{prefix}*"):
+        pid, host, *_ = [*folder.name[len(prefix):].split("-"), "", ""]
+        if host == _HOST and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 class PersonalStore:

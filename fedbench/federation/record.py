@@ -1,10 +1,14 @@
 """The run record: everything needed to audit and regenerate a result (config, identity, seeds,
-commit, versions, per-round history, final and validation-selected metrics)."""
+commit, versions, per-round history, final and validation-selected metrics), and the check a run
+makes before it starts: is this configuration already recorded here?"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
+from fedbench.errors import ConfigError
 from fedbench.seeds import seed_tree
 from fedbench.tracking.provenance import git_commit, now_iso, package_versions
 from fedbench.tracking.records import SCHEMA_VERSION
@@ -29,3 +33,23 @@ def make_record(fed, final: dict | None, selected: dict | None, personalized: di
         "config": cfg.to_dict(), "seed_tree": seed_tree(cfg.seed), "git_commit": git_commit(), "versions": package_versions(),
         "created": now_iso(),
     }
+
+
+def already_recorded(results_dir: Path, dataset: str, run_id: str) -> dict[str, Any] | None:
+    """The record of ``run_id`` when this user produced it (then one line on stderr says so and
+    where it is), None when there is none. A file in its place that is not a valid record
+    produced here (edited, someone else's, damaged) is never silently trusted nor overwritten:
+    one line names it, why, and the ways on."""
+    from fedbench.tracking.record_file import check_record_file
+    from fedbench.tracking.records import record_path
+
+    path = record_path(results_dir, dataset, run_id)
+    if not path.exists():
+        return None
+    found = check_record_file(path)
+    if found.own:
+        print(f"already recorded: {path} (use --force to run again)", file=sys.stderr, flush=True)
+        return found.own[0]
+    why = f"not produced here: {found.foreign[0].reason}" if found.foreign else f"not a valid record: {found.skipped[0][1]}"
+    raise ConfigError(f"{path} holds this configuration's record but it is {why}; check it with `fedbench reproduce {path}`, "
+                      "move it away, or pass --force to run again and replace it")

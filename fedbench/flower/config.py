@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from fedbench.config import ExperimentConfig, FailuresConfig, from_dict, validate
 from fedbench.errors import ConfigError
@@ -34,11 +31,9 @@ def config_of(run_config: Any) -> ExperimentConfig:
     key = run_config.get("config") if run_config else None
     if not key:
         raise ConfigError('the Flower run config has no "config" key; set config = "experiments/emoji_quick.yaml" under [tool.flwr.app.config] or pass --run-config "config=\'FILE\'"')
-    path = Path(str(key))
-    if not path.is_file():
-        raise ConfigError(f"config: file {str(path)!r} (from the Flower run config) does not exist; give a fedbench experiment YAML")
-    data = yaml.safe_load(path.read_text()) or {}
-    cfg = from_dict(data)
+    from fedbench.yaml_files import read_mapping
+
+    cfg = from_dict(read_mapping(str(key), "config: file (from the Flower run config)"))
     if "seed" in run_config:
         cfg.seed = int(run_config["seed"])
     if "rounds" in run_config:

@@ -29,7 +29,7 @@ from typing import Any
 from fedbench.batch import MISSING_TYPES
 from fedbench.data.partition import PARTITION_OPTIONS
 from fedbench.errors import DataError
-from fedbench.tracking.record_shape import shape_problem
+from fedbench.tracking.record_file import record_problem
 from fedbench.tracking.records import dedupe_records, metric_value, record_identity, strict_json
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Section",
     "Setting",
     "board_runs",
+    "valid_runs",
     "build_sections",
     "bytes_up_mb",
     "flat_identity",
@@ -92,9 +93,9 @@ class Section:
         if PROTOCOL in v:
             parts.append(f"{v[PROTOCOL]} missingness")
         if TYPE in v:
-            parts.append(f"missing {v[TYPE]}" + (f" (both_ratio {_show(v[RATIO])})" if v[TYPE] == "both" and RATIO in v else ""))
+            parts.append(f"missing {v[TYPE]}" + (f" (both_ratio {show(v[RATIO])})" if v[TYPE] == "both" and RATIO in v else ""))
         if RATE in v:
-            parts.append(f"rate {_show(v[RATE])}")
+            parts.append(f"rate {show(v[RATE])}")
         if "partition.name" in v:
             parts.append(_partition_text(v))
         if "partition.n_clients" in v:
@@ -104,7 +105,7 @@ class Section:
             parts.append(f"{per_round} per round")
         elif "federation.client_fraction" in v:
             fraction = v["federation.client_fraction"]
-            parts.append("all per round" if fraction == 1 else f"a {_show(fraction)} fraction per round")
+            parts.append("all per round" if fraction == 1 else f"a {show(fraction)} fraction per round")
         for path, unit in (("federation.rounds", "round"), ("federation.local_epochs", "local epoch")):
             if path in v:
                 parts.append(f"{v[path]} {unit}{'' if v[path] == 1 else 's'}")
@@ -120,22 +121,29 @@ class Section:
 
 
 def board_runs(records: list[dict[str, Any]], dataset: str) -> list[dict[str, Any]]:
-    """The runs a board of ``dataset`` shows: well-formed records of that dataset, newest per identity.
+    """The runs a board of ``dataset`` shows: valid records of that dataset, newest per identity."""
+    return valid_runs(records, dataset)[0]
 
-    Records read with ``load_records`` are already checked; records handed over in memory are
-    checked here, and a malformed one is skipped with one warning naming its run id.
+
+def valid_runs(records: list[dict[str, Any]], dataset: str) -> tuple[list[dict[str, Any]], int]:
+    """(valid records of ``dataset``, newest per identity; how many were skipped as invalid).
+
+    Records read from files are already checked (:mod:`~fedbench.tracking.record_file`); records
+    handed over in memory are checked here the same way (shape, scores in range, run id = hash of
+    the identity), and an invalid one is skipped with one warning naming its run id and the reason.
     """
-    kept = []
+    kept, skipped = [], 0
     for record in records:
         if isinstance(record, dict) and record.get("dataset") != dataset:
             continue
-        problem = shape_problem(record)
+        problem = record_problem(record)
         if problem is not None:
             name = record.get("run_id") if isinstance(record, dict) else None
             warnings.warn(f"skipping run record {name!r}: {problem}; fix or delete it", stacklevel=3)
+            skipped += 1
             continue
         kept.append(record)
-    return dedupe_records(kept)
+    return dedupe_records(kept), skipped
 
 
 def primary_metric(runs: list[dict[str, Any]], dataset: str) -> str:
@@ -195,7 +203,7 @@ def _layout(name: str, runs: list[dict[str, Any]]) -> Section:
         shown_options.update(differ)
         for i, f in enumerate(flats):
             if method_of[i] == method and differ:
-                shown = ", ".join(f"{p[len(_OPTIONS):]}={_show(json.loads(f[p])) if p in f else 'default'}" for p in differ)
+                shown = ", ".join(f"{p[len(_OPTIONS):]}={show(json.loads(f[p])) if p in f else 'default'}" for p in differ)
                 labels[i] = f"{method} ({shown})"
     # options that are fixed per method (each method's own, spelled out with its defaults) vary
     # between methods only because the methods differ: the row already says that
@@ -222,7 +230,7 @@ def _path_order(path: str) -> tuple[bool, int, str]:
     return (path not in _FIRST, _FIRST.index(path) if path in _FIRST else 0, path.removesuffix(".name"))
 
 
-def _used(path: str, flat: dict[str, str]) -> bool:
+def used_by_partition(path: str, flat: dict[str, str]) -> bool:
     """False for a partition option that the run's partitioner does not read."""
     name = _plain(flat.get("partition.name"))
     return path not in _PARTITION_FIELDS or name not in PARTITION_OPTIONS or path[len("partition."):] in PARTITION_OPTIONS[name]
@@ -231,11 +239,11 @@ def _used(path: str, flat: dict[str, str]) -> bool:
 def _setting(key: tuple[str | None, ...], paths: list[str], flat: dict[str, str], hide: bool = True) -> Setting:
     """Label a setting by what varies: ``text@0.1`` for type and rate, ``name=value`` for the rest
     (with ``hide``, leaving out the partition options its partitioner does not read)."""
-    values = {p: v for p, v in zip(paths, key, strict=True) if not hide or _used(p, flat)}
+    values = {p: v for p, v in zip(paths, key, strict=True) if not hide or used_by_partition(p, flat)}
     mtype, rate = _plain(flat.get(TYPE)), _plain(flat.get(RATE))
     protocol = [str(_plain(values[PROTOCOL]))] if PROTOCOL in values else []
-    others = [f"{_short(p, paths)}={_show(_plain(v))}" for p, v in values.items() if p not in _FIRST]
-    core = f"{mtype}@{_show(rate)}" if mtype is not None else f"rate {_show(rate)}"
+    others = [f"{_short(p, paths)}={show(_plain(v))}" for p, v in values.items() if p not in _FIRST]
+    core = f"{mtype}@{show(rate)}" if mtype is not None else f"rate {show(rate)}"
     label = ", ".join([" ".join([*protocol, core]), *others])
     group = ", ".join([f"Missing {mtype}" if mtype is not None else "Runs", *protocol, *others])
     return Setting(key, label, group, float(rate) if isinstance(rate, (int, float)) else None)
@@ -257,7 +265,7 @@ def _plain(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return "none" if value is None else str(value) if isinstance(value, (str, int)) else json.dumps(value)
@@ -289,7 +297,7 @@ def _order(path: str, text: str | None) -> tuple[int, float, str]:
 def _partition_text(v: dict[str, Any]) -> str:
     name = v["partition.name"]
     if name == "dirichlet" and "partition.alpha" in v:
-        return f"dirichlet(alpha={_show(v['partition.alpha'])})"
+        return f"dirichlet(alpha={show(v['partition.alpha'])})"
     if name == "shards" and "partition.shards_per_client" in v:
         return f"shards({v['partition.shards_per_client']} per client)"
     return str(name)

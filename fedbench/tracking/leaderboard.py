@@ -14,6 +14,9 @@ paper's table: the headline first, then the detail.
 - Where a section's runs log them: completion-quality columns, the pool size per round (table and
   plot), see :mod:`~fedbench.tracking.board_extras`; and the paper's number beside fedbench's
   where a paper reports the same method in the same setting (:mod:`~fedbench.tracking.paper_numbers`).
+- Only records produced here count (signed with this user's key, or committed and unchanged);
+  other valid records are listed in a last, marked section (:mod:`~fedbench.tracking.board_foreign`)
+  and invalid ones are skipped with a warning each. The header counts all three.
 """
 
 from __future__ import annotations
@@ -24,15 +27,18 @@ from typing import Any
 
 from fedbench.batch import CONDITION_HELP, TEST_CONDITIONS
 from fedbench.errors import DataError
+from fedbench.tracking.board_defaults import method_option_notes, unusual_shared
 from fedbench.tracking.board_extras import COMPLETION_HELP, completion_columns, pool_block
+from fedbench.tracking.board_foreign import TITLE as FOREIGN_TITLE
+from fedbench.tracking.board_foreign import foreign_block
 from fedbench.tracking.board_model import (
     Section,
     Setting,
-    board_runs,
     build_sections,
     bytes_up_mb,
     metric_measure,
     primary_metric,
+    valid_runs,
 )
 from fedbench.tracking.board_stats import (
     BOLD_RULE,
@@ -44,7 +50,8 @@ from fedbench.tracking.board_stats import (
     table_row,
 )
 from fedbench.tracking.paper_numbers import PaperNumber, load_paper_numbers, paper_block
-from fedbench.tracking.records import atomic_write_text, is_diverged, load_records
+from fedbench.tracking.record_file import Foreign, read_records
+from fedbench.tracking.records import atomic_write_text, is_diverged
 
 __all__ = ["render_leaderboard", "write_leaderboard"]
 
@@ -67,6 +74,8 @@ def render_leaderboard(
     plot_path: Path | None = None,
     pool_plot_path: Path | None = None,
     paper_numbers: list[PaperNumber] | None = None,
+    foreign: list[Foreign] | None = None,
+    skipped_files: int = 0,
 ) -> str:
     """Render the markdown leaderboard of ``dataset`` from ``records`` (other datasets ignored).
 
@@ -75,18 +84,22 @@ def render_leaderboard(
     ``plot_path`` and ``pool_plot_path`` are written verbatim as image links, so pass them relative
     to the markdown file. ``paper_numbers`` are shown beside the runs they match.
     Duplicate runs are collapsed to the newest (see :func:`~fedbench.tracking.records.dedupe_records`);
-    malformed records are skipped with a warning.
+    invalid records are skipped with a warning. ``records`` are the caller's own runs; ``foreign``
+    (valid records not produced here) are only listed in their own last section, and
+    ``skipped_files`` (invalid files the caller already skipped) is counted in the header.
     """
-    runs = board_runs(records, dataset)
+    runs, skipped = valid_runs(records, dataset)
+    foreign = [f for f in foreign or [] if f.record.get("dataset") == dataset]
     sections = build_sections(runs)
     commands = [c for s in sections for c in s.commands] + [ln for ln in command.splitlines() if ln.strip()]
     out = [f"# fedbench leaderboard: {dataset}", ""]
     out += ["_Generated from the run records in `results/`; never edit by hand. Regenerate with:_", ""]
     out += ["```bash", *dict.fromkeys(commands), "```", ""]
     if not runs:
-        return "\n".join([*out, "_No runs recorded yet._", ""])
+        return "\n".join([*out, *_not_counted(skipped + skipped_files, foreign), "_No runs recorded yet._", "",
+                          *foreign_block(foreign)])
     metric = primary_metric(runs, dataset)
-    out += _provenance_lines(runs)
+    out += _provenance_lines(runs)[:-1] + _not_counted(skipped + skipped_files, foreign)
     out += [
         f"{metric} ×100, mean ± std over seeds (sample std); {BOLD_RULE}; `{DASH}` = no run; "
         "`diverged` = a run whose loss or weights became non-finite, never averaged in.",
@@ -102,7 +115,7 @@ def render_leaderboard(
         out += pool_block(section, pool_link)
         out += paper_block(section, paper_numbers or [], dataset, metric)
     shown = sorted({str(r.get("method")) for r in runs})
-    return "\n".join([*out, *_notes(shown, method_notes or {})])
+    return "\n".join([*out, *_notes(shown, method_notes or {}), *foreign_block(foreign)])
 
 
 def write_leaderboard(
@@ -126,10 +139,12 @@ def write_leaderboard(
         plot_round_series,
     )
 
-    records = load_records(results_dir, dataset)
-    if not records:
+    found = read_records(results_dir, dataset)
+    records = found.own
+    if not records and not found.foreign:
+        invalid = f" ({len(found.skipped)} invalid, named in the warnings above)" if found.skipped else ""
         raise DataError(
-            f"no run records for dataset {dataset!r} under {Path(results_dir) / dataset}; run a benchmark first"
+            f"no run records for dataset {dataset!r} under {Path(results_dir) / dataset}{invalid}; run a benchmark first"
         )
     numbers = load_paper_numbers(paper_numbers)
     out_dir = Path(out_dir)
@@ -140,6 +155,7 @@ def write_leaderboard(
     text = render_leaderboard(
         records, dataset=dataset, command=command, method_notes=method_notes, plot_path=Path(png.name),
         pool_plot_path=None if pool is None else Path(pool.name), paper_numbers=numbers,
+        foreign=found.foreign, skipped_files=len(found.skipped),
     )
     return atomic_write_text(out_dir / f"{dataset}.md", text)
 
@@ -168,11 +184,27 @@ def _provenance_lines(runs: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _not_counted(skipped: int, foreign: list[Foreign]) -> list[str]:
+    """The header line that says which records the board leaves out, and where they went."""
+    if not skipped and not foreign:
+        return [""]
+    parts = []
+    if skipped:
+        parts.append(f"{skipped} invalid record{'s' if skipped != 1 else ''} skipped (each named in a warning)")
+    if foreign:
+        parts.append(f"{len(foreign)} record{'s' if len(foreign) != 1 else ''} not produced here "
+                     f"(listed under \"{FOREIGN_TITLE}\", never averaged in)")
+    return [f"- Not counted: {'; '.join(parts)}", ""]
+
+
 def _section(section: Section, metric: str) -> list[str]:
     varies = [p for p in section.varying if p != "seed"]
-    intro = [f"Shared: {section.shared_text() or 'nothing'}."]
+    shared = [t for t in (section.shared_text(), *(f"`{p}`" for p in unusual_shared(section))) if t]
+    intro = [f"Shared: {', '.join(shared) or 'nothing'}."]
     if varies:
         intro.append("Varies: " + ", ".join(f"`{p}`" for p in varies) + ".")
+    if options := method_option_notes(section):
+        intro.append("Method options set away from their defaults: " + "; ".join(options) + ".")
     if section.commands:
         intro.insert(0, "From " + " and ".join(f"`{c}`" for c in section.commands) + ".")
     out = [f"## {section.name}", "", " ".join(intro), ""]

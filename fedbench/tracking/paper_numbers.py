@@ -8,11 +8,13 @@ the number equal in the cell's run identity. A cell then reads ``fedbench / pape
 source said once above the table. Nothing appears where nothing matches.
 
 A malformed entry stops the board with one line naming the file, the entry and the field: the file
-is edited by hand, and a typo would otherwise quietly drop a number from every board.
+is edited by hand, and a typo would otherwise quietly drop a number from every board. That
+includes a method or dataset name no registry knows (``fedprme`` would match no run, ever).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,33 +53,33 @@ class PaperNumber:
 
 def load_paper_numbers(path: Path | None = None) -> list[PaperNumber]:
     """Read and check the numbers file; [] when there is none (an installed package without experiments/)."""
+    from fedbench.yaml_files import read_mapping
+
     path = Path(path) if path is not None else PAPER_NUMBERS
     if not path.is_file():
         return []
-    import yaml
-
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}; fix the file") from None
-    tables = raw.get("tables") if isinstance(raw, dict) else None
+    raw = read_mapping(path, "papers' numbers file")
+    tables = raw.get("tables")
     if not isinstance(tables, list):
         raise ConfigError(f"{path}: expected a top-level `tables:` list; see the header of the file")
     return [number for i, table in enumerate(tables, 1) for number in _table(path, i, table)]
 
 
 def _table(path: Path, i: int, table: Any) -> list[PaperNumber]:
+    from fedbench.data.registry import DATASETS
+
     where = f"{path}: table {i}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} is not a mapping of {', '.join(sorted(_TABLE_FIELDS))}")
     _known(where, table, _TABLE_FIELDS)
     head = {k: _text(where, table, k) for k in ("paper", "source", "dataset", "metric")}
+    _registered(where, "dataset", head["dataset"], DATASETS.names())
     setting = _setting(where, table.get("setting", {}))
     numbers = table.get("numbers")
     if not isinstance(numbers, list) or not numbers:
         raise ConfigError(f"{where} ({head['paper']}, {head['source']}): `numbers` must be a non-empty list")
+    from fedbench.methods.registry import available
+
     out = []
     for j, number in enumerate(numbers, 1):
         here = f"{where} ({head['paper']}, {head['source']}), number {j}"
@@ -91,9 +93,18 @@ def _table(path: Path, i: int, table: Any) -> list[PaperNumber]:
         if not is_finite_number(value):
             raise ConfigError(f"{here}: value must be a number (the paper's %), got {value!r}")
         merged = dict(setting) | dict(_setting(here, number.get("setting", {})))
-        out.append(PaperNumber(head["paper"], head["source"], head["dataset"], _text(here, number, "method"),
+        method = _text(here, number, "method")
+        _registered(here, "method", method, available())
+        out.append(PaperNumber(head["paper"], head["source"], head["dataset"], method,
                                tuple(sorted(merged.items())), condition, head["metric"], float(value)))
     return out
+
+
+def _registered(where: str, what: str, name: str, known: list[str]) -> None:
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"{where}: {what} {name!r} is not registered; {hint}the {what}s are {', '.join(known)}")
 
 
 def _known(where: str, entry: dict[str, Any], fields: set[str]) -> None:

@@ -5,7 +5,11 @@ migration can leave ``final`` a list or a metric a string. Checking the shape on
 loaded, turns what would be a traceback deep inside the leaderboard (naming no file) into one
 warning naming the file and the field, and the board is still written from the other runs.
 
-Only what the leaderboard and the sweep read is checked; extra fields are free.
+Only what the leaderboard and the sweep read is checked; extra fields are free. Scores (every
+metric of ``final``, ``selected.metrics``, the rounds' ``val``, and ``personalized``'s primary metric
+and ``per_client`` values) must be finite fractions in [0, 1] (accuracy, F1 and AUROC all are): an
+accuracy of 5.0 would show as 500.0, a NaN as a diverged cell the header does not count. A
+diverged run's test scores are never read, so only their types are checked.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def shape_problem(record: Any) -> str | None:
     if status is not None and status not in STATUSES:
         return f"status is {status!r}, expected one of {', '.join(STATUSES)}"
     diverged = status == "diverged"
+    metric = record["metric"]
     checks = (
         _object(record, "missing", optional=False),
         _object(record, "partition"),
@@ -43,31 +48,34 @@ def shape_problem(record: Any) -> str | None:
         _object(record, "identity"),
         _optional(record, "sweep", str, "a string or null"),
         _optional(record, "created", str, "a string"),
-        _optional(record, "majority_rate", _is_number, "a number or null"),
-        _conditions(record.get("final"), "final", record["metric"], optional=diverged),
-        _selected(record.get("selected"), record["metric"]),
-        _metrics(record.get("personalized"), "personalized", record["metric"], optional=True),
+        _fraction(record, "majority_rate"),
+        _conditions(record.get("final"), "final", metric, optional=diverged, scores=not diverged),
+        _selected(record.get("selected"), metric, scores=not diverged),
+        _metrics(record.get("personalized"), "personalized", metric, optional=True, scores=(metric,)),
+        _per_client((record.get("personalized") or {}).get("per_client")),
         _rounds(record.get("rounds")),
         _diverged(record.get("diverged")),
     )
     return next((problem for problem in checks if problem is not None), None)
 
 
-def _conditions(block: Any, where: str, metric: str, optional: bool) -> str | None:
-    """``{condition: {metric: number | null}}``: the shape of ``final`` and ``selected.metrics``."""
+def _conditions(block: Any, where: str, metric: str, optional: bool, scores: bool = True) -> str | None:
+    """``{condition: {metric: fraction | null}}``: the shape of ``final`` and ``selected.metrics``."""
     if block is None and optional:
         return None
     if not isinstance(block, dict):
         return f"{where} is {_kind(block)}, expected an object of test conditions"
     for condition, metrics in block.items():
-        problem = _metrics(metrics, f"{where}.{condition}", metric, optional=True)
+        problem = _metrics(metrics, f"{where}.{condition}", metric, optional=True, scores=all if scores else None)
         if problem is not None:
             return problem
     return None
 
 
-def _metrics(block: Any, where: str, metric: str, optional: bool) -> str | None:
-    """``{name: number | null}``; lists are allowed beside them (``personalized.per_client``)."""
+def _metrics(block: Any, where: str, metric: str, optional: bool, scores: Any = ()) -> str | None:
+    """``{name: number | null}``; lists are allowed beside them (``personalized.per_client``).
+    The names in ``scores`` (``all``: every name) must be fractions in [0, 1], the other numbers
+    finite and not negative (counts); ``scores=None`` checks the types only."""
     if block is None and optional:
         return None
     if not isinstance(block, dict):
@@ -75,19 +83,37 @@ def _metrics(block: Any, where: str, metric: str, optional: bool) -> str | None:
     for name, value in block.items():
         if isinstance(value, list) and name != metric:
             continue
-        if value is not None and not _is_number(value):
+        if value is None:
+            continue
+        if not _is_number(value):
             return f"{where}.{name} is {_kind(value)}, expected a number or null"
+        if scores is None:
+            continue
+        is_score = scores is all or name in scores
+        if is_score and not _is_fraction(value):
+            return f"{where}.{name} is {value!r}, outside [0, 1] (a score is a fraction)"
+        if not is_score and not (math.isfinite(value) and value >= 0):
+            return f"{where}.{name} is {value!r}, expected a finite count >= 0"
     return None
 
 
-def _selected(block: Any, metric: str) -> str | None:
+def _per_client(values: Any) -> str | None:
+    if values is None:
+        return None
+    if not isinstance(values, list):
+        return f"personalized.per_client is {_kind(values)}, expected a list of scores"
+    bad = next((i for i, v in enumerate(values) if v is not None and not _is_fraction(v)), None)
+    return None if bad is None else f"personalized.per_client[{bad}] is {values[bad]!r}, outside [0, 1] (a score is a fraction)"
+
+
+def _selected(block: Any, metric: str, scores: bool = True) -> str | None:
     if block is None:
         return None
     if not isinstance(block, dict):
         return f"selected is {_kind(block)}, expected an object with round and metrics"
     if block.get("round") is not None and not _is_int(block["round"]):
         return f"selected.round is {_kind(block['round'])}, expected an integer"
-    return _conditions(block.get("metrics"), "selected.metrics", metric, optional=True)
+    return _conditions(block.get("metrics"), "selected.metrics", metric, optional=True, scores=scores)
 
 
 def _rounds(rounds: Any) -> str | None:
@@ -99,8 +125,14 @@ def _rounds(rounds: Any) -> str | None:
         if not isinstance(entry, dict):
             return f"rounds[{i}] is {_kind(entry)}, expected an object"
         for key in ("bytes_up", "bytes_down"):
-            if entry.get(key) is not None and not _is_number(entry[key]):
-                return f"rounds[{i}].{key} is {_kind(entry[key])}, expected a number"
+            value = entry.get(key)
+            if value is not None and not (_is_number(value) and math.isfinite(value) and value >= 0):
+                return f"rounds[{i}].{key} is {value!r}, expected a number of bytes >= 0"
+        val = entry.get("val")
+        if val is not None:
+            problem = _metrics(val, f"rounds[{i}].val", "", optional=False, scores=all)
+            if problem is not None:
+                return problem
     return None
 
 
@@ -127,6 +159,13 @@ def _object(record: dict[str, Any], key: str, optional: bool = True) -> str | No
     return None
 
 
+def _fraction(record: dict[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None or _is_fraction(value):
+        return None
+    return f"{key} is {value!r}, outside [0, 1]" if _is_number(value) else _wrong(record, key, "a fraction in [0, 1] or null")
+
+
 def _optional(record: dict[str, Any], key: str, check: Any, expected: str) -> str | None:
     value = record.get(key)
     ok = value is None or (isinstance(value, check) if isinstance(check, type) else check(value))
@@ -140,6 +179,10 @@ def _wrong(record: dict[str, Any], key: str, expected: str) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_fraction(value: Any) -> bool:
+    return _is_number(value) and math.isfinite(value) and 0 <= value <= 1
 
 
 def is_finite_number(value: Any) -> bool:

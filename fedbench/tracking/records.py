@@ -5,9 +5,10 @@ lives at ``<results_dir>/<dataset>/<run_id>.json``. Writes go to a temporary fil
 are fsynced, made world-readable (0644) and moved into place with :func:`os.replace` (atomic on POSIX
 and Windows), so a reader sees either the previous complete record or the new one, never a partial
 one. Records are strict JSON: a NaN or infinite float (a diverged run's loss) is written as ``null``,
-so any JSON parser reads them. Temporary files start with ``.tmp-`` and are ignored by readers; a file
-that fails to parse or has the wrong shape (a hand edit, a disk fault, an old writer) is skipped with
-one warning naming it, so one bad run cannot block the whole leaderboard.
+so any JSON parser reads them. Every record is signed with this user's key
+(:mod:`~fedbench.tracking.record_trust`). Temporary files start with ``.tmp-`` and are ignored by
+readers; a file that fails the checks of :mod:`~fedbench.tracking.record_file` (a hand edit, a disk
+fault, an old writer) is skipped with one warning naming it, so one bad run cannot block the board.
 
 A run's *identity* is its full config minus the sections that cannot change a result
 (:data:`IDENTITY_EXCLUDED`); two records are the same run exactly when their identities are equal.
@@ -19,16 +20,14 @@ import hashlib
 import io
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import IO, Any
 
 from fedbench.config import NOT_IDENTITY as IDENTITY_EXCLUDED  # config sections that never change a result
 from fedbench.errors import DataError
-from fedbench.safe_io import FILE_MODE, TMP_PREFIX, atomic_write, atomic_write_text
-from fedbench.tracking.record_shape import shape_problem
-
-SCHEMA_VERSION = 1
+from fedbench.safe_io import FILE_MODE, atomic_write, atomic_write_text
+from fedbench.tracking.record_file import SCHEMA_VERSION, read_records, warn_about
+from fedbench.tracking.record_trust import signed
 
 __all__ = [
     "FILE_MODE",
@@ -42,6 +41,7 @@ __all__ = [
     "identity_key",
     "is_diverged",
     "load_records",
+    "record_path",
     "metric_value",
     "record_identity",
     "strict_json",
@@ -50,9 +50,11 @@ __all__ = [
 
 
 def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` atomically to ``results_dir/<dataset>/<run_id>.json`` and return the path.
+    """Write ``record`` atomically to ``results_dir/<dataset>/<run_id>.json``, signed with this
+    user's key, and return the path.
 
-    The file is strict JSON (see :func:`strict_json`): NaN and infinities become ``null``.
+    The file is strict JSON (see :func:`strict_json`): NaN and infinities become ``null``. The
+    signature covers the record as it reads back (a JSON round trip turns integer keys to strings).
     """
     for key in ("dataset", "run_id"):
         value = record.get(key)
@@ -61,7 +63,7 @@ def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
         if "/" in value or "\\" in value or value.startswith("."):
             raise DataError(f"run record {key} {value!r} is not a valid file name; use letters, digits, - and _")
     path = Path(results_dir) / record["dataset"] / f"{record['run_id']}.json"
-    plain = strict_json(record)
+    plain = signed(json.loads(json.dumps(strict_json(record), allow_nan=False)))
 
     def dump(fh: IO[bytes]) -> None:
         text = io.TextIOWrapper(fh, encoding="utf-8", newline="\n")
@@ -98,32 +100,32 @@ def strict_json(value: Any) -> Any:
 
 
 def load_records(results_dir: Path, dataset: str | None = None) -> list[dict[str, Any]]:
-    """Return every readable, well-formed record under ``results_dir`` (only ``dataset``'s when given).
+    """Return every valid record under ``results_dir`` (only ``dataset``'s when given), produced here
+    or not (see :func:`~fedbench.tracking.record_file.read_records` to tell them apart); each
+    invalid file is skipped with one warning naming it.
 
     Records come back sorted by file path so callers see a stable order. A missing results folder
     yields an empty list: no runs yet is a normal state, not an error.
     """
-    root = Path(results_dir)
-    folders = [root / dataset] if dataset is not None else sorted(p for p in root.glob("*") if p.is_dir())
-    records: list[dict[str, Any]] = []
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.glob("*.json")):
-            if path.name.startswith(TMP_PREFIX):
-                continue
-            record = _read_record(path)
-            if record is not None:
-                records.append(record)
-    return records
+    found = read_records(results_dir, dataset, warn=False)
+    warn_about(found, foreign=False)
+    return sorted([*found.own, *(f.record for f in found.foreign)], key=lambda r: (r["dataset"], r["run_id"]))
+
+
+def record_path(results_dir: Path, dataset: str, run_id: str) -> Path:
+    return Path(results_dir) / dataset / f"{run_id}.json"
 
 
 def find_record(results_dir: Path, dataset: str, run_id: str) -> dict[str, Any] | None:
-    """Return the record of ``run_id`` for ``dataset``, or None if it was never written (or is corrupt)."""
-    path = Path(results_dir) / dataset / f"{run_id}.json"
+    """The record of ``run_id`` for ``dataset`` when it is valid and produced here (signed with this
+    user's key, or committed and unchanged); None otherwise."""
+    from fedbench.tracking.record_file import check_record_file
+
+    path = record_path(results_dir, dataset, run_id)
     if not path.is_file():
         return None
-    return _read_record(path)
+    own = check_record_file(path).own
+    return own[0] if own else None
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -202,25 +204,3 @@ def metric_value(record: dict[str, Any], metric: str, condition: str | None, sou
 
 def _canonical(value: Any) -> str:
     return json.dumps(strict_json(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def _read_record(path: Path) -> dict[str, Any] | None:
-    """Parse one record file; warn (one line naming the file) and return None when it is unusable."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            record = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        problem = str(err).replace("\n", " ")
-        warnings.warn(f"skipping unreadable run record {path}: {problem}; delete or re-run it", stacklevel=3)
-        return None
-    if isinstance(record, dict) and record.get("schema") != SCHEMA_VERSION:
-        warnings.warn(
-            f"skipping run record {path}: schema {record.get('schema')!r}, expected {SCHEMA_VERSION}; re-run it",
-            stacklevel=3,
-        )
-        return None
-    problem = shape_problem(record)
-    if problem is not None:
-        warnings.warn(f"skipping run record {path}: {problem}; fix or delete it", stacklevel=3)
-        return None
-    return record

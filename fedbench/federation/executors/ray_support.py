@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedbench.errors import ConfigError
+from fedbench.interrupt import reclaim_signals
 
 INSTALL_HINT = "the ray executor needs Ray: pip install -e .[ray]"
 
@@ -66,6 +67,7 @@ def connect(address: str | None) -> bool:
             _probe(address)  # Ray itself retries an unreachable address for minutes
             _send_token_if_required(address)
             ray.init(address=address, **quiet)
+            reclaim_signals()  # ray.init replaced the SIGTERM handler with sys.exit: SIGTERM stops a run like Ctrl-C
         except Exception as err:  # ConnectionError, ValueError, RuntimeError, depending on what is wrong
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ConfigError(
@@ -75,6 +77,7 @@ def connect(address: str | None) -> bool:
         return True
     path = os.pathsep.join(p for p in sys.path if p)
     ray.init(runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
+    reclaim_signals()
     return True
 
 
