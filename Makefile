@@ -21,6 +21,7 @@ ABLATIONS ?=
 WORKERS ?=
 DATASET ?=
 EXECUTOR ?=
+CELLS ?=
 PRECISION ?=
 ACCELERATOR ?=
 SMOKE ?=
@@ -40,7 +41,7 @@ test: install
 	$(PY) -m pytest
 
 bench: install
-	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(PRECISION),--precision $(PRECISION)) $(if $(ACCELERATOR),--accelerator $(ACCELERATOR)) $(if $(SMOKE),--smoke true) \
+	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(CELLS),--cells $(CELLS)) $(if $(PRECISION),--precision $(PRECISION)) $(if $(ACCELERATOR),--accelerator $(ACCELERATOR)) $(if $(SMOKE),--smoke true) \
 		$(if $(RATES),--rates "$(RATES)") $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(TYPES),--types "$(TYPES)") \
 		$(if $(ABLATIONS),--ablations true) $(if $(WORKERS),--workers $(WORKERS))
 
@@ -57,7 +58,8 @@ leaderboard: install
 	$(PY) -m fedbench.cli leaderboard
 
 lint: install
-	$(VENV)/bin/ruff check fedbench tests
+	$(VENV)/bin/ruff check fedbench tests benchmarks
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -120,15 +120,16 @@ def throughput(env: Setup) -> str:
 def data_wait(env: Setup) -> str:
     """One client's fit on the FedPrime stand-in through fedbench's loader and Trainer."""
     from fedbench.data.loader import make_loader
-    from fedbench.federation.loop import initial_module
+    from fedbench.federation.parts import client_module
+    from fedbench.federation.resolve import resolve
     from fedbench.federation.setup import prepare
     from fedbench.federation.trainer import make_trainer
-    from fedbench.methods.registry import get_method
 
-    cfg = env.fedprime_config(rounds=1)
-    exp = prepare(cfg)
+    run = resolve(env.fedprime_config(rounds=1))
+    cfg = run.cfg
+    exp = prepare(run)
     exp.backbone.to(env.device)
-    module, _ = initial_module(cfg, get_method(cfg.method.name), exp.backbone, exp.bundle.num_classes, env.device)
+    module = client_module(run, exp.backbone, exp.bundle.num_classes, env.device)
     module.lr = cfg.train.lr
     module.on_round_start(module.trainable_state(), 0, {})
     rows = np.sort(exp.bundle.splits["train"])

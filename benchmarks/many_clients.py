@@ -29,6 +29,7 @@ def run_one(args: argparse.Namespace) -> dict:
 
     from fedbench.federation.callbacks import Callback
     from fedbench.federation.loop import run_experiment
+    from fedbench.federation.resolve import resolve
     from fedbench.federation.setup import prepare
 
     torch.set_num_threads(args.threads)
@@ -37,7 +38,7 @@ def run_one(args: argparse.Namespace) -> dict:
                            threads=args.threads)
 
     t0 = time.perf_counter()
-    prepare(cfg)  # featurises once (cached per process), so run_experiment's own prepare is the setup proper
+    prepare(resolve(cfg))  # featurises once (cached per process), so run_experiment's own prepare is the setup proper
     featurise_s = time.perf_counter() - t0
 
     class Timing(Callback):

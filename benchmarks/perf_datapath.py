@@ -115,11 +115,12 @@ def host_data_path(rows: int = 3072, batch: int = 512) -> dict:
             "wait_before": wait_share(in_ram, batch, step, old=True), "wait_after": wait_share(mapped, batch, step, old=False),
         }
         del in_ram
-    from fedbench.backbones.registry import featurized
     from fedbench.config import ExperimentConfig
+    from fedbench.federation.parts import featurized
+    from fedbench.federation.resolve import resolve
 
     cfg = ExperimentConfig()
-    bundle, _ = featurized(cfg.data, cfg.backbone)
+    bundle, _ = featurized(resolve(cfg))
     step = H100_MS_PER_SAMPLE * EMBEDDED_SCALE
     out["embedded"] = {
         "bytes": bytes_per_sample(bundle), "rows": len(bundle.labels), "step_ms": step,

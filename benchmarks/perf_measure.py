@@ -11,10 +11,12 @@ import tempfile
 import time
 
 import numpy as np
+import torch
 
 from fedbench.config import ExperimentConfig
 from fedbench.federation.callbacks import Callback, CheckpointCallback
 from fedbench.federation.loop import run_experiment
+from fedbench.federation.resolve import resolve
 from fedbench.federation.timing import PhaseTimer
 
 
@@ -23,15 +25,13 @@ def client_fit_vs_bare(cfg: ExperimentConfig, n_batches: int = 6, reps: int = 3)
     PyTorch loop (the module's own training_step and optimizer) over the same module and batches,
     interleaved; the module restarts from the same trainable state before every pass."""
     from fedbench.data.loader import make_loader
+    from fedbench.federation.parts import client_module
     from fedbench.federation.setup import prepare
     from fedbench.federation.trainer import make_trainer
-    from fedbench.methods.base import TrainSettings
-    from fedbench.methods.registry import get_method, method_options
 
-    exp = prepare(cfg)
-    spec = get_method(cfg.method.name)
-    module = spec.client(exp.backbone, exp.bundle.num_classes, TrainSettings(cfg.train.lr, cfg.train.weight_decay),
-                         method_options(spec, cfg.method.options))
+    run = resolve(cfg)
+    exp = prepare(run)
+    module = client_module(run, exp.backbone, exp.bundle.num_classes, torch.device("cpu"))
     module.lr = cfg.train.lr
     start = module.trainable_state()
     idx = exp.bundle.splits["train"]

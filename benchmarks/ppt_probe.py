@@ -23,10 +23,10 @@ import time
 import numpy as np
 import torch
 
-from fedbench.backbones.registry import featurized
 from fedbench.batch import COMPLETE, TEXT_MISSING
 from fedbench.config import BackboneConfig, DataConfig
 from fedbench.data.loader import make_loader
+from fedbench.federation.parts import featurized
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 

@@ -32,10 +32,12 @@ def bench(
     method: str, profile: str, *, dataset: str | None = None, rates=None, seeds=None, types=None, ablations=False,
     results: str | None = None, leaderboards: str | None = None, wandb=True, workers: int | None = None,
     executor: str | None = None, precision: str | None = None, accelerator: str | None = None, smoke: bool = False,
+    cells: str | None = None,
 ) -> list[dict]:
     """Run ``method``'s bench plan on the embedded dataset, or (``dataset`` set to a real one) the
     paper's table of ``method`` on that dataset (:class:`~fedbench.methods.registry.PaperTable`).
-    ``executor="ray"`` runs the cells as Ray tasks (docs/scale-out.md) instead of local processes;
+    ``cells="ray"`` runs the cells as Ray tasks (docs/scale-out.md) instead of local processes;
+    ``executor="ray"`` runs each run's clients on Ray actors;
     it never changes a result. ``precision`` replaces the profile's ``train.precision`` (its quick
     profile says ``auto``: bf16-mixed on a CPU with native bf16, else 32-true); ``accelerator``
     replaces ``train.accelerator``. ``smoke`` runs each method of the plan once, in smoke mode
@@ -49,11 +51,12 @@ def bench(
     base = load_config(profile_config(profile))
     methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
     words = ["make", "bench", f"METHOD={method}", f"PROFILE={profile}"]
-    words += [f"{k}={v}" for k, v in (("EXECUTOR", executor), ("PRECISION", precision), ("ACCELERATOR", accelerator)) if v]
+    words += [f"{k}={v}" for k, v in (("CELLS", cells), ("EXECUTOR", executor), ("PRECISION", precision),
+                                      ("ACCELERATOR", accelerator)) if v]
     if dataset is not None and dataset != base.data.dataset:
         return _paper_table(method, plan, dataset, profile, methods, words, rates=rates, seeds=seeds, types=types,
                             ablations=ablations, results=results, leaderboards=leaderboards, wandb=wandb, workers=workers,
-                            executor=executor, precision=precision, accelerator=accelerator, smoke=smoke)
+                            executor=executor, precision=precision, accelerator=accelerator, smoke=smoke, cells=cells)
     _run_settings(base, executor, precision, accelerator)
     base.missing.protocol = plan.protocol
     base.method.name = method
@@ -71,11 +74,12 @@ def bench(
         return _smoke(base, grid)
     workers = prof.get("workers", 1) if workers is None else workers
     say_where(base.tracking.results_dir, leaderboards or "leaderboards")
-    return run_grid(base, grid, leaderboards=leaderboards or "leaderboards", workers=workers)
+    return run_grid(base, grid, leaderboards=leaderboards or "leaderboards", workers=workers, cells=cells or "local")
 
 
 def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds, types, ablations, results,
-                 leaderboards, wandb, workers, executor=None, precision=None, accelerator=None, smoke=False) -> list[dict]:
+                 leaderboards, wandb, workers, executor=None, precision=None, accelerator=None, smoke=False,
+                 cells=None) -> list[dict]:
     """The paper's table of ``method`` on ``dataset``: its experiments/ YAML as the base config, the
     table's axes (RATES / TYPES replace the rate / type axis), results and boards kept per paper."""
     table = plan.tables.get(dataset)
@@ -102,7 +106,8 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
     if smoke:
         return _smoke(base, Grid(methods=methods, seeds=run_seeds, axes=axes))
     say_where(results, leaderboards)
-    return run_grid(base, Grid(methods=methods, seeds=run_seeds, axes=axes), leaderboards=leaderboards, workers=workers or 1)
+    return run_grid(base, Grid(methods=methods, seeds=run_seeds, axes=axes), leaderboards=leaderboards, workers=workers or 1,
+                    cells=cells or "local")
 
 
 def say_where(results: str, leaderboards: str) -> None:
@@ -134,7 +139,8 @@ def _smoke(base, grid: Grid) -> list[dict]:
 
 
 def _run_settings(base, executor: str | None, precision: str | None, accelerator: str | None = None) -> None:
-    """EXECUTOR=, PRECISION= and ACCELERATOR= on the base config (checked with every cell's config)."""
+    """EXECUTOR= (where each run's clients run), PRECISION= and ACCELERATOR= on the base config
+    (checked with every cell's config)."""
     if executor:
         base.executor.name = executor
     if precision:

@@ -140,10 +140,24 @@ def _parse(parser: ArgumentParser, argv: list[str]):
     return ns
 
 
+def _json_dict(text: str | None, flag: str, example: str) -> dict | None:
+    import json
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{flag}: not JSON ({err.msg}); give e.g. '{example}'") from err
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag}: give a JSON object, e.g. '{example}'")
+    return value
+
+
 def _config_from(ns) -> ExperimentConfig:
     d = ns.as_dict()
     for key in ("config", "force", "smoke", "__path__", "methods", "per_method", "rates", "types", "alphas", "seeds",
-                "leaderboards", "workers"):
+                "leaderboards", "workers", "cells", "cells_options"):
         d.pop(key, None)
     return from_dict(d)
 
@@ -183,6 +197,11 @@ def cmd_sweep(argv: list[str]) -> int:
     p.add_argument("--methods", type=str | None, default=None, help='methods, e.g. "fedavg fedprox" (--method.options apply to each)')
     p.add_argument("--per_method", type=str | None, default=None, help='options of single methods, e.g. \'{"fedprox": {"mu": 0.5}}\'')
     p.add_argument("--alphas", type=str | None, default=None, help='Dirichlet alphas, e.g. "0.1 0.5"')
+    p.add_argument("--cells", type=str, default="local",
+                   help="where the cells run: local (this machine, --workers processes) or ray (Ray tasks; a run's "
+                        "clients run where its executor section says)")
+    p.add_argument("--cells_options", type=str | None, default=None,
+                   help='Ray options of --cells ray, e.g. \'{"address": "auto", "gpus_per_actor": 1}\'')
     _grid_arguments(p)
     ns = _parse(p, argv)
     cfg = _config_from(ns)
@@ -198,9 +217,11 @@ def cmd_sweep(argv: list[str]) -> int:
     axes = {"missing.type": _split(ns.types) or [cfg.missing.type], "missing.rate": _split(ns.rates, float) or [cfg.missing.rate],
             "partition.alpha": _split(ns.alphas, float) or [cfg.partition.alpha]}
     grid = Grid(methods=methods, seeds=_split(ns.seeds, int) or [cfg.seed], axes=axes, per_method=per_method)
+    cells_options = _json_dict(ns.cells_options, "--cells_options", '{"address": "auto"}')
     cfg.tracking.sweep = cfg.tracking.sweep or "sweep"
     cfg.tracking.command = "fedbench sweep " + shlex.join(argv)
-    run_grid(cfg, grid, leaderboards=ns.leaderboards, workers=1 if ns.workers is None else ns.workers)
+    run_grid(cfg, grid, leaderboards=ns.leaderboards, workers=1 if ns.workers is None else ns.workers, cells=ns.cells,
+             cells_options=cells_options)
     return 0
 
 
@@ -217,7 +238,9 @@ def cmd_bench(argv: list[str]) -> int:
                    help="the results folder (default: results, or the paper table's own, e.g. results/fedprime)")
     p.add_argument("--wandb", type=bool, default=True, help="log to W&B (offline without WANDB_API_KEY)")
     p.add_argument("--executor", type=str | None, default=None,
-                   help="ray: run the cells as Ray tasks on a local Ray (for a cluster: fedbench sweep with --executor.options)")
+                   help="ray: run each run's clients on Ray actors (executor.name); CELLS=ray runs the cells as Ray tasks")
+    p.add_argument("--cells", type=str | None, default=None,
+                   help="ray: run the cells as Ray tasks on a local Ray (for a cluster: fedbench sweep --cells ray --cells_options)")
     p.add_argument("--precision", type=str | None, default=None,
                    help="train.precision for every cell (32-true, bf16-mixed, 16-mixed, auto); default: the profile's")
     p.add_argument("--accelerator", type=str | None, default=None,
@@ -229,7 +252,7 @@ def cmd_bench(argv: list[str]) -> int:
     bench(ns.method, ns.profile, dataset=ns.dataset, rates=_split(ns.rates, float), seeds=_split(ns.seeds, int),
           types=_split(ns.types), ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards,
           wandb=ns.wandb, workers=ns.workers, executor=ns.executor, precision=ns.precision, accelerator=ns.accelerator,
-          smoke=ns.smoke)
+          smoke=ns.smoke, cells=ns.cells)
     return 0
 
 

@@ -1,7 +1,9 @@
-"""Typed experiment configuration, validated with one-line messages that name the field and the fix.
+"""Typed experiment configuration: plain data at the bottom of fedbench's layers, checked with
+one-line messages that name the field and the fix (:func:`check`).
 
 The same dataclasses back the YAML files under ``experiments/`` and the CLI flags
-(``--missing.rate 0.5``), through jsonargparse.
+(``--missing.rate 0.5``), through jsonargparse. What a config *means* (the specs and options its
+names resolve to, its identity and run id) is :func:`fedbench.federation.resolve.resolve`'s.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedbench.batch import MISSING_TYPES, TEST_CONDITIONS  # noqa: F401  (re-exported)
-from fedbench.data.partition import PARTITIONS
 from fedbench.errors import ConfigError
-from fedbench.hardware import concrete_precision
 
 MISSING_PROTOCOLS = ("per_sample", "per_client", "heterogeneous")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "auto")  # auto: fedbench.hardware.concrete_precision
 LR_SCHEDULES = ("constant", "linear", "cosine")
 ACCELERATORS = ("cpu", "gpu", "cuda", "auto")
+PARTITION_NAMES = ("iid", "dirichlet", "shards", "dominant", "imbalanced", "quantity")  # fedbench.data.partition
 STORE_KINDS = ("memory", "disk")  # federation.personal_store
 
 
@@ -146,36 +147,6 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def identity(self) -> dict[str, Any]:
-        """Every field that can change a result: all but tracking and the executor, with each
-        part's options completed with their defaults (so `{}` and the spelled-out defaults are one
-        identity)."""
-        from fedbench.backbones.registry import BACKBONES
-        from fedbench.data.registry import DATASETS
-        from fedbench.methods.registry import METHODS
-        from fedbench.registry import resolved_options
-
-        d = self.to_dict()
-        for section in NOT_IDENTITY:
-            d.pop(section)
-        # fields added after records existed: while they hold their neutral default they are left out,
-        # so earlier records keep their identity
-        if self.failures == FailuresConfig():
-            d.pop("failures")
-        if self.partition.n_dominant == 1:
-            d["partition"].pop("n_dominant")
-        if self.federation.personalized_clients is None:
-            d["federation"].pop("personalized_clients")
-        for name, neutral in TRAIN_ADDED.items():
-            if getattr(self.train, name) == neutral:
-                d["train"].pop(name)
-        d["federation"].pop("personal_store")  # where states live changes no result
-        d["train"]["precision"] = concrete_precision(self.train.precision, self.train.accelerator)
-        d["data"]["options"] = resolved_options(DATASETS.get(self.data.dataset).options, self.data.options, "data.options")
-        d["backbone"]["options"] = resolved_options(BACKBONES.get(self.backbone.name).options, self.backbone.options, "backbone.options")
-        d["method"]["options"] = resolved_options(METHODS.get(self.method.name).options, self.method.options, "method.options")
-        return d
-
 
 NOT_IDENTITY = ("tracking", "executor")
 TRAIN_ADDED = {"accumulate": 1, "max_steps": None, "eval_samples": None}  # left out of the identity at these values
@@ -210,32 +181,20 @@ def _finite(cfg: ExperimentConfig) -> None:
                                   f"(default {f.default!r})")
 
 
-def validate(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Refuse invalid values with one line naming the field; returns cfg for chaining."""
-    from fedbench.backbones.registry import BACKBONES
-    from fedbench.data.registry import DATASETS
-    from fedbench.federation.executors import EXECUTORS
-    from fedbench.methods.registry import METHODS
-    from fedbench.registry import build_options
-
+def check(cfg: ExperimentConfig) -> None:
+    """Refuse invalid values with one line naming the field and the fix. Plain data only: it looks
+    nothing up and changes nothing (:func:`fedbench.federation.resolve.resolve` checks the names and
+    options against the registries and makes the resolved copy)."""
     _finite(cfg)
     if not str(cfg.tracking.results_dir).strip():
         raise ConfigError("tracking.results_dir: empty; give the folder for run records (default results), "
                           "or leave the option out")
-    dataset, backbone = DATASETS.get(cfg.data.dataset), BACKBONES.get(cfg.backbone.name)
-    build_options(dataset.options, cfg.data.options, "data.options")
-    build_options(backbone.options, cfg.backbone.options, "backbone.options")
-    build_options(EXECUTORS.get(cfg.executor.name).options, cfg.executor.options, "executor.options")
-    method = METHODS.get(cfg.method.name)
-    build_options(method.options, cfg.method.options, "method.options")
-    if not method.supports(backbone):
-        raise ConfigError(f"backbone.name: {cfg.method.name} cannot run on {backbone.name} ({method.requirement}); choose another backbone")
     _choice("missing.protocol", cfg.missing.protocol, MISSING_PROTOCOLS)
     _range("missing.rate", cfg.missing.rate, 0.0, 1.0)
     _choice("missing.type", cfg.missing.type, MISSING_TYPES)
     _range("missing.both_ratio", cfg.missing.both_ratio, 0.0, 1.0)
     _range("missing.client_spread", cfg.missing.client_spread, 0.0, 1.0)
-    _choice("partition.name", cfg.partition.name, PARTITIONS)
+    _choice("partition.name", cfg.partition.name, PARTITION_NAMES)
     if cfg.partition.n_clients < 1:
         raise ConfigError(f"partition.n_clients: must be >= 1, got {cfg.partition.n_clients}")
     _positive("partition.alpha", cfg.partition.alpha, "use e.g. 0.5 (non-IID) or 100 (near IID)")
@@ -263,7 +222,6 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"failures.slowdown: must be >= 1 (times slower than a normal client), got {cfg.failures.slowdown}")
     if not cfg.failures.deadline >= 0:
         raise ConfigError(f"failures.deadline: must be >= 0 (in units of a normal client's local work), got {cfg.failures.deadline}")
-    return cfg
 
 
 def _validate_train(t: TrainConfig) -> None:
@@ -282,7 +240,6 @@ def _validate_train(t: TrainConfig) -> None:
     if not t.weight_decay >= 0:
         raise ConfigError(f"train.weight_decay: must be >= 0, got {t.weight_decay}; try 0.02")
     _choice("train.precision", t.precision, PRECISIONS)
-    t.precision = concrete_precision(t.precision, t.accelerator)  # auto becomes what runs (and what is recorded)
     _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
     _choice("train.accelerator", t.accelerator, ACCELERATORS)
     if t.accelerator in ("gpu", "cuda"):

@@ -35,9 +35,15 @@ class Registry(Generic[S]):
         self._origin: dict[str, str | None] = {}  # name -> the distribution that registered it (None: this process)
         self._loaded = False
 
-    def register(self, spec: S) -> S:
-        """Register ``spec`` under its name; the distribution of the calling module is its origin."""
-        return self._add(spec, distribution_of(sys._getframe(1).f_globals.get("__name__", "")))
+    def register(self, spec: S, replace: bool = False) -> S:
+        """Register ``spec`` under its name; the distribution of the calling module is its origin.
+        ``replace``: take the place of a spec of the same name whatever registered it (a worker
+        process receiving its driver's specs)."""
+        origin = distribution_of(sys._getframe(1).f_globals.get("__name__", ""))
+        if replace:
+            origin = self._origin.get(spec.name)  # type: ignore[attr-defined]
+            self._specs.pop(spec.name, None)  # type: ignore[attr-defined]
+        return self._add(spec, origin)
 
     def _add(self, spec: S, origin: str | None) -> S:
         name = spec.name  # type: ignore[attr-defined]

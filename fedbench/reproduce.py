@@ -42,7 +42,8 @@ def reproduce(record_path: str | Path, results: str | Path = DEFAULT_RESULTS, ou
     """Rerun the record at ``record_path`` into ``results`` and print the comparison; True when
     every final metric is identical."""
     from fedbench.config import from_dict
-    from fedbench.federation.loop import run_experiment, run_id_of
+    from fedbench.federation.loop import run_experiment
+    from fedbench.federation.resolve import run_id_of
     from fedbench.tracking.record_file import check_record_file
 
     path = Path(record_path)

@@ -5,8 +5,8 @@ A grid crosses methods x seeds x any config axes (``missing.rate``, ``missing.ty
 base config. Every cell is an ordinary run: a cell whose record already exists (same config
 identity) is skipped, and a cell interrupted mid-way resumes from its round checkpoint, so
 re-running a sweep only does the missing work. Cells run one after another, on a local process
-pool (``workers``), or as Ray tasks across a cluster (``--executor.name ray``, see
-:mod:`fedbench.federation.executors.ray_sweep`). The leaderboard is regenerated from all records
+pool (``workers``), or as Ray tasks across a cluster (``--cells ray``, see
+:mod:`fedbench.federation.ray_cells`). The leaderboard is regenerated from all records
 afterwards.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 
 from fedbench.config import ExperimentConfig, from_dict
 from fedbench.errors import ConfigError
+from fedbench.federation.resolve import ResolvedRun, resolve
 
 
 @dataclass
@@ -65,14 +66,13 @@ def set_field(cfg: ExperimentConfig, dotted: str, value: Any) -> None:
     setattr(target, name, value)
 
 
-def cell_configs(base: ExperimentConfig, grid: Grid) -> list[ExperimentConfig]:
-    """One validated config per cell; a bad grid is refused before its first cell runs. Options
-    given on the base config apply to every method (a method that lacks one is refused); a
-    method's own options come from ``grid.per_method``."""
-    from fedbench.config import validate
+def cell_runs(base: ExperimentConfig, grid: Grid) -> list[ResolvedRun]:
+    """One resolved run per cell; a bad grid is refused before its first cell runs. Options given
+    on the base config apply to every method (a method that lacks one is refused); a method's own
+    options come from ``grid.per_method``."""
     from fedbench.methods.registry import get_method
 
-    configs = []
+    runs = []
     for cell in grid.cells():
         cfg = copy.deepcopy(base)
         cfg.method.name, cfg.seed = cell.pop("method"), cell.pop("seed")
@@ -86,17 +86,31 @@ def cell_configs(base: ExperimentConfig, grid: Grid) -> list[ExperimentConfig]:
         cfg.method.options = options
         for dotted, value in cell.items():
             set_field(cfg, dotted, value)
-        configs.append(validate(cfg))
-    return configs
+        runs.append(resolve(cfg))
+    return runs
 
 
-def run_grid(base: ExperimentConfig, grid: Grid, *, leaderboards: str | None, workers: int = 1) -> list[dict]:
-    """Run every cell (records, sweep name, W&B and command come from ``base.tracking``)."""
+def cell_configs(base: ExperimentConfig, grid: Grid) -> list[ExperimentConfig]:
+    """The resolved configs of :func:`cell_runs` (what a process that resolves them again receives)."""
+    return [run.cfg for run in cell_runs(base, grid)]
+
+
+CELLS = ("local", "ray")  # where a sweep's cells run: this machine's processes, or Ray tasks
+
+
+def run_grid(base: ExperimentConfig, grid: Grid, *, leaderboards: str | None, workers: int = 1, cells: str = "local",
+             cells_options: dict | None = None) -> list[dict]:
+    """Run every cell (records, sweep name, W&B and command come from ``base.tracking``): on
+    ``workers`` local processes, or with ``cells="ray"`` as Ray tasks (``cells_options``: where and
+    how large). Where a run's clients run is each cell's own ``executor`` section."""
     if workers < 1:
         raise ConfigError(f"--workers: must be >= 1, got {workers}")
-    configs = cell_configs(base, grid)
+    if cells not in CELLS:
+        raise ConfigError(f"--cells: {cells!r} is not one of {', '.join(CELLS)}")
+    runs = cell_runs(base, grid)
+    configs = [run.cfg for run in runs]
     records, t0 = [], time.time()
-    for i, (cfg, rec, seconds) in enumerate(_execute(configs, workers), 1):
+    for i, (cfg, rec, seconds) in enumerate(_execute(runs, workers, cells, cells_options), 1):
         outcome = "diverged" if rec.get("status") == "diverged" else f"as_train {rec['final']['as_train'][rec['metric']]:.4f}"
         print(f"[{i}/{len(configs)}] {cfg.method.name} {cfg.missing.type}@{cfg.missing.rate} {cfg.partition.name} "
               f"alpha {cfg.partition.alpha} seed {cfg.seed}: {outcome} ({seconds:.0f}s)", file=sys.stderr, flush=True)
@@ -108,19 +122,13 @@ def run_grid(base: ExperimentConfig, grid: Grid, *, leaderboards: str | None, wo
     return records
 
 
-def _timed_run(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict, float]:
-    from fedbench.federation.loop import run_experiment
-
-    t = time.time()
-    return cfg, run_experiment(cfg), time.time() - t
-
-
 def _worker_run(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict, float]:
-    """One cell in a worker process: a SIGTERM stops it (and the worker) like a Ctrl-C."""
+    """One cell in a worker process (resolved once there): a SIGTERM stops it (and the worker) like a Ctrl-C."""
+    from fedbench.federation.loop import timed_run
     from fedbench.interrupt import worker_task
 
     with worker_task():
-        return _timed_run(cfg)
+        return timed_run(cfg)
 
 
 def _worker_init(threads: int, parent_pid: int) -> None:
@@ -150,28 +158,31 @@ def _stop_workers(processes: list) -> None:
             proc.join()
 
 
-def _execute(configs: list[ExperimentConfig], workers: int):
+def _execute(runs: list[ResolvedRun], workers: int, cells: str = "local", cells_options: dict | None = None):
     """Yield (config, record, seconds) per cell. With several workers each process keeps its own
     data and frozen backbone and gets an equal share of the CPU threads; every run is seeded by
-    its own seed tree, so the order in which cells finish does not matter. A base config that
-    names the ray executor runs the cells as Ray tasks instead (``workers`` is then unused)."""
-    if configs and configs[0].executor.name == "ray":
-        from fedbench.federation.executors.ray_sweep import run_cells
+    its own seed tree, so the order in which cells finish does not matter. ``cells="ray"`` runs
+    the cells as Ray tasks instead (``workers`` is then unused)."""
+    from fedbench.federation.loop import timed_run
 
-        yield from run_cells(configs)
+    configs = [run.cfg for run in runs]
+    if cells == "ray":
+        from fedbench.federation.ray_cells import run_cells
+
+        yield from run_cells(configs, cells_options)
         return
-    if workers <= 1 or len(configs) <= 1:
-        yield from map(_timed_run, configs)
+    if workers <= 1 or len(runs) <= 1:
+        yield from map(timed_run, runs)  # in this process: the runs as resolved
         return
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    from fedbench.backbones.registry import featurized
+    from fedbench.federation.parts import featurized
 
-    for cfg in {(c.data.dataset, c.backbone.name): c for c in configs}.values():
-        featurized(cfg.data, cfg.backbone)  # build any missing cache once, here, rather than in every worker at once
+    for run in {(r.cfg.data.dataset, r.cfg.backbone.name): r for r in runs}.values():
+        featurized(run)  # build any missing cache once, here, rather than in every worker at once
     for cfg in configs:
         cfg.tracking.progress = False  # several live bars would garble the terminal
     threads = max(1, (os.cpu_count() or 1) // workers)

@@ -9,9 +9,9 @@ from fixtures import register_tiny
 from hf_fixtures import register_hf_tiny
 
 from fedbench.backbones.registry import BACKBONES
-from fedbench.config import validate
 from fedbench.errors import ConfigError
 from fedbench.federation.loop import run_experiment
+from fedbench.federation.resolve import validate
 from fedbench.methods.registry import METHODS
 
 IMAGE_ONLY = "fedavg-image-only"  # fedavg's prompts with an image-only requirement, as PPT will have

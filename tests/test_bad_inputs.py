@@ -175,7 +175,7 @@ def test_bench_says_where_it_writes(tmp_path, capsys, monkeypatch):
     from fedbench import bench
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bench, "run_grid", lambda base, grid, leaderboards, workers: [])
+    monkeypatch.setattr(bench, "run_grid", lambda base, grid, **kw: [])
     assert main(["bench", "--method", "fedavg", "--wandb", "false"]) == 0
     err = capsys.readouterr().err
     assert f"records go to {tmp_path / 'results'}, boards to {tmp_path / 'leaderboards'}" in err

@@ -45,14 +45,14 @@ def test_draws_are_seeded_per_round_and_client():
 
 def test_partial_work_runs_fewer_steps(tiny_cfg):
     from fedbench.federation.client import ClientRunner, ClientTask
-    from fedbench.federation.loop import Federation
+    from fedbench.federation.resolve import resolve
+    from fedbench.federation.rounds import Federation
     from fedbench.federation.setup import prepare
-    from fedbench.methods.registry import get_method
 
     cfg = tiny_cfg("fedavg", rounds=1)
     cfg.train.batch_size = 4
-    exp = prepare(cfg)
-    fed = Federation(exp, get_method("fedavg"), Path(cfg.tracking.results_dir))
+    exp = prepare(resolve(cfg))
+    fed = Federation(exp, Path(cfg.tracking.results_dir))
     runner = ClientRunner(fed.module, exp.bundle, cfg.train, local_epochs=2)
     steps = []
     original = fed.module.training_step

@@ -5,16 +5,17 @@ about two minutes on 2 cores); it is the test that shows the whole stack learns.
 import numpy as np
 import pytest
 
-from fedbench.backbones.registry import featurized
 from fedbench.config import ExperimentConfig
 from fedbench.federation.loop import run_experiment
+from fedbench.federation.parts import featurized
+from fedbench.federation.resolve import resolve
 
 pytestmark = pytest.mark.slow
 
 
 def test_emoji_bundle_is_sane():
     cfg = ExperimentConfig()
-    bundle, backbone = featurized(cfg.data, cfg.backbone)
+    bundle, backbone = featurized(resolve(cfg))
     splits = bundle.splits
     assert set(splits) == {"train", "val", "test", "pretrain"}
     all_idx = np.concatenate(list(splits.values()))

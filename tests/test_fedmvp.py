@@ -273,7 +273,7 @@ def test_one_round_records_completion_quality_and_weights(tiny_cfg, cache):
 
 
 def test_bench_plan_is_fedmvps_protocol_and_every_cell_is_a_valid_config():
-    from fedbench.config import validate
+    from fedbench.federation.resolve import validate
     from fedbench.methods.registry import get_method
     from fedbench.registry import build_options
     from fedbench.sweep import load_config

@@ -34,12 +34,12 @@ def _config(tmp_path, method: str, rounds: int = 1):
 
 def _loop_round(cfg):
     """fedbench's own loop: one round of the Federation (sequential executor) in this process."""
-    from fedbench.federation.loop import Federation
+    from fedbench.federation.resolve import resolve
+    from fedbench.federation.rounds import Federation
     from fedbench.federation.setup import prepare
-    from fedbench.methods.registry import get_method
 
     torch.set_num_threads(1)
-    fed = Federation(prepare(cfg), get_method(cfg.method.name), Path(cfg.tracking.results_dir))
+    fed = Federation(prepare(resolve(cfg)), Path(cfg.tracking.results_dir))
     fed.run_round(0, [])
     return fed
 
@@ -50,7 +50,7 @@ def test_one_flower_round_equals_the_loop(tmp_path):
     fed = _loop_round(cfg)
 
     assert [h["clients"] for h in strategy.history] == [[0, 1]]
-    from fedbench.federation.executors.ray_support import build_runner
+    from fedbench.federation.parts import runner_for_config as build_runner
 
     init = build_runner(cfg).module.trainable_state()
     assert any(not torch.equal(v, init[k]) for k, v in strategy.global_state.items())  # the round trained
@@ -66,7 +66,7 @@ def test_one_flower_round_equals_the_loop(tmp_path):
 
 
 def _train_msg(cfg, global_state, r: int, client: int) -> Message:
-    from fedbench.federation.loop import round_lr
+    from fedbench.federation.rounds import round_lr
     from fedbench.seeds import derive_seed
 
     payload, payload_arrays = codec.pack({})
@@ -90,7 +90,7 @@ def test_personal_state_stays_on_the_client(tmp_path, monkeypatch):
     personal_names = fed.module.personal_names()
     assert personal_names, "fedprime should keep personal tensors"
 
-    from fedbench.federation.executors.ray_support import build_runner
+    from fedbench.federation.parts import runner_for_config as build_runner
 
     start = build_runner(cfg).module
     shared0, _ = start.split_state(start.trainable_state())

@@ -101,14 +101,14 @@ def _config(tmp_path):
 
 def _loop(cfg):
     """fedbench's own loop on the same config: ROUNDS rounds of the Federation, in this process."""
-    from fedbench.federation.loop import Federation
+    from fedbench.federation.resolve import resolve
+    from fedbench.federation.rounds import Federation
     from fedbench.federation.setup import prepare
-    from fedbench.methods.registry import get_method
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        fed = Federation(prepare(cfg), get_method(cfg.method.name), Path(cfg.tracking.results_dir))
+        fed = Federation(prepare(resolve(cfg)), Path(cfg.tracking.results_dir))
         for r in range(ROUNDS):
             fed.run_round(r, [])
         return fed
@@ -119,7 +119,7 @@ def _loop(cfg):
 def test_flwr_run_on_a_superlink_and_two_supernodes_equals_the_loop(tmp_path):
     import yaml
 
-    from fedbench.federation.loop import run_id_of
+    from fedbench.federation.resolve import run_id_of
 
     cfg = _config(tmp_path)
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg.to_dict()))

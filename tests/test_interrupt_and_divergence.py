@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from fedbench.federation.loop import run_experiment, run_id_of
+from fedbench.federation.loop import run_experiment
+from fedbench.federation.resolve import run_id_of
 from fedbench.tracking.records import load_records
 
 TESTS = Path(__file__).parent

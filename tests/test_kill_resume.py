@@ -10,7 +10,8 @@ from pathlib import Path
 
 from fixtures import tiny_config
 
-from fedbench.federation.loop import run_experiment, run_id_of
+from fedbench.federation.loop import run_experiment
+from fedbench.federation.resolve import run_id_of
 from fedbench.safe_io import load_sealed
 
 TESTS = Path(__file__).parent

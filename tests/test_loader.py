@@ -74,11 +74,12 @@ def test_tiny_vilt_batches_are_the_old_loaders(prefetch, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_emoji_batches_are_the_old_loaders():
-    from fedbench.backbones.registry import featurized
     from fedbench.config import ExperimentConfig
+    from fedbench.federation.parts import featurized
+    from fedbench.federation.resolve import resolve
 
     cfg = ExperimentConfig()
-    bundle, _ = featurized(cfg.data, cfg.backbone)
+    bundle, _ = featurized(resolve(cfg))
     _same_batches(bundle, np.sort(bundle.splits["train"]), 2)
 
 

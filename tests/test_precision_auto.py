@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fedbench import hardware
-from fedbench.config import ExperimentConfig, validate
+from fedbench.config import ExperimentConfig
 from fedbench.errors import ConfigError
-from fedbench.federation.loop import run_id_of
+from fedbench.federation.resolve import run_id_of, validate
 from fedbench.hardware import concrete_precision
 
 
@@ -23,10 +23,10 @@ def test_validate_records_the_concrete_precision_and_the_identity_matches_it(mon
     monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: True)
     auto, explicit = ExperimentConfig(), ExperimentConfig()
     auto.train.precision, explicit.train.precision = "auto", "bf16-mixed"
-    unresolved = run_id_of(auto)  # before validate: the identity resolves auto the same way
-    validate(auto)
-    assert auto.train.precision == "bf16-mixed"
-    assert unresolved == run_id_of(auto) == run_id_of(explicit)
+    resolved = validate(auto)
+    assert resolved.train.precision == "bf16-mixed"
+    assert auto.train.precision == "auto"  # resolving leaves the config it was given as it was
+    assert run_id_of(auto) == run_id_of(resolved) == run_id_of(explicit)
     monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)
     other = ExperimentConfig()
     other.train.precision = "auto"
@@ -45,9 +45,11 @@ def test_a_flower_client_app_resolves_auto_before_any_fit(monkeypatch):
     """Every entry that trains validates first, so the trainer only ever sees a concrete precision."""
     pytest.importorskip("flwr")
     from fedbench.flower import client_app
+    from fedbench.flower.config import checked
 
     monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)
     cfg = ExperimentConfig()
     cfg.train.precision = "auto"
-    client_app(cfg, ship_specs=False)
-    assert cfg.train.precision == "32-true"
+    client_app(cfg, ship_specs=False)  # resolves (and refuses) up front
+    assert checked(cfg).cfg.train.precision == "32-true"  # what the app's fits train in
+    assert cfg.train.precision == "auto"  # the config given is left as it was

@@ -15,6 +15,7 @@ from fixtures import tiny_config  # noqa: E402
 
 from fedbench.errors import ConfigError  # noqa: E402
 from fedbench.federation.loop import run_experiment  # noqa: E402
+from fedbench.federation.resolve import resolve  # noqa: E402
 
 TESTS = Path(__file__).parent
 
@@ -61,18 +62,19 @@ def test_results_in_task_order_and_on_result_sees_each(tmp_path):
     """Clients of very different sizes on 2 actors: the largest goes first, results still come
     back in task order, each equal to the in-process runner's result for the same task."""
     from fedbench.federation.executors.ray_executor import RayExecutor
-    from fedbench.federation.executors.ray_support import RayOptions, build_runner
+    from fedbench.federation.executors.ray_support import RayOptions
+    from fedbench.federation.parts import runner_for_config as build_runner
     from fedbench.federation.setup import prepare
 
     cfg = tiny_config(tmp_path, "fedavg")
     cfg.partition.name, cfg.partition.alpha = "quantity", 0.3
-    exp = prepare(cfg)
+    exp = prepare(resolve(cfg))
     runner = build_runner(cfg)
     state = runner.module.split_state(runner.module.trainable_state())[0]
     from fedbench.federation.client import ClientTask
 
     tasks = [ClientTask(0, c, state, {}, exp.clients[c], exp.client_codes[c], seed=10 + c, lr=0.01) for c in range(3)]
-    executor = RayExecutor(RayOptions(actors=2, threads=1), cfg)
+    executor = RayExecutor(RayOptions(actors=2, threads=1), cfg, runner.rebuild)
     seen = []
     try:
         results = executor.run(tasks, on_result=lambda r: seen.append(r.client_id))

@@ -1,4 +1,4 @@
-"""Sweep cells as Ray tasks: SIGKILL the driver of `fedbench sweep --executor.name ray` (and the
+"""Sweep cells as Ray tasks: SIGKILL the driver of `fedbench sweep --cells ray` (and the
 local Ray it started) while one cell is done and the next is in flight, run the same command
 again: the finished cell is skipped (its record untouched) and the other resumes from its round
 checkpoint to the numbers of an uninterrupted run.
@@ -22,7 +22,8 @@ pytest.importorskip("ray")
 
 from fixtures import tiny_config  # noqa: E402
 
-from fedbench.federation.loop import run_experiment, run_id_of  # noqa: E402
+from fedbench.federation.loop import run_experiment  # noqa: E402
+from fedbench.federation.resolve import run_id_of  # noqa: E402
 from fedbench.safe_io import load_sealed  # noqa: E402
 
 TESTS = Path(__file__).parent
@@ -34,7 +35,7 @@ def cli(results: Path) -> list[str]:
             "--federation.rounds", str(ROUNDS), "--train.batch_size", "16", "--train.lr", "0.01", "--train.threads", "1",
             "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false", "--tracking.wandb", "false",
             "--tracking.results_dir", str(results), "--seeds", "0 1", "--leaderboards", str(results / "boards"),
-            "--executor.name", "ray", "--executor.options", '{"actors": 1}']  # one cell at a time: seed 0, then seed 1
+            "--cells", "ray", "--cells_options", '{"actors": 1}']  # one cell at a time: seed 0, then seed 1
     code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); "
             f"from fedbench.cli import main; sys.exit(main({args!r}))")
     return [sys.executable, "-c", code]

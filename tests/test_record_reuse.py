@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from fedbench.cli import main
-from fedbench.federation.loop import run_experiment, run_id_of
+from fedbench.federation.loop import run_experiment
+from fedbench.federation.resolve import run_id_of
 
 
 def _record_path(cfg) -> Path:

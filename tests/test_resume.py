@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from fedbench.errors import CheckpointError
-from fedbench.federation.loop import Federation, run_experiment, run_id_of
+from fedbench.federation.loop import run_experiment
+from fedbench.federation.resolve import resolve, run_id_of
+from fedbench.federation.rounds import Federation
 from fedbench.federation.setup import prepare
-from fedbench.methods.registry import get_method
 
 
 @pytest.mark.parametrize("method", ["fedavg", "local"])
@@ -20,7 +21,7 @@ def test_resume_matches_uninterrupted(method, tiny_cfg, tmp_path):
 
     cfg.tracking.results_dir = str(tmp_path / "resumed")
     assert run_experiment(cfg, stop_after_rounds=1) is None  # "killed" after round 1
-    fed = Federation(prepare(cfg), get_method(method), tmp_path / "resumed")
+    fed = Federation(prepare(resolve(cfg)), tmp_path / "resumed")
     fed.resume()
     assert fed.start_round == 1 and len(fed.history) == 1
     resumed = run_experiment(cfg)
@@ -57,7 +58,7 @@ def test_record_is_complete_and_json(tiny_cfg, tmp_path):
         assert key in on_disk
     assert on_disk["versions"]["torch"] == torch.__version__.split("+")[0] or on_disk["versions"]["torch"].startswith(torch.__version__[:4])
     report = on_disk["partition_report"]
-    assert sum(report["sizes"]) == len(prepare(cfg).bundle.splits["train"])
+    assert sum(report["sizes"]) == len(prepare(resolve(cfg)).bundle.splits["train"])
     shutil.rmtree(tmp_path / "results")
 
 
@@ -66,7 +67,7 @@ def test_fast_test_metrics_equal_one_pass_per_condition(method, options, tiny_cf
     cfg = tiny_cfg(method, rounds=1)
     if options:
         cfg.method.options = options
-    fed = Federation(prepare(cfg), get_method(method), Path(cfg.tracking.results_dir))
+    fed = Federation(prepare(resolve(cfg)), Path(cfg.tracking.results_dir))
     fast, fast_preds = fed.scorer.test_metrics(fed.global_state, fed.personal)
     slow, slow_preds = fed.scorer.test_metrics_per_condition(fed.global_state, fed.personal)
     assert fast == slow

@@ -8,7 +8,7 @@ import pytest
 from committed import committed_record, committed_record_paths
 
 from fedbench.config import ExperimentConfig, from_dict
-from fedbench.federation.loop import run_id_of
+from fedbench.federation.resolve import run_id_of
 
 RECORDS = list(committed_record_paths())  # from git's HEAD, not the working tree
 
@@ -24,7 +24,7 @@ def test_committed_records_from_git_keep_their_run_id(path):
 def test_executor_and_tracking_do_not_count_but_failures_do():
     base = ExperimentConfig()
     other = ExperimentConfig()
-    other.executor.name, other.tracking.results_dir, other.tracking.sweep = "elsewhere", "/tmp/x", "s"
+    other.executor.name, other.tracking.results_dir, other.tracking.sweep = "ray", "/tmp/x", "s"
     assert run_id_of(base) == run_id_of(other)
     other.failures.drop_rate = 0.1
     assert run_id_of(base) != run_id_of(other)

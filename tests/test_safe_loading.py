@@ -10,7 +10,8 @@ import torch
 
 from fedbench.cache.folder import cache_dir, cached
 from fedbench.errors import CheckpointError, ConfigError
-from fedbench.federation.loop import run_experiment, run_id_of
+from fedbench.federation.loop import run_experiment
+from fedbench.federation.resolve import run_id_of
 from fedbench.safe_io import load_sealed, save_sealed
 
 

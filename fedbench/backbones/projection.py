@@ -10,14 +10,36 @@ batch 64, AdamW 1e-3, one-cycle, temperature 0.05).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from fedbench.backbones.image_features import FEATURE_DIM
-from fedbench.backbones.minilm_effnet import ImageProjection, MiniLMEffNetBackbone
+
+if TYPE_CHECKING:
+    from fedbench.backbones.minilm_effnet import MiniLMEffNetBackbone
 
 
 @torch.no_grad()
+
+class ImageProjection(nn.Module):
+    """Grid features [N, G*G, F] -> image tokens [N, G*G, H]: linear + cell position + type 1 + LN."""
+
+    def __init__(self, feature_dim: int, hidden: int, cells: int, type_embedding: torch.Tensor, norm: nn.LayerNorm):
+        super().__init__()
+        self.linear = nn.Linear(feature_dim, hidden)
+        self.position = nn.Parameter(torch.zeros(cells, hidden))
+        nn.init.normal_(self.position, std=0.02)
+        self.register_buffer("type_embedding", type_embedding.detach().clone())
+        self.norm = nn.LayerNorm(hidden, eps=norm.eps)
+        self.norm.load_state_dict(norm.state_dict())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.linear(features) + self.position + self.type_embedding)
+
+
 def sentence_embeddings(backbone: MiniLMEffNetBackbone, ids: torch.Tensor, keep: torch.Tensor, batch: int = 256) -> torch.Tensor:
     out = []
     for s in range(0, len(ids), batch):

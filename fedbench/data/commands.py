@@ -7,7 +7,6 @@ without being told its folder; ``./data/<name>`` (where the experiment files poi
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -64,39 +63,15 @@ def _parse_prepare(args: list[str]) -> tuple[str, str, set[str]]:
     return name, root, flags
 
 
-def _index_path() -> Path:
-    from fedbench.cache.folder import cache_dir
-
-    return cache_dir() / "datasets" / "prepared.json"
-
-
-def remember(name: str, root: Path, target: Path, meta: dict) -> None:
-    """Record a prepared copy in the index, so ``data list`` can find it."""
-    from fedbench.safe_io import atomic_write_text
-
-    index = _known()
-    where = str(Path(root).resolve())
-    index[f"{name}|{where}"] = {"dataset": name, "root": where, "dir": str(target), "rows": meta["rows"], "layout": meta["layout"]}
-    atomic_write_text(_index_path(), json.dumps(index, indent=1, sort_keys=True))
-
-
-def _known() -> dict:
-    try:
-        data = json.loads(_index_path().read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def dataset_status(data_dir: str | Path = "data") -> list[tuple[str, str, str]]:
     """(name, state, description) per registered dataset; state is ``built in``, ``prepared:
     ROOT (N rows, layout)`` for each prepared copy still in place, or ``not prepared`` with the
     command to run."""
-    from fedbench.data.prepare import _read_meta, locations
+    from fedbench.data.prepare import _read_meta, locations, prepared_index
     from fedbench.data.registry import DATASETS
     from fedbench.data.sources import LAYOUTS
 
-    known = _known()
+    known = prepared_index()
     rows = []
     for name in DATASETS.names():
         description = DATASETS.get(name).description

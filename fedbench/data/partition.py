@@ -16,6 +16,7 @@ import inspect
 
 import numpy as np
 
+from fedbench.config import PARTITION_NAMES
 from fedbench.errors import ConfigError
 
 
@@ -239,6 +240,7 @@ PARTITIONS = {
     "imbalanced": dominant_class,  # PPT's name for the same split
     "quantity": quantity_skew,
 }
+assert tuple(PARTITIONS) == PARTITION_NAMES, "fedbench.config.PARTITION_NAMES names the partitions"
 
 
 def make_partition(name: str, labels, n_clients: int, rng: np.random.Generator, **kwargs) -> list[np.ndarray]:

@@ -253,7 +253,6 @@ def prepare_dataset(
     for old in target.glob("rows-*.arrow"):
         if old.name != rows_file:
             old.unlink(missing_ok=True)
-    from fedbench.data.commands import remember
 
     remember(name, root, target, meta)
     counts = ", ".join(f"{k} {v:,}" for k, v in source.split_counts().items())
@@ -297,3 +296,27 @@ def _remove_empty(folder: Path, stop: Path) -> None:
     while folder != stop and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
         folder = folder.parent
+
+
+def _index_path() -> Path:
+    from fedbench.cache.folder import cache_dir
+
+    return cache_dir() / "datasets" / "prepared.json"
+
+
+def remember(name: str, root: Path, target: Path, meta: dict) -> None:
+    """Record a prepared copy in the index, so ``data list`` can find it."""
+    from fedbench.safe_io import atomic_write_text
+
+    index = prepared_index()
+    where = str(Path(root).resolve())
+    index[f"{name}|{where}"] = {"dataset": name, "root": where, "dir": str(target), "rows": meta["rows"], "layout": meta["layout"]}
+    atomic_write_text(_index_path(), json.dumps(index, indent=1, sort_keys=True))
+
+
+def prepared_index() -> dict:
+    try:
+        data = json.loads(_index_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedbench.data.base import ModalData
-from fedbench.registry import Registry, build_options
+from fedbench.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -25,16 +25,3 @@ class DatasetSpec:
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset", "fedbench.datasets", "fedbench.data.builtin", "data.dataset")
 register_dataset = DATASETS.register
-
-_CACHE: dict[str, ModalData] = {}
-
-
-def load_modal_data(name: str, options: dict[str, Any] | None, split_seed: int) -> ModalData:
-    """The dataset's modality data; built once per process and (name, options, split seed)."""
-    import json
-
-    spec = DATASETS.get(name)
-    key = json.dumps([name, options or {}, split_seed], sort_keys=True, default=str)
-    if key not in _CACHE:
-        _CACHE[key] = spec.build(build_options(spec.options, options, "data.options"), split_seed)
-    return _CACHE[key]

@@ -10,6 +10,7 @@ and reads the result back, so the same task gives the same result in any process
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,9 @@ class ClientRunner:
 
     def __init__(self, module: ClientModule, bundle: DataBundle, train: TrainConfig, local_epochs: int):
         self.module, self.bundle, self.train, self.local_epochs = module, bundle, train, local_epochs
+        # how another process (a Ray actor) makes its own runner from the run's config; set by
+        # fedbench.federation.parts, so executors need not know how a run is built
+        self.rebuild: Callable[[Any], ClientRunner] | None = None
 
     def run(self, task: ClientTask) -> ClientResult:
         module = self.module

@@ -20,7 +20,7 @@ def make_record(fed, final: dict | None, selected: dict | None, personalized: di
     cfg, exp = fed.cfg, fed.exp
     status = {"status": "ok"} if fed.diverged is None else {"status": "diverged", "diverged": fed.diverged}
     return {
-        "schema": SCHEMA_VERSION, "run_id": fed.run_id, "identity": cfg.identity(), **status,
+        "schema": SCHEMA_VERSION, "run_id": fed.run_id, "identity": fed.run.identity, **status,
         "sweep": cfg.tracking.sweep, "dataset": cfg.data.dataset, "backbone": cfg.backbone.name,
         "method": cfg.method.name, "seed": cfg.seed,
         "missing": {"protocol": cfg.missing.protocol, "rate": cfg.missing.rate, "type": cfg.missing.type, "both_ratio": cfg.missing.both_ratio},

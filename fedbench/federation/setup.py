@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedbench.backbones.base import Backbone
-from fedbench.backbones.registry import featurized
 from fedbench.batch import TEST_CONDITIONS
 from fedbench.config import ExperimentConfig
 from fedbench.data.bundle import DataBundle
@@ -24,12 +23,14 @@ from fedbench.data.missing import (
 )
 from fedbench.data.partition import PARTITION_OPTIONS, make_partition, partition_report
 from fedbench.errors import ConfigError
+from fedbench.federation.parts import featurized
+from fedbench.federation.resolve import ResolvedRun
 from fedbench.seeds import rng
 
 
 @dataclass
 class Experiment:
-    cfg: ExperimentConfig
+    run: ResolvedRun
     bundle: DataBundle
     backbone: Backbone
     clients: list[np.ndarray]  # bundle row indices per client
@@ -38,6 +39,10 @@ class Experiment:
     test: dict[str, tuple[np.ndarray, np.ndarray]]
     report: dict
     majority_rate: float
+
+    @property
+    def cfg(self) -> ExperimentConfig:
+        return self.run.cfg
 
 
 def _client_missing(cfg: ExperimentConfig, train: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
@@ -56,8 +61,9 @@ def _client_missing(cfg: ExperimentConfig, train: np.ndarray, parts: list[np.nda
     return heterogeneous_missing(local, n, list(rates[order]), [m.type] * k, list(ratios[gen.permutation(k)]), gen)
 
 
-def prepare(cfg: ExperimentConfig) -> Experiment:
-    bundle, backbone = featurized(cfg.data, cfg.backbone)
+def prepare(run: ResolvedRun) -> Experiment:
+    cfg = run.cfg
+    bundle, backbone = featurized(run)
     labels = bundle.labels.numpy()
     if labels.ndim == 2:  # multi-label: partition and report by each sample's first label
         labels = labels.argmax(1)
@@ -72,7 +78,7 @@ def prepare(cfg: ExperimentConfig) -> Experiment:
     parts = [train[np.sort(ix)] for ix in local_parts]
     codes = _client_missing(cfg, train, parts)
     report = partition_report(parts, labels, bundle.num_classes, codes_full(len(labels), train, codes))
-    if _centralized(cfg):  # the same clients' data (and missing patterns), pooled into one
+    if run.method.centralized:  # the same clients' data (and missing patterns), pooled into one
         parts = [train]
     client_codes = [codes[np.searchsorted(train, c)] for c in parts]
 
@@ -86,7 +92,7 @@ def prepare(cfg: ExperimentConfig) -> Experiment:
     }
     test_labels = labels[test_idx]
     majority = float(np.bincount(test_labels).max() / len(test_labels))
-    return Experiment(cfg, bundle, backbone, parts, client_codes, (val, val_codes), test, report, majority)
+    return Experiment(run, bundle, backbone, parts, client_codes, (val, val_codes), test, report, majority)
 
 
 def eval_rows(rows: np.ndarray, cap: int | None, split_seed: int, split: str) -> np.ndarray:
@@ -103,8 +109,3 @@ def codes_full(n: int, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
     out[rows] = codes
     return out
 
-
-def _centralized(cfg: ExperimentConfig) -> bool:
-    from fedbench.methods.registry import METHODS
-
-    return METHODS.get(cfg.method.name).centralized

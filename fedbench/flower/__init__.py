@@ -45,10 +45,9 @@ def simulate(cfg: ExperimentConfig, *, backend_config: dict[str, Any] | None = N
     from flwr.simulation import run_simulation
 
     from fedbench.flower.config import checked
-    from fedbench.methods.registry import get_method
 
-    checked(cfg)
-    n_nodes = 1 if get_method(cfg.method.name).centralized else cfg.partition.n_clients
+    run = checked(cfg)
+    n_nodes = 1 if run.method.centralized else cfg.partition.n_clients
     backend_config = backend_config or default_backend_config(verbose=verbose)
     done: list[FedbenchStrategy] = []
     run_simulation(server_app(cfg, on_end=done.append), client_app(cfg), num_supernodes=n_nodes,

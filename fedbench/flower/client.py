@@ -47,19 +47,21 @@ _BUILT: dict[str, _ClientSide] = {}  # one per config in this process (Flower re
 
 def _client_side(cfg: ExperimentConfig, specs: tuple | None) -> _ClientSide:
     from fedbench.federation.executors import ray_support as rs
-    from fedbench.federation.loop import run_id_of
+    from fedbench.federation.parts import client_runner
+    from fedbench.flower.config import checked
 
     if specs is not None:  # the driver's dataset, backbone and method (e.g. a test's plugins)
         rs.register_specs(specs)
-    key = run_id_of(cfg)
+    run = checked(cfg)  # resolved in this process (Flower rebuilds the ClientApp per message: the parts are kept below)
+    key = run.run_id
     if key not in _BUILT:
         from fedbench.federation.setup import prepare
 
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        runner = rs.build_runner(cfg)  # the module made as the round loop makes it (same seeded init)
+        if run.cfg.train.threads:
+            torch.set_num_threads(run.cfg.train.threads)
+        runner = client_runner(run)  # the module made as the round loop makes it (same seeded init)
         _, personal = runner.module.split_state(runner.module.trainable_state())
-        exp = prepare(cfg)
+        exp = prepare(run)
         _BUILT[key] = _ClientSide(exp.clients, exp.client_codes, runner, {k: v.cpu() for k, v in personal.items()})
     return _BUILT[key]
 
@@ -118,7 +120,7 @@ def client_app(cfg: ExperimentConfig | None = None, *, ship_specs: bool = True) 
     from fedbench.flower.config import checked, config_of, specs_for
 
     if cfg is not None:
-        checked(cfg)  # validated here as config_of does for flwr run: train.precision auto becomes concrete
+        cfg = checked(cfg).cfg  # resolved here as config_of does for flwr run: train.precision auto becomes concrete
     specs = specs_for(cfg) if cfg is not None and ship_specs else None
     app = ClientApp()
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fedbench.config import ExperimentConfig, FailuresConfig, from_dict, validate
+from fedbench.config import ExperimentConfig, FailuresConfig, from_dict
 from fedbench.errors import ConfigError
 
 
-def checked(cfg: ExperimentConfig) -> ExperimentConfig:
-    """``cfg`` validated, with the method known, and refused (one line) where the adapter would
-    not compute what fedbench's loop computes."""
-    from fedbench.methods.registry import get_method
+def checked(cfg):
+    """``cfg`` resolved once (:func:`fedbench.federation.resolve.resolve`; a resolved run is taken as
+    is), and refused (one line) where the adapter would not compute what fedbench's loop computes."""
+    from fedbench.federation.resolve import ResolvedRun, resolve
 
-    validate(cfg)
-    spec = get_method(cfg.method.name)  # unknown method: one line naming the registered ones
+    run = cfg if isinstance(cfg, ResolvedRun) else resolve(cfg)
+    cfg, spec = run.cfg, run.method
     if spec.schedule != "parallel":
         raise ConfigError(
             f"method.name: {cfg.method.name!r} trains the round's clients one after another ({spec.schedule}); "
@@ -22,12 +22,13 @@ def checked(cfg: ExperimentConfig) -> ExperimentConfig:
         )
     if cfg.failures != FailuresConfig():
         raise ConfigError("failures: simulated client failures are fedbench-loop only; under Flower a node that fails is left out of the round")
-    return cfg
+    return run
 
 
 def config_of(run_config: Any) -> ExperimentConfig:
     """The fedbench config named by a Flower run config's ``config`` key (a YAML file, relative
-    to the current directory), with ``seed`` / ``rounds`` overrides when the run config has them."""
+    to the current directory), with ``seed`` / ``rounds`` overrides when the run config has them,
+    checked (:func:`checked`) and returned as the resolved config."""
     key = run_config.get("config") if run_config else None
     if not key:
         raise ConfigError('the Flower run config has no "config" key; set config = "experiments/emoji_quick.yaml" under [tool.flwr.app.config] or pass --run-config "config=\'FILE\'"')
@@ -38,7 +39,7 @@ def config_of(run_config: Any) -> ExperimentConfig:
         cfg.seed = int(run_config["seed"])
     if "rounds" in run_config:
         cfg.federation.rounds = int(run_config["rounds"])
-    return checked(cfg)
+    return checked(cfg).cfg
 
 
 def specs_for(cfg: ExperimentConfig) -> tuple:

@@ -38,25 +38,17 @@ class FedbenchStrategy(Strategy):
     hold the run's server side as fedbench's loop would (without validation scoring)."""
 
     def __init__(self, cfg: ExperimentConfig, *, node_wait_s: float = 300.0):
-        from fedbench.federation.executors.ray_support import build_runner
-        from fedbench.federation.loop import _device
+        from fedbench.federation import parts
         from fedbench.federation.setup import prepare
-        from fedbench.methods.base import ServerContext
-        from fedbench.methods.registry import get_method, method_options
 
-        self.cfg = checked(cfg)
-        self.spec = get_method(cfg.method.name)
-        exp = prepare(cfg)
-        module = build_runner(cfg).module  # same seeded initialisation as the loop's module
+        self.resolved = checked(cfg)  # resolved once (a resolved run is taken as is)
+        self.cfg, self.spec = self.resolved.cfg, self.resolved.method
+        exp = prepare(self.resolved)
+        module = parts.client_runner(self.resolved).module  # same seeded initialisation as the loop's module
         shared, _ = module.split_state(module.trainable_state())
         self.global_state: dict[str, torch.Tensor] = shared
         self.n_clients = len(exp.clients)
-        context = None
-        if self.spec.needs_server_context:
-            splits = exp.bundle.splits
-            public = next((np.sort(splits[s]) for s in ("public", "pretrain") if s in splits), None)
-            context = ServerContext(exp.backbone, exp.bundle, public, _device(cfg), cfg.seed, n_clients=self.n_clients)
-        self.aggregator = self.spec.aggregator(method_options(self.spec, cfg.method.options), context)
+        self.aggregator = parts.aggregator(self.resolved, exp.backbone, exp.bundle, self.n_clients, self.resolved.device)
         self.history: list[dict[str, Any]] = []
         self.node_wait_s = node_wait_s
         self.nodes: dict[int, int] | None = None  # fedbench client id -> Flower node id
@@ -85,7 +77,7 @@ class FedbenchStrategy(Strategy):
 
     # ----- Strategy ----------------------------------------------------------------------------------
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
-        from fedbench.federation.loop import round_lr, sample_clients
+        from fedbench.federation.rounds import round_lr, sample_clients
         from fedbench.seeds import derive_seed
 
         cfg, r = self.cfg, server_round - 1
@@ -144,9 +136,7 @@ class FedbenchStrategy(Strategy):
     def save(self, path: Path | None = None) -> Path:
         """The final global state, server state and history (``torch.save``, written atomically);
         by default ``<results_dir>/<dataset>/flower/<run id>.pt``."""
-        from fedbench.federation.loop import run_id_of
-
-        path = path or Path(self.cfg.tracking.results_dir) / self.cfg.data.dataset / "flower" / f"{run_id_of(self.cfg)}.pt"
+        path = path or Path(self.cfg.tracking.results_dir) / self.cfg.data.dataset / "flower" / f"{self.resolved.run_id}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{path.name}")
         torch.save({"global_state": self.global_state, "server_state": self.aggregator.server_state(), "history": self.history,

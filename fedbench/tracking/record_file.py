@@ -77,7 +77,7 @@ def parse_record(text: str) -> tuple[Any, str | None]:
 
 def record_problem(record: Any, path: Path | None = None) -> str | None:
     """What makes ``record`` unusable (schema, shape, run id, file name), or None."""
-    from fedbench.tracking.records import config_hash, record_identity
+    from fedbench.tracking.identity import config_hash, record_identity
 
     if isinstance(record, dict) and record.get("schema") != SCHEMA_VERSION:
         return f"schema {record.get('schema')!r}, expected {SCHEMA_VERSION}"

@@ -33,9 +33,9 @@ from fedbench.federation.executors import ray_support as rs
 class _ClientActor:
     """Lives in a Ray worker for the whole run; wrapped with ``ray.remote`` when the executor starts."""
 
-    def __init__(self, cfg, specs, threads: int):
+    def __init__(self, cfg, specs, threads: int, rebuild):
         rs.worker_setup(specs, threads)
-        self.runner = rs.build_runner(cfg)
+        self.runner = rebuild(cfg)  # the driver's way of making a runner from a config (fedbench.federation.parts)
 
     def ready(self) -> bool:
         return True
@@ -46,7 +46,7 @@ class _ClientActor:
 
 
 class RayExecutor(Executor):
-    def __init__(self, options: rs.RayOptions, cfg):
+    def __init__(self, options: rs.RayOptions, cfg, rebuild):
         self.ray = rs.import_ray()
         self.started = rs.connect(options.address)
         self.actors: list = []
@@ -61,7 +61,7 @@ class RayExecutor(Executor):
                 )
             remote = self.ray.remote(num_cpus=cpus, num_gpus=gpus)(_ClientActor)
             specs = rs.specs_of(cfg)
-            self.actors = [remote.remote(cfg, specs, threads) for _ in range(n)]
+            self.actors = [remote.remote(cfg, specs, threads, rebuild) for _ in range(n)]
             try:
                 self.ray.get([a.ready.remote() for a in self.actors])  # surface a failed build here, not in round 1
             except Exception as err:
@@ -131,7 +131,10 @@ def _clients_per_round(cfg) -> int:
 
 
 def _build(options, cfg, runner) -> RayExecutor:
-    return RayExecutor(options or rs.RayOptions(), cfg)
+    if runner.rebuild is None:
+        raise ConfigError("executor.name: ray needs a client runner that says how a worker rebuilds it "
+                          "(fedbench.federation.parts.client_runner makes one)")
+    return RayExecutor(options or rs.RayOptions(), cfg, runner.rebuild)
 
 
 EXECUTORS.register(ExecutorSpec(

@@ -168,7 +168,7 @@ def register_specs(specs: tuple[Any, Any, Any]) -> None:
 
     for registry, spec in zip((DATASETS, BACKBONES, METHODS), specs, strict=True):
         registry.names()  # load built-ins and entry points first, so the driver's spec is the one kept
-        registry.register(spec)
+        registry.register(spec, replace=True)
 
 
 def worker_setup(specs: tuple[Any, Any, Any], threads: int) -> None:
@@ -178,21 +178,6 @@ def worker_setup(specs: tuple[Any, Any, Any], threads: int) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(threads)
     register_specs(specs)
-
-
-def build_runner(cfg):
-    """This process's :class:`ClientRunner` for ``cfg``: its own frozen backbone and data, and a
-    client module made exactly as the round loop makes its own (same seeded initialisation)."""
-    from fedbench.backbones.registry import featurized
-    from fedbench.federation.client import ClientRunner
-    from fedbench.federation.loop import _device, initial_module
-    from fedbench.methods.registry import get_method
-
-    bundle, backbone = featurized(cfg.data, cfg.backbone)
-    device = _device(cfg)
-    backbone.to(device)
-    module, _ = initial_module(cfg, get_method(cfg.method.name), backbone, bundle.num_classes, device)
-    return ClientRunner(module, bundle, cfg.train, cfg.federation.local_epochs)
 
 
 def unwrap(ray, err: Exception) -> Exception:

@@ -22,17 +22,18 @@ from fedbench.registry import build_options
 
 
 def _cell(cfg, specs, threads: int):
-    """One sweep cell inside a Ray worker."""
+    """One sweep cell inside a Ray worker (it resolves the config once, in its own process)."""
     rs.worker_setup(specs, threads)
-    from fedbench.sweep import _timed_run
+    from fedbench.federation.loop import timed_run
 
-    return _timed_run(cfg)
+    return timed_run(cfg)
 
 
-def run_cells(configs: list) -> Iterator[tuple]:
-    """Yield (config, record, seconds) per cell as each finishes."""
+def run_cells(configs: list, cells_options: dict | None = None) -> Iterator[tuple]:
+    """Yield (config, record, seconds) per cell as each finishes; ``cells_options`` are the Ray
+    options of the placement of cells (``--cells_options``: address, actors, CPUs and GPUs per cell)."""
     base = configs[0]
-    options = build_options(rs.RayOptions, base.executor.options, "executor.options")
+    options = build_options(rs.RayOptions, cells_options, "--cells_options")
     ray = rs.import_ray()
     started = rs.connect(options.address)
     in_flight: dict = {}
@@ -44,8 +45,7 @@ def run_cells(configs: list) -> Iterator[tuple]:
         cell = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_cell)
         queue = []
         for cfg in configs:
-            cfg = copy.deepcopy(cfg)
-            cfg.executor.name, cfg.executor.options = "sequential", {}
+            cfg = copy.deepcopy(cfg)  # each cell keeps its own executor (where its clients run)
             cfg.tracking.progress = False  # several live bars would garble the terminal
             queue.append(cfg)
         queue.reverse()
@@ -73,10 +73,11 @@ def run_cells(configs: list) -> Iterator[tuple]:
 
 def _featurize_once(configs: list) -> None:
     """Build any missing feature cache here once, rather than in every worker at once."""
-    from fedbench.backbones.registry import featurized
+    from fedbench.federation.parts import featurized
+    from fedbench.federation.resolve import resolve
 
     for cfg in {(c.data.dataset, c.backbone.name): c for c in configs}.values():
-        featurized(cfg.data, cfg.backbone)
+        featurized(resolve(cfg))
 
 
 def _keep(cfg, record: dict) -> None:
