@@ -65,7 +65,7 @@ def bench(
     axes |= plan_profile.get("axes", {})
     grid = Grid(methods=methods, seeds=seeds if seeds is not None else plan_profile.get("seeds", prof["seeds"]), axes=axes,
                 per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()})
-    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results or "results", f"bench-{method}-{profile}", wandb
+    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results or "results", bench_sweep(method, profile), wandb
     base.tracking.command = _command(words, rates, seeds, types, ablations)
     if smoke:
         return _smoke(base, grid)
@@ -96,13 +96,24 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
         axes["missing.rate"] = rates
     run_seeds = seeds if seeds is not None else list(table.seeds[:1] if profile == "quick" else table.seeds)
     results = results or base.tracking.results_dir
-    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, f"table-{method}-{dataset}", wandb
+    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, table_sweep(method, dataset), wandb
     base.tracking.command = _command([*words, f"DATASET={dataset}"], rates, seeds, types, ablations)
     leaderboards = leaderboards or str(Path("leaderboards") / Path(results).name)
+    per_method = {m: opts for m in methods if (opts := table.options_for(m, _option_names(m)))}
+    grid = Grid(methods=methods, seeds=run_seeds, axes=axes, per_method=per_method)
     if smoke:
-        return _smoke(base, Grid(methods=methods, seeds=run_seeds, axes=axes))
+        return _smoke(base, grid)
     say_where(results, leaderboards)
-    return run_grid(base, Grid(methods=methods, seeds=run_seeds, axes=axes), leaderboards=leaderboards, workers=workers or 1)
+    return run_grid(base, grid, leaderboards=leaderboards, workers=workers or 1)
+
+
+def _option_names(method: str) -> set[str]:
+    import dataclasses
+
+    from fedbench.methods.registry import get_method
+
+    options = get_method(method).options
+    return {f.name for f in dataclasses.fields(options)} if options is not None else set()
 
 
 def say_where(results: str, leaderboards: str) -> None:
@@ -131,6 +142,30 @@ def _smoke(base, grid: Grid) -> list[dict]:
     print("smoke: " + ", ".join(f"{r['method']} {r['status']} ({r['run_s']}s, peak {r['peak_rss_gib']} GiB)" for r in reports),
           file=sys.stderr)
     return reports
+
+
+def bench_sweep(method: str, profile: str) -> str:
+    """The sweep name (board section) of ``make bench METHOD=method PROFILE=profile``."""
+    return f"bench-{method}-{profile}"
+
+
+def table_sweep(method: str, dataset: str) -> str:
+    """The sweep name (board section) of ``method``'s paper table on ``dataset``."""
+    return f"table-{method}-{dataset}"
+
+
+def plan_headlines() -> dict[str, str]:
+    """Board section -> the test condition of its at-a-glance table, for the plans that name one
+    other than ``as_train`` (``BenchPlan.headline``)."""
+    from fedbench.methods.registry import available, get_method
+
+    out = {}
+    for method in available():
+        plan = get_method(method).plan
+        if plan.headline != "as_train":
+            out.update({bench_sweep(method, p): plan.headline for p in PROFILES})
+            out.update({table_sweep(method, d): plan.headline for d in plan.tables})
+    return out
 
 
 def _run_settings(base, executor: str | None, precision: str | None, accelerator: str | None = None) -> None:

@@ -171,10 +171,19 @@ class ExperimentConfig:
                 d["train"].pop(name)
         d["federation"].pop("personal_store")  # where states live changes no result
         d["train"]["precision"] = concrete_precision(self.train.precision, self.train.accelerator)
-        d["data"]["options"] = resolved_options(DATASETS.get(self.data.dataset).options, self.data.options, "data.options")
-        d["backbone"]["options"] = resolved_options(BACKBONES.get(self.backbone.name).options, self.backbone.options, "backbone.options")
-        d["method"]["options"] = resolved_options(METHODS.get(self.method.name).options, self.method.options, "method.options")
+        for part, registry, name in (("data", DATASETS, self.data.dataset), ("backbone", BACKBONES, self.backbone.name),
+                                     ("method", METHODS, self.method.name)):
+            cls = registry.get(name).options
+            d[part]["options"] = neutral_dropped(cls, resolved_options(cls, getattr(self, part).options, f"{part}.options"))
         return d
+
+
+def neutral_dropped(options_cls, resolved: dict[str, Any]) -> dict[str, Any]:
+    """``resolved`` without the options added after records existed (the options class's
+    ``IDENTITY_NEUTRAL``: name -> the value that keeps the old behaviour) while they hold that
+    value, so earlier records keep their identity; a non-neutral value is part of it."""
+    neutral = getattr(options_cls, "IDENTITY_NEUTRAL", {}) or {}
+    return {k: v for k, v in resolved.items() if not (k in neutral and v == neutral[k])}
 
 
 NOT_IDENTITY = ("tracking", "executor")

@@ -48,8 +48,18 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return from_dict(read_mapping(path, "config file"))
 
 
+SETTING_AXIS = "setting"  # an axis whose values are dicts of config paths set together
+
+
 def set_field(cfg: ExperimentConfig, dotted: str, value: Any) -> None:
-    """Set ``section.field`` (or every field of ``section`` from a dict) on ``cfg``."""
+    """Set ``section.field`` (or every field of ``section`` from a dict) on ``cfg``; the axis
+    ``setting`` takes a dict of such paths, set together (one column of a paper's table)."""
+    if dotted == SETTING_AXIS:
+        if not isinstance(value, dict):
+            raise ConfigError(f"sweep axis {SETTING_AXIS!r}: values must be dicts of config paths, got {value!r}")
+        for path, v in value.items():
+            set_field(cfg, path, v)
+        return
     section, _, name = dotted.partition(".")
     if not hasattr(cfg, section):
         raise ConfigError(f"sweep axis {dotted!r}: no config section {section!r}")
@@ -202,5 +212,7 @@ def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, comman
     if command is None:
         commands = sorted({r.get("config", {}).get("tracking", {}).get("command") or "" for r in records} - {""})
         command = "\n".join(commands) or "fedbench leaderboard"
+    from fedbench.bench import plan_headlines
+
     notes = {m: get_method(m).notes or get_method(m).description for m in available()}
-    return write_leaderboard(Path(results), Path(leaderboards), dataset, command, method_notes=notes)
+    return write_leaderboard(Path(results), Path(leaderboards), dataset, command, method_notes=notes, headlines=plan_headlines())
