@@ -10,14 +10,14 @@ Its baselines (``fedavg-pt``, ``fedprox-pt``, ``scaffold-pt``, ``fedopt-pt``, ``
 
 from __future__ import annotations
 
-from fedbench.methods.ppt.aggregator import PPTAggregator
+from fedbench.methods.ppt.aggregator import PPTAggregator, PPTOfficialAggregator
 from fedbench.methods.ppt.config import PPTOfficialOptions, PPTOptions
 from fedbench.methods.ppt.model import PPTModule
 from fedbench.methods.ppt.plan import PLAN, PROTOCOL_NOTE
 from fedbench.methods.ppt.prompted import REQUIRES
 from fedbench.methods.registry import MethodSpec, register
 
-__all__ = ["PLAN", "PPTAggregator", "PPTModule", "PPTOfficialOptions", "PPTOptions"]
+__all__ = ["PLAN", "PPTAggregator", "PPTModule", "PPTOfficialAggregator", "PPTOfficialOptions", "PPTOptions"]
 
 NOTES = (
     "L2P pool (20 prompts, one token each, top-10 per sample) on the frozen backbone, query = the frozen "
@@ -50,12 +50,13 @@ PPT_OFFICIAL = register(
     MethodSpec(
         name="ppt-official",
         client=PPTModule,
-        aggregator=PPTAggregator,
+        aggregator=PPTOfficialAggregator,
         options=PPTOfficialOptions,
         description="PPT as the released code: batch-wise retrieval, +sum cos, official matcher cost, no new-centre price",
         notes="PPT with the released code's choices: selection=batch, retrieval_sign=push, matcher_cost=official, "
         "new_centre=none, standardise=false, centre_update=matcher. Otherwise as ppt. " + PROTOCOL_NOTE,
         bench_plan=PLAN,
         requires=REQUIRES,
+        schedule="cyclic",  # the aliased pool is trained by one client after another (alias_shared)
     )
 )
