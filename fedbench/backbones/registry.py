@@ -43,7 +43,7 @@ def featurized(data_cfg, backbone_cfg) -> tuple[DataBundle, Backbone]:
         spec = BACKBONES.get(backbone_cfg.name)
         backbone = spec.build(build_options(spec.options, backbone_cfg.options, "backbone.options"))
         bundle = backbone.featurize(data)
-        backbone.bundle = bundle
+        backbone.bundle, backbone.source_data = bundle, data
         backbone.__dict__.pop("_frozen_fingerprint", None)  # featurize may set buffers (the embedded image bank)
         _CACHE[key] = (bundle, backbone)
     return _CACHE[key]
