@@ -14,7 +14,13 @@ from fedbench.config import from_dict
 from fedbench.errors import ConfigError
 from fedbench.federation.loop import run_experiment, run_id_of
 from fedbench.methods.base import ClientUpdate, TrainSettings
-from fedbench.methods.ppt import PPTAggregator, PPTModule, PPTOfficialAggregator, PPTOfficialOptions, PPTOptions
+from fedbench.methods.ppt import (
+    PPTAggregator,
+    PPTModule,
+    PPTOfficialAggregator,
+    PPTOfficialOptions,
+    PPTOptions,
+)
 from fedbench.methods.ppt.model import select_in_chunks
 from fedbench.methods.prompt_baselines.scaffold import ScaffoldPTOptions, ScaffoldVPTModule
 from fedbench.methods.registry import get_method

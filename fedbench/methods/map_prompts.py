@@ -21,6 +21,14 @@ from fedbench.errors import ConfigError
 from fedbench.methods.base import ClientModule
 from fedbench.methods.heads import ClassifierHead, Pooler
 
+MAP_NOTES = (
+    "MAP's missing-aware prompts (one set per missing pattern, prompt_length tokens at each of the first "
+    "prompt_layers layers: 4 x 3 here, MAP's 16 x 6 in its paper tables), the backbone's pooler and a head, "
+    "AdamW at train.lr; FedAvg of every shared tensor by sample count. drop_incomplete=false: the incomplete "
+    "pairs train with the missing-aware prompts of their pattern (true: complete pairs only, counted as the "
+    "client's samples, as FedMVP's baselines; FedMVP's plan and tables set it)."
+)
+
 # prompt set row for each missing code (0 complete, 1 text missing, 2 image missing)
 _SET_OF_CODE = torch.tensor([0, 2, 1])  # rows: 0 complete, 1 image-missing set, 2 text-missing set
 
