@@ -40,7 +40,7 @@ def bench(
     profile says ``auto``: bf16-mixed on a CPU with native bf16, else 32-true); ``accelerator``
     replaces ``train.accelerator``. ``smoke`` runs each method of the plan once, in smoke mode
     (:mod:`fedbench.federation.smoke`: the real data path, one short round, nothing recorded)."""
-    from fedbench.methods.registry import get_method
+    from fedbench.methods.registry import bench_sweep, get_method
 
     plan = get_method(method).plan
     if profile not in PROFILES:
@@ -95,6 +95,8 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
     if rates:
         axes["missing.rate"] = rates
     run_seeds = seeds if seeds is not None else list(table.seeds[:1] if profile == "quick" else table.seeds)
+    from fedbench.methods.registry import table_sweep
+
     results = results or base.tracking.results_dir
     base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, table_sweep(method, dataset), wandb
     base.tracking.command = _command([*words, f"DATASET={dataset}"], rates, seeds, types, ablations)
@@ -142,30 +144,6 @@ def _smoke(base, grid: Grid) -> list[dict]:
     print("smoke: " + ", ".join(f"{r['method']} {r['status']} ({r['run_s']}s, peak {r['peak_rss_gib']} GiB)" for r in reports),
           file=sys.stderr)
     return reports
-
-
-def bench_sweep(method: str, profile: str) -> str:
-    """The sweep name (board section) of ``make bench METHOD=method PROFILE=profile``."""
-    return f"bench-{method}-{profile}"
-
-
-def table_sweep(method: str, dataset: str) -> str:
-    """The sweep name (board section) of ``method``'s paper table on ``dataset``."""
-    return f"table-{method}-{dataset}"
-
-
-def plan_headlines() -> dict[str, str]:
-    """Board section -> the test condition of its at-a-glance table, for the plans that name one
-    other than ``as_train`` (``BenchPlan.headline``)."""
-    from fedbench.methods.registry import available, get_method
-
-    out = {}
-    for method in available():
-        plan = get_method(method).plan
-        if plan.headline != "as_train":
-            out.update({bench_sweep(method, p): plan.headline for p in PROFILES})
-            out.update({table_sweep(method, d): plan.headline for d in plan.tables})
-    return out
 
 
 def _run_settings(base, executor: str | None, precision: str | None, accelerator: str | None = None) -> None:

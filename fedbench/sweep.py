@@ -204,7 +204,7 @@ def _execute(configs: list[ExperimentConfig], workers: int):
 
 
 def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, command: str | None) -> Path:
-    from fedbench.methods.registry import available, get_method
+    from fedbench.methods.registry import available, get_method, plan_headlines
     from fedbench.tracking.leaderboard import write_leaderboard
     from fedbench.tracking.record_file import read_records
 
@@ -212,7 +212,5 @@ def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, comman
     if command is None:
         commands = sorted({r.get("config", {}).get("tracking", {}).get("command") or "" for r in records} - {""})
         command = "\n".join(commands) or "fedbench leaderboard"
-    from fedbench.bench import plan_headlines
-
     notes = {m: get_method(m).notes or get_method(m).description for m in available()}
     return write_leaderboard(Path(results), Path(leaderboards), dataset, command, method_notes=notes, headlines=plan_headlines())

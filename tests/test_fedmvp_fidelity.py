@@ -21,7 +21,7 @@ from fedbench.methods.fedmvp.generate import PAPER_PROMPT, GenerateCompleter
 from fedbench.methods.fedmvp.network import FedMVPNetwork, JointEncoder
 from fedbench.methods.fedmvp.optim import configure_optimizer
 from fedbench.methods.fedmvp.pixels import pixel_inputs
-from fedbench.methods.registry import MAP_PROMPTS
+from fedbench.methods.registry import MAP_PROMPTS, plan_headlines
 from fedbench.sweep import cell_configs
 from fedbench.tracking.leaderboard import render_leaderboard
 
@@ -128,7 +128,7 @@ def test_fedmvp_plan_and_tables_drop_incomplete_pairs_and_head_the_complete_colu
         assert cfg.method.options.get("drop_incomplete", False) == (cfg.method.name in ("fedavg", "fedprox"))
         if cfg.method.name == "fedmvp":
             assert cfg.backbone.options["text_tokens"] == "states"
-    headlines = bench_module.plan_headlines()
+    headlines = plan_headlines()
     assert headlines["bench-fedmvp-quick"] == headlines["table-fedmvp-cub200"] == "complete"
     assert "bench-ppt-quick" not in headlines
 

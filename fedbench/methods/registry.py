@@ -120,6 +120,28 @@ METHODS: Registry[MethodSpec] = Registry("method", "fedbench.methods", "fedbench
 register = METHODS.register
 
 
+def bench_sweep(method: str, profile: str) -> str:
+    """The sweep name (board section) of ``make bench METHOD=method PROFILE=profile``."""
+    return f"bench-{method}-{profile}"
+
+
+def table_sweep(method: str, dataset: str) -> str:
+    """The sweep name (board section) of ``method``'s paper table on ``dataset``."""
+    return f"table-{method}-{dataset}"
+
+
+def plan_headlines(profiles=("quick", "full")) -> dict[str, str]:
+    """Board section -> the test condition of its at-a-glance table, for the plans that name one
+    other than ``as_train`` (``BenchPlan.headline``)."""
+    out = {}
+    for method in available():
+        plan = get_method(method).plan
+        if plan.headline != "as_train":
+            out.update({bench_sweep(method, p): plan.headline for p in profiles})
+            out.update({table_sweep(method, d): plan.headline for d in plan.tables})
+    return out
+
+
 def available() -> list[str]:
     return METHODS.names()
 
