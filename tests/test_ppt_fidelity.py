@@ -172,3 +172,19 @@ def test_scaffold_step_and_identity_of_added_options(tmp_path):
     cfg.method.options = {**cfg.method.options, "step": 1e-3}
     assert run_id_of(cfg) != base
     assert run_id_of(from_dict(cfg.to_dict())) == run_id_of(cfg)
+
+
+def test_query_key_term_signs_by_hand():
+    """push = the code's +0.01 * reduce_sim with reduce_sim = sum(key_norm * query_norm) / B
+    (L2P_heuristic_model.py:70-72, util/train_eval.py:34); pull = L2P's distance 0.01 * sum(1 - cos) / B."""
+    from fedbench.methods.ppt.model import query_key_term, similarity
+
+    q = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    pool = torch.tensor([[1.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
+    sim = similarity(q, pool)
+    idx = torch.tensor([[0, 1], [1, 0]])
+    cos = {(0, 0): 2 ** -0.5, (0, 1): 0.0, (1, 1): 1.0, (1, 0): 2 ** -0.5}
+    reduce_sim = sum(cos.values()) / 2
+    assert float(query_key_term(sim, idx, 2, 0.01, "push")) == pytest.approx(0.01 * reduce_sim)
+    assert float(query_key_term(sim, idx, 2, 0.01, "pull")) == pytest.approx(0.01 * sum(1 - c for c in cos.values()) / 2)
+    assert PPTOptions().retrieval_sign == "pull" and PPTOfficialOptions().retrieval_sign == "push"
