@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from fedbench.batch import COMPLETE, TEXT_MISSING
-from fedbench.config import BackboneConfig, DataConfig
+from fedbench.config import ExperimentConfig
 from fedbench.data.loader import make_loader
 from fedbench.federation.parts import featurized
+from fedbench.federation.resolve import resolve
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
@@ -65,7 +66,9 @@ def main() -> None:
     torch.set_num_threads(1)
     for label in args.labels:
         t0 = time.time()
-        bundle, backbone = featurized(DataConfig(options={"label": label}), BackboneConfig())
+        cfg = ExperimentConfig()
+        cfg.data.options = {"label": label}
+        bundle, backbone = featurized(resolve(cfg))
         labels = bundle.labels.numpy()
         split = {k: np.sort(bundle.splits[k]) for k in ("train", "val", "test")}
         train_counts = np.bincount(labels[split["train"]], minlength=bundle.num_classes)

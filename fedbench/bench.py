@@ -42,7 +42,7 @@ def bench(
     profile says ``auto``: bf16-mixed on a CPU with native bf16, else 32-true); ``accelerator``
     replaces ``train.accelerator``. ``smoke`` runs each method of the plan once, in smoke mode
     (:mod:`fedbench.federation.smoke`: the real data path, one short round, nothing recorded)."""
-    from fedbench.methods.registry import get_method
+    from fedbench.methods.registry import bench_sweep, get_method
 
     plan = get_method(method).plan
     if profile not in PROFILES:
@@ -68,7 +68,7 @@ def bench(
     axes |= plan_profile.get("axes", {})
     grid = Grid(methods=methods, seeds=seeds if seeds is not None else plan_profile.get("seeds", prof["seeds"]), axes=axes,
                 per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()})
-    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results or "results", f"bench-{method}-{profile}", wandb
+    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results or "results", bench_sweep(method, profile), wandb
     base.tracking.command = _command(words, rates, seeds, types, ablations)
     if smoke:
         return _smoke(base, grid)
@@ -99,15 +99,27 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
     if rates:
         axes["missing.rate"] = rates
     run_seeds = seeds if seeds is not None else list(table.seeds[:1] if profile == "quick" else table.seeds)
+    from fedbench.methods.registry import table_sweep
+
     results = results or base.tracking.results_dir
-    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, f"table-{method}-{dataset}", wandb
+    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, table_sweep(method, dataset), wandb
     base.tracking.command = _command([*words, f"DATASET={dataset}"], rates, seeds, types, ablations)
     leaderboards = leaderboards or str(Path("leaderboards") / Path(results).name)
+    per_method = {m: opts for m in methods if (opts := table.options_for(m, _option_names(m)))}
+    grid = Grid(methods=methods, seeds=run_seeds, axes=axes, per_method=per_method)
     if smoke:
-        return _smoke(base, Grid(methods=methods, seeds=run_seeds, axes=axes))
+        return _smoke(base, grid)
     say_where(results, leaderboards)
-    return run_grid(base, Grid(methods=methods, seeds=run_seeds, axes=axes), leaderboards=leaderboards, workers=workers or 1,
-                    cells=cells or "local")
+    return run_grid(base, grid, leaderboards=leaderboards, workers=workers or 1, cells=cells or "local")
+
+
+def _option_names(method: str) -> set[str]:
+    import dataclasses
+
+    from fedbench.methods.registry import get_method
+
+    options = get_method(method).options
+    return {f.name for f in dataclasses.fields(options)} if options is not None else set()
 
 
 def say_where(results: str, leaderboards: str) -> None:

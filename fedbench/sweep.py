@@ -49,8 +49,18 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return from_dict(read_mapping(path, "config file"))
 
 
+SETTING_AXIS = "setting"  # an axis whose values are dicts of config paths set together
+
+
 def set_field(cfg: ExperimentConfig, dotted: str, value: Any) -> None:
-    """Set ``section.field`` (or every field of ``section`` from a dict) on ``cfg``."""
+    """Set ``section.field`` (or every field of ``section`` from a dict) on ``cfg``; the axis
+    ``setting`` takes a dict of such paths, set together (one column of a paper's table)."""
+    if dotted == SETTING_AXIS:
+        if not isinstance(value, dict):
+            raise ConfigError(f"sweep axis {SETTING_AXIS!r}: values must be dicts of config paths, got {value!r}")
+        for path, v in value.items():
+            set_field(cfg, path, v)
+        return
     section, _, name = dotted.partition(".")
     if not hasattr(cfg, section):
         raise ConfigError(f"sweep axis {dotted!r}: no config section {section!r}")
@@ -205,7 +215,7 @@ def _execute(runs: list[ResolvedRun], workers: int, cells: str = "local", cells_
 
 
 def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, command: str | None) -> Path:
-    from fedbench.methods.registry import available, get_method
+    from fedbench.methods.registry import available, get_method, plan_headlines
     from fedbench.tracking.leaderboard import write_leaderboard
     from fedbench.tracking.record_file import read_records
 
@@ -214,4 +224,4 @@ def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, comman
         commands = sorted({r.get("config", {}).get("tracking", {}).get("command") or "" for r in records} - {""})
         command = "\n".join(commands) or "fedbench leaderboard"
     notes = {m: get_method(m).notes or get_method(m).description for m in available()}
-    return write_leaderboard(Path(results), Path(leaderboards), dataset, command, method_notes=notes)
+    return write_leaderboard(Path(results), Path(leaderboards), dataset, command, method_notes=notes, headlines=plan_headlines())

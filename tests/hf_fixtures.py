@@ -7,7 +7,8 @@ take, with only the id swapped for a local directory (data.md §2.5). The ViLT f
 ``ViltForMaskedLM`` checkpoint, as ``dandelin/vilt-b32-mlm`` does, so the prefix stripping of the
 real load is exercised too.
 
-Registered stand-ins (``register_hf_tiny``): ``vilt-tiny``, ``clip-tiny``, ``vit-tiny``, each
+Registered stand-ins (``register_hf_tiny``): ``vilt-tiny``, ``clip-tiny``, ``vit-tiny`` and
+``tv-vit-tiny`` (a random state dict in torchvision's key layout, read from a .pth file), each
 with the capabilities of the backbone it stands in for, fed by the ``tiny`` dataset of
 ``fixtures.py`` (texts of number words, 4x4 images resized to the model's size).
 """
@@ -27,7 +28,8 @@ from fedbench.backbones.registry import BACKBONES, BackboneSpec
 
 HIDDEN, LAYERS, HEADS = 32, 2, 2
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [str(i) for i in range(100)]
-STAND_INS = {"vilt": "vilt-tiny", "clip": "clip-tiny", "vit": "vit-tiny"}
+STAND_INS = {"vilt": "vilt-tiny", "clip": "clip-tiny", "vit": "vit-tiny", "torchvision-vit": "tv-vit-tiny"}
+TV_HEAD = 12  # the tiny torchvision checkpoint's "ImageNet" head width
 
 _ROOT: Path | None = None
 
@@ -100,6 +102,46 @@ def tiny_vit_dir(root: Path | None = None, seed: int = 0) -> Path:
     return path
 
 
+def torchvision_vit_state(seed: int = 0, hidden: int = HIDDEN, layers: int = LAYERS, patch: int = 16, image: int = 32,
+                          mlp: int = 64, head: int = TV_HEAD, legacy_mlp: bool = False) -> dict[str, torch.Tensor]:
+    """A random state dict in torchvision's ``VisionTransformer`` key layout (``legacy_mlp``: the
+    older ``mlp.linear_1`` / ``linear_2`` names)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape, scale=0.2):
+        return torch.randn(*shape, generator=g) * scale
+
+    n = (image // patch) ** 2 + 1
+    state = {"class_token": r(1, 1, hidden), "conv_proj.weight": r(hidden, 3, patch, patch, scale=0.05), "conv_proj.bias": r(hidden),
+             "encoder.pos_embedding": r(1, n, hidden), "encoder.ln.weight": 1 + r(hidden), "encoder.ln.bias": r(hidden),
+             "heads.head.weight": r(head, hidden), "heads.head.bias": r(head)}
+    fc1, fc2 = ("linear_1", "linear_2") if legacy_mlp else ("0", "3")
+    for i in range(layers):
+        pre = f"encoder.layers.encoder_layer_{i}."
+        state.update({
+            pre + "ln_1.weight": 1 + r(hidden), pre + "ln_1.bias": r(hidden),
+            pre + "self_attention.in_proj_weight": r(3 * hidden, hidden), pre + "self_attention.in_proj_bias": r(3 * hidden),
+            pre + "self_attention.out_proj.weight": r(hidden, hidden), pre + "self_attention.out_proj.bias": r(hidden),
+            pre + "ln_2.weight": 1 + r(hidden), pre + "ln_2.bias": r(hidden),
+            pre + f"mlp.{fc1}.weight": r(mlp, hidden), pre + f"mlp.{fc1}.bias": r(mlp),
+            pre + f"mlp.{fc2}.weight": r(hidden, mlp), pre + f"mlp.{fc2}.bias": r(hidden),
+        })
+    return state
+
+
+def tiny_tv_vit_file(root: Path | None = None, seed: int = 0) -> Path:
+    path = (root or _root()) / f"tv-vit-{seed}.pth"
+    if not path.exists():
+        torch.save(torchvision_vit_state(seed), path)
+    return path
+
+
+def tiny_tv_vit(**options):
+    from fedbench.backbones.tv_vit import TorchvisionViTOptions, build_torchvision_vit
+
+    return build_torchvision_vit(TorchvisionViTOptions(**{"weights": str(tiny_tv_vit_file()), "resize": 40, "crop": 32, "heads": HEADS, **options}))
+
+
 def tiny_vilt(**options):
     from fedbench.backbones.vilt import ViltOptions, build_vilt
 
@@ -133,3 +175,13 @@ def register_hf_tiny() -> None:
             return spec.build(options)
 
         BACKBONES.register(BackboneSpec(tiny, build, spec.options, f"test stand-in for {real}: a tiny random model", spec.capabilities))
+    tv = BACKBONES.get("torchvision-vit")
+
+    def build_tv(options, spec=tv):
+        options = options if options is not None else spec.options()
+        if not options.weights:  # the stand-in's checkpoint, at the tiny model's 32 px
+            options = replace(options, weights=str(tiny_tv_vit_file()), resize=40, crop=32, heads=HEADS)
+        return spec.build(options)
+
+    BACKBONES.register(BackboneSpec("tv-vit-tiny", build_tv, tv.options, "test stand-in for torchvision-vit: a tiny random checkpoint",
+                                    tv.capabilities))

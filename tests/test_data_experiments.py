@@ -17,7 +17,7 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 PAPER_FILES = sorted(
     p for p in EXPERIMENTS.glob("*.yaml") if p.name.split("_")[0] in ("map", "fedprime", "ppt", "fedmvp") and "_emoji" not in p.stem
 )
-BACKBONES = {"vilt", "clip", "vit"}  # named as reference/data.md names them (built beside the datasets)
+BACKBONES = {"vilt", "clip", "vit", "torchvision-vit"}  # named as reference/data.md names them; PPT's: torchvision's checkpoint
 
 
 def test_one_file_per_paper_table():
@@ -63,3 +63,20 @@ def test_paper_protocols_pick_the_right_variants():
         assert setting["data.options.variant"] == cfg.data.options["variant"]
         assert setting["missing.protocol"] == cfg.missing.protocol and setting["missing.rate"] == cfg.missing.rate
         assert n.method in METHODS.names()
+
+
+def test_unreachable_tables_name_the_sources_tried(tmp_path):
+    """Every paper table without numbers is listed with what was read (issue 18), and a malformed
+    entry stops the file from loading."""
+    from fedbench.errors import ConfigError
+    from fedbench.tracking.paper_numbers import PAPER_NUMBERS, load_paper_numbers
+
+    raw = yaml.safe_load(PAPER_NUMBERS.read_text())
+    papers = " ".join(e["paper"] for e in raw["unreachable"])
+    assert all(name in papers for name in ("MAP", "PFPT", "FedMVP", "FedPrime"))
+    assert all(e["tried"] and e["why"] for e in raw["unreachable"])
+    bad = dict(raw, unreachable=[{"paper": "X", "tables": "T1", "why": "w"}])
+    path = tmp_path / "numbers.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ConfigError, match="tried"):
+        load_paper_numbers(path)

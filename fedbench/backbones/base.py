@@ -49,6 +49,9 @@ class Backbone(nn.Module, ABC):
     hidden_size: int
     num_layers: int
     bundle: DataBundle | None = None
+    source_data: ModalData | None = None  # the dataset ``bundle`` came from (raw images for FedMVP's pixel branch)
+    # width of a frozen classifier a method's head may read (torchvision's ImageNet head); None: none
+    head_width: int | None = None
 
     @abstractmethod
     def featurize(self, data: ModalData) -> DataBundle:
@@ -71,6 +74,11 @@ class Backbone(nn.Module, ABC):
         """The hidden state [B, H] a task head reads when ``n_prefix`` tokens were prepended in
         front of the backbone's own sequence (default: its first token, e.g. the text [CLS])."""
         return hidden[:, n_prefix]
+
+    def head_logits(self, readout: torch.Tensor) -> torch.Tensor:
+        """The frozen classifier's output on a read-out [B, H] -> [B, head_width] (when
+        ``head_width`` is set); without one, the read-out itself."""
+        return readout
 
     def pooler_state(self) -> dict[str, torch.Tensor] | None:
         """Pretrained pooler weights (``weight``, ``bias``) to initialise a method's pooler, if any."""

@@ -60,19 +60,26 @@ class ClipOptions:
     """model: an HF id or a folder (``openai/clip-vit-base-patch16`` for B/16);
     local_files_only: never touch the network (default); image_size: square side in pixels
     (0 = the checkpoint's, 224); max_text_tokens: BPE tokens per text (CLIP's 77 at most);
-    fuse_text: add the frozen text embedding to the read-out (False: image tower only)."""
+    fuse_text: add the frozen text embedding to the read-out (False: image tower only);
+    text_tokens: the text sequence of the frozen features (FedMVP's joint encoder): "states", the
+    text tower's token states [max_text_tokens, text width] with their padding mask (as the
+    official FedMVP feeds BERT's ``last_hidden_state``, ``models/fedmvp.py:143-145``), or
+    "pooled", the fused text token alone (one key for image->text attention)."""
 
     model: str = "openai/clip-vit-base-patch32"
     local_files_only: bool = True
     image_size: int = 0
     max_text_tokens: int = 77
     fuse_text: bool = True
+    text_tokens: str = "states"
 
     def validate(self) -> None:
         if not 2 <= self.max_text_tokens <= 77:
             raise ConfigError(f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [2, 77] (CLIP has 77 positions)")
         if self.image_size < 0:
             raise ConfigError(f"backbone.options.image_size: {self.image_size}; use 0 (the checkpoint's) or a positive size")
+        if self.text_tokens not in ("states", "pooled"):
+            raise ConfigError(f"backbone.options.text_tokens: {self.text_tokens!r} is not valid; choose one of states, pooled")
 
 
 class ClipBackbone(Backbone):
@@ -181,19 +188,37 @@ class ClipBackbone(Backbone):
     def batch_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return batch["row"]
 
+    @property
+    def feature_layout(self) -> str | None:
+        """What FedMVP's feature cache must tell apart beyond the weights (None: the first layout)."""
+        return "text-states" if self.options.text_tokens == "states" else None
+
+    def modality_feature_dims(self) -> dict[str, int]:
+        text_tokens = self.clip.config.text_config.hidden_size if self.options.text_tokens == "states" else self.hidden_size
+        return {"text": self.hidden_size, "image": self.hidden_size, "text_tokens": text_tokens, "image_tokens": self.hidden_size}
+
     @torch.no_grad()
     def modality_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-modality frozen features in the image tower's width, as the read-out sums them
-        (FedMVP): ``text`` [B, H] the text token (also as a one-token ``text_tokens``), ``image``
-        [B, H] the image tower's pooled output, ``image_tokens`` [B, 1 + patches, H] its hidden
-        states; missing inputs as in ``embed``."""
+        """Per-modality frozen features (FedMVP): ``text`` [B, H] the text token in the image
+        tower's width, as the read-out sums it; ``text_tokens`` [B, L, Dt] the text tower's token
+        states with ``text_pad`` [B, L] (True = padding; ``text_tokens="pooled"``: the text token
+        alone); ``image`` [B, H] the image tower's pooled output, ``image_tokens`` [B, 1 + patches,
+        H] its hidden states; missing inputs as in ``embed`` (a missing text is '')."""
         if not self.n_text:
             raise ConfigError("backbone.options.fuse_text: false leaves CLIP without text features; set it true")
         tokens, keep = self.embed(batch)
         hidden = self.run_layers(tokens, keep)
         text = tokens[:, 0]
-        return {"text": text, "text_tokens": text[:, None], "text_pad": torch.zeros_like(keep[:, :1]),
-                "image": self.vision.post_layernorm(hidden[:, 1]), "image_tokens": hidden[:, 1:]}
+        out = {"text": text, "text_tokens": text[:, None], "text_pad": torch.zeros_like(keep[:, :1]),
+               "image": self.vision.post_layernorm(hidden[:, 1]), "image_tokens": hidden[:, 1:]}
+        if self.options.text_tokens == "states":
+            rows, code = batch["row"].cpu().tolist(), batch["code"].cpu().tolist()
+            texts = ["" if c == TEXT_MISSING else self._texts[r] for r, c in zip(rows, code, strict=True)]
+            ids, real = tokenize(self.tokenizer, texts, self.options.max_text_tokens)
+            device = tokens.device
+            states = self.clip.text_model(input_ids=ids.to(device), attention_mask=real.long().to(device)).last_hidden_state
+            out["text_tokens"], out["text_pad"] = states.float(), ~real.to(device)
+        return out
 
     def run_layers(self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None) -> torch.Tensor:
         """The image tower's layers over ``[prefix | image]``; the text token (if any) rides along."""

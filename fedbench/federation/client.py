@@ -55,21 +55,30 @@ class ClientRunner:
         module.lr = task.lr
         module.epoch_losses = []
         module.on_round_start(task.global_state, task.round_index, task.payload)
+        index, codes = task.index, task.codes
+        keep = module.train_mask(codes)  # a method may train on part of its client's rows
+        if keep is not None:
+            index, codes = index[keep], codes[keep]
+            if not len(index):  # nothing to train on: the start state, with no weight
+                return self._result(task, 0, loss=0.0)
         torch.manual_seed(task.seed)
         on_gpu = next(module.parameters()).device.type == "cuda"
-        loader = make_loader(self.bundle, task.index, task.codes, batch_size=self.train.batch_size, shuffle=True, seed=task.seed,
+        loader = make_loader(self.bundle, index, codes, batch_size=self.train.batch_size, shuffle=True, seed=task.seed,
                              pin=on_gpu)
         steps = math.ceil(self.local_epochs * len(loader) / self.train.accumulate)  # optimiser steps of a full fit
         max_steps = -1 if task.work >= 1.0 else max(1, math.ceil(task.work * steps))
         if self.train.max_steps is not None and (max_steps < 0 or max_steps > self.train.max_steps):
             max_steps = self.train.max_steps
         make_trainer(self.train, self.local_epochs, max_steps).fit(module, loader)
-        shared, personal = module.split_state(module.trainable_state())
+        return self._result(task, len(index), module.epoch_losses[-1] if module.epoch_losses else float("nan"))
+
+    def _result(self, task: ClientTask, n_samples: int, loss: float) -> ClientResult:
+        shared, personal = self.module.split_state(self.module.trainable_state())
         return ClientResult(
             client_id=task.client_id,
             state={k: v.cpu() for k, v in shared.items()},
-            n_samples=len(task.index),
-            meta=module.round_metadata(),
+            n_samples=n_samples,
+            meta=self.module.round_metadata(),
             personal={k: v.cpu() for k, v in personal.items()},
-            loss=module.epoch_losses[-1] if module.epoch_losses else float("nan"),
+            loss=loss,
         )

@@ -35,7 +35,7 @@ def featurized(run: ResolvedRun) -> tuple[DataBundle, Backbone]:
         data = run.dataset.build(run.data_options, cfg.data.split_seed)
         backbone = run.backbone.build(run.backbone_options)
         bundle = backbone.featurize(data)
-        backbone.bundle = bundle
+        backbone.bundle, backbone.source_data = bundle, data
         backbone.__dict__.pop("_frozen_fingerprint", None)  # featurize may set buffers (the embedded image bank)
         _FEATURIZED[key] = (bundle, backbone)
     return _FEATURIZED[key]

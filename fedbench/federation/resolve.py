@@ -95,8 +95,16 @@ def _identity(cfg: ExperimentConfig, options: dict[str, Any]) -> dict[str, Any]:
             d["train"].pop(name)
     d["federation"].pop("personal_store")  # where states live changes no result
     for section, obj in options.items():
-        d[section]["options"] = {} if obj is None else dataclasses.asdict(obj)
+        d[section]["options"] = {} if obj is None else neutral_dropped(type(obj), dataclasses.asdict(obj))
     return d
+
+
+def neutral_dropped(options_cls, resolved: dict[str, Any]) -> dict[str, Any]:
+    """``resolved`` without the options added after records existed (the options class's
+    ``IDENTITY_NEUTRAL``: name -> the value that keeps the old behaviour) while they hold that
+    value, so earlier records keep their identity; a non-neutral value is part of it."""
+    neutral = getattr(options_cls, "IDENTITY_NEUTRAL", {}) or {}
+    return {k: v for k, v in resolved.items() if not (k in neutral and v == neutral[k])}
 
 
 def identity_of(cfg: ExperimentConfig) -> dict[str, Any]:

@@ -112,6 +112,12 @@ class ClientModule(L.LightningModule):
     def extra_loss(self, batch: dict[str, torch.Tensor], logits: torch.Tensor) -> torch.Tensor | None:
         return None
 
+    def train_mask(self, codes: Any) -> Any:
+        """Which of the client's rows (by missing code, a numpy array) a fit trains on: a boolean
+        array, or None for all of them (default). The client's sample count (FedAvg's weight) is
+        then the rows kept."""
+        return None
+
     # ----- Lightning ----------------------------------------------------------------------------
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy; binary cross-entropy per label for multi-label data (labels [B, C])."""

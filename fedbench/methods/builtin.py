@@ -8,5 +8,6 @@ import fedbench.methods.fedmvp  # noqa: F401
 import fedbench.methods.fedprime  # noqa: F401
 import fedbench.methods.fedprox  # noqa: F401
 import fedbench.methods.local  # noqa: F401
+import fedbench.methods.pfedpg  # noqa: F401
 import fedbench.methods.ppt  # noqa: F401
 import fedbench.methods.prompt_baselines  # noqa: F401

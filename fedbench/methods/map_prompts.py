@@ -16,9 +16,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from fedbench.batch import COMPLETE
 from fedbench.errors import ConfigError
 from fedbench.methods.base import ClientModule
 from fedbench.methods.heads import ClassifierHead, Pooler
+
+MAP_NOTES = (
+    "MAP's missing-aware prompts (one set per missing pattern, prompt_length tokens at each of the first "
+    "prompt_layers layers: 4 x 3 here, MAP's 16 x 6 in its paper tables), the backbone's pooler and a head, "
+    "AdamW at train.lr; FedAvg of every shared tensor by sample count. drop_incomplete=false: the incomplete "
+    "pairs train with the missing-aware prompts of their pattern (true: complete pairs only, counted as the "
+    "client's samples, as FedMVP's baselines; FedMVP's plan and tables set it)."
+)
 
 # prompt set row for each missing code (0 complete, 1 text missing, 2 image missing)
 _SET_OF_CODE = torch.tensor([0, 2, 1])  # rows: 0 complete, 1 image-missing set, 2 text-missing set
@@ -26,11 +35,19 @@ _SET_OF_CODE = torch.tensor([0, 2, 1])  # rows: 0 complete, 1 image-missing set,
 
 @dataclass
 class MAPOptions:
+    """prompt_length, prompt_layers: tokens per prompted layer and layers prompted (MAP's paper and
+    code: 16 and 6; 4 and 3 here, the emoji prototype's). drop_incomplete: train on complete pairs
+    only, and count only those as the client's samples: FedMVP's baselines drop the pairs with a
+    missing modality (the train set is ``random_split`` to 1 - beta, FedMVP ``main_fed.py:79-80, 104-105``)."""
+
     prompt_length: int = 4
     prompt_layers: int = 3
+    drop_incomplete: bool = False
 
     # what the shared smoke test uses on the tiny fixture (a 2-layer backbone); subclasses inherit it
     TEST_OPTIONS = {"prompt_length": 2, "prompt_layers": 1}
+    # options added after records existed, at the value that keeps the earlier behaviour (federation.resolve.neutral_dropped)
+    IDENTITY_NEUTRAL = {"drop_incomplete": False}
 
     def validate(self) -> None:
         if self.prompt_length < 1:
@@ -53,6 +70,9 @@ class MissingAwarePromptModule(ClientModule):
         self.prompts = nn.Parameter(prompts)
         self.pooler = Pooler(h, backbone.pooler_state())
         self.head = ClassifierHead(h, num_classes)
+
+    def train_mask(self, codes):
+        return (codes == COMPLETE) if self.options.drop_incomplete else None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens, keep = self.backbone.embed(batch)

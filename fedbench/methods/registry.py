@@ -28,6 +28,11 @@ class BenchPlan:
     protocol: str = "per_sample"
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     tables: dict[str, PaperTable] = field(default_factory=dict)  # dataset -> the paper's table on it
+    # the test condition of the board's at-a-glance table (FedMVP's paper tests on complete data)
+    headline: str = "as_train"
+
+
+ANY_METHOD = "*"  # PaperTable.per_method key: options for every method of the table that has them
 
 
 @dataclass(frozen=True)
@@ -37,20 +42,37 @@ class PaperTable:
     ``config`` is the experiments/ YAML with the paper's setting (dataset, backbone, protocol,
     rounds, optimiser); ``axes`` are the table's columns as sweep axes; the rows are X, its
     baselines (and ablations on request) plus ``extra_methods`` (e.g. a centralized upper bound).
-    The quick profile runs the first of ``seeds``, the full profile all of them."""
+    The quick profile runs the first of ``seeds``, the full profile all of them. ``per_method``:
+    options of single methods as the paper runs them (e.g. a baseline's server optimiser); under
+    ``"*"`` (:data:`ANY_METHOD`), options for every method of the table that has them all. An axis
+    named ``setting`` takes dicts of config paths set together (a column that pairs a partition
+    with its learning rate)."""
 
     config: str
     axes: dict[str, list[Any]]
     extra_methods: tuple[str, ...] = ()
     seeds: tuple[int, ...] = (0, 1, 2)
+    per_method: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def options_for(self, method: str, option_names: set[str]) -> dict[str, Any]:
+        """The table's options of ``method`` (whose options class has ``option_names``): the
+        ``"*"`` options when it has them all, then its own."""
+        common = self.per_method.get(ANY_METHOD, {})
+        return {**(common if set(common) <= option_names else {}), **self.per_method.get(method, {})}
+
+
+# MAP's prompts as its paper and code run them (vilt/config.py: prompt_length 16, prompt_layers
+# [0..5]), for every method of a MAP table that has those options (MAPOptions' own defaults, 4 x 3,
+# are the emoji prototype's)
+MAP_PROMPTS = {"prompt_length": 16, "prompt_layers": 6}
 
 # MAP's per-sample protocol with missing text: on emoji the text carries most of the signal, so
 # missing text is where the missing rate bites (image-only ~62% vs complete ~70%).
 DEFAULT_PLAN = BenchPlan(
     # MAP's Table 1 (eta 0.7, each missing type) on its three datasets, with its centralized row
     tables={
-        dataset: PaperTable(f"experiments/map_{dataset}.yaml", {"missing.type": ["text", "image", "both"]}, ("centralized",))
+        dataset: PaperTable(f"experiments/map_{dataset}.yaml", {"missing.type": ["text", "image", "both"]}, ("centralized",),
+                            per_method={ANY_METHOD: MAP_PROMPTS})
         for dataset in ("mmimdb", "food101", "hatememes")
     },
 )
@@ -65,7 +87,7 @@ class MethodSpec:
     description: str
     personalized: bool = False  # clients keep state: report per-client (personalized) metrics
     centralized: bool = False  # pool every client's data into one
-    local_only: bool = False  # no aggregation at all
+    local_only: bool = False  # no global model: scored as the mean over the clients' own models (local, pFedPG)
     notes: str = ""  # shown on the leaderboard (once, when the method is on the board)
     bench_plan: BenchPlan | None = None  # None: the default plan (MAP's protocol beside fedavg, fedprox)
     test_options: dict[str, Any] | None = None  # None: the options class's TEST_OPTIONS, if any
@@ -96,6 +118,28 @@ class MethodSpec:
 
 METHODS: Registry[MethodSpec] = Registry("method", "fedbench.methods", "fedbench.methods.builtin", "method.name")
 register = METHODS.register
+
+
+def bench_sweep(method: str, profile: str) -> str:
+    """The sweep name (board section) of ``make bench METHOD=method PROFILE=profile``."""
+    return f"bench-{method}-{profile}"
+
+
+def table_sweep(method: str, dataset: str) -> str:
+    """The sweep name (board section) of ``method``'s paper table on ``dataset``."""
+    return f"table-{method}-{dataset}"
+
+
+def plan_headlines(profiles=("quick", "full")) -> dict[str, str]:
+    """Board section -> the test condition of its at-a-glance table, for the plans that name one
+    other than ``as_train`` (``BenchPlan.headline``)."""
+    out = {}
+    for method in available():
+        plan = get_method(method).plan
+        if plan.headline != "as_train":
+            out.update({bench_sweep(method, p): plan.headline for p in profiles})
+            out.update({table_sweep(method, d): plan.headline for d in plan.tables})
+    return out
 
 
 def available() -> list[str]:

@@ -6,7 +6,8 @@ paper's table: the headline first, then the detail.
 
 - One section per bench plan (sweep): numbers from different plans are never mixed in one table.
   The section states what its runs share and what varies (see :mod:`fedbench.tracking.board_model`).
-- An at-a-glance table: methods x settings, the primary metric of the final round under ``as_train``.
+- An at-a-glance table: methods x settings, the primary metric of the final round under ``as_train``
+  (or the condition the plan's paper reports: FedMVP's ``complete``, ``BenchPlan.headline``).
 - One detail table per setting group (e.g. per missing type): every test condition, the
   validation-selected round (never a round picked on test), personalized score, upload per round.
 - Cells are ``mean ± std`` over seeds; bold only where the lead is larger than the noise
@@ -76,13 +77,15 @@ def render_leaderboard(
     paper_numbers: list[PaperNumber] | None = None,
     foreign: list[Foreign] | None = None,
     skipped_files: int = 0,
+    headlines: dict[str, str] | None = None,
 ) -> str:
     """Render the markdown leaderboard of ``dataset`` from ``records`` (other datasets ignored).
 
     ``command`` (one or more lines) is shown with the commands stored in the records
     (``config.tracking.command``, one per section) as the way to regenerate the board.
     ``plot_path`` and ``pool_plot_path`` are written verbatim as image links, so pass them relative
-    to the markdown file. ``paper_numbers`` are shown beside the runs they match.
+    to the markdown file. ``paper_numbers`` are shown beside the runs they match. ``headlines``:
+    section (sweep) name -> the test condition of its at-a-glance table (default ``as_train``).
     Duplicate runs are collapsed to the newest (see :func:`~fedbench.tracking.records.dedupe_records`);
     invalid records are skipped with a warning. ``records`` are the caller's own runs; ``foreign``
     (valid records not produced here) are only listed in their own last section, and
@@ -111,7 +114,7 @@ def render_leaderboard(
         out += [f"![{metric} per setting]({Path(plot_path).as_posix()})", ""]
     pool_link = None if pool_plot_path is None else Path(pool_plot_path).as_posix()
     for section in sections:
-        out += _section(section, metric)
+        out += _section(section, metric, (headlines or {}).get(section.name, "as_train"))
         out += pool_block(section, pool_link)
         out += paper_block(section, paper_numbers or [], dataset, metric)
     shown = sorted({str(r.get("method")) for r in runs})
@@ -125,6 +128,7 @@ def write_leaderboard(
     command: str,
     method_notes: dict[str, str] | None = None,
     paper_numbers: Path | None = None,
+    headlines: dict[str, str] | None = None,
 ) -> Path:
     """Regenerate ``out_dir/<dataset>.md`` and ``out_dir/<dataset>.png`` from ``results_dir`` only,
     with ``out_dir/<dataset>_pool.png`` when runs log a pool size per round (a stale one is removed
@@ -155,7 +159,7 @@ def write_leaderboard(
     text = render_leaderboard(
         records, dataset=dataset, command=command, method_notes=method_notes, plot_path=Path(png.name),
         pool_plot_path=None if pool is None else Path(pool.name), paper_numbers=numbers,
-        foreign=found.foreign, skipped_files=len(found.skipped),
+        foreign=found.foreign, skipped_files=len(found.skipped), headlines=headlines,
     )
     return atomic_write_text(out_dir / f"{dataset}.md", text)
 
@@ -197,7 +201,7 @@ def _not_counted(skipped: int, foreign: list[Foreign]) -> list[str]:
     return [f"- Not counted: {'; '.join(parts)}", ""]
 
 
-def _section(section: Section, metric: str) -> list[str]:
+def _section(section: Section, metric: str, headline: str = "as_train") -> list[str]:
     varies = [p for p in section.varying if p != "seed"]
     shared = [t for t in (section.shared_text(), *(f"`{p}`" for p in unusual_shared(section))) if t]
     intro = [f"Shared: {', '.join(shared) or 'nothing'}."]
@@ -209,9 +213,9 @@ def _section(section: Section, metric: str) -> list[str]:
         intro.insert(0, "From " + " and ".join(f"`{c}`" for c in section.commands) + ".")
     out = [f"## {section.name}", "", " ".join(intro), ""]
 
-    as_train = metric_measure(metric, "as_train")
-    header = [f"{metric}, final as_train", *(s.label for s in section.settings)]
-    stats = {(m, s): collect(section.cells.get((m, s), []), as_train) for m in section.methods for s in section.settings}
+    measure = metric_measure(metric, headline)
+    header = [f"{metric}, final {headline}", *(s.label for s in section.settings)]
+    stats = {(m, s): collect(section.cells.get((m, s), []), measure) for m in section.methods for s in section.settings}
     bold = {s: best_index([stats[m, s] for m in section.methods]) for s in section.settings}
     out += table_head(header)
     for i, method in enumerate(section.methods):

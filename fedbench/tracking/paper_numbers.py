@@ -31,6 +31,7 @@ __all__ = ["PAPER_NUMBERS", "PaperNumber", "load_paper_numbers", "paper_block"]
 PAPER_NUMBERS = Path(__file__).resolve().parents[2] / "experiments" / "paper_numbers.yaml"
 _TABLE_FIELDS = {"paper", "source", "dataset", "metric", "setting", "numbers"}
 _NUMBER_FIELDS = {"method", "setting", "condition", "value"}
+_UNREACHABLE_FIELDS = {"paper", "tables", "tried", "why"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,23 @@ def load_paper_numbers(path: Path | None = None) -> list[PaperNumber]:
     tables = raw.get("tables")
     if not isinstance(tables, list):
         raise ConfigError(f"{path}: expected a top-level `tables:` list; see the header of the file")
+    _check_unreachable(path, raw.get("unreachable", []))
     return [number for i, table in enumerate(tables, 1) for number in _table(path, i, table)]
+
+
+def _check_unreachable(path: Path, entries: Any) -> None:
+    """The tables no source reached: each names the paper, the tables, the sources tried and why."""
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: `unreachable` must be a list of {', '.join(sorted(_UNREACHABLE_FIELDS))}")
+    for i, entry in enumerate(entries, 1):
+        where = f"{path}: unreachable entry {i}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} is not a mapping of {', '.join(sorted(_UNREACHABLE_FIELDS))}")
+        _known(where, entry, _UNREACHABLE_FIELDS)
+        for key in ("paper", "tables", "why"):
+            _text(where, entry, key)
+        if not isinstance(entry.get("tried"), list) or not entry["tried"]:
+            raise ConfigError(f"{where}: `tried` must list the sources read")
 
 
 def _table(path: Path, i: int, table: Any) -> list[PaperNumber]:

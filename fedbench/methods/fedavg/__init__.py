@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fedbench.aggregation.weighted import weighted_mean
 from fedbench.methods.base import Aggregator, ClientUpdate, State
-from fedbench.methods.map_prompts import MAPOptions, MissingAwarePromptModule
+from fedbench.methods.map_prompts import MAP_NOTES, MAPOptions, MissingAwarePromptModule
 from fedbench.methods.registry import MethodSpec, register
 
 
@@ -22,5 +22,6 @@ SPEC = register(
         aggregator=FedAvgAggregator,
         options=MAPOptions,
         description="FedAvg of missing-aware prompts, pooler and head, weighted by sample count",
+        notes=MAP_NOTES,
     )
 )

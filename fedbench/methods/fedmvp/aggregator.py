@@ -49,7 +49,7 @@ class FedMVPAggregator(Aggregator):
         self.device = torch.device(context.device)
         self.network = network_for(context.backbone, context.bundle.num_classes, options).to(self.device)
         rows = torch.as_tensor(self.prepared.server_rows, dtype=torch.long)
-        self.server_inputs = self.prepared.table.inputs(rows, rows, self.device)  # complete pairs
+        self.server_inputs = self.prepared.inputs(rows, torch.zeros_like(rows), self.device)  # complete pairs
         self.last: dict[str, Any] = {}
 
     def aggregate(

@@ -87,7 +87,7 @@ class FedMVPModule(ClientModule):
             self.trainer.fit_loop.max_epochs = self.options.local_epochs
 
     def configure_optimizers(self):
-        return configure_optimizer(self.net.parameters(), self.options, int(self.trainer.max_epochs))
+        return configure_optimizer(self.net.trained_parameters(), self.options, int(self.trainer.max_epochs))
 
     # ----- federation hooks ----------------------------------------------------------------------
     def on_round_start(

@@ -17,6 +17,8 @@ COSINE_STEPS = ("epoch", "batch")
 COMPLETERS = ("retrieval", "none", "impute", "generate")
 RETRIEVAL_VIA = ("partner", "cross")
 CKA_REPRESENTATIONS = ("joint", "all", "logits")
+JOINT_IMAGES = ("tokens", "pixels")
+IMAGE_HEADS = ("trained", "frozen")
 
 
 @dataclass
@@ -69,6 +71,18 @@ class FedMVPOptions:
     cka_representation: what the server compares between clients on its own split: "joint"
         h_J, "all" [h_I, h_T, h_J] concatenated, or "logits". The official server asks the model
         for a ``last_hidden_state`` it does not have, so this is fedbench's choice.
+    joint_image: what the joint encoder's image branch reads. "tokens": the frozen backbone's
+        image tokens through a trainable Linear (fedbench: the foundation model's features reach
+        the classifier path); "pixels": the raw image, squashed to ``pixel_size`` and scaled to
+        [-1, 1], through a ``patch_size`` x ``patch_size`` convolution trained from scratch, as
+        the official ``PatchEmbedding`` (``models/fedmvp.py:496-508``, used at 95 and 600; images
+        ``x / 255 * 2 - 1`` resized to 224, ``utils/dataset_utils.py:465-476``), so the frozen
+        ViT reaches only h_I. The official training augmentations (rotation, flips, colour
+        jitter) are not reproduced. A missing image (completer none / impute) is the constant 1.
+    image_head: the Linear that maps the frozen image feature to h_I. "trained" (fedbench);
+        "frozen": the official code replaces the ViT's head with a new random Linear
+        (``models/fedmvp.py:75``) before it freezes every parameter created so far (79-80), so the
+        head stays at its random initialisation (the layers created after, 82-83 and on, train).
     """
 
     latent_dim: int = 512
@@ -93,6 +107,13 @@ class FedMVPOptions:
     completer: str = "retrieval"
     retrieval_via: str = "partner"
     cka_representation: str = "joint"
+    joint_image: str = "tokens"
+    pixel_size: int = 224
+    patch_size: int = 16
+    image_head: str = "trained"
+
+    # options added after records existed, at the value that keeps the earlier behaviour (federation.resolve.neutral_dropped)
+    IDENTITY_NEUTRAL = {"joint_image": "tokens", "pixel_size": 224, "patch_size": 16, "image_head": "trained"}
 
     def validate(self) -> FedMVPOptions:
         for name, default in (("latent_dim", 512), ("embed_dim", 256), ("num_heads", 4), ("joint_layers", 3)):
@@ -142,11 +163,18 @@ class FedMVPOptions:
             ("completer", COMPLETERS),
             ("retrieval_via", RETRIEVAL_VIA),
             ("cka_representation", CKA_REPRESENTATIONS),
+            ("joint_image", JOINT_IMAGES),
+            ("image_head", IMAGE_HEADS),
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(
                     f"method.options.{name}: {getattr(self, name)!r} is not valid; choose one of {', '.join(allowed)}"
                 )
+        if self.patch_size < 1 or self.pixel_size < self.patch_size or self.pixel_size % self.patch_size:
+            raise ConfigError(
+                f"method.options.pixel_size={self.pixel_size} must be a positive multiple of patch_size={self.patch_size} "
+                "(try 224 and 16)"
+            )
         for name in ("use_mcm", "use_ram", "use_cka"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"method.options.{name} must be true or false, got {getattr(self, name)!r}")

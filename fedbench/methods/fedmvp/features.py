@@ -201,6 +201,7 @@ def feature_table(backbone, bundle) -> tuple[FeatureTable, str]:
         weights=frozen_fingerprint(backbone),
         torch=torch.__version__,
         chunk=chunk,
+        **({"layout": layout} if (layout := getattr(backbone, "feature_layout", None)) else {}),
     )
     if key not in _MEMO:
         frozen = FrozenTable("fedmvp", key, len(bundle.labels), lambda rows: build_feature_table(backbone, bundle, rows), chunk)

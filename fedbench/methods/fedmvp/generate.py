@@ -11,6 +11,10 @@ registration wraps the features in a :class:`~.completion.Completion`
   ``generate`` directly: transformers 5 removed the ``image-to-text`` pipeline task.
 - a *painter* maps texts to images: :class:`DiffusersPainter` wraps a ``diffusers`` text-to-image
   pipeline (transformers has none); it is imported only when used and untested here.
+
+The painter's prompt can carry the sample's class name, as the paper's coarse-to-fine prompt
+(supplementary Table 2 of arXiv 2406.11048v1: "A photo of {common yellowthroat}, a kind of {bird},
+{original text}."): :data:`PAPER_PROMPT` with ``kind`` "bird" (CUB-200) or "flower" (Oxford-102).
 """
 
 from __future__ import annotations
@@ -23,7 +27,19 @@ import torch
 
 from fedbench.batch import COMPLETE, IMAGE_MISSING, TEXT_MISSING
 
-__all__ = ["DiffusersPainter", "GenerateCompleter", "HFCaptioner"]
+__all__ = ["PAPER_PROMPT", "DiffusersPainter", "GenerateCompleter", "HFCaptioner", "painter_prompt"]
+
+PAPER_PROMPT = "A photo of {label}, a kind of {kind}, {text}."
+
+
+def painter_prompt(template: str | None, text: str, label: str | None = None, kind: str = "") -> str:
+    """The text a painter draws from: the caption itself (no template), or the template filled
+    with the class name ``label``, the ``kind`` of object and the caption."""
+    if template is None:
+        return text
+    if label is None and "{label}" in template:
+        raise ValueError("GenerateCompleter: the prompt template names the class ({label}); pass class_names")
+    return template.format(label=label, kind=kind, text=text)
 
 Captioner = Callable[[Sequence[Any]], list[str]]  # PIL images -> captions
 Painter = Callable[[Sequence[str]], list[Any]]  # texts -> PIL images
@@ -34,16 +50,20 @@ class GenerateCompleter:
 
     name = "generate"
 
-    def __init__(self, captioner: Captioner, painter: Painter):
-        self.captioner, self.painter = captioner, painter
+    def __init__(self, captioner: Captioner, painter: Painter, prompt: str | None = None, kind: str = ""):
+        """``prompt``: a template for the painter (None: the caption alone; :data:`PAPER_PROMPT`:
+        the paper's, with the class name and ``kind``)."""
+        self.captioner, self.painter, self.prompt, self.kind = captioner, painter, prompt, kind
 
     def complete_raw(
-        self, texts: Sequence[str | None], images: Sequence[Any], codes: Sequence[int] | torch.Tensor
+        self, texts: Sequence[str | None], images: Sequence[Any], codes: Sequence[int] | torch.Tensor,
+        class_names: Sequence[str] | None = None,
     ) -> tuple[list[str], list[Any]]:
-        """Texts and images of N samples with every missing entry generated from the other one."""
+        """Texts and images of N samples with every missing entry generated from the other one
+        (``class_names``: each sample's class, for a prompt template that names it)."""
         codes = [int(c) for c in codes]
-        if not len(texts) == len(images) == len(codes):
-            raise ValueError("GenerateCompleter: texts, images and codes must have the same length")
+        if not len(texts) == len(images) == len(codes) or (class_names is not None and len(class_names) != len(codes)):
+            raise ValueError("GenerateCompleter: texts, images, codes (and class_names) must have the same length")
         if any(c not in (COMPLETE, TEXT_MISSING, IMAGE_MISSING) for c in codes):
             raise ValueError("GenerateCompleter: unknown modality code")
         texts, images = list(texts), list(images)
@@ -53,7 +73,9 @@ class GenerateCompleter:
             for k, caption in zip(need_text, self.captioner([images[k] for k in need_text]), strict=True):
                 texts[k] = caption
         if need_image:
-            for k, picture in zip(need_image, self.painter([texts[k] for k in need_image]), strict=True):
+            prompts = [painter_prompt(self.prompt, texts[k], None if class_names is None else class_names[k], self.kind)
+                       for k in need_image]
+            for k, picture in zip(need_image, self.painter(prompts), strict=True):
                 images[k] = picture
         return texts, images
 

@@ -9,9 +9,9 @@ already featurised both (cached), so the trainable parts start from feature tens
 - :class:`CommonEncoder` E: one Linear + L2 normalisation shared by the three branches;
 - :class:`ResidualClassifier`: h + proj2(dropout(relu(proj1(h)))) -> Linear to the classes.
 
-The official joint encoder embeds raw 16x16 pixel patches with a trainable convolution; here a
-trainable Linear embeds the backbone's frozen image tokens instead. A backbone with pooled
-vectors only passes them as one-token sequences.
+The official joint encoder embeds raw 16x16 pixel patches with a trainable convolution
+(``joint_image="pixels"``); by default a trainable Linear embeds the backbone's frozen image tokens
+instead. A backbone with pooled vectors only passes them as one-token sequences.
 """
 
 from __future__ import annotations
@@ -82,7 +82,10 @@ class JointEncoder(nn.Module):
         self.fusion, self.joint_kv = opts.fusion, opts.joint_kv
         self.inverse_scale = opts.embed_scale == "inverse_sqrt"
         self.text_in = nn.Linear(text_dim, e)  # official text_input_mapping (768 -> 256)
-        self.image_in = nn.Linear(image_dim, e)  # stands in for the 16x16 conv patch embedding
+        if opts.joint_image == "pixels":  # the official PatchEmbedding: a conv trained from scratch on [-1, 1] pixels
+            self.image_in = nn.Conv2d(3, e, opts.patch_size, stride=opts.patch_size)
+        else:  # the backbone's frozen image tokens, in place of the conv patch embedding
+            self.image_in = nn.Linear(image_dim, e)
         self.image_self = AttentionBlock(e, opts.num_heads)
         self.image_to_text = AttentionBlock(e, opts.num_heads)
         self.text_to_image = AttentionBlock(e, opts.num_heads)
@@ -103,7 +106,11 @@ class JointEncoder(nn.Module):
         self, text: Tensor, image: Tensor, text_pad: Tensor | None = None, image_pad: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         t = self._embed(self.text_in(text))
-        i = self._embed(self.image_in(image))
+        if image.ndim == 4:  # pixels [B, 3, S, S] -> patch tokens [B, (S / patch)^2, e], row-major as the official
+            image = self.image_in(image).flatten(2).transpose(1, 2)
+            i = self._embed(image)
+        else:
+            i = self._embed(self.image_in(image))
         i = self.image_self(i, kv_pad=image_pad)
         vt = self.image_to_text(i, kv=t, kv_pad=text_pad)  # image queries text: [B, Ni, e]
         tv = self.text_to_image(t, kv=i, kv_pad=image_pad)  # text queries image: [B, Nt, e]
@@ -206,6 +213,12 @@ class FedMVPNetwork(nn.Module):
             h_text=self.common(self.text_mapping(text)),
             h_joint=h_joint,
         )
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """What the local optimiser updates: everything but a frozen image head (image_head=frozen,
+        the official code's random head, which still travels with the state and averages to itself)."""
+        frozen = {id(p) for p in self.image_mapping.parameters()} if self.opts.image_head == "frozen" else set()
+        return [p for p in self.parameters() if id(p) not in frozen]
 
     def representation(self, out: FedMVPOutput, kind: str | None = None) -> Tensor:
         """What the server compares with CKA (options.cka_representation)."""

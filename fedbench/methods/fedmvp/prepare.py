@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from fedbench.methods.fedmvp.completion import (
 )
 from fedbench.methods.fedmvp.config import FedMVPOptions
 from fedbench.methods.fedmvp.features import FeatureTable, feature_table, held_out_rows
+from fedbench.methods.fedmvp.pixels import pixel_column, pixel_inputs
 
 __all__ = ["Prepared", "prepare", "prepared_for", "used_rows"]
 
@@ -55,20 +57,27 @@ class Prepared:
     server_rows: np.ndarray
     server_split: str
     quality: dict[str, float | int | str] = field(default_factory=dict)
+    pixels: Any = None  # the raw-pixel column of joint_image="pixels" (else None)
 
     def inputs(self, rows: Tensor, codes: Tensor, device: torch.device | None = None) -> dict[str, Tensor]:
-        """The network's inputs for bundle ``rows`` whose modalities are missing per ``codes``."""
+        """The network's inputs for bundle ``rows`` whose modalities are missing per ``codes``
+        (with raw pixels, [-1, 1], as ``image_tokens`` under joint_image="pixels")."""
         rows, codes = rows.cpu().long(), codes.cpu().long()
         text_rows = torch.where(codes == TEXT_MISSING, self.text_from[rows], rows)
         image_rows = torch.where(codes == IMAGE_MISSING, self.image_from[rows], rows)
-        return self.table.inputs(text_rows, image_rows, device)
+        out = self.table.inputs(text_rows, image_rows, device)
+        if self.pixels is not None:
+            pixels = pixel_inputs(self.pixels, image_rows, self.table.missing_row)
+            out["image_tokens"] = pixels if device is None else pixels.to(device)
+        return out
 
 
 _REGISTRY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _slot(options: FedMVPOptions) -> tuple[str, str]:
-    return options.completer, options.retrieval_via if options.completer == "retrieval" else ""
+def _slot(options: FedMVPOptions) -> tuple[str, str, str]:
+    via = options.retrieval_via if options.completer == "retrieval" else ""
+    return options.completer, via, f"pixels{options.pixel_size}" if options.joint_image == "pixels" else ""
 
 
 def prepared_for(backbone, options: FedMVPOptions) -> Prepared | None:
@@ -164,6 +173,7 @@ def prepare(backbone, bundle, public: np.ndarray | None, options: FedMVPOptions,
             "pool_split": pool_split,
             **_round(quality),
         },
+        pixels=pixel_column(backbone, options.pixel_size) if options.joint_image == "pixels" else None,
     )
     _REGISTRY.setdefault(backbone, {})[_slot(options)] = prepared
     return prepared

@@ -15,7 +15,7 @@ import torch
 from fedbench.errors import ConfigError
 from fedbench.methods.base import State
 from fedbench.methods.fedavg import FedAvgAggregator
-from fedbench.methods.map_prompts import MAPOptions, MissingAwarePromptModule
+from fedbench.methods.map_prompts import MAP_NOTES, MAPOptions, MissingAwarePromptModule
 from fedbench.methods.registry import MethodSpec, register
 
 
@@ -56,5 +56,7 @@ SPEC = register(
         aggregator=FedAvgAggregator,
         options=FedProxOptions,
         description="FedAvg server; clients add (mu/2)||w - w_global||^2 over prompts, pooler and head",
+        notes=MAP_NOTES.replace("FedAvg of every shared tensor by sample count.", "FedAvg of every shared tensor by "
+                                "sample count; clients add (mu/2)||w - w_global||^2 over them, mu 0.01."),
     )
 )

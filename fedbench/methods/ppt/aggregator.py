@@ -16,6 +16,11 @@ Per round:
    the FedAvg of the dropped rows, in index order.
 5. Query projection and adaptor head: FedAvg weighted by client sample counts (as the code).
 
+``alias_shared`` (ppt-official, cyclic schedule; config.py): from round 2 each client starts from
+the global query projection and head (the ``start`` payload) and from the pool the previous client
+of the round left (the schedule's chain), and every update reaches the matcher with the last
+client's pool, as the code's aliased Parameters do; usage stays each client's own.
+
 Not done (the code does it): the server model's own test-set evaluation also ticks its usage
 checklist, and those rows join U. fedbench's server never evaluates on test before aggregating.
 """
@@ -29,6 +34,7 @@ import torch
 
 from fedbench.aggregation.prob_matching import match_prompts
 from fedbench.aggregation.weighted import weighted_mean
+from fedbench.errors import ConfigError
 from fedbench.methods.base import Aggregator, ClientUpdate, State
 from fedbench.methods.ppt.config import PPTOptions
 from fedbench.methods.ppt.model import POOL_KEY
@@ -64,15 +70,25 @@ def centre_means(local: list[torch.Tensor], assignments: list[np.ndarray], weigh
 class PPTAggregator(Aggregator):
     """Matching for ``pool``, FedAvg (by n_samples) for every other shared tensor."""
 
+    cyclic = False  # whether the method's schedule hands each client the previous client's state
+
     def __init__(self, options: PPTOptions, context=None):
         super().__init__(options, context)
+        if options.alias_shared and not self.cyclic:
+            raise ConfigError("method.options.alias_shared needs the cyclic schedule of ppt-official; use method.name=ppt-official")
         self._meta: dict[str, Any] = {}
+
+    def aliased(self, round_index: int) -> bool:
+        """Whether this round trains one aliased pool (from the second round, with alias_shared)."""
+        return bool(self.options.alias_shared) and round_index > 0
 
     def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
         weights = [float(u.n_samples) for u in updates]
         rest = [{k: v for k, v in u.state.items() if k != POOL_KEY} for u in updates]
         out = weighted_mean(rest, weights) if rest[0] else {}
         pools = [u.state[POOL_KEY] for u in updates]
+        if self.aliased(round_index):  # one pool trained in turn: the matcher sees copies of the last
+            pools = [pools[-1]] * len(pools)
         out[POOL_KEY] = self.aggregate_pool(pools, [u.meta.get("usage") for u in updates], weights, seed)
         return out
 
@@ -113,3 +129,15 @@ class PPTAggregator(Aggregator):
 
     def metadata(self) -> dict[str, Any]:
         return dict(self._meta)
+
+
+class PPTOfficialAggregator(PPTAggregator):
+    """``ppt-official``'s server: the same rules, under the cyclic schedule, where the loop hands
+    each client the previous client's result. Each client restarts from the global state: all of
+    it (round 1, or alias_shared off: independent copies) or all but the aliased pool."""
+
+    cyclic = True
+
+    def configure_fit(self, round_index: int, clients: list[int], global_state: State) -> dict[int, dict[str, Any]]:
+        start = {k: v for k, v in global_state.items() if k != POOL_KEY} if self.aliased(round_index) else global_state
+        return {c: {"start": start} for c in clients}

@@ -49,6 +49,18 @@ class PPTOptions:
     centre_update: "mean": each returned global prompt is the sample-weighted mean of the local
         prompts matched to it (FedAvg when every client's copy lands in one centre); "matcher":
         the matcher's own centres, as the code.
+    eval_vote_batch: with selection "batch", evaluation votes over consecutive chunks of this many
+        samples of an evaluation batch (None: the whole batch). The code evaluates on its test
+        loader's batches, the training batch size (16: ``main.py:133``, ``--batch 16`` in every
+        ``run_*.sh``), so a prediction depends on the 15 test samples beside it.
+    alias_shared: the code's aliasing of the prompt pool (``Algo/communication.py:98-101``): after
+        the first aggregation the server's and every client slot's ``pool.prompt`` are Parameters
+        over one tensor, so from round 2 the round's clients train one pool one after another
+        (each with its own fresh Adam, from the global query projection and head) and the matcher
+        receives identical copies of the last client's pool. Round 1 trains separate copies
+        (``Scenario.py:19-22`` deep-copies the server model). Needs the cyclic schedule
+        (``ppt-official``); query projection and head stay real FedAvg of the clients' copies
+        (``communication.py:66-75`` copies them, it does not alias them).
     """
 
     pool_size: int = 20
@@ -66,8 +78,12 @@ class PPTOptions:
     new_centre_cost: float = 2.0
     standardise: bool = True
     centre_update: str = "mean"
+    eval_vote_batch: int | None = None
+    alias_shared: bool = False
 
     TEST_OPTIONS = {"pool_size": 6, "kappa": 2, "adaptor_width": 16, "outer_loops": 2, "matcher_hidden": 8}
+    # options added after records existed, at the value that keeps the earlier behaviour (federation.resolve.neutral_dropped)
+    IDENTITY_NEUTRAL = {"eval_vote_batch": None, "alias_shared": False}
 
     def validate(self) -> None:
         if self.kappa < 1:
@@ -95,6 +111,8 @@ class PPTOptions:
                 "method.options.outer_loops and matcher_hidden must be >= 1 and matcher_lr > 0, got "
                 f"{self.outer_loops}, {self.matcher_hidden}, {self.matcher_lr} (try 50, 128, 1e-3)"
             )
+        if self.eval_vote_batch is not None and self.eval_vote_batch < 1:
+            raise ConfigError(f"method.options.eval_vote_batch must be >= 1 or null, got {self.eval_vote_batch} (try 16)")
         if not 0 <= self.new_centre_cost < float("inf"):
             raise ConfigError(f"method.options.new_centre_cost must be a finite number >= 0, got {self.new_centre_cost} (try 2.0)")
 
@@ -107,8 +125,9 @@ class PPTOptions:
 
 @dataclass
 class PPTOfficialOptions(PPTOptions):
-    """PPT as the released code runs it: batch-wise majority selection, +lambda_r * S, the code's
-    Bernoulli cost with no new-centre price, no standardisation, the matcher's own centres."""
+    """PPT as the released code runs it: batch-wise majority selection (votes over test batches of
+    16), +lambda_r * S, the code's Bernoulli cost with no new-centre price, no standardisation,
+    the matcher's own centres, and the prompt pool aliased across the round's clients."""
 
     retrieval_sign: str = "push"
     selection: str = "batch"
@@ -116,3 +135,5 @@ class PPTOfficialOptions(PPTOptions):
     new_centre: str = "none"
     standardise: bool = False
     centre_update: str = "matcher"
+    eval_vote_batch: int | None = 16
+    alias_shared: bool = True

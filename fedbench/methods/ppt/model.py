@@ -26,6 +26,8 @@ from fedbench.methods.base import ClientModule
 from fedbench.methods.ppt.config import PPTOptions
 from fedbench.methods.ppt.prompted import (
     AdaptorHead,
+    adaptor_input,
+    adaptor_width,
     pfpt_adam,
     prompt_init_bound,
     prompted_readout,
@@ -51,6 +53,14 @@ def select(sim: torch.Tensor, kappa: int, selection: str) -> torch.Tensor:
     counts = torch.bincount(top.flatten(), minlength=sim.shape[1])
     order = torch.sort(counts, descending=True, stable=True).indices[:kappa]
     return order[None].expand(sim.shape[0], -1)
+
+
+def select_in_chunks(sim: torch.Tensor, kappa: int, selection: str, chunk: int | None) -> torch.Tensor:
+    """:func:`select` over consecutive chunks of ``chunk`` rows (None: the whole batch), as the code's
+    batch-wise vote sees its loader's batches; per-sample selection does not depend on it."""
+    if chunk is None or selection != "batch" or sim.shape[0] <= chunk:
+        return select(sim, kappa, selection)
+    return torch.cat([select(part, kappa, selection) for part in sim.split(chunk)])
 
 
 def usage_counts(idx: torch.Tensor, pool_size: int) -> torch.Tensor:
@@ -86,7 +96,7 @@ class PPTModule(ClientModule):
         self.pool = nn.Parameter(torch.empty(options.pool_size, h).uniform_(-v, v))
         self.query = nn.Linear(h, h, bias=False)
         nn.init.uniform_(self.query.weight, -1.0, 1.0)
-        self.head = AdaptorHead(h, num_classes, options.adaptor_width, options.adaptor_dropout)
+        self.head = AdaptorHead(adaptor_width(backbone), num_classes, options.adaptor_width, options.adaptor_dropout)
         self.usage = torch.zeros(options.pool_size, dtype=torch.float64)
         self._reg: torch.Tensor | None = None
 
@@ -101,13 +111,14 @@ class PPTModule(ClientModule):
         tokens, keep = visible_tokens(self.backbone, batch)
         feature = query_features(self.backbone, batch)
         sim = similarity(self.query(feature.to(self.pool.dtype)), self.pool)
-        idx = select(sim, opts.kappa, opts.selection)
+        idx = select(sim, opts.kappa, opts.selection) if self.training else select_in_chunks(
+            sim, opts.kappa, opts.selection, opts.eval_vote_batch)
         if self.training:  # usage and the query-key term belong to local training only
             if self.usage.numel() != self.pool.shape[0]:
                 self.usage = torch.zeros(self.pool.shape[0], dtype=torch.float64)
             self.usage += usage_counts(idx, self.pool.shape[0])
             self._reg = query_key_term(sim.float(), idx, opts.kappa, opts.lambda_r, opts.retrieval_sign)
-        return self.head(prompted_readout(self.backbone, tokens, keep, self.pool[idx]))
+        return self.head(adaptor_input(self.backbone, prompted_readout(self.backbone, tokens, keep, self.pool[idx])))
 
     # ----- federation hooks -----------------------------------------------------------------
     def extra_loss(self, batch, logits):
@@ -116,7 +127,11 @@ class PPTModule(ClientModule):
 
     def on_round_start(self, global_state, round_index: int, payload=None) -> None:
         """Usage counts cover every local batch of this round (the code resets its checklist
-        after each aggregation)."""
+        after each aggregation). ``payload["start"]``: tensors to start from instead of the ones
+        loaded (under ``alias_shared`` the pool comes from the previous client of the chain and
+        the rest from the global state; config.py)."""
+        if payload and "start" in payload:
+            self.load_trainable_state(payload["start"])
         self.usage = torch.zeros(self.pool.shape[0], dtype=torch.float64)
         self._reg = None
 

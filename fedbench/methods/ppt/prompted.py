@@ -42,8 +42,10 @@ def prompt_init_bound(hidden: int) -> float:
 class AdaptorHead(nn.Module):
     """PFPT's ``classification_head``: Linear(in, width) -> Dropout -> Linear(width, C), no activation.
 
-    PFPT feeds it the frozen ViT's 1000 ImageNet logits; fedbench backbones have no frozen
-    classifier, so it reads the hidden state at the read-out token (width H) instead.
+    PFPT feeds it the frozen ViT's 1000 ImageNet logits (``L2P_heuristic_model.py:136-140``). A
+    backbone with such a frozen head (``head_width``: torchvision's checkpoint) passes its logits
+    (:func:`adaptor_input`); the others have none, and the head reads the hidden state at the
+    read-out token (width H).
     """
 
     def __init__(self, hidden: int, num_classes: int, width: int = 512, dropout: float = 0.5):
@@ -52,6 +54,16 @@ class AdaptorHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def adaptor_width(backbone: Backbone) -> int:
+    """The adaptor head's input width: the backbone's frozen classifier's, else its hidden size."""
+    return backbone.head_width or backbone.hidden_size
+
+
+def adaptor_input(backbone: Backbone, readout: torch.Tensor) -> torch.Tensor:
+    """What the adaptor head reads: the frozen classifier's logits where the backbone has one."""
+    return backbone.head_logits(readout) if backbone.head_width else readout
 
 
 def reads_first_token(backbone: Backbone) -> bool:

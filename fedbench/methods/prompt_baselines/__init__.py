@@ -7,7 +7,7 @@ PFPT's adaptor head, each aggregated by its FL rule.
 - ``fedopt-pt``: server Adam on the averaged pseudo-gradient; its state is checkpointed.
 - ``gmm-pt``: the global prompts are the means of a Bayesian GMM over all clients' prompt tokens.
 
-pFedPG (a server-side personalised prompt generator) is not implemented.
+pFedPG (a server-side personalised prompt generator) is :mod:`fedbench.methods.pfedpg`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from fedbench.methods.registry import MethodSpec, register
 
 _BASE = (
     "Shallow VPT (10 prompt tokens before layer 0) on the frozen backbone, PFPT's adaptor head "
-    "(Linear 512, dropout 0.5, Linear) on the [CLS], local Adam (0.9, 0.98, eps 1e-6); on PPT's "
-    "protocol (see ppt). "
+    "(Linear 512, dropout 0.5, Linear) on the [CLS] (on the torchvision-vit backbone: on its frozen "
+    "1000-way ImageNet head, as the code), local Adam (0.9, 0.98, eps 1e-6); on PPT's protocol (see ppt). "
 )
 
 SPECS = [
@@ -52,7 +52,8 @@ SPECS = [
     MethodSpec(
         name="scaffold-pt", client=ScaffoldVPTModule, aggregator=ScaffoldPTAggregator, options=ScaffoldPTOptions,
         description="PPT baseline: SCAFFOLD (option II) over VPT prompts and head",
-        notes=_BASE.replace("local Adam (0.9, 0.98, eps 1e-6)", "local plain SGD at train.lr * lr_scale (20)")
+        notes=_BASE.replace("local Adam (0.9, 0.98, eps 1e-6)", "local plain SGD at train.lr * lr_scale (20), or at "
+                            "the option step (PPT's paper tables: 1e-3, PFPT's run_scaffold_*.sh)")
         + "SCAFFOLD option II: the server keeps c and each client's c_i (checkpointed) and sends them with "
         "each fit; clients step along g + c - c_i and return c_i+ - c_i; server lr 1, uniform model mean, "
         "N = the federation's client count (PFPT's code defaults it to a hard-coded 100). Clients start from "
@@ -65,7 +66,8 @@ SPECS = [
         notes=_BASE + "Server Adam on g = x - weighted mean(y_i) (FedAdam, Reddi et al.: lr 1e-2, betas 0.9/0.99, "
         "eps 1e-3, no bias correction; PFPT: lr 5e-5, 0.9/0.98, 1e-6, bias-corrected); the Adam state is "
         "checkpointed with the round. Clients start from the server model (client_start=mean: from the plain "
-        "mean, as PFPT's code).", bench_plan=PLAN, requires=REQUIRES,
+        "mean, as PFPT's code). PPT's paper tables run PFPT's settings: server_lr 5e-5, beta2 0.98, eps 1e-6, "
+        "bias_correction, client_start=mean.", bench_plan=PLAN, requires=REQUIRES,
     ),
     MethodSpec(
         name="gmm-pt", client=VPTModule, aggregator=GMMPTAggregator, options=GMMPTOptions,

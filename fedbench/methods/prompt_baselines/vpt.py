@@ -18,6 +18,8 @@ from fedbench.methods.base import ClientModule, State
 from fedbench.methods.fedprox import proximal_term
 from fedbench.methods.ppt.prompted import (
     AdaptorHead,
+    adaptor_input,
+    adaptor_width,
     pfpt_adam,
     prompt_init_bound,
     prompted_readout,
@@ -55,11 +57,11 @@ class VPTModule(ClientModule):
         h = backbone.hidden_size
         v = prompt_init_bound(h)
         self.prompts = nn.Parameter(torch.empty(options.n_tokens, h).uniform_(-v, v))
-        self.head = AdaptorHead(h, num_classes, options.adaptor_width, options.adaptor_dropout)
+        self.head = AdaptorHead(adaptor_width(backbone), num_classes, options.adaptor_width, options.adaptor_dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens, keep = visible_tokens(self.backbone, batch)
-        return self.head(prompted_readout(self.backbone, tokens, keep, self.prompts))
+        return self.head(adaptor_input(self.backbone, prompted_readout(self.backbone, tokens, keep, self.prompts)))
 
     def configure_optimizers(self):
         return pfpt_adam(self, self.lr)
