@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from fedbench import checks
 from fedbench.batch import MISSING_TYPES, TEST_CONDITIONS  # noqa: F401  (re-exported)
 from fedbench.errors import ConfigError
 
@@ -152,21 +153,6 @@ NOT_IDENTITY = ("tracking", "executor")
 TRAIN_ADDED = {"accumulate": 1, "max_steps": None, "eval_samples": None}  # left out of the identity at these values
 
 
-def _choice(field_name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{field_name}: {value!r} is not valid; choose one of {', '.join(map(str, allowed))}")
-
-
-def _range(field_name: str, value: float, lo: float, hi: float) -> None:
-    if not (lo <= value <= hi):
-        raise ConfigError(f"{field_name}: {value} is outside [{lo}, {hi}]; set a value in that range")
-
-
-def _positive(field_name: str, value: float, hint: str) -> None:
-    if not value > 0:
-        raise ConfigError(f"{field_name}: must be > 0, got {value}; {hint}")
-
-
 def _finite(cfg: ExperimentConfig) -> None:
     """A NaN or infinity passes ``lo <= x`` tests one way or the other (``inf > 0``): refuse every
     non-finite float of the config by name first."""
@@ -189,59 +175,43 @@ def check(cfg: ExperimentConfig) -> None:
     if not str(cfg.tracking.results_dir).strip():
         raise ConfigError("tracking.results_dir: empty; give the folder for run records (default results), "
                           "or leave the option out")
-    _choice("missing.protocol", cfg.missing.protocol, MISSING_PROTOCOLS)
-    _range("missing.rate", cfg.missing.rate, 0.0, 1.0)
-    _choice("missing.type", cfg.missing.type, MISSING_TYPES)
-    _range("missing.both_ratio", cfg.missing.both_ratio, 0.0, 1.0)
-    _range("missing.client_spread", cfg.missing.client_spread, 0.0, 1.0)
-    _choice("partition.name", cfg.partition.name, PARTITION_NAMES)
-    if cfg.partition.n_clients < 1:
-        raise ConfigError(f"partition.n_clients: must be >= 1, got {cfg.partition.n_clients}")
-    _positive("partition.alpha", cfg.partition.alpha, "use e.g. 0.5 (non-IID) or 100 (near IID)")
-    if cfg.partition.n_dominant < 1:
-        raise ConfigError(f"partition.n_dominant: must be >= 1, got {cfg.partition.n_dominant}")
-    if cfg.partition.min_size < 1:
-        raise ConfigError(f"partition.min_size: must be >= 1, got {cfg.partition.min_size}")
-    if cfg.federation.rounds < 1:
-        raise ConfigError(f"federation.rounds: must be >= 1, got {cfg.federation.rounds}")
-    if not 0 < cfg.federation.client_fraction <= 1:
-        raise ConfigError(f"federation.client_fraction: {cfg.federation.client_fraction} is outside (0, 1]")
+    checks.choice("missing.protocol", cfg.missing.protocol, MISSING_PROTOCOLS)
+    checks.within("missing.rate", cfg.missing.rate, 0.0, 1.0)
+    checks.choice("missing.type", cfg.missing.type, MISSING_TYPES)
+    checks.within("missing.both_ratio", cfg.missing.both_ratio, 0.0, 1.0)
+    checks.within("missing.client_spread", cfg.missing.client_spread, 0.0, 1.0)
+    checks.choice("partition.name", cfg.partition.name, PARTITION_NAMES)
+    checks.at_least("partition.n_clients", cfg.partition.n_clients, 1)
+    checks.positive("partition.alpha", cfg.partition.alpha, "0.5 (non-IID) or 100 (near IID)")
+    for name in ("n_dominant", "min_size"):
+        checks.at_least(f"partition.{name}", getattr(cfg.partition, name), 1)
+    checks.at_least("federation.rounds", cfg.federation.rounds, 1)
+    checks.within("federation.client_fraction", cfg.federation.client_fraction, 0, 1, open_lo=True)
     n = cfg.federation.clients_per_round
     if n is not None and not 1 <= n <= cfg.partition.n_clients:
         raise ConfigError(f"federation.clients_per_round: {n} must be between 1 and partition.n_clients={cfg.partition.n_clients}")
-    if cfg.federation.local_epochs < 1:
-        raise ConfigError(f"federation.local_epochs: must be >= 1, got {cfg.federation.local_epochs}")
-    if cfg.federation.personalized_clients is not None and cfg.federation.personalized_clients < 1:
-        raise ConfigError(f"federation.personalized_clients: must be >= 1 or null (every client), got {cfg.federation.personalized_clients}")
-    if cfg.federation.personal_store not in STORE_KINDS:
-        raise ConfigError(f"federation.personal_store: must be one of {', '.join(STORE_KINDS)}, got {cfg.federation.personal_store!r}")
+    checks.at_least("federation.local_epochs", cfg.federation.local_epochs, 1)
+    checks.at_least("federation.personalized_clients", cfg.federation.personalized_clients, 1, null="every client")
+    checks.choice("federation.personal_store", cfg.federation.personal_store, STORE_KINDS)
     _validate_train(cfg.train)
     for name in ("drop_rate", "straggler_rate", "partial_rate"):
-        _range(f"failures.{name}", getattr(cfg.failures, name), 0.0, 1.0)
-    if not cfg.failures.slowdown >= 1:
-        raise ConfigError(f"failures.slowdown: must be >= 1 (times slower than a normal client), got {cfg.failures.slowdown}")
-    if not cfg.failures.deadline >= 0:
-        raise ConfigError(f"failures.deadline: must be >= 0 (in units of a normal client's local work), got {cfg.failures.deadline}")
+        checks.within(f"failures.{name}", getattr(cfg.failures, name), 0.0, 1.0)
+    checks.at_least("failures.slowdown", cfg.failures.slowdown, 1, "2 (times slower than a normal client)")
+    checks.at_least("failures.deadline", cfg.failures.deadline, 0, "0 (no deadline; in units of a normal client's local work)")
 
 
 def _validate_train(t: TrainConfig) -> None:
     for name in ("batch_size", "eval_batch_size", "devices"):
-        if getattr(t, name) < 1:
-            raise ConfigError(f"train.{name}: must be >= 1, got {getattr(t, name)}")
-    if t.threads is not None and t.threads < 1:
-        raise ConfigError(f"train.threads: must be >= 1 or null (torch's default), got {t.threads}")
-    if t.accumulate < 1:
-        raise ConfigError(f"train.accumulate: must be >= 1 (batches per optimiser step), got {t.accumulate}")
+        checks.at_least(f"train.{name}", getattr(t, name), 1)
+    checks.at_least("train.threads", t.threads, 1, null="torch's default")
+    checks.at_least("train.accumulate", t.accumulate, 1, "1 (batches per optimiser step)")
     for name in ("max_steps", "eval_samples"):
-        value = getattr(t, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"train.{name}: must be >= 1 or null (no cap), got {value}")
-    _positive("train.lr", t.lr, "try 5e-3")
-    if not t.weight_decay >= 0:
-        raise ConfigError(f"train.weight_decay: must be >= 0, got {t.weight_decay}; try 0.02")
-    _choice("train.precision", t.precision, PRECISIONS)
-    _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
-    _choice("train.accelerator", t.accelerator, ACCELERATORS)
+        checks.at_least(f"train.{name}", getattr(t, name), 1, null="no cap")
+    checks.positive("train.lr", t.lr, "5e-3")
+    checks.at_least("train.weight_decay", t.weight_decay, 0, "0.02")
+    checks.choice("train.precision", t.precision, PRECISIONS)
+    checks.choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
+    checks.choice("train.accelerator", t.accelerator, ACCELERATORS)
     if t.accelerator in ("gpu", "cuda"):
         import torch
 

@@ -22,7 +22,6 @@ from fedbench.methods.fedprime import (
     FedPrimeOfficialOptions,
     FedPrimeOptions,
 )
-from fedbench.methods.fedprime import aggregator as aggregator_module
 from fedbench.methods.fedprime.training import local_batch_size, split_batches
 
 H, L, POOL, KAPPA = 8, 5, 6, 2
@@ -179,7 +178,7 @@ def test_official_server_aliases_shared_tensors_from_round_two(monkeypatch):
 
         return MatchResult(local[0], [np.arange(len(q)) for q in local], [])
 
-    monkeypatch.setattr(aggregator_module, "match_prompts", fake_match)
+    monkeypatch.setattr("fedbench.aggregation.matched_centres.match_prompts", fake_match)
     agg = FedPrimeAggregator(FedPrimeOfficialOptions(kappa=1))
     assert agg.configure_fit(0, [4, 7], {"x": torch.ones(1)}) == {4: {"start": {"x": torch.ones(1)}}, 7: {"start": {"x": torch.ones(1)}}}
     assert agg.configure_fit(1, [4, 7], {}) == {}

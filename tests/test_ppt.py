@@ -7,11 +7,12 @@ import torch
 from fixtures import tiny_pair
 
 import fedbench.methods.ppt.model as ppt_model
+from fedbench.aggregation.matched_centres import centre_means
 from fedbench.batch import TEXT_MISSING
 from fedbench.data.loader import make_loader
 from fedbench.methods.base import ClientUpdate, TrainSettings
 from fedbench.methods.ppt import PPTAggregator, PPTModule, PPTOptions
-from fedbench.methods.ppt.aggregator import centre_means, used_rows
+from fedbench.methods.ppt.aggregator import used_rows
 from fedbench.methods.ppt.model import select, usage_counts
 from fedbench.methods.ppt.prompted import prompted_readout, visible_tokens
 

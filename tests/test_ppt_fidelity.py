@@ -77,7 +77,7 @@ def test_aliased_pool_reaches_the_matcher_as_copies_of_the_last(monkeypatch):
 
         return R()
 
-    monkeypatch.setattr("fedbench.methods.ppt.aggregator.match_prompts", fake_match)
+    monkeypatch.setattr("fedbench.aggregation.matched_centres.match_prompts", fake_match)
     agg = PPTOfficialAggregator(dataclasses.replace(PPTOfficialOptions(), kappa=2))
     pools = [torch.full((3, 4), float(i)) for i in range(3)]
     heads = [torch.full((2,), float(10 * i)) for i in range(3)]

@@ -2,10 +2,12 @@
 
     python -m benchmarks.standins data NAME [NAME ...|all] --root DIR [--scale F] [--seed S] [--overwrite]
     python -m benchmarks.standins weights NAME [NAME ...|all] --hf-home DIR [--overwrite] [--check]
+    python -m benchmarks.standins tv-vit FILE [--seed S]
 
 ``data`` writes each dataset into DIR/NAME (then ``fedbench data prepare NAME --root DIR/NAME``
 reads it); ``weights`` writes each backbone into DIR/hub (use it with ``HF_HOME=DIR
-HF_HUB_OFFLINE=1``); ``--check`` then loads them through fedbench's builders in a fresh process.
+HF_HUB_OFFLINE=1``); ``tv-vit`` writes torchvision's ``vit_b_32`` checkpoint layout to FILE
+(PPT's tables read it as ``backbone.options.weights``); ``--check`` then loads them through fedbench's builders in a fresh process.
 One line per item: rows or parameters, bytes, seconds. Full-size runs take minutes on two cores;
 run them under ``nice`` on a shared machine.
 """
@@ -64,6 +66,15 @@ def weights(args) -> int:
     return 1 if failed else 0
 
 
+def tv_vit(args) -> int:
+    from benchmarks.standins.tv_vit import write_tv_vit
+
+    started = time.perf_counter()
+    path = write_tv_vit(args.file, seed=args.seed)
+    print(f"tv-vit: {path} {path.stat().st_size / 2**20:.0f} MiB {time.perf_counter() - started:.1f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.standins", description=__doc__.split("\n\n")[0]
@@ -87,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--check", action="store_true", help="then load each through fedbench's builder, offline")
     p.set_defaults(run=weights)
+    p = sub.add_parser("tv-vit", help="write a random-weight vit_b_32 checkpoint in torchvision's layout")
+    p.add_argument("file")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=tv_vit)
     args = parser.parse_args(argv)
     return args.run(args)
 

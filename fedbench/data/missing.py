@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedbench import checks
 from fedbench.batch import (
     BOTH_MIX_RATE,
     BOTH_MIX_RATIO,
@@ -35,22 +36,6 @@ def _require_rng(rng) -> np.random.Generator:
     return rng
 
 
-def _check_fraction(value: float, field: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{field} must be a number in [0, 1], got {value!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{field} must be in [0, 1], got {value}")
-    return value
-
-
-def _check_type(missing_type: str, field: str = "missing.missing_type") -> str:
-    if missing_type not in MISSING_TYPES:
-        raise ConfigError(f"{field} must be one of {', '.join(MISSING_TYPES)}, got {missing_type!r}")
-    return missing_type
-
-
 def per_sample_missing(
     n: int, rate: float, missing_type: str, both_ratio: float = 0.5, rng: np.random.Generator | None = None
 ) -> np.ndarray:
@@ -59,9 +44,9 @@ def per_sample_missing(
     For ``"both"``, ``round(both_ratio * n_missing)`` of them lose the image (MAP's convention: the
     ratio is the image-missing share) and the rest lose the text.
     """
-    rate = _check_fraction(rate, "missing.rate")
-    both_ratio = _check_fraction(both_ratio, "missing.both_ratio")
-    _check_type(missing_type)
+    rate = checks.within("missing.rate", rate, 0.0, 1.0)
+    both_ratio = checks.within("missing.both_ratio", both_ratio, 0.0, 1.0)
+    checks.choice("missing.type", missing_type, MISSING_TYPES)
     rng = _require_rng(rng)
     if n < 0:
         raise ConfigError(f"number of samples must be >= 0, got {n}")
@@ -85,8 +70,8 @@ def per_client_missing(
     """FedMultimodal: each client, independently with probability ``p_missing``, lacks one modality
     for all its samples (for ``"both"`` text or image with probability 1/2). Samples held by no
     client stay complete."""
-    p_missing = _check_fraction(p_missing, "missing.p_missing")
-    _check_type(missing_type)
+    p_missing = checks.within("missing.rate", p_missing, 0.0, 1.0)  # per_client: missing.rate is the chance a client lacks a modality
+    checks.choice("missing.type", missing_type, MISSING_TYPES)
     rng = _require_rng(rng)
     k = len(client_indices)
     lacks = rng.random(k) < p_missing  # drawn for all clients at once: client k's fate ignores order
@@ -117,14 +102,14 @@ def heterogeneous_missing(
     rng = _require_rng(rng)
     k = len(client_indices)
     ratios = list(both_ratio) if np.ndim(both_ratio) else [both_ratio] * k
-    for field, values in (("missing.rates", rates), ("missing.types", types), ("missing.both_ratio", ratios)):
+    for what, values in (("rates", rates), ("types", types), ("both_ratio", ratios)):
         if len(values) != k:
-            raise ConfigError(f"{field} needs one entry per client ({k}), got {len(values)}")
+            raise ValueError(f"heterogeneous_missing: {what} needs one entry per client ({k}), got {len(values)}")
     codes = np.zeros(n, dtype=np.int8)
     for i, idx in enumerate(client_indices):
         idx = np.asarray(idx)
-        _check_type(types[i], f"missing.types[{i}]")
-        _check_fraction(rates[i], f"missing.rates[{i}]")
+        checks.choice("missing.type", types[i], MISSING_TYPES)
+        checks.within(f"missing.rate +- missing.client_spread (client {i}'s rate)", rates[i], 0.0, 1.0)
         codes[idx] = per_sample_missing(len(idx), rates[i], types[i], ratios[i], rng)
     return codes
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fedbench import checks
 from fedbench.data.base import MetricSpec, ModalData
 from fedbench.data.layouts import Archive, Problems
 from fedbench.errors import ConfigError, DataError
@@ -252,18 +253,17 @@ def carve_val(train: np.ndarray, labels: np.ndarray, fraction: float, split_seed
 
 
 def check_fraction(name: str, value: float) -> None:
-    if not 0 < value < 0.5:
-        raise ConfigError(f"data.options.{name}: {value} is outside (0, 0.5); use e.g. 0.1")
+    checks.within(f"data.options.{name}", value, 0, 0.5, open_lo=True, open_hi=True, hint="0.1")
 
 
 def check_image_size(value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 8):
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
         raise ConfigError(f"data.options.image_size: {value!r} is not valid; give a size in pixels >= 8 or null (keep the original)")
+    checks.at_least("data.options.image_size", value, 8, null="keep the original")
 
 
 def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"data.options.{name}: {value!r} is not valid; choose one of {', '.join(allowed)}")
+    checks.choice(f"data.options.{name}", value, allowed)
 
 
 # ---- ModalData

@@ -24,7 +24,7 @@ from fedbench.aggregation.weighted import weighted_mean
 from fedbench.errors import ConfigError
 from fedbench.methods.base import Aggregator, ClientUpdate, State
 from fedbench.methods.fedmsplit.server import attention, mixing_weights, personalise
-from fedbench.methods.fedprox import proximal_term
+from fedbench.methods.fedprox import ProximalAnchor
 from fedbench.methods.map_prompts import MAPOptions, MissingAwarePromptModule
 from fedbench.methods.registry import MethodSpec, register
 
@@ -44,19 +44,17 @@ class FedMSplitModule(MissingAwarePromptModule):
 
     def __init__(self, backbone, num_classes, train, options: FedMSplitOptions):
         super().__init__(backbone, num_classes, train, options)
-        self._anchor: State = {}
+        self.anchor = ProximalAnchor()
 
     def on_round_start(self, global_state: State, round_index: int, payload=None) -> None:
         """``payload["start"]``: this client's personalised mix (absent before it first took part)."""
         start = (payload or {}).get("start")
         if start is not None:
             self.load_trainable_state(start)
-        self._anchor = {k: v.detach().clone() for k, v in (start or global_state).items()}
+        self.anchor.set(start or global_state)
 
     def extra_loss(self, batch, logits):
-        if not self._anchor or self.options.prox_lambda == 0:
-            return None
-        return proximal_term(dict(self.named_parameters()), self._anchor, self.options.prox_lambda)
+        return self.anchor.loss(self, self.options.prox_lambda)
 
 
 class FedMSplitAggregator(Aggregator):

@@ -32,10 +32,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from fedbench.aggregation.prob_matching import MatchResult, match_prompts
+from fedbench.aggregation.prob_matching import MatchResult
 from fedbench.aggregation.weighted import weighted_mean
 from fedbench.methods.base import Aggregator, ClientUpdate, State
 from fedbench.methods.fedprime.config import FedPrimeOptions
@@ -56,43 +55,10 @@ def used_union(metas: list[dict[str, Any]], pool_size: int) -> list[int]:
     return sorted(union)
 
 
-def centre_means(local: list[torch.Tensor], assignments: list[np.ndarray], weights: list[float], m: int) -> torch.Tensor:
-    """[m, d]: for each centre, the weighted mean of the local rows assigned to it.
-
-    local: T tensors [n_t, d]; assignments[t][j] = centre of client t's row j; weights[t] >= 0 per
-    client. A centre held only by zero-weight clients gets the plain mean of its rows.
-    """
-    d = local[0].shape[-1]
-    sums = {w: torch.zeros(m, d, dtype=torch.float64) for w in ("weighted", "plain")}
-    totals = {w: torch.zeros(m, dtype=torch.float64) for w in ("weighted", "plain")}
-    for t, z in enumerate(assignments):
-        idx = torch.as_tensor(np.asarray(z), dtype=torch.long)
-        for kind, w in (("weighted", float(weights[t])), ("plain", 1.0)):
-            sums[kind].index_add_(0, idx, w * local[t].double())
-            totals[kind].index_add_(0, idx, torch.full((len(idx),), w, dtype=torch.float64))
-    weighted = sums["weighted"] / totals["weighted"].clamp_min(1e-300)[:, None]
-    plain = sums["plain"] / totals["plain"].clamp_min(1.0)[:, None]
-    return torch.where((totals["weighted"] > 0)[:, None], weighted, plain).to(local[0].dtype)
-
-
 def inter_centres(local: list[torch.Tensor], weights: list[float], opts: FedPrimeOptions, seed: int) -> tuple[torch.Tensor, MatchResult]:
     """The matched inter centres [m', d] of the clients' local prompts (T tensors [n_t, d])."""
-    d = local[0].shape[-1]
-    cost = opts.new_cluster_cost
-    price = cost if cost is None or isinstance(cost, str) else float(cost) * d
-    result = match_prompts(
-        local,
-        outer_loops=opts.outer_loops,
-        hidden=opts.matcher_hidden,
-        lr=opts.matcher_lr,
-        seed=seed,
-        new_cluster_cost=price,
-        cost=opts.matcher_cost,
-        standardise=opts.standardise,
-    )
-    if opts.centre_update == "mean":
-        return centre_means(local, result.assignments, weights, result.centres.shape[0]), result
-    return result.centres.to(local[0].dtype), result
+    centres, result = opts.matched_centres(local, weights, seed)
+    return centres.to(local[0].dtype), result
 
 
 class FedPrimeAggregator(Aggregator):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedbench.aggregation.matched_centres import MatcherOptions
 from fedbench.errors import ConfigError
 
 CHOICES = {
@@ -20,13 +21,11 @@ CHOICES = {
     "optimizer": ("adamw", "sgd"),
     "used_record": ("round", "last_batch"),
     "global_query": ("mean", "initial"),
-    "matcher_cost": ("joint", "official"),
-    "centre_update": ("mean", "matcher"),
 }
 
 
 @dataclass
-class FedPrimeOptions:
+class FedPrimeOptions(MatcherOptions):
     """Settings of the FedPrime client model and server (defaults: the paper mode, ``fedprime``).
 
     Client model
@@ -86,13 +85,11 @@ class FedPrimeOptions:
     lr: float | None = None
     used_record: str = "round"
     server_used: bool = False
-    matcher_cost: str = "joint"
     new_cluster_cost: float | str | None = "auto"
-    standardise: bool = True
-    centre_update: str = "mean"
-    outer_loops: int = 5
-    matcher_hidden: int = 128
-    matcher_lr: float = 1e-3
+    outer_loops: int = 5  # the matcher's other settings: MatcherOptions' defaults
+
+    def new_centre_price(self) -> float | str | None:
+        return self.new_cluster_cost
 
     def validate(self) -> None:
         def bad(name: str, why: str, hint: str) -> ConfigError:
@@ -116,12 +113,7 @@ class FedPrimeOptions:
             raise bad("query_lr", f"must be >= 0, got {self.query_lr}", "0.05")
         if self.lr is not None and not self.lr > 0:
             raise bad("lr", f"must be > 0 or null, got {self.lr}", "null")
-        if self.outer_loops < 1:
-            raise bad("outer_loops", f"must be >= 1, got {self.outer_loops}", "5")
-        if self.matcher_hidden < 1:
-            raise bad("matcher_hidden", f"must be >= 1, got {self.matcher_hidden}", "128")
-        if not self.matcher_lr > 0:
-            raise bad("matcher_lr", f"must be > 0, got {self.matcher_lr}", "1e-3")
+        self.check_matcher()
         cost = self.new_cluster_cost
         if isinstance(cost, str):
             if cost != "auto":

@@ -35,18 +35,34 @@ def proximal_term(params: dict[str, torch.Tensor], anchor: State, mu: float) -> 
     return 0.5 * mu * total
 
 
+class ProximalAnchor:
+    """The state a client's round is pulled towards (a detached copy) and the pull itself: every
+    proximal method (FedProx, FedProx-PT, FedMSplit) keeps one of these."""
+
+    def __init__(self) -> None:
+        self.state: State = {}
+
+    def set(self, state: State | None) -> None:
+        """Anchor at ``state`` (None or empty: no pull this round)."""
+        self.state = {k: v.detach().clone() for k, v in state.items()} if state else {}
+
+    def loss(self, module: torch.nn.Module, mu: float) -> torch.Tensor | None:
+        """(mu / 2) ||w - anchor||^2 over the anchored tensors of ``module``; None when there is none."""
+        if not self.state or mu == 0:
+            return None
+        return proximal_term(dict(module.named_parameters()), self.state, mu)
+
+
 class FedProxModule(MissingAwarePromptModule):
     def __init__(self, backbone, num_classes, train, options: FedProxOptions):
         super().__init__(backbone, num_classes, train, options)
-        self._anchor: State = {}
+        self.anchor = ProximalAnchor()
 
     def on_round_start(self, global_state: State, round_index: int, payload=None) -> None:
-        self._anchor = {k: v.detach().clone() for k, v in global_state.items()}
+        self.anchor.set(global_state)
 
     def extra_loss(self, batch, logits):
-        if not self._anchor or self.options.mu == 0:
-            return None
-        return proximal_term(dict(self.named_parameters()), self._anchor, self.options.mu)
+        return self.anchor.loss(self, self.options.mu)
 
 
 SPEC = register(

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedbench.aggregation.prob_matching import match_prompts
 from fedbench.aggregation.weighted import weighted_mean
 from fedbench.errors import ConfigError
 from fedbench.methods.base import Aggregator, ClientUpdate, State
@@ -49,22 +48,6 @@ def used_rows(usages: list[list[float] | None], pool_size: int) -> list[int]:
         else:
             union.update(int(i) for i in np.flatnonzero(np.asarray(usage) > 0))
     return sorted(union)
-
-
-def centre_means(local: list[torch.Tensor], assignments: list[np.ndarray], weights: list[float], m: int) -> torch.Tensor:
-    """[m, d]: per centre, the ``weights``-weighted mean of the local rows assigned to it (the plain
-    mean where all of a centre's clients weigh 0). local[t]: [n_t, d]; assignments[t][j]: centre."""
-    d = local[0].shape[-1]
-    sums, totals = torch.zeros(m, d, dtype=torch.float64), torch.zeros(m, dtype=torch.float64)
-    plain, counts = torch.zeros(m, d, dtype=torch.float64), torch.zeros(m, dtype=torch.float64)
-    for rows, z, w in zip(local, assignments, weights, strict=True):
-        idx = torch.as_tensor(np.asarray(z), dtype=torch.long)
-        sums.index_add_(0, idx, float(w) * rows.double())
-        totals.index_add_(0, idx, torch.full((len(idx),), float(w), dtype=torch.float64))
-        plain.index_add_(0, idx, rows.double())
-        counts.index_add_(0, idx, torch.ones(len(idx), dtype=torch.float64))
-    weighted = sums / totals.clamp_min(1e-300)[:, None]
-    return torch.where((totals > 0)[:, None], weighted, plain / counts.clamp_min(1.0)[:, None])
 
 
 class PPTAggregator(Aggregator):
@@ -95,28 +78,15 @@ class PPTAggregator(Aggregator):
     def aggregate_pool(self, pools: list[torch.Tensor], usages: list, weights: list[float], seed: int) -> torch.Tensor:
         """The new pool [m', d] from the clients' pools (all [M, d], the round's global size)."""
         opts = self.options
-        size, d = pools[0].shape
+        size = pools[0].shape[0]
         if any(p.shape != pools[0].shape for p in pools):
             raise ValueError(f"PPT: clients returned pools of shapes {sorted({tuple(p.shape) for p in pools})}")
         union = used_rows(usages, size)
         if not union:  # no client retrieved anything (cannot happen with kappa >= 1): keep the pool
             union = list(range(size))
         local = [p.detach().cpu()[union] for p in pools]
-        result = match_prompts(
-            local,
-            outer_loops=opts.outer_loops,
-            hidden=opts.matcher_hidden,
-            lr=opts.matcher_lr,
-            seed=seed,
-            new_cluster_cost=opts.matcher_price(d),
-            cost=opts.matcher_cost,
-            standardise=opts.standardise,
-        )
-        m = result.centres.shape[0]
-        if opts.centre_update == "mean":
-            centres = centre_means(local, result.assignments, weights, m)
-        else:
-            centres = result.centres.double()
+        centres, result = opts.matched_centres(local, weights, seed)
+        m = centres.shape[0]
         if m < opts.kappa:
             dropped = [i for i in range(size) if i not in set(union)]
             filler = weighted_mean([{"p": p.detach().cpu()[dropped + union]} for p in pools], weights)["p"]

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedbench.aggregation.matched_centres import MatcherOptions
 from fedbench.errors import ConfigError
 
 SELECTIONS = ("sample", "batch")
 SIGNS = ("pull", "push")
-MATCHER_COSTS = ("joint", "official")
-CENTRE_UPDATES = ("mean", "matcher")
 NEW_CENTRE = ("auto", "fixed", "none")
 
 
 @dataclass
-class PPTOptions:
+class PPTOptions(MatcherOptions):
     """Settings of PPT's client model and server.
 
     pool_size: prompts in the L2P pool at round 0 (PFPT 20); later the server's matching sets it.
@@ -70,14 +69,8 @@ class PPTOptions:
     selection: str = "sample"
     adaptor_width: int = 512
     adaptor_dropout: float = 0.5
-    outer_loops: int = 50
-    matcher_hidden: int = 128
-    matcher_lr: float = 1e-3
-    matcher_cost: str = "joint"
     new_centre: str = "fixed"
     new_centre_cost: float = 2.0
-    standardise: bool = True
-    centre_update: str = "mean"
     eval_vote_batch: int | None = None
     alias_shared: bool = False
 
@@ -95,8 +88,6 @@ class PPTOptions:
         for name, value, allowed in (
             ("retrieval_sign", self.retrieval_sign, SIGNS),
             ("selection", self.selection, SELECTIONS),
-            ("matcher_cost", self.matcher_cost, MATCHER_COSTS),
-            ("centre_update", self.centre_update, CENTRE_UPDATES),
             ("new_centre", self.new_centre, NEW_CENTRE),
         ):
             if value not in allowed:
@@ -106,21 +97,14 @@ class PPTOptions:
                 f"method.options.adaptor_width must be >= 1 and adaptor_dropout in [0, 1), got "
                 f"{self.adaptor_width}, {self.adaptor_dropout} (try 512, 0.5)"
             )
-        if self.outer_loops < 1 or self.matcher_hidden < 1 or not self.matcher_lr > 0:
-            raise ConfigError(
-                "method.options.outer_loops and matcher_hidden must be >= 1 and matcher_lr > 0, got "
-                f"{self.outer_loops}, {self.matcher_hidden}, {self.matcher_lr} (try 50, 128, 1e-3)"
-            )
+        self.check_matcher()
         if self.eval_vote_batch is not None and self.eval_vote_batch < 1:
             raise ConfigError(f"method.options.eval_vote_batch must be >= 1 or null, got {self.eval_vote_batch} (try 16)")
         if not 0 <= self.new_centre_cost < float("inf"):
             raise ConfigError(f"method.options.new_centre_cost must be a finite number >= 0, got {self.new_centre_cost} (try 2.0)")
 
-    def matcher_price(self, dim: int) -> float | str | None:
-        """What ``match_prompts`` takes as ``new_cluster_cost`` for prompts of width ``dim``."""
-        if self.new_centre == "auto":
-            return "auto"
-        return self.new_centre_cost * dim if self.new_centre == "fixed" else None
+    def new_centre_price(self) -> float | str | None:
+        return {"auto": "auto", "fixed": self.new_centre_cost, "none": None}[self.new_centre]
 
 
 @dataclass

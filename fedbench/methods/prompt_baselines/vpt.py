@@ -15,7 +15,7 @@ from torch import nn
 
 from fedbench.errors import ConfigError
 from fedbench.methods.base import ClientModule, State
-from fedbench.methods.fedprox import proximal_term
+from fedbench.methods.fedprox import ProximalAnchor
 from fedbench.methods.ppt.prompted import (
     AdaptorHead,
     adaptor_input,
@@ -88,16 +88,13 @@ class FedProxVPTModule(VPTModule):
 
     def __init__(self, backbone, num_classes, train, options: FedProxPTOptions):
         super().__init__(backbone, num_classes, train, options)
-        self._anchor: State = {}
+        self.anchor = ProximalAnchor()
 
     def on_round_start(self, global_state: State, round_index: int, payload=None) -> None:
-        on = round_index + 1 >= self.options.prox_from_round and self.options.mu > 0
-        self._anchor = {k: v.detach().clone() for k, v in global_state.items()} if on else {}
+        self.anchor.set(global_state if round_index + 1 >= self.options.prox_from_round else None)
 
     def extra_loss(self, batch, logits):
-        if not self._anchor:
-            return None
-        return proximal_term(dict(self.named_parameters()), self._anchor, self.options.mu)
+        return self.anchor.loss(self, self.options.mu)
 
 
 class FedOptVPTModule(VPTModule):
