@@ -93,6 +93,11 @@ class Registry(Generic[S]):
             raise ConfigError(f"{self.field}: unknown {self.kind} {name!r}; choose one of {', '.join(names)}")
         return self._specs[name]
 
+    def origin(self, name: str) -> str | None:
+        """The distribution that registered ``name`` (fedbench for the built-ins; None: this process)."""
+        self.get(name)
+        return self._origin.get(name)
+
     def __contains__(self, name: str) -> bool:
         self._load()
         return name in self._specs

@@ -38,3 +38,26 @@ def test_spelled_out_default_options_are_the_same_run():
     spelled.method.options = {"prompt_length": 4}
     spelled.data.options = {"label": "category"}
     assert run_id_of(base) == run_id_of(spelled)
+
+
+@pytest.mark.parametrize("part", ["method", "data", "backbone"])
+def test_a_new_behaviour_version_is_a_new_run_and_the_initial_one_keeps_old_ids(part, tmp_path, monkeypatch):
+    import dataclasses
+
+    from fixtures import tiny_config
+
+    from fedbench.backbones.registry import BACKBONES
+    from fedbench.data.registry import DATASETS
+    from fedbench.federation.resolve import resolve
+    from fedbench.methods.registry import METHODS
+
+    cfg = tiny_config(tmp_path, "fedavg")
+    registry, name = {"method": (METHODS, "fedavg"), "data": (DATASETS, "tiny"), "backbone": (BACKBONES, "tiny")}[part]
+    first = resolve(cfg)
+    assert "version" not in first.identity[part]  # version 1: identities (and ids) as before versions existed
+    assert first.specs()[part]["version"] == 1
+    monkeypatch.setitem(registry._specs, name, dataclasses.replace(registry.get(name), version=2))
+    second = resolve(cfg)
+    assert second.identity[part]["version"] == 2
+    assert second.run_id != first.run_id  # two cells: a record of version 1 is not reused for version 2
+    assert second.specs()[part] == {**first.specs()[part], "version": 2}

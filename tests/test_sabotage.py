@@ -30,3 +30,9 @@ def test_a_server_that_ignores_its_clients_fails_the_method_tests():
 def test_a_board_without_fedavg_rows_fails_the_board_tests():
     out = _pytest("board_drops_fedavg", "tests/test_cli.py", "-k", "run_then_leaderboard")
     assert out.returncode == 1, out.stdout[-2000:]
+
+
+def test_a_loss_changed_without_a_version_bump_fails_the_fingerprints():
+    out = _pytest("prox_loss_doubled", "tests/test_fingerprints.py", "-k", "fedprox and not pt")
+    assert out.returncode == 1, out.stdout[-2000:]
+    assert "bump its MethodSpec.version" in out.stdout

@@ -23,6 +23,7 @@ class BackboneSpec:
     options: type | None = None
     description: str = ""
     capabilities: frozenset[str] = frozenset({"prompts", "multimodal"})
+    version: int = 1  # bump with any change to what the frozen backbone computes
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone", "fedbench.backbones", "fedbench.backbones.builtin", "backbone.name")

@@ -21,6 +21,7 @@ class DatasetSpec:
     build: Callable[[Any, int], ModalData]  # (options, split_seed) -> ModalData
     options: type | None = None  # a dataclass of the dataset's own settings (None: no options)
     description: str = ""
+    version: int = 1  # bump with any change to the rows, labels, splits or texts a run sees
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset", "fedbench.datasets", "fedbench.data.builtin", "data.dataset")

@@ -31,6 +31,7 @@ def make_record(fed, final: dict | None, selected: dict | None, personalized: di
         "majority_rate": exp.majority_rate, "wall_time_s": wall_time_s,
         "partition_report": exp.report, "data_info": exp.bundle.info,
         "config": cfg.to_dict(), "seed_tree": seed_tree(cfg.seed), "git_commit": git_commit(), "versions": package_versions(),
+        "specs": fed.run.specs(),
         "created": now_iso(),
     }
 

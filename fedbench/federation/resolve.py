@@ -52,6 +52,20 @@ class ResolvedRun:
             return torch.device("cuda")
         return torch.device("cpu")
 
+    def specs(self) -> dict[str, dict[str, Any]]:
+        """What the record keeps of the dataset, backbone and method that ran: name, behaviour
+        version, and the distribution that registered it with its installed version (a plugin's
+        package, or fedbench)."""
+        from fedbench.tracking.provenance import dist_version
+
+        out = {}
+        for part, spec, registry in (("data", self.dataset, DATASETS), ("backbone", self.backbone, BACKBONES),
+                                     ("method", self.method, METHODS)):
+            origin = registry.origin(spec.name)
+            out[part] = {"name": spec.name, "version": spec.version, "distribution": origin,
+                         "distribution_version": dist_version(origin) if origin else None}
+        return out
+
 
 def resolve(cfg: ExperimentConfig) -> ResolvedRun:
     """Check ``cfg``, look up its specs, build its options (one line naming the field for anything
@@ -69,12 +83,16 @@ def resolve(cfg: ExperimentConfig) -> ResolvedRun:
     }
     if not method.supports(backbone):
         raise ConfigError(f"backbone.name: {cfg.method.name} cannot run on {backbone.name} ({method.requirement}); choose another backbone")
-    identity = _identity(cfg, {k: options[k] for k in ("data", "backbone", "method")})
+    identity = _identity(cfg, {k: options[k] for k in ("data", "backbone", "method")},
+                         {"data": dataset, "backbone": backbone, "method": method})
     return ResolvedRun(cfg, dataset, options["data"], backbone, options["backbone"], method, options["method"], executor,
                        options["executor"], identity, config_hash(identity))
 
 
-def _identity(cfg: ExperimentConfig, options: dict[str, Any]) -> dict[str, Any]:
+INITIAL_VERSION = 1
+
+
+def _identity(cfg: ExperimentConfig, options: dict[str, Any], specs: dict[str, Any]) -> dict[str, Any]:
     """Every field that can change a result: all but tracking and the executor, with each part's
     options completed with their defaults (so ``{}`` and the spelled-out defaults are one identity)."""
     import dataclasses
@@ -96,6 +114,9 @@ def _identity(cfg: ExperimentConfig, options: dict[str, Any]) -> dict[str, Any]:
     d["federation"].pop("personal_store")  # where states live changes no result
     for section, obj in options.items():
         d[section]["options"] = {} if obj is None else neutral_dropped(type(obj), dataclasses.asdict(obj))
+    for section, spec in specs.items():
+        if spec.version != INITIAL_VERSION:  # records made at the initial version keep their ids
+            d[section]["version"] = spec.version
     return d
 
 

@@ -97,6 +97,9 @@ class MethodSpec:
     # "cyclic": client t+1 starts from client t's shared result, one after another within a round
     # (what the official FedPrime code does by aliasing the shared tensors)
     schedule: str = "parallel"
+    # the version of the method's behaviour: bump it with any change that can change a result
+    # (federation/resolve.py puts it in the run identity from 2 on; tests/fingerprints.json checks it)
+    version: int = 1
 
     def supports(self, backbone_spec) -> bool:
         return self.requires <= backbone_spec.capabilities

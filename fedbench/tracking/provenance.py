@@ -60,7 +60,7 @@ def package_versions() -> dict[str, str | None]:
     """
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for key, dist in _TRACKED.items():
-        versions[key] = _dist_version(dist)
+        versions[key] = dist_version(dist)
     if versions["fedbench"] is None:
         fedbench = sys.modules.get("fedbench")
         versions["fedbench"] = getattr(fedbench, "__version__", None)
@@ -77,7 +77,8 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
-def _dist_version(dist: str) -> str | None:
+def dist_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist``, None when it is not installed."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
