@@ -25,6 +25,8 @@ CELLS ?=
 PRECISION ?=
 ACCELERATOR ?=
 SMOKE ?=
+RESULTS ?=
+LEADERBOARDS ?=
 
 .PHONY: install test bench perf gpu-check mutants leaderboard lint clean
 
@@ -43,7 +45,8 @@ test: install
 bench: install
 	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(CELLS),--cells $(CELLS)) $(if $(PRECISION),--precision $(PRECISION)) $(if $(ACCELERATOR),--accelerator $(ACCELERATOR)) $(if $(SMOKE),--smoke true) \
 		$(if $(RATES),--rates "$(RATES)") $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(TYPES),--types "$(TYPES)") \
-		$(if $(ABLATIONS),--ablations true) $(if $(WORKERS),--workers $(WORKERS))
+		$(if $(ABLATIONS),--ablations true) $(if $(WORKERS),--workers $(WORKERS)) \
+		$(if $(RESULTS),--results $(RESULTS)) $(if $(LEADERBOARDS),--leaderboards $(LEADERBOARDS))
 
 perf: install
 	OMP_NUM_THREADS=1 $(PY) benchmarks/perf.py --command "make perf"

@@ -10,6 +10,7 @@ from fedbench.errors import ConfigError
 from fedbench.sweep import Grid, load_config, run_grid
 
 REPO = Path(__file__).resolve().parent.parent
+USER_RESULTS = "runs"  # a user's own records and boards (ignored by git); results/ and leaderboards/ are the reference
 PROFILES = {
     "quick": {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1], "workers": 2},
     "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
@@ -68,13 +69,15 @@ def bench(
     axes |= plan_profile.get("axes", {})
     grid = Grid(methods=methods, seeds=seeds if seeds is not None else plan_profile.get("seeds", prof["seeds"]), axes=axes,
                 per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()})
-    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results or "results", bench_sweep(method, profile), wandb
+    reference = base.tracking.results_dir  # the committed records (results/) the committed boards are made of
+    results, leaderboards = results or USER_RESULTS, leaderboards or str(Path(USER_RESULTS) / "leaderboards")
+    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, bench_sweep(method, profile), wandb
     base.tracking.command = _command(words, rates, seeds, types, ablations)
     if smoke:
         return _smoke(base, grid)
     workers = prof.get("workers", 1) if workers is None else workers
-    say_where(base.tracking.results_dir, leaderboards or "leaderboards")
-    return run_grid(base, grid, leaderboards=leaderboards or "leaderboards", workers=workers, cells=cells or "local")
+    say_where(results, leaderboards)
+    return _against(reference, run_grid(base, grid, leaderboards=leaderboards, workers=workers, cells=cells or "local"))
 
 
 def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds, types, ablations, results,
@@ -101,16 +104,31 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
     run_seeds = seeds if seeds is not None else list(table.seeds[:1] if profile == "quick" else table.seeds)
     from fedbench.methods.registry import table_sweep
 
-    results = results or base.tracking.results_dir
+    reference = base.tracking.results_dir  # the paper's committed records (results/<paper>), where there are any
+    results = results or str(Path(USER_RESULTS) / Path(reference).name)
     base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, table_sweep(method, dataset), wandb
     base.tracking.command = _command([*words, f"DATASET={dataset}"], rates, seeds, types, ablations)
-    leaderboards = leaderboards or str(Path("leaderboards") / Path(results).name)
+    leaderboards = leaderboards or str(Path(results).parent / "leaderboards" / Path(results).name)
     per_method = {m: opts for m in methods if (opts := table.options_for(m, _option_names(m)))}
     grid = Grid(methods=methods, seeds=run_seeds, axes=axes, per_method=per_method)
     if smoke:
         return _smoke(base, grid)
     say_where(results, leaderboards)
-    return run_grid(base, grid, leaderboards=leaderboards, workers=workers or 1, cells=cells or "local")
+    return _against(reference, run_grid(base, grid, leaderboards=leaderboards, workers=workers or 1, cells=cells or "local"))
+
+
+def _against(reference: str, records: list[dict]) -> list[dict]:
+    """Print how each run compares with the reference records (tracking/reference.py), unless the
+    runs were written into the reference folder itself (a maintainer regenerating it)."""
+    import sys
+
+    from fedbench.tracking.reference import compare_with_reference
+
+    if records and Path(records[0]["config"]["tracking"]["results_dir"]).resolve() != Path(reference).resolve():
+        print(f"against the reference in {reference}:", file=sys.stderr)
+        for line in compare_with_reference(records, reference):
+            print(f"  {line}", file=sys.stderr, flush=True)
+    return records
 
 
 def _option_names(method: str) -> set[str]:

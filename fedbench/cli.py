@@ -70,7 +70,7 @@ def _grid_arguments(p: ArgumentParser, leaderboards: str | None = "leaderboards"
     p.add_argument("--types", type=str | None, default=None, help='missing types, e.g. "text image both"')
     p.add_argument("--seeds", type=str | None, default=None, help='seeds, e.g. "0 1 2"')
     p.add_argument("--leaderboards", type=str | None, default=leaderboards,
-                   help="where the boards go (bench: leaderboards, or leaderboards/<paper> for a paper's table)")
+                   help="where the boards go (bench: runs/leaderboards, or runs/leaderboards/<paper> for a paper's table)")
     p.add_argument("--workers", type=int | None, default=None, help="runs in parallel processes (CPU threads are shared out)")
 
 
@@ -235,7 +235,8 @@ def cmd_bench(argv: list[str]) -> int:
     p.add_argument("--dataset", type=str | None, default=None,
                    help="a real dataset: run the paper's table of METHOD on it (default: the embedded emoji benchmark)")
     p.add_argument("--results", type=str | None, default=None,
-                   help="the results folder (default: results, or the paper table's own, e.g. results/fedprime)")
+                   help="your records (default: runs, or runs/<paper>, e.g. runs/fedprime); each run is compared "
+                        "with the reference in results/ (RESULTS=results regenerates the reference)")
     p.add_argument("--wandb", type=bool, default=True, help="log to W&B (offline without WANDB_API_KEY)")
     p.add_argument("--executor", type=str | None, default=None,
                    help="ray: run each run's clients on Ray actors (executor.name); CELLS=ray runs the cells as Ray tasks")

@@ -18,7 +18,8 @@ from typing import Any
 from fedbench.errors import ConfigError
 
 DEFAULT_RESULTS = "runs/reproduced"
-USAGE = f"usage: fedbench reproduce RECORD [--results FOLDER]   (FOLDER: where the rerun's record goes, default {DEFAULT_RESULTS})"
+REFERENCE = "results"  # the committed records
+USAGE = f"usage: fedbench reproduce RECORD|RUN_ID [--results FOLDER]   (FOLDER: where the rerun's record goes, default {DEFAULT_RESULTS})"
 
 
 def reproduce_command(argv: list[str]) -> int:
@@ -38,17 +39,18 @@ def reproduce_command(argv: list[str]) -> int:
     return 0 if reproduce(record, results) else 1
 
 
-def reproduce(record_path: str | Path, results: str | Path = DEFAULT_RESULTS, out=sys.stdout) -> bool:
+def reproduce(record_path: str | Path, results: str | Path = DEFAULT_RESULTS, out=None) -> bool:
     """Rerun the record at ``record_path`` into ``results`` and print the comparison; True when
     every final metric is identical."""
     from fedbench.config import from_dict
     from fedbench.federation.loop import run_experiment
     from fedbench.federation.resolve import run_id_of
     from fedbench.tracking.record_file import check_record_file
+    from fedbench.tracking.records import load_records
+    from fedbench.tracking.reference import reference_line
 
-    path = Path(record_path)
-    if not path.is_file():
-        raise ConfigError(f"reproduce: {path} is not a file; give a run record (results/<dataset>/<run_id>.json)")
+    out = out or sys.stdout  # looked up per call: a default bound at import would keep a stream that is gone
+    path = find_record_file(record_path)
     found = check_record_file(path)
     if found.skipped:
         raise ConfigError(f"reproduce: {path} is not a valid run record ({found.skipped[0][1]})")
@@ -71,7 +73,24 @@ def reproduce(record_path: str | Path, results: str | Path = DEFAULT_RESULTS, ou
     print(f"not reproduced: {len(differences)} final metric(s) of {path} differ in {where}:", file=out)
     for line in differences:
         print(f"  {line}", file=out)
+    print(f"  {reference_line(rerun, load_records(path.parent.parent, record['dataset']))}", file=out)
     return False
+
+
+def find_record_file(given: str | Path) -> Path:
+    """``given`` as a record file: a path, or a run id looked up under ``results/`` (the reference)."""
+    path = Path(given)
+    if path.is_file():
+        return path
+    name = str(given)
+    if len(name) == 16 and all(c in "0123456789abcdef" for c in name):
+        found = sorted(Path(REFERENCE).glob(f"*/{name}.json")) + sorted(Path(REFERENCE).glob(f"*/*/{name}.json"))
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise ConfigError(f"reproduce: run id {name} is in {len(found)} records ({', '.join(map(str, found))}); give the file")
+        raise ConfigError(f"reproduce: no record of run id {name} under {REFERENCE}/ (run from the fedbench checkout, or give the file)")
+    raise ConfigError(f"reproduce: {path} is not a file; give a run record (results/<dataset>/<run_id>.json) or its run id")
 
 
 def compare(record: dict[str, Any], rerun: dict[str, Any]) -> list[str]:

@@ -178,7 +178,7 @@ def test_bench_says_where_it_writes(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "run_grid", lambda base, grid, **kw: [])
     assert main(["bench", "--method", "fedavg", "--wandb", "false"]) == 0
     err = capsys.readouterr().err
-    assert f"records go to {tmp_path / 'results'}, boards to {tmp_path / 'leaderboards'}" in err
+    assert f"records go to {tmp_path / 'runs'}, boards to {tmp_path / 'runs' / 'leaderboards'}" in err
     assert "not the fedbench checkout" in err
 
 
