@@ -34,7 +34,9 @@ def key_path() -> Path:
     value = os.environ.get(KEY_ENV)
     if value is not None:
         if not value.strip():
-            raise ConfigError(f"{KEY_ENV} is set but empty; unset it (default ~/.config/fedbench/key) or name a file")
+            raise ConfigError(
+                f"{KEY_ENV} is set but empty; unset it (default ~/.config/fedbench/key) or name a file"
+            )
         return Path(value).expanduser()
     config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(config_home) / "fedbench" / "key"
@@ -59,7 +61,9 @@ def _load_or_create(where: str) -> bytes:
     except OSError as err:
         raise ConfigError(f"signing key {path}: cannot read it ({err.strerror}); {fix}") from None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"signing key {path} can be read by other users (mode {stat.S_IMODE(mode):o}); run chmod 600 {path}")
+        raise ConfigError(
+            f"signing key {path} can be read by other users (mode {stat.S_IMODE(mode):o}); run chmod 600 {path}"
+        )
     if len(key) < KEY_BYTES // 2:
         raise ConfigError(f"signing key {path} holds {len(key)} bytes, too few to be a key; {fix}")
     return key

@@ -20,7 +20,9 @@ from pathlib import Path
 from fedbench.errors import ConfigError, DataError
 
 GUIDE = "docs/real-benchmarks.md"
-STANDIN_MARKER = ".standin.json"  # written by benchmarks/standins (and the tests' fixtures) into a stand-in's root
+STANDIN_MARKER = (
+    ".standin.json"  # written by benchmarks/standins (and the tests' fixtures) into a stand-in's root
+)
 EXAMPLES = 3  # file names quoted in a line about many missing files
 
 
@@ -126,7 +128,9 @@ def read_lines(path: Path, what: str, problems: Problems, fix: str) -> list[str]
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        problems.add(f"unreadable {what}: {path} is not UTF-8 text (byte {err.start:,} is 0x{err.object[err.start]:02x}); {fix}")
+        problems.add(
+            f"unreadable {what}: {path} is not UTF-8 text (byte {err.start:,} is 0x{err.object[err.start]:02x}); {fix}"
+        )
         return None
     except OSError as err:
         problems.add(f"unreadable {what}: {path} ({err.strerror}); {fix}")
@@ -210,7 +214,9 @@ def find_parquet(root: Path, split: str) -> list[Path]:
     found = []
     for path in sorted(root.rglob("*.parquet")):
         rel = path.relative_to(root).as_posix()
-        if not any(part.startswith(".") for part in rel.split("/")) and pattern.search(rel[: -len(".parquet")]):
+        if not any(part.startswith(".") for part in rel.split("/")) and pattern.search(
+            rel[: -len(".parquet")]
+        ):
             found.append(path)
     return found
 
@@ -229,7 +235,9 @@ def read_parquet(files: list[Path], columns: list[str], problems: Problems, fix:
             return None
         absent = [c for c in columns if c not in table.column_names]
         if absent:
-            problems.add(f"parquet file {path} has no column {absent[0]!r} (has {', '.join(table.column_names)}); {fix}")
+            problems.add(
+                f"parquet file {path} has no column {absent[0]!r} (has {', '.join(table.column_names)}); {fix}"
+            )
             return None
         tables.append(table.select(columns))
     return pa.concat_tables(tables) if tables else None

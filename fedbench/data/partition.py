@@ -75,7 +75,9 @@ def iid(labels, n_clients: int, rng: np.random.Generator) -> list[np.ndarray]:
     order = np.concatenate([rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)])
     owner = rng.permutation(n_clients)[np.arange(len(order)) % n_clients]
     by_owner = order[np.argsort(owner, kind="stable")]  # grouped by client: linear in clients, not quadratic
-    return [np.sort(part) for part in np.split(by_owner, np.cumsum(np.bincount(owner, minlength=n_clients))[:-1])]
+    return [
+        np.sort(part) for part in np.split(by_owner, np.cumsum(np.bincount(owner, minlength=n_clients))[:-1])
+    ]
 
 
 def dirichlet(
@@ -136,7 +138,9 @@ def _cut_floor(indices: np.ndarray, shares: np.ndarray) -> list[np.ndarray]:
     return np.split(indices, cuts)
 
 
-def _dominant_groups(n_clients: int, n_classes: int, n_dominant: int, rng: np.random.Generator) -> list[np.ndarray]:
+def _dominant_groups(
+    n_clients: int, n_classes: int, n_dominant: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """PPT's client groups: d shuffles of the T clients, laid end to end and cut at round(k d T / C).
 
     Group k (k = 0..C-1) lists the clients dominated by the k-th class; each client appears d

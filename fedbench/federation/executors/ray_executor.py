@@ -35,7 +35,9 @@ class _ClientActor:
 
     def __init__(self, cfg, specs, threads: int, rebuild):
         rs.worker_setup(specs, threads)
-        self.runner = rebuild(cfg)  # the driver's way of making a runner from a config (fedbench.federation.parts)
+        self.runner = rebuild(
+            cfg
+        )  # the driver's way of making a runner from a config (fedbench.federation.parts)
 
     def ready(self) -> bool:
         return True
@@ -63,7 +65,9 @@ class RayExecutor(Executor):
             specs = rs.specs_of(cfg)
             self.actors = [remote.remote(cfg, specs, threads, rebuild) for _ in range(n)]
             try:
-                self.ray.get([a.ready.remote() for a in self.actors])  # surface a failed build here, not in round 1
+                self.ray.get(
+                    [a.ready.remote() for a in self.actors]
+                )  # surface a failed build here, not in round 1
             except Exception as err:
                 raise rs.unwrap(self.ray, err) from None
             self.layout = {"actors": n, "cpus_per_actor": cpus, "gpus_per_actor": gpus, "threads": threads}
@@ -132,12 +136,18 @@ def _clients_per_round(cfg) -> int:
 
 def _build(options, cfg, runner) -> RayExecutor:
     if runner.rebuild is None:
-        raise ConfigError("executor.name: ray needs a client runner that says how a worker rebuilds it "
-                          "(fedbench.federation.parts.client_runner makes one)")
+        raise ConfigError(
+            "executor.name: ray needs a client runner that says how a worker rebuilds it "
+            "(fedbench.federation.parts.client_runner makes one)"
+        )
     return RayExecutor(options or rs.RayOptions(), cfg, runner.rebuild)
 
 
-EXECUTORS.register(ExecutorSpec(
-    "ray", _build, rs.RayOptions,
-    "client tasks on long-lived Ray actors (one per GPU, or per cpus_per_actor CPUs); address attaches to a cluster",
-))
+EXECUTORS.register(
+    ExecutorSpec(
+        "ray",
+        _build,
+        rs.RayOptions,
+        "client tasks on long-lived Ray actors (one per GPU, or per cpus_per_actor CPUs); address attaches to a cluster",
+    )
+)

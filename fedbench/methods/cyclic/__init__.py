@@ -22,7 +22,9 @@ class ChainEndAggregator(Aggregator):
     """The round's result is the last client's shared state: the end of the chain, and exactly
     what a FedAvg over aliased tensors returns."""
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         return {k: v.detach().clone() for k, v in updates[-1].state.items()}
 
 

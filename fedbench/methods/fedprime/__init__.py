@@ -67,10 +67,20 @@ PLAN = BenchPlan(
     ablations=("fed-inter", "fed-intra"),
     types=("text", "image", "both"),
     protocol="heterogeneous",
-    profiles={"quick": {"rates": [0.7], "seeds": [0], "overrides": {"federation": {"rounds": 5, "clients_per_round": 3}}}},
+    profiles={
+        "quick": {
+            "rates": [0.7],
+            "seeds": [0],
+            "overrides": {"federation": {"rounds": 5, "clients_per_round": 3}},
+        }
+    },
     # FedPrime's main table: eta 0.7 for each missing type, 20 clients, beside a centralized row
     tables={
-        dataset: PaperTable(f"experiments/fedprime_{dataset}.yaml", {"missing.type": ["text", "image", "both"]}, ("centralized",))
+        dataset: PaperTable(
+            f"experiments/fedprime_{dataset}.yaml",
+            {"missing.type": ["text", "image", "both"]},
+            ("centralized",),
+        )
         for dataset in ("mmimdb", "food101")
     },
 )

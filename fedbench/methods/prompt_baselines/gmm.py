@@ -52,7 +52,9 @@ class GMMPTAggregator(Aggregator):
         super().__init__(options, context)
         self._meta: dict[str, Any] = {}
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         weights = [u.n_samples for u in updates]
         rest = [{k: v for k, v in u.state.items() if k != PROMPTS_KEY} for u in updates]
         out = weighted_mean(rest, weights) if rest[0] else {}
