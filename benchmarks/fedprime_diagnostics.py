@@ -90,7 +90,8 @@ def plot_type(mtype: str, runs: dict[str, dict], out: Path) -> Path:
     axes[2].legend(fontsize=6, ncol=1)
     axes[4].legend(fontsize=7)
     fig.suptitle(
-        f"FedPrime diagnostics, missing {mtype} at 0.7 (heterogeneous clients), seed {next(iter(runs.values()))['seed']}"
+        f"FedPrime diagnostics, missing {mtype} at 0.7 (heterogeneous clients), seed "
+        f"{next(iter(runs.values()))['seed']}"
     )
     fig.tight_layout()
     path = out / f"fedprime_diagnostics_{mtype}.png"

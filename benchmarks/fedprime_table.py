@@ -146,7 +146,8 @@ def main() -> None:
         diag = diagnostics_table(data[mtype])
         if diag:
             print(
-                f"\nDiagnostics (missing {mtype}), per-round values averaged over rounds, then mean ± std over seeds:\n"
+                f"\nDiagnostics (missing {mtype}), per-round values averaged over rounds, then mean ± std "
+                "over seeds:\n"
             )
             print("\n".join(diag))
 

@@ -60,7 +60,8 @@ def main() -> None:
 
     if not args.cpu and not torch.cuda.is_available():
         sys.exit(
-            "gpu-check: no GPU is visible to torch here; run it on a GPU machine (or --cpu to test the script)"
+            "gpu-check: no GPU is visible to torch here; run it on a GPU machine (or --cpu to test the "
+            "script)"
         )
     t0 = time.perf_counter()
     env = parts.Setup(args.work, toy=args.cpu)

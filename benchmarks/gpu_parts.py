@@ -102,10 +102,11 @@ def fedprime_run(env: Setup) -> str:
     peak = torch.cuda.max_memory_allocated() / 2**30 if env.device.type == "cuda" else None
     rows = [[r["round"], r["val"]["accuracy"], r["train_loss"]] for r in record["rounds"]]
     return (
-        f"`experiments/fedprime_food101.yaml` on the stand-in ({record['data_info'].get('source_rows')} rows, the 8-dish "
-        f"cut), {cfg.partition.n_clients} clients, batch {cfg.train.batch_size}, {cfg.train.precision}: "
-        f"{wall:.0f} s for 2 rounds and the final scoring, peak GPU memory {rep.fmt(peak)} GiB, final accuracy "
-        f"(as train) {record['final']['as_train']['accuracy']:.3f} (random weights: near chance is expected).\n\n"
+        f"`experiments/fedprime_food101.yaml` on the stand-in ({record['data_info'].get('source_rows')} "
+        f"rows, the 8-dish cut), {cfg.partition.n_clients} clients, batch {cfg.train.batch_size}, "
+        f"{cfg.train.precision}: {wall:.0f} s for 2 rounds and the final scoring, peak GPU memory "
+        f"{rep.fmt(peak)} GiB, final accuracy (as train) {record['final']['as_train']['accuracy']:.3f} "
+        "(random weights: near chance is expected).\n\n"
         + rep.table(["round", "val accuracy", "train loss"], rows)
     )
 
@@ -132,8 +133,8 @@ def throughput(env: Setup) -> str:
         bb.to("cpu")
     return (
         "Prompted training (MAP-style prompts, 16 tokens before 6 layers, a head) on random inputs at batch "
-        f"{8 if env.toy else 64}; FLOPs per sample (forward + backward) from `torch.utils.flop_counter`; the fraction "
-        f"of the GPU's dense bf16 peak ({rep.fmt(peak)} FLOP/s) in both precisions.\n\n"
+        f"{8 if env.toy else 64}; FLOPs per sample (forward + backward) from `torch.utils.flop_counter`; the "
+        f"fraction of the GPU's dense bf16 peak ({rep.fmt(peak)} FLOP/s) in both precisions.\n\n"
         + rep.table(["backbone", "precision", "samples/s", "GFLOP/sample", "fraction of bf16 peak"], rows)
     )
 
@@ -169,9 +170,9 @@ def data_wait(env: Setup) -> str:
         torch.cuda.synchronize()
     wall = time.perf_counter() - t
     return (
-        f"One fit over the {len(rows):,} training rows of the stand-in, complete pairs (batch {cfg.train.batch_size}, "
-        f"{cfg.train.precision}): the training thread waited **{100 * loader.wait_s / wall:.1f}%** of {wall:.1f} s "
-        "for its batches (target <= 10%)."
+        f"One fit over the {len(rows):,} training rows of the stand-in, complete pairs (batch "
+        f"{cfg.train.batch_size}, {cfg.train.precision}): the training thread waited "
+        f"**{100 * loader.wait_s / wall:.1f}%** of {wall:.1f} s for its batches (target <= 10%)."
     )
 
 

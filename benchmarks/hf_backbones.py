@@ -140,8 +140,9 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     names = ["vilt", "clip", "vit"] if args.backbone == "all" else [args.backbone]
     print(
-        f"torch {torch.__version__}, device {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
-        f"threads {torch.get_num_threads()}, batch {args.batch}, prompts {args.prompt_layers}x{args.prompt_length}"
+        f"torch {torch.__version__}, device "
+        f"{torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, threads "
+        f"{torch.get_num_threads()}, batch {args.batch}, prompts {args.prompt_layers}x{args.prompt_length}"
     )
     for name in names:
         bb = build(name, args.model, args.tiny, args.max_text_tokens)
@@ -153,8 +154,8 @@ def main() -> None:
         seq = bb.embed(batches[0])[0].shape[1] + model.layers * model.length
         params = sum(p.numel() for p in bb.parameters()) / 1e6
         print(
-            f"{name}: {bb.options.model}  {params:.1f}M frozen params, {bb.num_layers} layers, hidden {bb.hidden_size}, "
-            f"image {bb.image_size}px, final sequence {seq} tokens"
+            f"{name}: {bb.options.model}  {params:.1f}M frozen params, {bb.num_layers} layers, hidden "
+            f"{bb.hidden_size}, image {bb.image_size}px, final sequence {seq} tokens"
         )
         for precision in args.precision:
             if device.type == "cuda":

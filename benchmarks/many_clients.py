@@ -119,8 +119,9 @@ def main() -> None:
     import torch
 
     print(
-        f"torch {torch.__version__}, {args.threads} thread(s), {args.per_round} clients per round, {args.rounds} rounds, "
-        f"{args.store} store, personalized score on <= {args.personalized_clients} clients"
+        f"torch {torch.__version__}, {args.threads} thread(s), {args.per_round} clients per round, "
+        f"{args.rounds} rounds, {args.store} store, personalized score on <= {args.personalized_clients} "
+        "clients"
     )
     from perf_memory import many_clients
 
@@ -144,10 +145,11 @@ def main() -> None:
             ckpt = ", ".join(f"{s:.2f}" for s in r["checkpoint_s"])
             print(
                 f"{method:>9} {n:>6} clients: peak RSS {r['peak_rss_mb']:.0f} MB; setup {r['setup_s']:.1f} s "
-                f"(+ featurise {r['featurise_s']:.1f} s); round {rounds} s; checkpoint {ckpt} s "
-                f"(folder {r['checkpoint_dir_bytes'][-1] / 1e6:.1f} MB); final scoring {r['final_scoring_s']:.1f} s; "
-                f"{r['stored_states']} personal states stored ({r['personal_bytes'] / 1e6:.1f} MB {'on disk' if r['store'] == 'disk' else 'in memory'}); "
-                f"personalized {r['personalized']}; accuracy {r['accuracy']:.3f}"
+                f"(+ featurise {r['featurise_s']:.1f} s); round {rounds} s; checkpoint {ckpt} s (folder "
+                f"{r['checkpoint_dir_bytes'][-1] / 1e6:.1f} MB); final scoring {r['final_scoring_s']:.1f} s; "
+                f"{r['stored_states']} personal states stored ({r['personal_bytes'] / 1e6:.1f} MB "
+                f"{'on disk' if r['store'] == 'disk' else 'in memory'}); personalized {r['personalized']}; "
+                f"accuracy {r['accuracy']:.3f}"
             )
 
 

@@ -155,6 +155,7 @@ def many_clients(
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
     if out.returncode != 0:
         raise RuntimeError(
-            f"{method} at {clients} clients failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
+            f"{method} at {clients} clients failed: "
+            f"{out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
         )
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -76,9 +76,10 @@ def main() -> None:
         train_counts = np.bincount(labels[split["train"]], minlength=bundle.num_classes)
         majority = float(np.bincount(labels[split["test"]]).max() / len(split["test"]))
         print(
-            f"\n{label}: {bundle.num_classes} classes, train/val/test {len(split['train'])}/{len(split['val'])}/"
-            f"{len(split['test'])}, train samples per class min {train_counts.min()} median "
-            f"{int(np.median(train_counts))} max {train_counts.max()}, test majority {majority:.3f}"
+            f"\n{label}: {bundle.num_classes} classes, train/val/test "
+            f"{len(split['train'])}/{len(split['val'])}/{len(split['test'])}, train samples per class min "
+            f"{train_counts.min()} median {int(np.median(train_counts))} max {train_counts.max()}, test "
+            f"majority {majority:.3f}"
         )
         feats = {
             code: {k: features(bundle, backbone, split[k], code) for k in split}

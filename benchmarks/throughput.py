@@ -55,7 +55,8 @@ def main() -> None:
                 n += len(batch["label"])
             dt = time.perf_counter() - t0
             print(
-                f"{precision:10s} {phase:5s} {n / dt:7.1f} samples/s  ({dt / (len(batches) - 1) * 1000:.0f} ms/step)"
+                f"{precision:10s} {phase:5s} {n / dt:7.1f} samples/s  ({dt / (len(batches) - 1) * 1000:.0f} "
+                "ms/step)"
             )
 
 

@@ -43,8 +43,8 @@ def os_error_line(err: OSError) -> str:
     where = f" {err.filename}" if err.filename else ""
     if err.errno in DISK_FULL:
         return (
-            f"the disk is full (writing{where}); free space or set tracking.results_dir / FEDBENCH_CACHE to another disk; "
-            "finished rounds and runs are kept"
+            f"the disk is full (writing{where}); free space or set tracking.results_dir / FEDBENCH_CACHE to "
+            "another disk; finished rounds and runs are kept"
         )
     return f"cannot write or read{where} ({err.strerror or err}); free space or choose another folder"
 

@@ -52,7 +52,10 @@ def _load_or_create(where: str) -> bytes:
     path = Path(where)
     if not path.exists():
         _create(path)
-    fix = f"delete {path} to make a new key (files signed with the old one will then count as not produced here)"
+    fix = (
+        f"delete {path} to make a new key (files signed with the old one will then count as not produced "
+        "here)"
+    )
     try:
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
@@ -62,7 +65,8 @@ def _load_or_create(where: str) -> bytes:
         raise ConfigError(f"signing key {path}: cannot read it ({err.strerror}); {fix}") from None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
-            f"signing key {path} can be read by other users (mode {stat.S_IMODE(mode):o}); run chmod 600 {path}"
+            f"signing key {path} can be read by other users (mode {stat.S_IMODE(mode):o}); run chmod 600 "
+            f"{path}"
         )
     if len(key) < KEY_BYTES // 2:
         raise ConfigError(f"signing key {path} holds {len(key)} bytes, too few to be a key; {fix}")
@@ -88,7 +92,8 @@ def _create(path: Path) -> None:
             tmp.unlink(missing_ok=True)
     except OSError as err:
         raise ConfigError(
-            f"signing key {path}: cannot create it ({err.strerror}); set {KEY_ENV} to a file in a writable private folder"
+            f"signing key {path}: cannot create it ({err.strerror}); set {KEY_ENV} to a file in a writable "
+            "private folder"
         ) from None
 
 

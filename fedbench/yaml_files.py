@@ -42,7 +42,8 @@ def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
         )
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{what} {path} holds a {type(data).__name__}, not a mapping of sections; write it as in {EXAMPLE}"
+            f"{what} {path} holds a {type(data).__name__}, not a mapping of sections; write it as in "
+            f"{EXAMPLE}"
         )
     return data
 

@@ -320,7 +320,8 @@ def make_tinyimagenet(root: Path, per_class: int = 10) -> dict:
     base.mkdir(parents=True, exist_ok=True)
     (base / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
     (base / "words.txt").write_text(
-        "n01443537\tgoldfish, Carassius auratus\nn02124075\tEgyptian cat\nn04067472\treel\nn00000001\tentity\n"
+        "n01443537\tgoldfish, Carassius auratus\n"
+        "n02124075\tEgyptian cat\nn04067472\treel\nn00000001\tentity\n"
     )
     train, k = {}, 0
     for wnid in WNIDS:

@@ -14,7 +14,10 @@ from fedbench.federation.resolve import run_id_of
 from fedbench.tracking.records import load_records
 
 TESTS = Path(__file__).parent
-PRELUDE = f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); from fedbench.cli import main; "
+PRELUDE = (
+    f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); "
+    "from fedbench.cli import main; "
+)
 TINY = [
     "--data.dataset",
     "tiny",

@@ -101,7 +101,7 @@ from fedbench.methods.registry import MethodSpec
 
 SPEC = MethodSpec(name="fedavg", client=MissingAwarePromptModule, aggregator=FedAvgAggregator, options=MAPOptions,
                   description="a second fedavg")
-"""
+"""  # noqa: E501 (the embedded script stays byte-identical)
 
 
 def test_a_plugin_that_takes_a_builtin_name_is_refused_naming_both(tmp_path):
@@ -112,7 +112,8 @@ def test_a_plugin_that_takes_a_builtin_name_is_refused_naming_both(tmp_path):
     out = _fedbench(env, "methods")
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert re.search(
-        r"'fedavg' is registered by both (fedbench and fedbench-demo-plugin|fedbench-demo-plugin and fedbench);",
+        r"'fedavg' is registered by both "
+        r"(fedbench and fedbench-demo-plugin|fedbench-demo-plugin and fedbench);",
         out.stderr,
     ), out.stderr
 

@@ -67,8 +67,8 @@ def cli(results: Path) -> list[str]:
         '{"actors": 1}',
     ]  # one cell at a time: seed 0, then seed 1
     code = (
-        f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); "
-        f"from fedbench.cli import main; sys.exit(main({args!r}))"
+        f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; "
+        f"register_tiny(); from fedbench.cli import main; sys.exit(main({args!r}))"
     )
     return [sys.executable, "-c", code]
 

@@ -152,7 +152,8 @@ def test_two_processes_share_one_entry(tmp_path):
     code = (
         "import numpy as np, sys; from fedbench.data.base import ArrayImages, ModalData; "
         "from fedbench.backbones.pixels import cached_pixels; from fedbench.cache import entries; "
-        "imgs = ArrayImages(np.random.default_rng(1).integers(0, 255, (12, 6, 6, 3), dtype=np.uint8), key='shared'); "
+        "imgs = ArrayImages(np.random.default_rng(1).integers(0, 255, (12, 6, 6, 3), dtype=np.uint8), "
+        "key='shared'); "
         "d = ModalData('f', np.zeros(12, dtype=np.int64), ['a'], ['']*12, imgs, {'train': np.arange(12)}); "
         "col, _ = cached_pixels(d, 8); maps = open('/proc/self/maps').read(); "
         "print(len(entries.entries('pixels')), str(col.array.filename) in maps, int(col[[3]].sum()))"

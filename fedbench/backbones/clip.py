@@ -76,7 +76,8 @@ class ClipOptions:
     def validate(self) -> None:
         if not 2 <= self.max_text_tokens <= 77:
             raise ConfigError(
-                f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [2, 77] (CLIP has 77 positions)"
+                f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [2, 77] (CLIP has 77 "
+                "positions)"
             )
         if self.image_size < 0:
             raise ConfigError(
@@ -84,7 +85,8 @@ class ClipOptions:
             )
         if self.text_tokens not in ("states", "pooled"):
             raise ConfigError(
-                f"backbone.options.text_tokens: {self.text_tokens!r} is not valid; choose one of states, pooled"
+                f"backbone.options.text_tokens: {self.text_tokens!r} is not valid; choose one of states, "
+                "pooled"
             )
 
 

@@ -54,8 +54,9 @@ def _quiet():
 
 def how_to_get(model: str) -> str:
     return (
-        f"on a machine with internet run `hf download {model}` (older huggingface_hub: `huggingface-cli download {model}`) "
-        "and copy the HF cache, or set backbone.options.model to a folder written by save_pretrained"
+        f"on a machine with internet run `hf download {model}` (older huggingface_hub: `huggingface-cli "
+        f"download {model}`) and copy the HF cache, or set backbone.options.model to a folder written by "
+        "save_pretrained"
     )
 
 
@@ -189,7 +190,8 @@ def block_parts(layer: nn.Module) -> BlockParts:
             layer.output.dense,
         )
     raise ConfigError(
-        f"backbone: unsupported layer layout {type(layer).__name__}; this transformers version is not supported"
+        f"backbone: unsupported layer layout {type(layer).__name__}; this transformers version is not "
+        "supported"
     )
 
 
@@ -201,7 +203,8 @@ def encoder_layers(model: nn.Module) -> list[nn.Module]:
         if found is not None:
             return list(found)
     raise ConfigError(
-        f"backbone: cannot find the layers of {type(model).__name__}; this transformers version is not supported"
+        f"backbone: cannot find the layers of {type(model).__name__}; this transformers version is not "
+        "supported"
     )
 
 
@@ -288,6 +291,7 @@ def checked_size(size: int, default: int, patch: int, field: str = "backbone.opt
     size = size or default
     if size < patch or size % patch:
         raise ConfigError(
-            f"{field}: {size} must be a positive multiple of the patch size {patch} (0 = the checkpoint's {default})"
+            f"{field}: {size} must be a positive multiple of the patch size {patch} (0 = the checkpoint's "
+            f"{default})"
         )
     return size

@@ -51,8 +51,8 @@ def embedded_image_bank(
     split = next((s for s in PRETRAIN_SPLITS if s in data.splits), None)
     if split is None:
         raise ConfigError(
-            f"backbone.name: embedded pretrains its image projection on a held-out 'pretrain' split, which {data.name} lacks; "
-            "give the dataset one or choose another backbone"
+            "backbone.name: embedded pretrains its image projection on a held-out 'pretrain' split, which "
+            f"{data.name} lacks; give the dataset one or choose another backbone"
         )
     pre = torch.as_tensor(np.asarray(data.splits[split]))
     opts = backbone.options

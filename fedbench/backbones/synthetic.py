@@ -68,7 +68,8 @@ register_backbone(
         "synthetic",
         build_synthetic_backbone,
         SyntheticBackboneOptions,
-        "MiniLM-L6 with random-projection image tokens: the embedded transformer for scale tests (synthetic data)",
+        "MiniLM-L6 with random-projection image tokens: the embedded transformer for scale tests (synthetic "
+        "data)",
         capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
     )
 )

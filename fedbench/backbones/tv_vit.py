@@ -70,7 +70,8 @@ def load_state_dict(path: str) -> dict[str, torch.Tensor]:
     if not path:
         raise ConfigError(
             "backbone.options.weights: give the path of torchvision's vit_b_32 checkpoint "
-            "(vit_b_32-d86f8d99.pth of torchvision's IMAGENET1K_V1, copied to this machine; nothing downloads)"
+            "(vit_b_32-d86f8d99.pth of torchvision's IMAGENET1K_V1, copied to this machine; nothing "
+            "downloads)"
         )
     file = Path(path).expanduser()
     if not file.is_file():
@@ -204,7 +205,8 @@ def build_torchvision_vit(options: TorchvisionViTOptions) -> TorchvisionViTBackb
     ]
     if missing:
         raise DataError(
-            f"backbone.options.weights: {options.weights} is not a torchvision ViT state dict (no {missing[0]})"
+            f"backbone.options.weights: {options.weights} is not a torchvision ViT state dict (no "
+            f"{missing[0]})"
         )
     vit = ViTModel(vit_config(state, options.crop, options.heads), add_pooling_layer=False).eval()
     load_into(vit, state)
@@ -221,8 +223,8 @@ register_backbone(
         "torchvision-vit",
         build_torchvision_vit,
         TorchvisionViTOptions,
-        "torchvision's vit_b_32 (IMAGENET1K_V1) from a local checkpoint file, ImageNet transform and frozen 1000-way head "
-        "(PPT's official backbone)",
+        "torchvision's vit_b_32 (IMAGENET1K_V1) from a local checkpoint file, ImageNet transform and frozen "
+        "1000-way head (PPT's official backbone)",
         capabilities=frozenset({"prompts"}),
     )
 )

@@ -71,7 +71,8 @@ class ViltOptions:
             )
         if self.max_image_len == 0 or self.max_image_len < -1:
             raise ConfigError(
-                f"backbone.options.max_image_len: {self.max_image_len}; use -1 (all patches) or a positive count (try 40)"
+                f"backbone.options.max_image_len: {self.max_image_len}; use -1 (all patches) or a positive "
+                "count (try 40)"
             )
         if self.image_size < 0:
             raise ConfigError(
@@ -223,7 +224,8 @@ register_backbone(
         "vilt",
         build_vilt,
         ViltOptions,
-        "ViLT-B/32 (dandelin/vilt-b32-mlm) single-stream transformer, as MAP and FedPrime (transformers; weights from the HF cache or a folder)",
+        "ViLT-B/32 (dandelin/vilt-b32-mlm) single-stream transformer, as MAP and FedPrime (transformers; "
+        "weights from the HF cache or a folder)",
         capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
     )
 )

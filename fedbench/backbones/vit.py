@@ -117,7 +117,8 @@ register_backbone(
         "vit",
         build_vit,
         ViTOptions,
-        "ViT-B/32 or B/16 image-only transformer for PPT-style prompts (transformers; weights from the HF cache or a folder)",
+        "ViT-B/32 or B/16 image-only transformer for PPT-style prompts (transformers; weights from the HF "
+        "cache or a folder)",
         capabilities=frozenset({"prompts"}),
     )
 )

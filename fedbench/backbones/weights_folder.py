@@ -77,10 +77,11 @@ def check_weights(model: str, local_files_only: bool) -> None:
         pickled = [name for name in PICKLED if (folder / name).is_file()]
         if pickled:
             _refuse(
-                f"{folder} holds only {pickled[0]}, weights in a pickled format that fedbench never loads (unpickling runs "
-                "any code a file carries)",
+                f"{folder} holds only {pickled[0]}, weights in a pickled format that fedbench never loads "
+                "(unpickling runs any code a file carries)",
                 "convert them to model.safetensors where you trust their source (e.g. "
-                "from_pretrained(...).save_pretrained(folder, safe_serialization=True)) or download the model's safetensors",
+                "from_pretrained(...).save_pretrained(folder, safe_serialization=True)) or download the "
+                "model's safetensors",
             )
         return  # no weights at all: the loader's "not found" line says how to get them
     for path in _shards(safe[0]):

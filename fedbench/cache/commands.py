@@ -114,12 +114,14 @@ def _list() -> int:
     print(f"cache folder: {cache_dir()} ({human(sum(i.bytes for i in found))} in {len(found)} items)")
     for i in found:
         print(
-            f"{i.kind:7s} {human(i.bytes):>10s}  used {(now - i.last_used) / 86400:5.1f} days ago  {i.what}  [{i.path.name}]"
+            f"{i.kind:7s} {human(i.bytes):>10s}  used {(now - i.last_used) / 86400:5.1f} days ago  {i.what}  "
+            f"[{i.path.name}]"
         )
     stale = [p for p in entries.unfinished() if not _running(p)]
     if stale:
         print(
-            f"{len(stale)} unfinished builds ({human(sum(_size(p) for p in stale))}); `fedbench cache clean` removes them"
+            f"{len(stale)} unfinished builds ({human(sum(_size(p) for p in stale))}); `fedbench cache clean` "
+            "removes them"
         )
     return 0
 
@@ -166,7 +168,8 @@ def _clean(args: list[str]) -> int:
     freed = 0
     for item in doomed:
         print(
-            f"{'would remove' if dry else 'removing'} {item.kind} {human(item.bytes)} {item.what} [{item.path}]"
+            f"{'would remove' if dry else 'removing'} {item.kind} {human(item.bytes)} {item.what} "
+            f"[{item.path}]"
         )
         if not dry:
             freed += item.bytes

@@ -41,7 +41,10 @@ from fedbench.errors import ConfigError
 
 REED = "https://github.com/reedscot/cvpr2016 (its README links {0}.tar.gz)"
 CUB_URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
-CUB_DOWNLOAD = f"download CUB_200_2011.tgz from {CUB_URL} and Reed's captions from {REED.format('cvpr2016_cub')}, and extract both there"
+CUB_DOWNLOAD = (
+    f"download CUB_200_2011.tgz from {CUB_URL} and Reed's captions from {REED.format('cvpr2016_cub')}, and "
+    "extract both there"
+)
 FLOWERS_URL = "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/"
 FLOWERS_DOWNLOAD = (
     f"download 102flowers.tgz, imagelabels.mat and setid.mat from {FLOWERS_URL} and Reed's captions from "
@@ -49,18 +52,20 @@ FLOWERS_DOWNLOAD = (
 )
 # the usual English names (github.com/jimgoo/caffe-oxford102), in label order 1..102
 FLOWER_NAMES = (
-    "pink primrose|hard-leaved pocket orchid|canterbury bells|sweet pea|english marigold|tiger lily|moon orchid|bird of paradise|"
-    "monkshood|globe thistle|snapdragon|colt's foot|king protea|spear thistle|yellow iris|globe-flower|purple coneflower|"
-    "peruvian lily|balloon flower|giant white arum lily|fire lily|pincushion flower|fritillary|red ginger|grape hyacinth|"
-    "corn poppy|prince of wales feathers|stemless gentian|artichoke|sweet william|carnation|garden phlox|love in the mist|"
-    "mexican aster|alpine sea holly|ruby-lipped cattleya|cape flower|great masterwort|siam tulip|lenten rose|barbeton daisy|"
-    "daffodil|sword lily|poinsettia|bolero deep blue|wallflower|marigold|buttercup|oxeye daisy|common dandelion|petunia|"
-    "wild pansy|primula|sunflower|pelargonium|bishop of llandaff|gaura|geranium|orange dahlia|pink-yellow dahlia|"
-    "cautleya spicata|japanese anemone|black-eyed susan|silverbush|californian poppy|osteospermum|spring crocus|bearded iris|"
-    "windflower|tree poppy|gazania|azalea|water lily|rose|thorn apple|morning glory|passion flower|lotus|toad lily|anthurium|"
-    "frangipani|clematis|hibiscus|columbine|desert-rose|tree mallow|magnolia|cyclamen|watercress|canna lily|hippeastrum|"
-    "bee balm|ball moss|foxglove|bougainvillea|camellia|mallow|mexican petunia|bromelia|blanket flower|trumpet creeper|"
-    "blackberry lily"
+    "pink primrose|hard-leaved pocket orchid|canterbury bells|sweet pea|english marigold|tiger lily|"
+    "moon orchid|bird of paradise|monkshood|globe thistle|snapdragon|colt's foot|king protea|spear thistle|"
+    "yellow iris|globe-flower|purple coneflower|peruvian lily|balloon flower|giant white arum lily|fire lily|"
+    "pincushion flower|fritillary|red ginger|grape hyacinth|corn poppy|prince of wales feathers|"
+    "stemless gentian|artichoke|sweet william|carnation|garden phlox|love in the mist|mexican aster|"
+    "alpine sea holly|ruby-lipped cattleya|cape flower|great masterwort|siam tulip|lenten rose|"
+    "barbeton daisy|daffodil|sword lily|poinsettia|bolero deep blue|wallflower|marigold|buttercup|"
+    "oxeye daisy|common dandelion|petunia|wild pansy|primula|sunflower|pelargonium|bishop of llandaff|gaura|"
+    "geranium|orange dahlia|pink-yellow dahlia|cautleya spicata|japanese anemone|black-eyed susan|silverbush|"
+    "californian poppy|osteospermum|spring crocus|bearded iris|windflower|tree poppy|gazania|azalea|"
+    "water lily|rose|thorn apple|morning glory|passion flower|lotus|toad lily|anthurium|frangipani|clematis|"
+    "hibiscus|columbine|desert-rose|tree mallow|magnolia|cyclamen|watercress|canna lily|hippeastrum|bee balm|"
+    "ball moss|foxglove|bougainvillea|camellia|mallow|mexican petunia|bromelia|blanket flower|"
+    "trumpet creeper|blackberry lily"
 ).split("|")
 
 
@@ -80,7 +85,8 @@ class CaptionedOptions:
     def validate(self) -> None:
         if not self.root:
             raise ConfigError(
-                "data.options.root: give the folder of the images and Reed's text_c10/ (see docs/real-benchmarks.md)"
+                "data.options.root: give the folder of the images and Reed's text_c10/ (see "
+                "docs/real-benchmarks.md)"
             )
         check_choice("split", self.split, ("fedmvp", "official"))
         check_choice("caption", self.caption, ("random", "first", "all"))
@@ -138,7 +144,8 @@ def scan_cub(root: Path, problems: Problems) -> SourceTable | None:
     bad = [i for i in ids if i not in label or i not in is_train]
     if bad:
         problems.add(
-            f"image ids {', '.join(bad[:3])} have no class or split in {base}; extract CUB_200_2011.tgz again ({CUB_URL})"
+            f"image ids {', '.join(bad[:3])} have no class or split in {base}; extract CUB_200_2011.tgz "
+            f"again ({CUB_URL})"
         )
         return None
     rel = dict(images)
@@ -192,7 +199,8 @@ def scan_flowers(root: Path, problems: Problems) -> SourceTable | None:
         return None
     except (KeyError, ValueError, OSError) as err:
         problems.add(
-            f"unreadable label or split file in {base} ({type(err).__name__}: {str(err)[:60]}); download it again from {FLOWERS_URL}"
+            f"unreadable label or split file in {base} ({type(err).__name__}: {str(err)[:60]}); download it "
+            f"again from {FLOWERS_URL}"
         )
         return None
     numbers = list(range(1, len(labels) + 1))
@@ -230,14 +238,20 @@ def build_captioned(name: str, download: str, options: CaptionedOptions, split_s
     if options.split == "fedmvp":
         pool, test = stratified_split(labels, 0.1, (split_seed, 2))
         train, val = carve_val(pool, labels, options.val_fraction, split_seed)
-        protocol = f"FedMVP: 90/10 train/test of all images per class (split_seed {split_seed}); validation = {options.val_fraction:g} of train"
+        protocol = (
+            f"FedMVP: 90/10 train/test of all images per class (split_seed {split_seed}); validation = "
+            f"{options.val_fraction:g} of train"
+        )
     elif "val" in source.splits:
         train, val, test = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
         protocol = "official trnid / valid / tstid of setid.mat"
     else:
         train, val = carve_val(np.flatnonzero(split == "train"), labels, options.val_fraction, split_seed)
         test = np.flatnonzero(split == "test")
-        protocol = f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed {split_seed})"
+        protocol = (
+            f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed "
+            f"{split_seed})"
+        )
     draw = np.random.default_rng([split_seed, 3]).random(len(source))
     if options.caption == "first":
         texts = [c[0] if c else "" for c in source.texts]

@@ -7,8 +7,9 @@ records, label byte(s) then 3,072 pixel bytes, red, green, blue planes) or the h
 of records (10,000 per CIFAR-10 batch; 50,000 and 10,000 for CIFAR-100's train and test), so a
 file cut short on a record boundary (``head -c``, a copy interrupted at the right moment) is
 refused by its count, not only by a size that is not a whole number of records. A stand-in
-(``benchmarks/standins``, the tests' fixtures) states its own split sizes in its marker file. The python version is pickles, and unpickling runs
-whatever code a file carries, so it is refused with the name of a file to get instead.
+(``benchmarks/standins``, the tests' fixtures) states its own split sizes in its marker file. The
+python version is pickles, and unpickling runs whatever code a file carries, so it is refused with
+the name of a file to get instead.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ class Release:
     @property
     def download(self) -> str:
         return (
-            f"download the binary version {self.archive.url} and extract {self.bin_dir}/ there, or the parquet copy with "
-            f"`huggingface-cli download {self.hub} --repo-type dataset --local-dir ROOT`"
+            f"download the binary version {self.archive.url} and extract {self.bin_dir}/ there, or the "
+            f"parquet copy with `huggingface-cli download {self.hub} --repo-type dataset --local-dir ROOT`"
         )
 
 
@@ -182,8 +183,8 @@ def _check_counts(release: Release, base: Path, counts: dict[str, int], problems
                 f for f in present if counts[f] < most - 1
             ] or present  # a stand-in shares a split evenly
             problems.add(
-                f"truncated batch file: {', '.join(str(base / f) for f in short)} (the {split} files hold {total:,} "
-                f"records, the stand-in's marker says {standin[split]:,}); write the stand-in again"
+                f"truncated batch file: {', '.join(str(base / f) for f in short)} (the {split} files hold "
+                f"{total:,} records, the stand-in's marker says {standin[split]:,}); write the stand-in again"
             )
 
 
@@ -199,8 +200,9 @@ def _scan_binary(release: Release, base: Path, problems: Problems) -> SourceTabl
             raw = np.fromfile(path, dtype=np.uint8)
             if raw.size == 0 or raw.size % width:
                 problems.add(
-                    f"truncated batch file: {path} has {raw.size:,} bytes, not a whole number of {width:,}-byte records; "
-                    f"extract it again from {release.archive.filename} ({release.archive.url})"
+                    f"truncated batch file: {path} has {raw.size:,} bytes, not a whole number of "
+                    f"{width:,}-byte records; extract it again from {release.archive.filename} "
+                    f"({release.archive.url})"
                 )
                 continue
             records = raw.reshape(-1, width)
@@ -219,7 +221,8 @@ def _scan_binary(release: Release, base: Path, problems: Problems) -> SourceTabl
     label = np.concatenate(labels)
     if label.max() >= len(names[0]):
         problems.add(
-            f"labels up to {label.max()} in {base} but {len(names[0])} class names; extract {release.archive.filename} again"
+            f"labels up to {label.max()} in {base} but {len(names[0])} class names; extract "
+            f"{release.archive.filename} again"
         )
         return None
     extra = {"coarse": np.concatenate(coarse).tolist()} if release.coarse_column else {}
@@ -239,7 +242,10 @@ def _scan_binary(release: Release, base: Path, problems: Problems) -> SourceTabl
 def _scan_parquet(release: Release, root: Path, problems: Problems) -> SourceTable | None:
     columns = ["img", release.label_column] + ([release.coarse_column] if release.coarse_column else [])
     labels, coarse, pixels, splits, names, coarse_names = [], [], [], [], None, None
-    fix = f"download the copy again (`huggingface-cli download {release.hub} --repo-type dataset --local-dir ROOT`)"
+    fix = (
+        f"download the copy again (`huggingface-cli download {release.hub} --repo-type dataset --local-dir "
+        "ROOT`)"
+    )
     for split in ("train", "test"):
         files = find_parquet(root, split)
         if not files:
@@ -293,7 +299,8 @@ def scan(release: Release, root: Path, problems: Problems) -> SourceTable | None
     pickles = find_base(root, "batches.meta" if release is CIFAR10 else "meta", (release.pickle_dir,))
     if pickles is not None or (root / release.pickle_dir).is_dir():
         problems.add(
-            f"{root / release.pickle_dir} is the python version (pickles, which fedbench never loads); {release.download}"
+            f"{root / release.pickle_dir} is the python version (pickles, which fedbench never loads); "
+            f"{release.download}"
         )
         return None
     problems.missing(root / release.bin_dir / first, "batch file", release.download)
@@ -309,7 +316,10 @@ def build_cifar(release: Release, options: CifarOptions, split_seed: int) -> Mod
     names = source.meta["coarse_names"] if coarse else source.label_names
     split = np.array(source.splits)
     train, val = carve_val(np.flatnonzero(split == "train"), labels, options.val_fraction, split_seed)
-    protocol = f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed {split_seed})"
+    protocol = (
+        f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed "
+        f"{split_seed})"
+    )
     return assemble(
         source,
         name=release.name,

@@ -22,8 +22,8 @@ def data_command(argv: list[str]) -> int:
     line, exit status 2 in the CLI). Problems with a download are printed one per line first."""
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            USAGE
-            + "\n\n  prepare  check a download (file counts, checksums, images) and convert it once for fast runs\n"
+            USAGE + "\n\n  prepare  check a download (file counts, checksums, images) and convert it once "
+            "for fast runs\n"
             "           --deep decodes every image (slow); --force prepares again even if unchanged;\n"
             "           --skip-damaged keeps damaged images as missing ones instead of refusing\n"
             "  list     registered datasets and where each is prepared"
@@ -72,7 +72,8 @@ def _parse_prepare(args: list[str]) -> tuple[str, str, set[str]]:
         i += 1
     if name is None or not root:
         raise ConfigError(
-            f"fedbench data prepare: give a dataset name and --root DIR (the folder of your download); {USAGE}"
+            "fedbench data prepare: give a dataset name and --root DIR (the folder of your download); "
+            f"{USAGE}"
         )
     return name, root, flags
 

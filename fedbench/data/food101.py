@@ -144,7 +144,8 @@ def scan(root: Path, problems: Problems) -> SourceTable | None:
     unknown = sorted({_class_of(f) for _, f in entries} - set(names))
     if unknown:
         problems.add(
-            f"files of unknown classes ({', '.join(unknown[:3])}) in the split; check class_idx.json and images/train/"
+            f"files of unknown classes ({', '.join(unknown[:3])}) in the split; check class_idx.json and "
+            "images/train/"
         )
         return None
     present = {(p, c): listing(folder / c) for p, folder in folders.items() for c in names}
@@ -192,8 +193,8 @@ def build_food101(options: Food101Options, split_seed: int) -> ModalData:
     if options.split == "map":
         if "val" not in source.splits:
             raise DataError(
-                f"food101: data.options.split is map but {root} has no MAP split.json; put split.json, class_idx.json "
-                f"and text.json from {MAP_FILES} there, or set data.options.split to official"
+                f"food101: data.options.split is map but {root} has no MAP split.json; put split.json, "
+                f"class_idx.json and text.json from {MAP_FILES} there, or set data.options.split to official"
             )
         parts = {k: np.flatnonzero(keep & (split == k)) for k in ("train", "val", "test")}
         protocol = "MAP: split.json train / val / test"
@@ -202,7 +203,10 @@ def build_food101(options: Food101Options, split_seed: int) -> ModalData:
             np.flatnonzero(keep & (split != "test")), labels, options.val_fraction, split_seed
         )
         parts = {"train": train, "val": val, "test": np.flatnonzero(keep & (split == "test"))}
-        protocol = f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed {split_seed})"
+        protocol = (
+            f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed "
+            f"{split_seed})"
+        )
     if options.variant == "fedprime":
         protocol += f"; FedPrime's cut: the first {FEDPRIME_CLASSES} dishes alphabetically"
     rows = np.sort(np.concatenate(list(parts.values())))

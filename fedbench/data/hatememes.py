@@ -42,7 +42,10 @@ from fedbench.errors import ConfigError
 
 RELEASE = "https://ai.meta.com/tools/hatefulmemes/"
 MIRROR = "https://huggingface.co/datasets/neuralcatcher/hateful_memes"
-DOWNLOAD = f"get the Hateful Memes release (img/ and the .jsonl files; gated, {RELEASE}) or its copy at {MIRROR}, and extract it there"
+DOWNLOAD = (
+    f"get the Hateful Memes release (img/ and the .jsonl files; gated, {RELEASE}) or its copy at {MIRROR}, "
+    "and extract it there"
+)
 FILES = {
     "train": ("train.jsonl",),
     "dev": ("dev_seen.jsonl", "dev.jsonl"),
@@ -97,8 +100,8 @@ def _scan_jsonl(base: Path, problems: Problems) -> SourceTable | None:
         unlabelled = sum("label" not in r for r in records)
         if unlabelled:
             problems.add(
-                f"{path} has {unlabelled:,} rows without a label (the phase-1 test file); put test_seen.jsonl "
-                f"(with labels) from the final release ({RELEASE}) in {base}"
+                f"{path} has {unlabelled:,} rows without a label (the phase-1 test file); put "
+                f"test_seen.jsonl (with labels) from the final release ({RELEASE}) in {base}"
             )
             continue
         for r in records:
@@ -134,7 +137,8 @@ def _scan_parquet(root: Path, problems: Problems) -> SourceTable | None:
         raw = table.column("label").to_pylist()
         if any(v is None for v in raw):
             problems.add(
-                f"the {split} split of the parquet copy has rows without a label; use a copy whose test split is labelled ({MIRROR})"
+                f"the {split} split of the parquet copy has rows without a label; use a copy whose test "
+                f"split is labelled ({MIRROR})"
             )
             continue
         ids += [f"{split}/{i}" for i in range(table.num_rows)]

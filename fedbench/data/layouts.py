@@ -129,7 +129,8 @@ def read_lines(path: Path, what: str, problems: Problems, fix: str) -> list[str]
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         problems.add(
-            f"unreadable {what}: {path} is not UTF-8 text (byte {err.start:,} is 0x{err.object[err.start]:02x}); {fix}"
+            f"unreadable {what}: {path} is not UTF-8 text (byte {err.start:,} is "
+            f"0x{err.object[err.start]:02x}); {fix}"
         )
         return None
     except OSError as err:
@@ -171,8 +172,9 @@ def check_archives(root: Path, archives: Iterable[Archive], problems: Problems) 
             actual = checksum_of(path, archive.algorithm)
             if actual != archive.checksum:
                 problems.add(
-                    f"wrong checksum: {path} has {archive.algorithm} {actual}, the published file has {archive.checksum}; "
-                    f"the download is damaged or incomplete, download it again from {archive.url}"
+                    f"wrong checksum: {path} has {archive.algorithm} {actual}, the published file has "
+                    f"{archive.checksum}; the download is damaged or incomplete, download it again from "
+                    f"{archive.url}"
                 )
 
 
@@ -236,7 +238,8 @@ def read_parquet(files: list[Path], columns: list[str], problems: Problems, fix:
         absent = [c for c in columns if c not in table.column_names]
         if absent:
             problems.add(
-                f"parquet file {path} has no column {absent[0]!r} (has {', '.join(table.column_names)}); {fix}"
+                f"parquet file {path} has no column {absent[0]!r} (has {', '.join(table.column_names)}); "
+                f"{fix}"
             )
             return None
         tables.append(table.select(columns))

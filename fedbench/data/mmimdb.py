@@ -131,7 +131,8 @@ def scan(root: Path, problems: Problems) -> SourceTable | None:
         return None
     if not isinstance(split, dict) or any(not isinstance(split.get(s), list) for s in SPLITS):
         problems.add(
-            f"{base / 'split.json'} has no train/dev/test lists of IMDb ids; use MAP's split.json ({SPLIT_URL})"
+            f"{base / 'split.json'} has no train/dev/test lists of IMDb ids; use MAP's split.json "
+            f"({SPLIT_URL})"
         )
         return None
     ids = [str(i) for s in SPLITS for i in split[s]]

@@ -123,7 +123,8 @@ def shards(labels, n_clients: int, shards_per_client: int, rng: np.random.Genera
     n_shards = n_clients * shards_per_client
     if n_shards > len(labels):
         raise ConfigError(
-            f"{n_shards} shards for {len(labels)} samples leaves empty shards; lower partition.shards_per_client"
+            f"{n_shards} shards for {len(labels)} samples leaves empty shards; lower "
+            "partition.shards_per_client"
         )
     shuffled = rng.permutation(len(labels))  # random order within each label after the stable sort
     by_label = shuffled[np.argsort(labels[shuffled], kind="stable")]
@@ -133,7 +134,8 @@ def shards(labels, n_clients: int, shards_per_client: int, rng: np.random.Genera
 
 
 def _cut_floor(indices: np.ndarray, shares: np.ndarray) -> list[np.ndarray]:
-    """Cut ``indices`` at floor(cumsum(shares) * n), as PPT's partitioner does (the last piece takes the rest)."""
+    """Cut ``indices`` at floor(cumsum(shares) * n), as PPT's partitioner does (the last piece takes
+    the rest)."""
     cuts = np.floor(np.cumsum(shares)[:-1] / shares.sum() * len(indices)).astype(int)
     return np.split(indices, cuts)
 
@@ -258,7 +260,8 @@ def make_partition(name: str, labels, n_clients: int, rng: np.random.Generator, 
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         raise ConfigError(
-            f"partition {name!r} does not take {', '.join(unknown)}; its options are {', '.join(params) or 'none'}"
+            f"partition {name!r} does not take {', '.join(unknown)}; its options are "
+            f"{', '.join(params) or 'none'}"
         )
     missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
     if missing:

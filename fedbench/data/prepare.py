@@ -267,7 +267,8 @@ def prepare_dataset(
         for line in problems.lines:
             echo(f"{name}: {line}", file=sys.stderr)
         raise DataError(
-            f"{name}: {len(problems.lines)} problem(s) in {root}; nothing was written (fix them and run this again)"
+            f"{name}: {len(problems.lines)} problem(s) in {root}; nothing was written (fix them and run this "
+            "again)"
         )
     meta = _meta(name, source, root, rows_file, (target / rows_file).stat().st_size)
     meta["damaged_images"] = skipped
@@ -283,7 +284,8 @@ def prepare_dataset(
     echo(f"{name}: prepared {len(source):,} rows ({counts}) from the {source.layout} layout into {target}")
     if skipped:
         echo(
-            f"{name}: note: {len(skipped):,} damaged images kept as missing images ({', '.join(skipped[:3])}); listed in {target / META}"
+            f"{name}: note: {len(skipped):,} damaged images kept as missing images "
+            f"({', '.join(skipped[:3])}); listed in {target / META}"
         )
     found = release_rows(source)
     if layout.full_rows and found < layout.full_rows:
@@ -329,7 +331,8 @@ def _writable(candidates: list[Path]) -> Path:
         if probe is not None and os.access(probe, os.W_OK | os.X_OK):
             return folder
     raise DataError(
-        f"cannot write a prepared copy in {candidates[0]} nor {candidates[-1]}; make one writable or set FEDBENCH_CACHE"
+        f"cannot write a prepared copy in {candidates[0]} nor {candidates[-1]}; make one writable or set "
+        "FEDBENCH_CACHE"
     )
 
 

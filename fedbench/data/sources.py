@@ -70,7 +70,8 @@ class Layout:
     scan: Callable[[Path, Problems], SourceTable | None]
     index: Callable[[Path], list[Path]]
     archives: tuple[Archive, ...] = ()
-    full_rows: int = 0  # samples of the complete release, before any are dropped (a smaller count is reported, not refused)
+    # samples of the complete release, before any are dropped (a smaller count is reported, not refused)
+    full_rows: int = 0
 
 
 LAYOUTS: dict[str, Layout] = {}
@@ -168,8 +169,8 @@ class EncodedImages:
         except (OSError, SyntaxError, ValueError) as err:  # what Pillow raises for damaged files
             where = self.blobs.name(int(i if self.rows is None else self.rows[i]))
             raise DataError(
-                f"cannot decode the image {where} ({str(err)[:60]}); `fedbench data prepare` checks every image "
-                "and lists the damaged ones"
+                f"cannot decode the image {where} ({str(err)[:60]}); `fedbench data prepare` checks every "
+                "image and lists the damaged ones"
             ) from err
 
     def take(self, rows: np.ndarray, key: str, size: int | None, origin_key: str = "") -> EncodedImages:
@@ -281,7 +282,8 @@ def check_fraction(name: str, value: float) -> None:
 def check_image_size(value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
         raise ConfigError(
-            f"data.options.image_size: {value!r} is not valid; give a size in pixels >= 8 or null (keep the original)"
+            f"data.options.image_size: {value!r} is not valid; give a size in pixels >= 8 or null (keep the "
+            "original)"
         )
     checks.at_least("data.options.image_size", value, 8, null="keep the original")
 

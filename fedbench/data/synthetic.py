@@ -115,7 +115,10 @@ def build_synthetic(options: SyntheticOptions, split_seed: int) -> ModalData:
         "val": np.sort(order[cut[0] : cut[1]]),
         "test": np.sort(order[cut[1] :]),
     }
-    tag = f"synthetic-{o.n_train}-{o.n_val}-{o.n_test}-{k}-{o.signal}-{o.image_noise}-{o.words}-{o.seed}-{split_seed}"
+    tag = (
+        f"synthetic-{o.n_train}-{o.n_val}-{o.n_test}-{k}-{o.signal}-"
+        f"{o.image_noise}-{o.words}-{o.seed}-{split_seed}"
+    )
     return ModalData(
         name="synthetic",
         labels=labels.astype(np.int64),

@@ -182,7 +182,10 @@ def build_tinyimagenet(options: TinyImageNetOptions, split_seed: int) -> ModalDa
     source = load_source("tinyimagenet", root)
     labels, split = np.asarray(source.labels, dtype=np.int64), np.array(source.splits)
     train, val = carve_val(np.flatnonzero(split == "train"), labels, options.val_fraction, split_seed)
-    protocol = f"train / official validation set as test; validation = {options.val_fraction:g} of train per class (split_seed {split_seed})"
+    protocol = (
+        f"train / official validation set as test; validation = {options.val_fraction:g} of train per class "
+        f"(split_seed {split_seed})"
+    )
     return assemble(
         source,
         name="tinyimagenet",

@@ -85,7 +85,8 @@ def load_personal(path: Path, run_id: str, *manifests: dict[int, str]) -> dict[s
     for name in sorted({n for m in manifests for n in m.values()}):
         if "/" in name or "\\" in name or name.startswith("."):
             raise CheckpointError(
-                f"checkpoint {path} names a shard outside its folder ({name!r}); delete it to restart this run from round 1"
+                f"checkpoint {path} names a shard outside its folder ({name!r}); delete it to restart this "
+                "run from round 1"
             )
         shard_path = folder / name
         if not shard_path.exists():
@@ -99,7 +100,8 @@ def load_personal(path: Path, run_id: str, *manifests: dict[int, str]) -> dict[s
             or not isinstance(shard.get("clients"), dict)
         ):
             raise CheckpointError(
-                f"checkpoint shard {shard_path} belongs to another run; delete {path} to restart this run from round 1"
+                f"checkpoint shard {shard_path} belongs to another run; delete {path} to restart this run "
+                "from round 1"
             )
         out[name] = shard["clients"]
     return out
@@ -111,7 +113,8 @@ def states_of(manifest: dict[int, str], shards: dict[str, dict[int, State]], pat
         return {int(c): shards[name][c] for c, name in manifest.items()}
     except KeyError as err:
         raise CheckpointError(
-            f"checkpoint {path} names client {err} in a shard that lacks it; delete it to restart this run from round 1"
+            f"checkpoint {path} names client {err} in a shard that lacks it; delete it to restart this run "
+            "from round 1"
         ) from None
 
 

@@ -96,8 +96,9 @@ class _DiskBackend:
     @staticmethod
     def _changed(path: Path, what: str) -> CheckpointError:
         return CheckpointError(
-            f"federation.personal_store: the client state file {path} changed while the run used it ({what}); "
-            "nothing else may write in that folder: run the same command again to resume from the last round"
+            f"federation.personal_store: the client state file {path} changed while the run used it "
+            f"({what}); nothing else may write in that folder: run the same command again to resume from the "
+            "last round"
         )
 
     def drop_all_but(self, live: set) -> None:

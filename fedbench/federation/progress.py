@@ -44,7 +44,8 @@ class RoundProgress:
             self.live.update(self.task_rounds, completed=round_index + 1, info=f"val {metric} {value:.3f}")
         elif self.enabled:
             print(
-                f"[{self.title}] round {round_index + 1}/{self.rounds} val {metric} {value:.4f} ({time.time() - self.t0:.0f}s)",
+                f"[{self.title}] round {round_index + 1}/{self.rounds} val {metric} {value:.4f} "
+                f"({time.time() - self.t0:.0f}s)",
                 file=sys.stderr,
                 flush=True,
             )

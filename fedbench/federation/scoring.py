@@ -90,8 +90,8 @@ class Scorer:
         One test pass per distinct personal state (never-sampled clients share the initial one),
         over every client or a seeded sample of them (``federation.personalized_clients``). The
         record says which: ``scored_clients`` of ``of_clients`` (fewer: a sample, whose ids are in
-        ``clients``; ``per_client`` follows that order) and ``passes`` over the test split. Defined for single-label
-        classification only (empty for multi-label and binary tasks)."""
+        ``clients``; ``per_client`` follows that order) and ``passes`` over the test split. Defined
+        for single-label classification only (empty for multi-label and binary tasks)."""
         exp = self.exp
         if self.task != "multiclass":
             return {}

@@ -72,7 +72,8 @@ def prepare(run: ResolvedRun) -> Experiment:
     train = np.sort(bundle.splits["train"])
     if cfg.partition.n_clients > len(train):
         raise ConfigError(
-            f"partition.n_clients: {cfg.partition.n_clients} clients but only {len(train)} training samples; use fewer clients"
+            f"partition.n_clients: {cfg.partition.n_clients} clients but only {len(train)} training samples; "
+            "use fewer clients"
         )
     p = cfg.partition
     opts = {k: getattr(p, k) for k in PARTITION_OPTIONS[p.name]}

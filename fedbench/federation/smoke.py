@@ -215,17 +215,19 @@ def gpu_estimate(fed, activation_per_sample: float, batch: int) -> float:
 
 def render(r: dict) -> str:
     lines = [
-        f"smoke {r['method']} on {r['dataset']} ({r['backbone']}, {r['precision']}, {r['accelerator']}): {r['status']}",
+        f"smoke {r['method']} on {r['dataset']} ({r['backbone']}, {r['precision']}, {r['accelerator']}): "
+        f"{r['status']}",
         f"  data: {r['rows']:,} rows, splits {r['splits']}, {r['clients']} clients",
-        f"  times: setup (data, caches, partition) {r['setup_s']}s, round of {r['clients_in_round']} clients x "
-        f"{r['steps_per_client']} steps {r['round_fit_s']}s, whole run {r['run_s']}s",
+        f"  times: setup (data, caches, partition) {r['setup_s']}s, round of {r['clients_in_round']} clients "
+        f"x {r['steps_per_client']} steps {r['round_fit_s']}s, whole run {r['run_s']}s",
         f"  peak memory: {r['peak_rss_gib']} GiB; GPU memory to train at the file's batch {r['file_batch']}: "
         f"about {r['gpu_estimate_gib']} GiB (estimate)",
     ]
     for name, c in r["columns"].items():
         on_disk = f", {c['file_bytes'] / 2**30:.2f} GiB on disk" if c.get("file_bytes") else ""
         lines.append(
-            f"  column {name}: {c['shape']} {c['dtype']}{' (memory-mapped' + on_disk + ')' if c['mapped'] else ''}"
+            f"  column {name}: {c['shape']} "
+            f"{c['dtype']}{' (memory-mapped' + on_disk + ')' if c['mapped'] else ''}"
         )
     lines += [f"  note: {n}" for n in r["notes"]] + [f"  report: {r.get('path', '')}"]
     return "\n".join(lines)

@@ -76,7 +76,8 @@ def _partition_id(context: Context) -> int:
     pid = context.node_config.get("partition-id")
     if pid is None:
         raise ConfigError(
-            'the Flower node has no partition-id; start it with --node-config "partition-id=K num-partitions=N" (K = the fedbench client id)'
+            'the Flower node has no partition-id; start it with --node-config "partition-id=K '
+            'num-partitions=N" (K = the fedbench client id)'
         )
     return int(pid)
 

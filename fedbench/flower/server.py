@@ -64,7 +64,8 @@ class FedbenchStrategy(Strategy):
         while len(ids := list(grid.get_node_ids())) < self.n_clients:
             if time.monotonic() > deadline:
                 raise ConfigError(
-                    f"{len(ids)} Flower nodes connected in {self.node_wait_s:g} s but the run has {self.n_clients} clients; start one node per client"
+                    f"{len(ids)} Flower nodes connected in {self.node_wait_s:g} s but the run has "
+                    f"{self.n_clients} clients; start one node per client"
                 )
             time.sleep(0.2)
         asks = [Message(content=RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in ids]

@@ -28,9 +28,8 @@ INSTALL_HINT = "the ray executor needs Ray: pip install -e .[ray]"
 class RayOptions:
     """``executor.options`` of the ``ray`` executor (also read by ``fedbench sweep --executor.name ray``)."""
 
-    address: str | None = (
-        None  # None: a local Ray started here (or the one this process already has); "auto" or "HOST:6379": attach
-    )
+    # None: a local Ray started here (or the one this process already has); "auto" or "HOST:6379": attach
+    address: str | None = None
     actors: int = (
         0  # 0: one per GPU, or one per ``cpus_per_actor`` CPUs (never more than the clients of a round)
     )
@@ -43,11 +42,13 @@ class RayOptions:
     def validate(self) -> None:
         if self.address is not None and (not isinstance(self.address, str) or not self.address.strip()):
             raise ConfigError(
-                f'executor.options.address: {self.address!r} is not an address; give "auto" or "HOST:6379", or leave it out'
+                f'executor.options.address: {self.address!r} is not an address; give "auto" or "HOST:6379", '
+                "or leave it out"
             )
         if not isinstance(self.actors, int) or self.actors < 0:
             raise ConfigError(
-                f"executor.options.actors: must be an integer >= 0 (0 = one per GPU or per cpus_per_actor CPUs), got {self.actors!r}"
+                "executor.options.actors: must be an integer >= 0 (0 = one per GPU or per cpus_per_actor "
+                f"CPUs), got {self.actors!r}"
             )
         if not self.cpus_per_actor > 0:
             raise ConfigError(f"executor.options.cpus_per_actor: must be > 0, got {self.cpus_per_actor!r}")
@@ -57,11 +58,13 @@ class RayOptions:
             or self.gpus_per_actor < 0
         ):
             raise ConfigError(
-                f"executor.options.gpus_per_actor: must be a number >= 0 (e.g. 1, or 0.5 for two actors per GPU), got {self.gpus_per_actor!r}"
+                "executor.options.gpus_per_actor: must be a number >= 0 (e.g. 1, or 0.5 for two actors per "
+                f"GPU), got {self.gpus_per_actor!r}"
             )
         if not isinstance(self.threads, int) or self.threads < 0:
             raise ConfigError(
-                f"executor.options.threads: must be an integer >= 0 (0 = one per CPU of an actor), got {self.threads!r}"
+                "executor.options.threads: must be an integer >= 0 (0 = one per CPU of an actor), got "
+                f"{self.threads!r}"
             )
 
 
@@ -85,12 +88,14 @@ def connect(address: str | None) -> bool:
             _probe(address)  # Ray itself retries an unreachable address for minutes
             _send_token_if_required(address)
             ray.init(address=address, **quiet)
-            reclaim_signals()  # ray.init replaced the SIGTERM handler with sys.exit: SIGTERM stops a run like Ctrl-C
+            # ray.init replaced the SIGTERM handler with sys.exit: SIGTERM stops a run like Ctrl-C
+            reclaim_signals()
         except Exception as err:  # ConnectionError, ValueError, RuntimeError, depending on what is wrong
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ConfigError(
-                f"executor.options.address: cannot attach to a Ray cluster at {address!r} ({first}); start one with "
-                f'`ray start --head` and give its HOST:6379 (or "auto" on a node of it), or leave address out for a local Ray'
+                f"executor.options.address: cannot attach to a Ray cluster at {address!r} ({first}); start "
+                'one with `ray start --head` and give its HOST:6379 (or "auto" on a node of it), or leave '
+                "address out for a local Ray"
             ) from None
         return True
     path = os.pathsep.join(p for p in sys.path if p)
@@ -127,8 +132,8 @@ def _send_token_if_required(address: str) -> None:
         or (Path.home() / ".ray" / "auth_token").is_file()
     ):
         raise ConnectionError(
-            "the cluster requires an authentication token and none is here; copy the head's ~/.ray/auth_token "
-            "to this machine or set RAY_AUTH_TOKEN"
+            "the cluster requires an authentication token and none is here; copy the head's "
+            "~/.ray/auth_token to this machine or set RAY_AUTH_TOKEN"
         )
     os.environ["RAY_AUTH_MODE"] = "token"
     try:  # Ray caches its config at import: refresh it (as Ray does for its own default)
@@ -160,11 +165,13 @@ def resources(ray, options: RayOptions, cfg) -> tuple[float, float, int]:
         gpus = 1.0 if cluster.get("GPU", 0) >= 1 and cfg.train.accelerator != "cpu" else 0.0
     if gpus > cluster.get("GPU", 0):
         raise ConfigError(
-            f"executor.options.gpus_per_actor: {gpus} GPUs per actor but the Ray cluster has {cluster.get('GPU', 0):g}; use 0 (CPU actors) or add GPU nodes"
+            f"executor.options.gpus_per_actor: {gpus} GPUs per actor but the Ray cluster has "
+            f"{cluster.get('GPU', 0):g}; use 0 (CPU actors) or add GPU nodes"
         )
     if options.cpus_per_actor > cluster.get("CPU", 0):
         raise ConfigError(
-            f"executor.options.cpus_per_actor: {options.cpus_per_actor:g} CPUs per actor but the Ray cluster has {cluster.get('CPU', 0):g}; ask for fewer"
+            f"executor.options.cpus_per_actor: {options.cpus_per_actor:g} CPUs per actor but the Ray cluster "
+            f"has {cluster.get('CPU', 0):g}; ask for fewer"
         )
     threads = options.threads or cfg.train.threads or max(1, int(options.cpus_per_actor))
     return float(options.cpus_per_actor), float(gpus), int(threads)

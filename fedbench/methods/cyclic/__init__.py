@@ -36,8 +36,8 @@ SPEC = register(
         options=MAPOptions,
         description="missing-aware prompts, pooler and head trained by the sampled clients one after another",
         notes=(
-            "FedAvg-P's model (missing-aware prompts, pooler, head; AdamW) trained cyclically: within a round "
-            "client t+1 starts from client t's result, and the round's result is the last client's "
+            "FedAvg-P's model (missing-aware prompts, pooler, head; AdamW) trained cyclically: within a "
+            "round client t+1 starts from client t's result, and the round's result is the last client's "
             "(what the official FedPrime code's aliased tensors amount to; docs/fedprime.md)."
         ),
         schedule="cyclic",

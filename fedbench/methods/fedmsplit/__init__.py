@@ -102,7 +102,10 @@ SPEC = register(
         client=FedMSplitModule,
         aggregator=FedMSplitAggregator,
         options=FedMSplitOptions,
-        description="FedMSplit on missing-aware prompts: attention-weighted personalised mixes per module, prox to the mix",
+        description=(
+            "FedMSplit on missing-aware prompts: attention-weighted personalised mixes per module, prox to "
+            "the mix"
+        ),
         notes=(
             "FEDMSPLIT-P: per client, each module (3 prompt sets, pooler, head) is mixed over the round's "
             "clients with attention weights softmax(<theta_k, theta_l>/sqrt(d)) times the clients' mean "

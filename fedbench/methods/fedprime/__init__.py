@@ -91,7 +91,9 @@ FEDPRIME = register(
         client=FedPrimeModule,
         aggregator=FedPrimeAggregator,
         options=FedPrimeOptions,
-        description="intra (FedAvg) + inter (probabilistic matching) prompt pools with input-adaptive retrieval",
+        description=(
+            "intra (FedAvg) + inter (probabilistic matching) prompt pools with input-adaptive retrieval"
+        ),
         personalized=True,
         notes=NOTES,
         bench_plan=PLAN,
@@ -103,7 +105,9 @@ FEDPRIME_OFFICIAL = register(
         client=FedPrimeModule,
         aggregator=FedPrimeAggregator,
         options=FedPrimeOfficialOptions,
-        description="FedPrime as the official code runs it: aliased shared tensors (cyclic), SGD, batch votes",
+        description=(
+            "FedPrime as the official code runs it: aliased shared tensors (cyclic), SGD, batch votes"
+        ),
         notes=OFFICIAL_NOTES,
         bench_plan=PLAN,
         schedule="cyclic",

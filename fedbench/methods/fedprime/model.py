@@ -106,7 +106,8 @@ class FedPrimeModule(ClientModule):
             embed = getattr(self.backbone, "text_embeddings", None)
             if embed is None or "text_ids" not in batch:
                 raise ConfigError(
-                    "method.options.query_padding='pad' needs a backbone with text_embeddings and text_ids (the embedded one); use mask"
+                    "method.options.query_padding='pad' needs a backbone with text_embeddings and text_ids "
+                    "(the embedded one); use mask"
                 )
             length = max(width, getattr(getattr(self.backbone, "options", None), "max_text_tokens", 0) or 0)
             pad_id = getattr(getattr(self.backbone, "tokenizer", None), "pad_token_id", None) or 0

@@ -28,7 +28,8 @@ class PFedPGAggregator(Aggregator):
         self.n_clients = int(getattr(context, "n_clients", 0) or 0)
         if self.n_clients < 1:
             raise ConfigError(
-                "pfedpg needs the federation's client count for its descriptor table (a server context with n_clients)"
+                "pfedpg needs the federation's client count for its descriptor table (a server context with "
+                "n_clients)"
             )
         self.table: torch.Tensor | None = None  # [n_clients, H], created from the global state's width
         self.adam: dict[str, torch.Tensor] = {}

@@ -59,7 +59,8 @@ class PPTAggregator(Aggregator):
         super().__init__(options, context)
         if options.alias_shared and not self.cyclic:
             raise ConfigError(
-                "method.options.alias_shared needs the cyclic schedule of ppt-official; use method.name=ppt-official"
+                "method.options.alias_shared needs the cyclic schedule of ppt-official; use "
+                "method.name=ppt-official"
             )
         self._meta: dict[str, Any] = {}
 

@@ -75,7 +75,8 @@ class PPTOptions(MatcherOptions):
     alias_shared: bool = False
 
     TEST_OPTIONS = {"pool_size": 6, "kappa": 2, "adaptor_width": 16, "outer_loops": 2, "matcher_hidden": 8}
-    # options added after records existed, at the value that keeps the earlier behaviour (federation.resolve.neutral_dropped)
+    # options added after records existed, at the value that keeps the earlier behaviour
+    # (federation.resolve.neutral_dropped)
     IDENTITY_NEUTRAL = {"eval_vote_batch": None, "alias_shared": False}
 
     def validate(self) -> None:
@@ -108,7 +109,8 @@ class PPTOptions(MatcherOptions):
             )
         if not 0 <= self.new_centre_cost < float("inf"):
             raise ConfigError(
-                f"method.options.new_centre_cost must be a finite number >= 0, got {self.new_centre_cost} (try 2.0)"
+                f"method.options.new_centre_cost must be a finite number >= 0, got {self.new_centre_cost} "
+                "(try 2.0)"
             )
 
     def new_centre_price(self) -> float | str | None:

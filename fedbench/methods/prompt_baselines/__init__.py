@@ -83,13 +83,15 @@ SPECS = [
         client=FedOptVPTModule,
         aggregator=FedOptPTAggregator,
         options=FedOptPTOptions,
-        description="PPT baseline: FedAdam (server Adam on the averaged pseudo-gradient) over VPT prompts and head",
+        description=(
+            "PPT baseline: FedAdam (server Adam on the averaged pseudo-gradient) over VPT prompts and head"
+        ),
         notes=_BASE
-        + "Server Adam on g = x - weighted mean(y_i) (FedAdam, Reddi et al.: lr 1e-2, betas 0.9/0.99, "
-        "eps 1e-3, no bias correction; PFPT: lr 5e-5, 0.9/0.98, 1e-6, bias-corrected); the Adam state is "
+        + "Server Adam on g = x - weighted mean(y_i) (FedAdam, Reddi et al.: lr 1e-2, betas 0.9/0.99, eps "
+        "1e-3, no bias correction; PFPT: lr 5e-5, 0.9/0.98, 1e-6, bias-corrected); the Adam state is "
         "checkpointed with the round. Clients start from the server model (client_start=mean: from the plain "
-        "mean, as PFPT's code). PPT's paper tables run PFPT's settings: server_lr 5e-5, beta2 0.98, eps 1e-6, "
-        "bias_correction, client_start=mean.",
+        "mean, as PFPT's code). PPT's paper tables run PFPT's settings: server_lr 5e-5, beta2 0.98, eps "
+        "1e-6, bias_correction, client_start=mean.",
         bench_plan=PLAN,
         requires=REQUIRES,
     ),
@@ -101,7 +103,8 @@ SPECS = [
         description="PPT baseline: global prompts = means of a Bayesian GMM over all clients' prompt tokens",
         notes=_BASE
         + "A Bayesian Gaussian mixture (scikit-learn, n_components = n_init = 10, diagonal covariances "
-        "(covariance_type=full is PFPT's, about 2 min per aggregation at width 384 on one CPU thread), seeded) is fitted to the union of the clients' prompt tokens; its means, by weight, are the global "
+        "(covariance_type=full is PFPT's, about 2 min per aggregation at width 384 on one CPU thread), "
+        "seeded) is fitted to the union of the clients' prompt tokens; its means, by weight, are the global "
         "prompts; the head is FedAvg'd.",
         bench_plan=PLAN,
         requires=REQUIRES,

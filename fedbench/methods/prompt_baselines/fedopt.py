@@ -44,7 +44,8 @@ class FedOptPTOptions(VPTOptions):
         super().validate()
         if self.client_start not in CLIENT_STARTS:
             raise ConfigError(
-                f"method.options.client_start: {self.client_start!r} is not valid; choose one of {', '.join(CLIENT_STARTS)}"
+                f"method.options.client_start: {self.client_start!r} is not valid; choose one of "
+                f"{', '.join(CLIENT_STARTS)}"
             )
         try:
             self.adam()

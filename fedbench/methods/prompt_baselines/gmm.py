@@ -39,7 +39,8 @@ class GMMPTOptions(VPTOptions):
         super().validate()
         if self.covariance_type not in COVARIANCE_TYPES:
             raise ConfigError(
-                f"method.options.covariance_type: {self.covariance_type!r} is not valid; choose one of {', '.join(COVARIANCE_TYPES)}"
+                f"method.options.covariance_type: {self.covariance_type!r} is not valid; choose one of "
+                f"{', '.join(COVARIANCE_TYPES)}"
             )
         if self.max_iter < 1:
             raise ConfigError(f"method.options.max_iter must be >= 1, got {self.max_iter} (try 100)")

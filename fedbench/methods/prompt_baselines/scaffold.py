@@ -53,18 +53,21 @@ class ScaffoldPTOptions(VPTOptions):
     n_clients: int = 0
     step: float | None = None
 
-    # options added after records existed, at the value that keeps the earlier behaviour (federation.resolve.neutral_dropped)
+    # options added after records existed, at the value that keeps the earlier behaviour
+    # (federation.resolve.neutral_dropped)
     IDENTITY_NEUTRAL = {"step": None}
 
     def validate(self) -> None:
         super().validate()
         if not self.server_lr > 0 or not self.lr_scale > 0:
             raise ConfigError(
-                f"method.options.server_lr and lr_scale must be > 0, got {self.server_lr}, {self.lr_scale} (try 1.0 and 20.0)"
+                f"method.options.server_lr and lr_scale must be > 0, got {self.server_lr}, {self.lr_scale} "
+                "(try 1.0 and 20.0)"
             )
         if self.weighting not in WEIGHTINGS:
             raise ConfigError(
-                f"method.options.weighting: {self.weighting!r} is not valid; choose one of {', '.join(WEIGHTINGS)}"
+                f"method.options.weighting: {self.weighting!r} is not valid; choose one of "
+                f"{', '.join(WEIGHTINGS)}"
             )
         if self.step is not None and not self.step > 0:
             raise ConfigError(f"method.options.step must be > 0 or null, got {self.step} (try 1e-3)")
