@@ -24,7 +24,12 @@ from fedprime_table import in_study  # noqa: E402  (benchmarks/ is this script's
 
 METHODS = ("fedprime", "fedprime-official", "fed-inter", "fed-intra")
 CODES = (("complete", "-"), ("text_missing", "--"), ("image_missing", ":"))
-COLOURS = {"fedprime": "tab:blue", "fedprime-official": "tab:red", "fed-inter": "tab:green", "fed-intra": "tab:purple"}
+COLOURS = {
+    "fedprime": "tab:blue",
+    "fedprime-official": "tab:red",
+    "fed-inter": "tab:green",
+    "fed-intra": "tab:purple",
+}
 
 
 def load_runs(results: Path, seed: int, precision: str = "32-true") -> dict[str, dict[str, dict]]:
@@ -33,7 +38,12 @@ def load_runs(results: Path, seed: int, precision: str = "32-true") -> dict[str,
     for path in sorted((results / "emoji").glob("*.json")):
         record = json.loads(path.read_text())
         cfg = record["config"]
-        if cfg["method"]["name"] not in METHODS or cfg["seed"] != seed or cfg["method"].get("options") or not in_study(cfg, precision):
+        if (
+            cfg["method"]["name"] not in METHODS
+            or cfg["seed"] != seed
+            or cfg["method"].get("options")
+            or not in_study(cfg, precision)
+        ):
             continue
         out.setdefault(cfg["missing"]["type"], {})[cfg["method"]["name"]] = record
     return out
@@ -79,7 +89,10 @@ def plot_type(mtype: str, runs: dict[str, dict], out: Path) -> Path:
     axes[0].legend(fontsize=8)
     axes[2].legend(fontsize=6, ncol=1)
     axes[4].legend(fontsize=7)
-    fig.suptitle(f"FedPrime diagnostics, missing {mtype} at 0.7 (heterogeneous clients), seed {next(iter(runs.values()))['seed']}")
+    fig.suptitle(
+        f"FedPrime diagnostics, missing {mtype} at 0.7 (heterogeneous clients), seed "
+        f"{next(iter(runs.values()))['seed']}"
+    )
     fig.tight_layout()
     path = out / f"fedprime_diagnostics_{mtype}.png"
     fig.savefig(path, dpi=90)
@@ -92,7 +105,9 @@ def main() -> None:
     parser.add_argument("--results", default="results")
     parser.add_argument("--out", default="docs")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", default="32-true", help="the runs' train.precision (the study's: 32-true)")
+    parser.add_argument(
+        "--precision", default="32-true", help="the runs' train.precision (the study's: 32-true)"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-ORDER = ("fedprime", "fedprime-official", "cyclic", "fedavg", "fedprox", "fedmsplit", "fed-inter", "fed-intra")
+ORDER = (
+    "fedprime",
+    "fedprime-official",
+    "cyclic",
+    "fedavg",
+    "fedprox",
+    "fedmsplit",
+    "fed-inter",
+    "fed-intra",
+)
 CONDITIONS = ("as_train", "both_missing", "complete", "text_only", "image_only")
 DIAGNOSTICS = (
     "inter_pool_size",
@@ -42,8 +51,11 @@ def label_of(cfg: dict) -> str:
 def in_study(cfg: dict, precision: str) -> bool:
     """A run of the study's protocol (FedPrime's: heterogeneous clients, rate 0.7) in ``precision``;
     a results folder may hold other benches' runs and the quick profile's other precision."""
-    return (cfg["missing"]["protocol"] == "heterogeneous" and cfg["missing"]["rate"] == 0.7
-            and cfg["train"]["precision"] == precision)
+    return (
+        cfg["missing"]["protocol"] == "heterogeneous"
+        and cfg["missing"]["rate"] == 0.7
+        and cfg["train"]["precision"] == precision
+    )
 
 
 def load(results: Path, with_options: bool, precision: str = "32-true") -> dict[str, dict[str, list[dict]]]:
@@ -52,7 +64,11 @@ def load(results: Path, with_options: bool, precision: str = "32-true") -> dict[
     for path in sorted((results / "emoji").glob("*.json")):
         rec = json.loads(path.read_text())
         cfg = rec["config"]
-        if rec.get("status", "ok") != "ok" or (cfg["method"].get("options") and not with_options) or not in_study(cfg, precision):
+        if (
+            rec.get("status", "ok") != "ok"
+            or (cfg["method"].get("options") and not with_options)
+            or not in_study(cfg, precision)
+        ):
             continue
         out[cfg["missing"]["type"]][label_of(cfg)].append(rec)
     return out
@@ -87,16 +103,26 @@ def accuracy_table(runs: dict[str, list[dict]]) -> list[str]:
 
 
 def diagnostics_table(runs: dict[str, list[dict]]) -> list[str]:
-    labels = [lab for lab in sorted(runs, key=sort_key) if any("inter_pool_size" in r["rounds"][0] or "intra_used_all" in r["rounds"][0] for r in runs[lab])]
+    labels = [
+        lab
+        for lab in sorted(runs, key=sort_key)
+        if any("inter_pool_size" in r["rounds"][0] or "intra_used_all" in r["rounds"][0] for r in runs[lab])
+    ]
     if not labels:
         return []
     lines = ["| method | " + " | ".join(DIAGNOSTICS) + " |", "|" + "---|" * (len(DIAGNOSTICS) + 1)]
     for label in labels:
         row = [label.replace("|", "/")]
         for key in DIAGNOSTICS:
-            per_run = [np.mean([x[key] for x in r["rounds"] if key in x]) for r in runs[label] if any(key in x for x in r["rounds"])]
+            per_run = [
+                np.mean([x[key] for x in r["rounds"] if key in x])
+                for r in runs[label]
+                if any(key in x for x in r["rounds"])
+            ]
             rel = key.endswith("_rel")
-            row.append(f"{np.mean(per_run):.1e}" if rel and per_run else cell(per_run, 1.0, 1) if per_run else "–")
+            row.append(
+                f"{np.mean(per_run):.1e}" if rel and per_run else cell(per_run, 1.0, 1) if per_run else "–"
+            )
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -105,17 +131,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", default="results")
     parser.add_argument("--options", action="store_true", help="also list runs with non-default options")
-    parser.add_argument("--precision", default="32-true", help="the runs' train.precision (the study's: 32-true)")
+    parser.add_argument(
+        "--precision", default="32-true", help="the runs' train.precision (the study's: 32-true)"
+    )
     args = parser.parse_args()
     data = load(Path(args.results), args.options, args.precision)
     for mtype in ("text", "image", "both"):
         if mtype not in data:
             continue
-        print(f"\n### Missing {mtype} at 0.7: final test accuracy ×100 per condition, mean ± std over seeds\n")
+        print(
+            f"\n### Missing {mtype} at 0.7: final test accuracy ×100 per condition, mean ± std over seeds\n"
+        )
         print("\n".join(accuracy_table(data[mtype])))
         diag = diagnostics_table(data[mtype])
         if diag:
-            print(f"\nDiagnostics (missing {mtype}), per-round values averaged over rounds, then mean ± std over seeds:\n")
+            print(
+                f"\nDiagnostics (missing {mtype}), per-round values averaged over rounds, then mean ± std "
+                "over seeds:\n"
+            )
             print("\n".join(diag))
 
 

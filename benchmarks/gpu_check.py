@@ -39,15 +39,19 @@ def gpu_tests(args) -> str:
     t = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
     tail = [ln for ln in out.stdout.splitlines() if ln.strip()][-1:] or ["(no output)"]
-    return (f"`{shlex.join(cmd[1:])}`: exit status {out.returncode} in {time.perf_counter() - t:.0f} s; "
-            f"pytest says: {tail[0]}")
+    return (
+        f"`{shlex.join(cmd[1:])}`: exit status {out.returncode} in {time.perf_counter() - t:.0f} s; "
+        f"pytest says: {tail[0]}"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "leaderboards" / "gpu.md")
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "fedbench-gpu")
-    ap.add_argument("--cpu", action="store_true", help="every part on the CPU at a toy scale (tests the script)")
+    ap.add_argument(
+        "--cpu", action="store_true", help="every part on the CPU at a toy scale (tests the script)"
+    )
     args = ap.parse_args()
     import torch
 
@@ -55,7 +59,10 @@ def main() -> None:
     from fedbench.tracking.provenance import git_commit, package_versions
 
     if not args.cpu and not torch.cuda.is_available():
-        sys.exit("gpu-check: no GPU is visible to torch here; run it on a GPU machine (or --cpu to test the script)")
+        sys.exit(
+            "gpu-check: no GPU is visible to torch here; run it on a GPU machine (or --cpu to test the "
+            "script)"
+        )
     t0 = time.perf_counter()
     env = parts.Setup(args.work, toy=args.cpu)
     sections = []
@@ -72,11 +79,25 @@ def main() -> None:
             sections.append(rep.section(title, step()))
         except Exception as err:  # the page says what failed; the other parts still run
             print(f"gpu-check: {title} failed: {type(err).__name__}: {err}", file=sys.stderr)
-            sections.append(rep.section(title, None, f"failed here ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"))
+            sections.append(
+                rep.section(
+                    title,
+                    None,
+                    f"failed here ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})",
+                )
+            )
     machine = parts.machine()
     versions = {k: v for k, v in package_versions().items() if k != "platform"}
-    head = rep.header(machine, versions, git_commit(ROOT), shlex.join(["make", "gpu-check"] if not args.cpu else sys.argv),
-                      time.perf_counter() - t0, title="# fedbench on a GPU", target="make gpu-check", script="benchmarks/gpu_check.py")
+    head = rep.header(
+        machine,
+        versions,
+        git_commit(ROOT),
+        shlex.join(["make", "gpu-check"] if not args.cpu else sys.argv),
+        time.perf_counter() - t0,
+        title="# fedbench on a GPU",
+        target="make gpu-check",
+        script="benchmarks/gpu_check.py",
+    )
     atomic_write_text(args.out, rep.page(head, sections))
     print(f"gpu-check: wrote {args.out} in {time.perf_counter() - t0:.0f} s")
 

@@ -19,8 +19,17 @@ import torch
 warnings.filterwarnings("ignore", module="torch.utils.flop_counter")
 
 # dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by device name
-BF16_PEAK = {"H200": 989.4e12, "H100 SXM": 989.4e12, "H100 80GB HBM3": 989.4e12, "H100 NVL": 835.0e12, "H100 PCIe": 756.0e12,
-             "H100": 756.0e12, "A100": 312.0e12, "L40S": 362.0e12, "L4": 121.0e12}
+BF16_PEAK = {
+    "H200": 989.4e12,
+    "H100 SXM": 989.4e12,
+    "H100 80GB HBM3": 989.4e12,
+    "H100 NVL": 835.0e12,
+    "H100 PCIe": 756.0e12,
+    "H100": 756.0e12,
+    "A100": 312.0e12,
+    "L40S": 362.0e12,
+    "L4": 121.0e12,
+}
 TINY_VILT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
@@ -32,7 +41,9 @@ class Setup:
         self.device = torch.device("cpu" if toy else "cuda")
         hf = self.work / "hf"
         # before transformers is imported: huggingface_hub reads HF_HOME once, at import
-        os.environ.update(HF_HOME=str(hf), HF_HUB_OFFLINE="1", FEDBENCH_CACHE=str(self.work / "cache"), FEDBENCH_WANDB="0")
+        os.environ.update(
+            HF_HOME=str(hf), HF_HUB_OFFLINE="1", FEDBENCH_CACHE=str(self.work / "cache"), FEDBENCH_WANDB="0"
+        )
         from standins import make_dataset, make_weights
 
         from fedbench.data.prepare import prepare_dataset
@@ -51,8 +62,14 @@ class Setup:
         cfg = load_config(Path(__file__).resolve().parent.parent / "experiments" / "fedprime_food101.yaml")
         cfg.data.options["root"] = str(self.root)
         cfg.federation.rounds = rounds
-        cfg.train.precision, cfg.train.accelerator = ("bf16-mixed", "cpu") if self.toy else ("bf16-mixed", "gpu")
-        cfg.tracking.results_dir, cfg.tracking.wandb, cfg.tracking.progress = str(self.work / "results"), False, False
+        cfg.train.precision, cfg.train.accelerator = (
+            ("bf16-mixed", "cpu") if self.toy else ("bf16-mixed", "gpu")
+        )
+        cfg.tracking.results_dir, cfg.tracking.wandb, cfg.tracking.progress = (
+            str(self.work / "results"),
+            False,
+            False,
+        )
         if self.toy:
             cfg.partition.n_clients, cfg.train.batch_size, cfg.train.eval_batch_size = 4, 8, 16
             cfg.train.max_steps, cfg.train.eval_samples = 2, 32
@@ -84,11 +101,14 @@ def fedprime_run(env: Setup) -> str:
     wall = time.perf_counter() - t
     peak = torch.cuda.max_memory_allocated() / 2**30 if env.device.type == "cuda" else None
     rows = [[r["round"], r["val"]["accuracy"], r["train_loss"]] for r in record["rounds"]]
-    return (f"`experiments/fedprime_food101.yaml` on the stand-in ({record['data_info'].get('source_rows')} rows, the 8-dish "
-            f"cut), {cfg.partition.n_clients} clients, batch {cfg.train.batch_size}, {cfg.train.precision}: "
-            f"{wall:.0f} s for 2 rounds and the final scoring, peak GPU memory {rep.fmt(peak)} GiB, final accuracy "
-            f"(as train) {record['final']['as_train']['accuracy']:.3f} (random weights: near chance is expected).\n\n"
-            + rep.table(["round", "val accuracy", "train loss"], rows))
+    return (
+        f"`experiments/fedprime_food101.yaml` on the stand-in ({record['data_info'].get('source_rows')} "
+        f"rows, the 8-dish cut), {cfg.partition.n_clients} clients, batch {cfg.train.batch_size}, "
+        f"{cfg.train.precision}: {wall:.0f} s for 2 rounds and the final scoring, peak GPU memory "
+        f"{rep.fmt(peak)} GiB, final accuracy (as train) {record['final']['as_train']['accuracy']:.3f} "
+        "(random weights: near chance is expected).\n\n"
+        + rep.table(["round", "val accuracy", "train loss"], rows)
+    )
 
 
 def throughput(env: Setup) -> str:
@@ -111,10 +131,12 @@ def throughput(env: Setup) -> str:
             rate = hb.measure(model, batches, precision, env.device, train=True)
             rows.append([name, precision, rate, flops / 1e9, None if peak is None else rate * flops / peak])
         bb.to("cpu")
-    return ("Prompted training (MAP-style prompts, 16 tokens before 6 layers, a head) on random inputs at batch "
-            f"{8 if env.toy else 64}; FLOPs per sample (forward + backward) from `torch.utils.flop_counter`; the fraction "
-            f"of the GPU's dense bf16 peak ({rep.fmt(peak)} FLOP/s) in both precisions.\n\n"
-            + rep.table(["backbone", "precision", "samples/s", "GFLOP/sample", "fraction of bf16 peak"], rows))
+    return (
+        "Prompted training (MAP-style prompts, 16 tokens before 6 layers, a head) on random inputs at batch "
+        f"{8 if env.toy else 64}; FLOPs per sample (forward + backward) from `torch.utils.flop_counter`; the "
+        f"fraction of the GPU's dense bf16 peak ({rep.fmt(peak)} FLOP/s) in both precisions.\n\n"
+        + rep.table(["backbone", "precision", "samples/s", "GFLOP/sample", "fraction of bf16 peak"], rows)
+    )
 
 
 def data_wait(env: Setup) -> str:
@@ -133,16 +155,25 @@ def data_wait(env: Setup) -> str:
     module.lr = cfg.train.lr
     module.on_round_start(module.trainable_state(), 0, {})
     rows = np.sort(exp.bundle.splits["train"])
-    loader = make_loader(exp.bundle, rows, np.zeros(len(rows), dtype=np.int64), batch_size=cfg.train.batch_size,
-                         shuffle=True, seed=0, pin=env.device.type == "cuda")
+    loader = make_loader(
+        exp.bundle,
+        rows,
+        np.zeros(len(rows), dtype=np.int64),
+        batch_size=cfg.train.batch_size,
+        shuffle=True,
+        seed=0,
+        pin=env.device.type == "cuda",
+    )
     t = time.perf_counter()
     make_trainer(cfg.train, 1, max_steps=cfg.train.max_steps or -1).fit(module, loader)
     if env.device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - t
-    return (f"One fit over the {len(rows):,} training rows of the stand-in, complete pairs (batch {cfg.train.batch_size}, "
-            f"{cfg.train.precision}): the training thread waited **{100 * loader.wait_s / wall:.1f}%** of {wall:.1f} s "
-            "for its batches (target <= 10%).")
+    return (
+        f"One fit over the {len(rows):,} training rows of the stand-in, complete pairs (batch "
+        f"{cfg.train.batch_size}, {cfg.train.precision}): the training thread waited "
+        f"**{100 * loader.wait_s / wall:.1f}%** of {wall:.1f} s for its batches (target <= 10%)."
+    )
 
 
 def ray_actors(env: Setup) -> str:
@@ -152,11 +183,18 @@ def ray_actors(env: Setup) -> str:
     for n in (1, 2) if env.toy else (1, 2, 4):
         cfg = copy.deepcopy(base)
         cfg.executor.name = "ray"
-        cfg.executor.options = {"actors": n, "gpus_per_actor": 0 if env.toy else 1.0 / n, "cpus_per_actor": 1.0}
+        cfg.executor.options = {
+            "actors": n,
+            "gpus_per_actor": 0 if env.toy else 1.0 / n,
+            "cpus_per_actor": 1.0,
+        }
         r = pm.timed_run(cfg)
         rows.append([n, r["totals"]["fit"], r["wall_s"]])
-    return ("One round of the FedPrime stand-in with `executor: ray`, 1 GPU shared by 1, 2 and 4 actors "
-            "(`gpus_per_actor` 1/n), each actor with its own frozen ViLT.\n\n" + rep.table(["actors", "fit s", "end to end s"], rows))
+    return (
+        "One round of the FedPrime stand-in with `executor: ray`, 1 GPU shared by 1, 2 and 4 actors "
+        "(`gpus_per_actor` 1/n), each actor with its own frozen ViLT.\n\n"
+        + rep.table(["actors", "fit s", "end to end s"], rows)
+    )
 
 
 def _vilt(env: Setup):
@@ -180,6 +218,10 @@ def _batch(bb, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
     if not hasattr(bb, "image_bank"):
         return hb.random_batch(bb, batch, gen)
     n = 32
-    return {"text_ids": torch.randint(5, 1000, (batch, n), generator=gen), "text_keep": torch.ones(batch, n, dtype=torch.bool),
-            "image": torch.randint(0, 256, (batch,), generator=gen), "code": torch.arange(batch) % 3,
-            "label": torch.randint(0, 10, (batch,), generator=gen)}
+    return {
+        "text_ids": torch.randint(5, 1000, (batch, n), generator=gen),
+        "text_keep": torch.ones(batch, n, dtype=torch.bool),
+        "image": torch.randint(0, 256, (batch,), generator=gen),
+        "code": torch.arange(batch) % 3,
+        "label": torch.randint(0, 10, (batch,), generator=gen),
+    }

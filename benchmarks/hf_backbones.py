@@ -31,7 +31,13 @@ def build(name: str, model: str | None, tiny: bool, max_text_tokens: int | None)
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
         import hf_fixtures
 
-        model = str({"vilt": hf_fixtures.tiny_vilt_dir, "clip": hf_fixtures.tiny_clip_dir, "vit": hf_fixtures.tiny_vit_dir}[name]())
+        model = str(
+            {
+                "vilt": hf_fixtures.tiny_vilt_dir,
+                "clip": hf_fixtures.tiny_clip_dir,
+                "vit": hf_fixtures.tiny_vit_dir,
+            }[name]()
+        )
         max_text_tokens = min(max_text_tokens or 16, 16) if name == "clip" else max_text_tokens
     if model:
         options = replace(options, model=model)
@@ -76,7 +82,9 @@ class PromptedHead(torch.nn.Module):
             if i >= self.layers:
                 return x, k
             p = self.prompts[i].expand(x.shape[0], -1, -1).to(x.dtype)
-            return torch.cat([p, x], 1), torch.cat([torch.ones(p.shape[:2], dtype=torch.bool, device=k.device), k], 1)
+            return torch.cat([p, x], 1), torch.cat(
+                [torch.ones(p.shape[:2], dtype=torch.bool, device=k.device), k], 1
+            )
 
         hidden = self.bb.run_layers(tokens, keep, prompter)
         return self.head(self.bb.readout(hidden, self.layers * self.length))
@@ -118,7 +126,9 @@ def measure(model, batches, precision: str, device: torch.device, train: bool) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbone", default="all", choices=["all", "vilt", "clip", "vit"])
-    ap.add_argument("--model", help="an HF id (from the HF cache) or a folder; default: the backbone's default id")
+    ap.add_argument(
+        "--model", help="an HF id (from the HF cache) or a folder; default: the backbone's default id"
+    )
     ap.add_argument("--tiny", action="store_true", help="the tests' tiny random models (CPU smoke run)")
     ap.add_argument("--precision", nargs="+", default=["32-true", "bf16-mixed"])
     ap.add_argument("--batch", type=int, default=32)
@@ -129,8 +139,11 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     names = ["vilt", "clip", "vit"] if args.backbone == "all" else [args.backbone]
-    print(f"torch {torch.__version__}, device {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
-          f"threads {torch.get_num_threads()}, batch {args.batch}, prompts {args.prompt_layers}x{args.prompt_length}")
+    print(
+        f"torch {torch.__version__}, device "
+        f"{torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, threads "
+        f"{torch.get_num_threads()}, batch {args.batch}, prompts {args.prompt_layers}x{args.prompt_length}"
+    )
     for name in names:
         bb = build(name, args.model, args.tiny, args.max_text_tokens)
         gen = torch.Generator().manual_seed(0)
@@ -140,14 +153,18 @@ def main() -> None:
         model = PromptedHead(bb, args.prompt_layers, args.prompt_length).to(device)
         seq = bb.embed(batches[0])[0].shape[1] + model.layers * model.length
         params = sum(p.numel() for p in bb.parameters()) / 1e6
-        print(f"{name}: {bb.options.model}  {params:.1f}M frozen params, {bb.num_layers} layers, hidden {bb.hidden_size}, "
-              f"image {bb.image_size}px, final sequence {seq} tokens")
+        print(
+            f"{name}: {bb.options.model}  {params:.1f}M frozen params, {bb.num_layers} layers, hidden "
+            f"{bb.hidden_size}, image {bb.image_size}px, final sequence {seq} tokens"
+        )
         for precision in args.precision:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             train = measure(model, batches, precision, device, train=True)
             evals = measure(model, batches, precision, device, train=False)
-            mem = f", peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device.type == "cuda" else ""
+            mem = (
+                f", peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device.type == "cuda" else ""
+            )
             print(f"  {precision:10s} train {train:8.1f} samples/s   eval {evals:8.1f} samples/s{mem}")
 
 

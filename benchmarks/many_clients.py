@@ -33,12 +33,21 @@ def run_one(args: argparse.Namespace) -> dict:
     from fedbench.federation.setup import prepare
 
     torch.set_num_threads(args.threads)
-    cfg = synthetic_config(args.one, args.clients, args.per_round, args.rounds, store=args.store,
-                           personalized_clients=args.personalized_clients, samples_per_client=args.samples_per_client,
-                           threads=args.threads)
+    cfg = synthetic_config(
+        args.one,
+        args.clients,
+        args.per_round,
+        args.rounds,
+        store=args.store,
+        personalized_clients=args.personalized_clients,
+        samples_per_client=args.samples_per_client,
+        threads=args.threads,
+    )
 
     t0 = time.perf_counter()
-    prepare(resolve(cfg))  # featurises once (cached per process), so run_experiment's own prepare is the setup proper
+    prepare(
+        resolve(cfg)
+    )  # featurises once (cached per process), so run_experiment's own prepare is the setup proper
     featurise_s = time.perf_counter() - t0
 
     class Timing(Callback):
@@ -70,14 +79,24 @@ def run_one(args: argparse.Namespace) -> dict:
         record = run_experiment(cfg, force=True, callbacks=[timing])
     last = timing.rounds[-1] + timing.checkpoint_s[-1]
     return {
-        "method": args.one, "clients": args.clients, "per_round": args.per_round, "store": args.store,
-        "featurise_s": featurise_s, "setup_s": timing.setup_end - t1,
-        "round_s": timing.rounds, "checkpoint_s": timing.checkpoint_s, "checkpoint_dir_bytes": timing.checkpoint_bytes,
+        "method": args.one,
+        "clients": args.clients,
+        "per_round": args.per_round,
+        "store": args.store,
+        "featurise_s": featurise_s,
+        "setup_s": timing.setup_end - t1,
+        "round_s": timing.rounds,
+        "checkpoint_s": timing.checkpoint_s,
+        "checkpoint_dir_bytes": timing.checkpoint_bytes,
         "final_scoring_s": timing.end - timing.setup_end - sum(timing.rounds) - sum(timing.checkpoint_s),
-        "stored_states": timing.stored, "personal_bytes": timing.store_bytes, "last_round_with_checkpoint_s": last,
+        "stored_states": timing.stored,
+        "personal_bytes": timing.store_bytes,
+        "last_round_with_checkpoint_s": last,
         "peak_rss_mb": peak_rss_mb(),
         "accuracy": record["final"]["as_train"]["accuracy"],
-        "personalized": {k: v for k, v in (record["personalized"] or {}).items() if k not in ("per_client", "clients")},
+        "personalized": {
+            k: v for k, v in (record["personalized"] or {}).items() if k not in ("per_client", "clients")
+        },
     }
 
 
@@ -99,25 +118,39 @@ def main() -> None:
         return
     import torch
 
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.per_round} clients per round, {args.rounds} rounds, "
-          f"{args.store} store, personalized score on <= {args.personalized_clients} clients")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), {args.per_round} clients per round, "
+        f"{args.rounds} rounds, {args.store} store, personalized score on <= {args.personalized_clients} "
+        "clients"
+    )
     from perf_memory import many_clients
 
     for n in args.clients:
         for method in args.methods:
             try:
-                r = many_clients(method, n, args.per_round, args.rounds, args.store, args.personalized_clients,
-                                 args.samples_per_client, args.threads)
+                r = many_clients(
+                    method,
+                    n,
+                    args.per_round,
+                    args.rounds,
+                    args.store,
+                    args.personalized_clients,
+                    args.samples_per_client,
+                    args.threads,
+                )
             except RuntimeError as err:
                 print(err)
                 continue
             rounds = ", ".join(f"{s:.1f}" for s in r["round_s"])
             ckpt = ", ".join(f"{s:.2f}" for s in r["checkpoint_s"])
-            print(f"{method:>9} {n:>6} clients: peak RSS {r['peak_rss_mb']:.0f} MB; setup {r['setup_s']:.1f} s "
-                  f"(+ featurise {r['featurise_s']:.1f} s); round {rounds} s; checkpoint {ckpt} s "
-                  f"(folder {r['checkpoint_dir_bytes'][-1] / 1e6:.1f} MB); final scoring {r['final_scoring_s']:.1f} s; "
-                  f"{r['stored_states']} personal states stored ({r['personal_bytes'] / 1e6:.1f} MB {'on disk' if r['store'] == 'disk' else 'in memory'}); "
-                  f"personalized {r['personalized']}; accuracy {r['accuracy']:.3f}")
+            print(
+                f"{method:>9} {n:>6} clients: peak RSS {r['peak_rss_mb']:.0f} MB; setup {r['setup_s']:.1f} s "
+                f"(+ featurise {r['featurise_s']:.1f} s); round {rounds} s; checkpoint {ckpt} s (folder "
+                f"{r['checkpoint_dir_bytes'][-1] / 1e6:.1f} MB); final scoring {r['final_scoring_s']:.1f} s; "
+                f"{r['stored_states']} personal states stored ({r['personal_bytes'] / 1e6:.1f} MB "
+                f"{'on disk' if r['store'] == 'disk' else 'in memory'}); personalized {r['personalized']}; "
+                f"accuracy {r['accuracy']:.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,14 @@ EMBEDDED_SCALE = (10.6e6 * 41) / (85.0e6 * 91)
 def _bundle(columns: dict, n: int):
     from fedbench.data.bundle import DataBundle
 
-    return DataBundle(name="perf", num_classes=101, label_names=[str(i) for i in range(101)],
-                      labels=torch.arange(n) % 101, columns=columns, splits={"train": np.arange(n)})
+    return DataBundle(
+        name="perf",
+        num_classes=101,
+        label_names=[str(i) for i in range(101)],
+        labels=torch.arange(n) % 101,
+        columns=columns,
+        splits={"train": np.arange(n)},
+    )
 
 
 def vilt_bundles(folder: Path, rows: int, size: int = 384, text: int = 40):
@@ -42,13 +48,24 @@ def vilt_bundles(folder: Path, rows: int, size: int = 384, text: int = 40):
 
     gen = np.random.default_rng(0)
     chunk = 256
-    write_rows(folder / "pixels.npy", (rows, 3, size, size), np.uint8,
-               (gen.integers(0, 255, (min(chunk, rows - s), 3, size, size), dtype=np.uint8) for s in range(0, rows, chunk)))
-    write_rows(folder / "ids.npy", (rows, text), np.int32, [gen.integers(0, 30522, (rows, text), dtype=np.int32)])
+    write_rows(
+        folder / "pixels.npy",
+        (rows, 3, size, size),
+        np.uint8,
+        (
+            gen.integers(0, 255, (min(chunk, rows - s), 3, size, size), dtype=np.uint8)
+            for s in range(0, rows, chunk)
+        ),
+    )
+    write_rows(
+        folder / "ids.npy", (rows, text), np.int32, [gen.integers(0, 30522, (rows, text), dtype=np.int32)]
+    )
     write_rows(folder / "lengths.npy", (rows,), np.int32, [gen.integers(3, text + 1, rows, dtype=np.int32)])
-    mapped = {"pixels": MappedRows(open_rows(folder / "pixels.npy")),
-              "text_ids": MappedRows(open_rows(folder / "ids.npy"), dtype=torch.long),
-              "text_keep": PrefixMask(MappedRows(open_rows(folder / "lengths.npy"), dtype=torch.long), text)}
+    mapped = {
+        "pixels": MappedRows(open_rows(folder / "pixels.npy")),
+        "text_ids": MappedRows(open_rows(folder / "ids.npy"), dtype=torch.long),
+        "text_keep": PrefixMask(MappedRows(open_rows(folder / "lengths.npy"), dtype=torch.long), text),
+    }
     in_ram = {name: col[torch.arange(rows)] for name, col in mapped.items()}  # what the old cache held whole
     return _bundle(mapped, rows), _bundle(in_ram, rows)
 
@@ -111,8 +128,10 @@ def host_data_path(rows: int = 3072, batch: int = 512) -> dict:
         step = H100_MS_PER_SAMPLE
         out["vilt"] = {
             "bytes": bytes_per_sample(mapped),
-            "gather_before": gather_ms_per_sample(in_ram, batch), "gather_after": gather_ms_per_sample(mapped, batch),
-            "wait_before": wait_share(in_ram, batch, step, old=True), "wait_after": wait_share(mapped, batch, step, old=False),
+            "gather_before": gather_ms_per_sample(in_ram, batch),
+            "gather_after": gather_ms_per_sample(mapped, batch),
+            "wait_before": wait_share(in_ram, batch, step, old=True),
+            "wait_after": wait_share(mapped, batch, step, old=False),
         }
         del in_ram
     from fedbench.config import ExperimentConfig
@@ -123,8 +142,11 @@ def host_data_path(rows: int = 3072, batch: int = 512) -> dict:
     bundle, _ = featurized(resolve(cfg))
     step = H100_MS_PER_SAMPLE * EMBEDDED_SCALE
     out["embedded"] = {
-        "bytes": bytes_per_sample(bundle), "rows": len(bundle.labels), "step_ms": step,
-        "gather_before": gather_ms_per_sample(bundle, 32), "gather_after": gather_ms_per_sample(bundle, 32),
+        "bytes": bytes_per_sample(bundle),
+        "rows": len(bundle.labels),
+        "step_ms": step,
+        "gather_before": gather_ms_per_sample(bundle, 32),
+        "gather_after": gather_ms_per_sample(bundle, 32),
         "wait_before": wait_share(bundle, 32, step, old=True, batches=40),
         "wait_after": wait_share(bundle, 32, step, old=False, batches=40),
     }

@@ -36,7 +36,9 @@ def client_fit_vs_bare(cfg: ExperimentConfig, n_batches: int = 6, reps: int = 3)
     start = module.trainable_state()
     idx = exp.bundle.splits["train"]
     codes = np.random.default_rng(0).integers(0, 3, len(idx)).astype(np.int8)
-    batches = list(make_loader(exp.bundle, idx, codes, batch_size=cfg.train.batch_size, shuffle=True))[:n_batches]
+    batches = list(make_loader(exp.bundle, idx, codes, batch_size=cfg.train.batch_size, shuffle=True))[
+        :n_batches
+    ]
     samples = sum(len(b["label"]) for b in batches)
 
     def reset():
@@ -67,10 +69,15 @@ def client_fit_vs_bare(cfg: ExperimentConfig, n_batches: int = 6, reps: int = 3)
     bare(), lightning()  # warm-up of both paths (first-call allocations, Lightning's imports)
     fit_s, bare_s = [], []
     for rep in range(reps):  # interleaved, alternating which goes first
-        for fn in ((lightning, bare) if rep % 2 == 0 else (bare, lightning)):
+        for fn in (lightning, bare) if rep % 2 == 0 else (bare, lightning):
             (fit_s if fn is lightning else bare_s).append(fn())
-    return {"samples": samples, "batches": len(batches), "fit_s": fit_s, "bare_s": bare_s,
-            "ratio": [b / f for b, f in zip(bare_s, fit_s, strict=True)]}
+    return {
+        "samples": samples,
+        "batches": len(batches),
+        "fit_s": fit_s,
+        "bare_s": bare_s,
+        "ratio": [b / f for b, f in zip(bare_s, fit_s, strict=True)],
+    }
 
 
 class _Batches:
@@ -96,8 +103,13 @@ def timed_run(cfg: ExperimentConfig) -> dict:
         t = time.perf_counter()
         record = run_experiment(cfg, force=True, callbacks=[timer])
         wall = time.perf_counter() - t
-    return {"wall_s": wall, "rounds": timer.rounds, "totals": timer.totals(),
-            "overhead": timer.overhead_share(), "final": record["final"]["as_train"]}
+    return {
+        "wall_s": wall,
+        "rounds": timer.rounds,
+        "totals": timer.totals(),
+        "overhead": timer.overhead_share(),
+        "final": record["final"]["as_train"],
+    }
 
 
 class _LastRound(Callback):
@@ -132,8 +144,15 @@ def _loop_run(cfg: ExperimentConfig, cores: int) -> dict:
         pass
     t1 = time.perf_counter()
     val = [r["validation"] for r in timer.rounds]
-    return {"startup": timer.run_start - t0, "rounds": [r["wall"] - r["validation"] for r in timer.rounds],
-            "after": t1 - last.end, "validation": sum(val), "timed": t1 - t0 - sum(val), "losses": last.losses, "state": last.state}
+    return {
+        "startup": timer.run_start - t0,
+        "rounds": [r["wall"] - r["validation"] for r in timer.rounds],
+        "after": t1 - last.end,
+        "validation": sum(val),
+        "timed": t1 - t0 - sum(val),
+        "losses": last.losses,
+        "state": last.state,
+    }
 
 
 def _flower_run(cfg: ExperimentConfig, cores: int) -> dict:
@@ -164,16 +183,24 @@ def _flower_run(cfg: ExperimentConfig, cores: int) -> dict:
     flwr_log.setLevel(logging.WARNING)
     try:
         t0 = time.perf_counter()
-        strategy = simulate(cfg, backend_config=default_backend_config(1.0 if cores > 1 else float(os.cpu_count() or 1)))
+        strategy = simulate(
+            cfg, backend_config=default_backend_config(1.0 if cores > 1 else float(os.cpu_count() or 1))
+        )
         t1 = time.perf_counter()
     finally:
         cls.configure_train, cls.aggregate_train = configure, aggregate
         flwr_log.setLevel(level)
     first = next(t for k, t in marks if k == "start")
     ends = [t for k, t in marks if k == "end"]
-    return {"startup": first - t0, "rounds": [b - a for a, b in zip([first, *ends], ends, strict=False)],
-            "after": t1 - ends[-1], "validation": 0.0, "timed": t1 - t0,
-            "losses": [h["train_loss"] for h in strategy.history], "state": {k: v.cpu() for k, v in strategy.global_state.items()}}
+    return {
+        "startup": first - t0,
+        "rounds": [b - a for a, b in zip([first, *ends], ends, strict=False)],
+        "after": t1 - ends[-1],
+        "validation": 0.0,
+        "timed": t1 - t0,
+        "losses": [h["train_loss"] for h in strategy.history],
+        "state": {k: v.cpu() for k, v in strategy.global_state.items()},
+    }
 
 
 def loop_vs_flower(cfg: ExperimentConfig, cores: int, reps: int = 2) -> dict:
@@ -185,18 +212,28 @@ def loop_vs_flower(cfg: ExperimentConfig, cores: int, reps: int = 2) -> dict:
 
     runs: dict[str, list[dict]] = {"fedbench": [], "flower": []}
     for rep in range(reps):
-        for side in (("fedbench", "flower") if rep % 2 == 0 else ("flower", "fedbench")):
+        for side in ("fedbench", "flower") if rep % 2 == 0 else ("flower", "fedbench"):
             c = copy.deepcopy(cfg)
             with tempfile.TemporaryDirectory() as tmp:
                 c.tracking.results_dir = tmp
                 runs[side].append((_loop_run if side == "fedbench" else _flower_run)(c, cores))
             torch.set_num_threads(1)
     ref = runs["fedbench"][0]
-    same = all(r["losses"] == ref["losses"] and list(r["state"]) == list(ref["state"])
-               and all(torch.equal(v, ref["state"][k]) for k, v in r["state"].items())
-               for rs in runs.values() for r in rs)
+    same = all(
+        r["losses"] == ref["losses"]
+        and list(r["state"]) == list(ref["state"])
+        and all(torch.equal(v, ref["state"][k]) for k, v in r["state"].items())
+        for rs in runs.values()
+        for r in rs
+    )
     for rs in runs.values():
         for r in rs:
             del r["state"]
-    return {"rounds": cfg.federation.rounds, "clients": cfg.partition.n_clients, "cores": cores, "runs": runs, "same": same,
-            "ratio": [f["timed"] / b["timed"] for b, f in zip(runs["fedbench"], runs["flower"], strict=True)]}
+    return {
+        "rounds": cfg.federation.rounds,
+        "clients": cfg.partition.n_clients,
+        "cores": cores,
+        "runs": runs,
+        "same": same,
+        "ratio": [f["timed"] / b["timed"] for b, f in zip(runs["fedbench"], runs["flower"], strict=True)],
+    }

@@ -36,7 +36,9 @@ C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 def features(bundle, backbone, index: np.ndarray, code: int) -> dict[str, np.ndarray]:
     """Frozen [CLS] (after all layers, no prompt) and mean projected image tokens for ``index``."""
     cls, tokens = [], []
-    for batch in make_loader(bundle, index, np.full(len(index), code, dtype=np.int8), batch_size=128, shuffle=False):
+    for batch in make_loader(
+        bundle, index, np.full(len(index), code, dtype=np.int8), batch_size=128, shuffle=False
+    ):
         x, keep = backbone.embed(batch)
         cls.append(backbone.readout(backbone.run_layers(x, keep), 0))
         tokens.append(backbone.image_bank[batch["image"]].mean(1))
@@ -73,13 +75,30 @@ def main() -> None:
         split = {k: np.sort(bundle.splits[k]) for k in ("train", "val", "test")}
         train_counts = np.bincount(labels[split["train"]], minlength=bundle.num_classes)
         majority = float(np.bincount(labels[split["test"]]).max() / len(split["test"]))
-        print(f"\n{label}: {bundle.num_classes} classes, train/val/test {len(split['train'])}/{len(split['val'])}/"
-              f"{len(split['test'])}, train samples per class min {train_counts.min()} median "
-              f"{int(np.median(train_counts))} max {train_counts.max()}, test majority {majority:.3f}")
-        feats = {code: {k: features(bundle, backbone, split[k], code) for k in split} for code in (TEXT_MISSING, COMPLETE)}
-        for name, code, key in (("cls_image", TEXT_MISSING, "cls"), ("tokens_image", TEXT_MISSING, "tokens"), ("cls_both", COMPLETE, "cls")):
+        print(
+            f"\n{label}: {bundle.num_classes} classes, train/val/test "
+            f"{len(split['train'])}/{len(split['val'])}/{len(split['test'])}, train samples per class min "
+            f"{train_counts.min()} median {int(np.median(train_counts))} max {train_counts.max()}, test "
+            f"majority {majority:.3f}"
+        )
+        feats = {
+            code: {k: features(bundle, backbone, split[k], code) for k in split}
+            for code in (TEXT_MISSING, COMPLETE)
+        }
+        for name, code, key in (
+            ("cls_image", TEXT_MISSING, "cls"),
+            ("tokens_image", TEXT_MISSING, "tokens"),
+            ("cls_both", COMPLETE, "cls"),
+        ):
             f = feats[code]
-            c, val, test = probe(f["train"][key], labels[split["train"]], f["val"][key], labels[split["val"]], f["test"][key], labels[split["test"]])
+            c, val, test = probe(
+                f["train"][key],
+                labels[split["train"]],
+                f["val"][key],
+                labels[split["val"]],
+                f["test"][key],
+                labels[split["test"]],
+            )
             print(f"  {name:13s} val {val:.3f}  test {test:.3f}  (C={c:g})")
         print(f"  ({time.time() - t0:.0f}s)")
 

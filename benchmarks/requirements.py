@@ -40,7 +40,9 @@ def collect(smoke_dir: Path, out: Path) -> None:
         report = json.loads(path.read_text())
         report["table"] = experiment_file(report["dataset"], report["method"])
         report.pop("path", None)
-        atomic_write_text(out / f"{Path(report['table']).stem}.json", json.dumps(report, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(
+            out / f"{Path(report['table']).stem}.json", json.dumps(report, indent=1, sort_keys=True) + "\n"
+        )
 
 
 def load(folder: Path) -> list[dict]:
@@ -53,15 +55,35 @@ def _gib(n: float) -> str:
 
 
 def table(reports: list[dict]) -> str:
-    head = ["table (experiment file)", "method", "rows", "pixel cache GiB", "token cache GiB", "host RAM GiB (smoke peak)",
-            "GPU GiB at the file's batch (estimate)", "file batch", "first setup s", "smoke run s"]
+    head = [
+        "table (experiment file)",
+        "method",
+        "rows",
+        "pixel cache GiB",
+        "token cache GiB",
+        "host RAM GiB (smoke peak)",
+        "GPU GiB at the file's batch (estimate)",
+        "file batch",
+        "first setup s",
+        "smoke run s",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in reports:
         cols = r["columns"]
         pixels = sum(c.get("file_bytes", 0) for n, c in cols.items() if n == "pixels")
         tokens = sum(c.get("file_bytes", 0) for n, c in cols.items() if n in ("text_ids", "text_keep"))
-        cells = [f"`{r['table']}`", r["method"], f"{r['rows']:,}", _gib(pixels), _gib(tokens), f"{r['peak_rss_gib']:.1f}",
-                 f"{r['gpu_estimate_gib']:.1f}", str(r["file_batch"]), f"{r['setup_s']:.0f}", f"{r['run_s']:.0f}"]
+        cells = [
+            f"`{r['table']}`",
+            r["method"],
+            f"{r['rows']:,}",
+            _gib(pixels),
+            _gib(tokens),
+            f"{r['peak_rss_gib']:.1f}",
+            f"{r['gpu_estimate_gib']:.1f}",
+            str(r["file_batch"]),
+            f"{r['setup_s']:.0f}",
+            f"{r['run_s']:.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -77,7 +99,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reports", type=Path, default=ROOT / "docs" / "requirements")
     ap.add_argument("--write", type=Path, default=None, help="the page whose requirements block to replace")
-    ap.add_argument("--collect", type=Path, default=None, help="a smoke results folder to copy the reports from first")
+    ap.add_argument(
+        "--collect", type=Path, default=None, help="a smoke results folder to copy the reports from first"
+    )
     args = ap.parse_args()
     if args.collect is not None:
         collect(args.collect, args.reports)

@@ -34,7 +34,11 @@ def main() -> None:
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-3)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}")
     for precision in args.precision:
-        ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16-mixed" else contextlib.nullcontext
+        ctx = (
+            (lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+            if precision == "bf16-mixed"
+            else contextlib.nullcontext
+        )
         for phase in ("train", "eval"):
             module.train(phase == "train")
             n, t0 = 0, None
@@ -50,7 +54,10 @@ def main() -> None:
                         opt.step()
                 n += len(batch["label"])
             dt = time.perf_counter() - t0
-            print(f"{precision:10s} {phase:5s} {n / dt:7.1f} samples/s  ({dt / (len(batches) - 1) * 1000:.0f} ms/step)")
+            print(
+                f"{precision:10s} {phase:5s} {n / dt:7.1f} samples/s  ({dt / (len(batches) - 1) * 1000:.0f} "
+                "ms/step)"
+            )
 
 
 if __name__ == "__main__":

@@ -34,13 +34,23 @@ def choice(field: str, value: Any, allowed: tuple) -> None:
         raise ConfigError(f"{field}: {value!r} is not valid; choose one of {', '.join(map(str, allowed))}")
 
 
-def within(field: str, value: Any, lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False,
-           hint: str | None = None) -> float:
+def within(
+    field: str,
+    value: Any,
+    lo: float,
+    hi: float,
+    *,
+    open_lo: bool = False,
+    open_hi: bool = False,
+    hint: str | None = None,
+) -> float:
     """``value`` checked to lie in the interval from ``lo`` to ``hi`` (closed unless ``open_*``)."""
     x = number(field, value)
     if (x < lo or (open_lo and x == lo)) or (x > hi or (open_hi and x == hi)):
         interval = f"{'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}"
-        raise ConfigError(f"{field}: {value} is outside {interval}{_hint(hint) or '; set a value in that range'}")
+        raise ConfigError(
+            f"{field}: {value} is outside {interval}{_hint(hint) or '; set a value in that range'}"
+        )
     return x
 
 
@@ -49,7 +59,9 @@ def positive(field: str, value: Any, hint: str | None = None) -> None:
         raise ConfigError(f"{field}: must be > 0, got {value}{_hint(hint)}")
 
 
-def at_least(field: str, value: Any, minimum: float, hint: str | None = None, *, null: str | None = None) -> None:
+def at_least(
+    field: str, value: Any, minimum: float, hint: str | None = None, *, null: str | None = None
+) -> None:
     """``value >= minimum``; ``null`` (its meaning, e.g. "no cap") allows None as well."""
     if value is None and null is not None:
         return

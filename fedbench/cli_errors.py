@@ -8,7 +8,20 @@ import errno
 import re
 
 _EXPECTED = re.compile(r"""Parser key "([^"]+)":\s*Expected a <class '(\w+)'>\. Got value: (\S+)""")
-NOT_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", ".nan", ".inf", "-.inf"}
+NOT_FINITE = {
+    "nan",
+    "+nan",
+    "-nan",
+    "inf",
+    "+inf",
+    "-inf",
+    "infinity",
+    "+infinity",
+    "-infinity",
+    ".nan",
+    ".inf",
+    "-.inf",
+}
 
 
 def parse_error_line(err: Exception) -> str:
@@ -29,8 +42,10 @@ DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 def os_error_line(err: OSError) -> str:
     where = f" {err.filename}" if err.filename else ""
     if err.errno in DISK_FULL:
-        return (f"the disk is full (writing{where}); free space or set tracking.results_dir / FEDBENCH_CACHE to another disk; "
-                "finished rounds and runs are kept")
+        return (
+            f"the disk is full (writing{where}); free space or set tracking.results_dir / FEDBENCH_CACHE to "
+            "another disk; finished rounds and runs are kept"
+        )
     return f"cannot write or read{where} ({err.strerror or err}); free space or choose another folder"
 
 
@@ -40,5 +55,7 @@ def is_torch_write_failure(err: RuntimeError) -> bool:
     return "file write failed" in text or "PytorchStreamWriter failed" in text or "unexpected pos" in text
 
 
-TORCH_WRITE_FAILED = ("torch could not write a file (\"file write failed\": the disk is most likely full); free space or set "
-                      "tracking.results_dir / FEDBENCH_CACHE to another disk; finished rounds and runs are kept")
+TORCH_WRITE_FAILED = (
+    'torch could not write a file ("file write failed": the disk is most likely full); free space or set '
+    "tracking.results_dir / FEDBENCH_CACHE to another disk; finished rounds and runs are kept"
+)

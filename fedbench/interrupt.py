@@ -12,8 +12,9 @@ worker processes and waits for them, and the CLI prints one line and exits 130 (
 (written atomically after every round), finished runs in their records.
 
 Sweep workers (:func:`worker_signals`) handle SIGTERM the same way: the cell in flight unwinds and
-the worker exits at once (a process pool's worker would otherwise wait for its next cell); they ignore SIGINT (the parent, which a terminal's Ctrl-C also reaches, stops
-them) and get SIGTERM when their parent dies, even by SIGKILL (Linux), so none keeps training alone.
+the worker exits at once (a process pool's worker would otherwise wait for its next cell); they
+ignore SIGINT (the parent, which a terminal's Ctrl-C also reaches, stops them) and get SIGTERM when
+their parent dies, even by SIGKILL (Linux), so none keeps training alone.
 Ray's worker processes (actors, sweep cells on Ray) keep Ray's own SIGTERM handler, which exits
 through ``sys.exit`` (so ``finally`` blocks and atexit handlers run there too); ``ray.init`` also
 replaces the driver's handler, which :func:`reclaim_signals` puts back.

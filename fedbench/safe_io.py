@@ -160,14 +160,21 @@ def load_sealed(path: Path) -> Any:
     outer = load_tensors(Path(path))
     if not isinstance(outer, dict) or outer.get("format") != SEALED_FORMAT:
         old = isinstance(outer, dict) and outer.get("format") == "fedbench-sealed-1"
-        raise UnsafeOrCorruptFile("made before fedbench signed its files, so it cannot be verified" if old
-                                  else "not a signed fedbench file")
+        raise UnsafeOrCorruptFile(
+            "made before fedbench signed its files, so it cannot be verified"
+            if old
+            else "not a signed fedbench file"
+        )
     payload = outer.get("payload")
     if not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8:
         raise UnsafeOrCorruptFile("signed file without a byte payload")
     if outer.get("key_id") != signing.key_id():
-        raise UnsafeOrCorruptFile("signed with another key: made by another user or machine, not produced here")
+        raise UnsafeOrCorruptFile(
+            "signed with another key: made by another user or machine, not produced here"
+        )
     blob = payload.numpy().tobytes()
     if not signing.verifies(blob, outer.get("hmac")):
-        raise UnsafeOrCorruptFile("signature (HMAC checksum) mismatch: its bytes changed after it was written here")
+        raise UnsafeOrCorruptFile(
+            "signature (HMAC checksum) mismatch: its bytes changed after it was written here"
+        )
     return load_tensors(io.BytesIO(blob))

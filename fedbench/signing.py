@@ -34,7 +34,9 @@ def key_path() -> Path:
     value = os.environ.get(KEY_ENV)
     if value is not None:
         if not value.strip():
-            raise ConfigError(f"{KEY_ENV} is set but empty; unset it (default ~/.config/fedbench/key) or name a file")
+            raise ConfigError(
+                f"{KEY_ENV} is set but empty; unset it (default ~/.config/fedbench/key) or name a file"
+            )
         return Path(value).expanduser()
     config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(config_home) / "fedbench" / "key"
@@ -50,7 +52,10 @@ def _load_or_create(where: str) -> bytes:
     path = Path(where)
     if not path.exists():
         _create(path)
-    fix = f"delete {path} to make a new key (files signed with the old one will then count as not produced here)"
+    fix = (
+        f"delete {path} to make a new key (files signed with the old one will then count as not produced "
+        "here)"
+    )
     try:
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
@@ -59,7 +64,10 @@ def _load_or_create(where: str) -> bytes:
     except OSError as err:
         raise ConfigError(f"signing key {path}: cannot read it ({err.strerror}); {fix}") from None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"signing key {path} can be read by other users (mode {stat.S_IMODE(mode):o}); run chmod 600 {path}")
+        raise ConfigError(
+            f"signing key {path} can be read by other users (mode {stat.S_IMODE(mode):o}); run chmod 600 "
+            f"{path}"
+        )
     if len(key) < KEY_BYTES // 2:
         raise ConfigError(f"signing key {path} holds {len(key)} bytes, too few to be a key; {fix}")
     return key
@@ -84,7 +92,8 @@ def _create(path: Path) -> None:
             tmp.unlink(missing_ok=True)
     except OSError as err:
         raise ConfigError(
-            f"signing key {path}: cannot create it ({err.strerror}); set {KEY_ENV} to a file in a writable private folder"
+            f"signing key {path}: cannot create it ({err.strerror}); set {KEY_ENV} to a file in a writable "
+            "private folder"
         ) from None
 
 

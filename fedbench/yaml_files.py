@@ -27,7 +27,9 @@ def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise ConfigError(f"{what} {path}: cannot read it ({err.strerror}); check the file's permissions") from None
+        raise ConfigError(
+            f"{what} {path}: cannot read it ({err.strerror}); check the file's permissions"
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{what} {path} is not UTF-8 text; save it as UTF-8 YAML") from None
     try:
@@ -35,9 +37,14 @@ def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
     except yaml.YAMLError as err:
         raise ConfigError(f"{what} {path} is not valid YAML ({_where(err)}); fix the file") from None
     if data is None:
-        raise ConfigError(f"{what} {path} is empty; give its sections (e.g. missing: {{rate: 0.5}}) as in {EXAMPLE}")
+        raise ConfigError(
+            f"{what} {path} is empty; give its sections (e.g. missing: {{rate: 0.5}}) as in {EXAMPLE}"
+        )
     if not isinstance(data, dict):
-        raise ConfigError(f"{what} {path} holds a {type(data).__name__}, not a mapping of sections; write it as in {EXAMPLE}")
+        raise ConfigError(
+            f"{what} {path} holds a {type(data).__name__}, not a mapping of sections; write it as in "
+            f"{EXAMPLE}"
+        )
     return data
 
 

@@ -17,15 +17,23 @@ REPO = Path(__file__).resolve().parent.parent
 def committed_record_paths() -> tuple[str, ...]:
     """Paths (relative to the repository) of the run records in git's HEAD; empty outside a checkout."""
     try:
-        out = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD", "--", "results"], cwd=REPO,
-                             capture_output=True, text=True, timeout=60, check=True)
+        out = subprocess.run(
+            ["git", "ls-tree", "-r", "--name-only", "HEAD", "--", "results"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return ()
     return tuple(p for p in out.stdout.splitlines() if p.endswith(".json") and p.count("/") == 2)
 
 
 def committed_record(path: str) -> dict:
-    out = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        ["git", "show", f"HEAD:{path}"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
     return json.loads(out.stdout)
 
 

@@ -64,7 +64,14 @@ def truncate(path: Path) -> None:
 # ---- MM-IMDb: single-genre counts Drama 5, Comedy 4, Horror 3, Documentary 3, Romance 2, Thriller 2,
 # Action 2, Western 2, Sport 1 (so FedPrime's top 8 leaves Sport out), plus multi-genre and
 # out-of-list movies.
-SINGLE = ["Drama"] * 5 + ["Comedy"] * 4 + ["Horror"] * 3 + ["Documentary"] * 3 + ["Romance", "Thriller", "Action", "Western"] * 2 + ["Sport"]
+SINGLE = (
+    ["Drama"] * 5
+    + ["Comedy"] * 4
+    + ["Horror"] * 3
+    + ["Documentary"] * 3
+    + ["Romance", "Thriller", "Action", "Western"] * 2
+    + ["Sport"]
+)
 MULTI = [["Drama", "Romance"], ["Action", "Adventure", "Sci-Fi"], ["Talk-Show"], ["Comedy", "News"]]
 FEDPRIME_TOP8 = ["Drama", "Comedy", "Horror", "Documentary", "Romance", "Thriller", "Action", "Western"]
 
@@ -74,7 +81,11 @@ def make_mmimdb(root: Path, layout: str = "map") -> dict:
     for k, genres in enumerate([[g] for g in SINGLE] + MULTI):
         mid = f"{1000000 + 7 * k:07d}"
         split = ("train", "train", "dev", "test")[k % 4]
-        plots = [f"movie {k} plot zero is medium", f"movie {k} plot one is the longest of them all", f"movie {k} p2"][: k % 3 + 1]
+        plots = [
+            f"movie {k} plot zero is medium",
+            f"movie {k} plot one is the longest of them all",
+            f"movie {k} p2",
+        ][: k % 3 + 1]
         movies[mid] = {"k": k, "split": split, "genres": genres, "plots": [] if k == 5 else plots}
     if layout == "map":
         split_dir, images, labels = root, root / "images", root / "labels"
@@ -95,7 +106,18 @@ def make_mmimdb(root: Path, layout: str = "map") -> dict:
 
 
 # ---- UPMC Food-101 (Kaggle layout) with MAP's split.json / class_idx.json / text.json
-FOOD = ["ramen", "apple_pie", "baby_back_ribs", "baklava", "beef_carpaccio", "beef_tartare", "beet_salad", "beignets", "bibimbap", "sushi"]
+FOOD = [
+    "ramen",
+    "apple_pie",
+    "baby_back_ribs",
+    "baklava",
+    "beef_carpaccio",
+    "beef_tartare",
+    "beet_salad",
+    "beignets",
+    "bibimbap",
+    "sushi",
+]
 
 
 def make_food101(root: Path, map_files: bool = True, header: bool = True) -> dict:
@@ -111,7 +133,11 @@ def make_food101(root: Path, map_files: bool = True, header: bool = True) -> dic
             files["test" if n == 4 else "val" if n == 3 else "train"].append(f)
     (root / "texts").mkdir(parents=True, exist_ok=True)
     for part in ("train", "test"):
-        rows = [(f, texts[f], f.rsplit("_", 1)[0]) for f in sorted(texts) if (f.endswith("_4.jpg")) == (part == "test")]
+        rows = [
+            (f, texts[f], f.rsplit("_", 1)[0])
+            for f in sorted(texts)
+            if (f.endswith("_4.jpg")) == (part == "test")
+        ]
         body = ("image_path,text,food\n" if header else "") + "".join(f'{f},"{t}",{c}\n' for f, t, c in rows)
         (root / "texts" / f"{part}_titles.csv").write_text(body)
     class_idx = {c: i for i, c in enumerate(FOOD)}  # MAP numbers classes in its own (not alphabetical) order
@@ -132,7 +158,12 @@ def make_hatememes(root: Path, nested: bool = False, phase1_test: bool = False) 
             k = len(records)
             mid = f"{10000 + 13 * k:05d}"
             write_image(base / "img" / f"{mid}.png", k, "PNG")
-            row = {"id": int(mid), "img": f"img/{mid}.png", "label": (k * 7) % 3 % 2, "text": f"meme {k} says hello"}
+            row = {
+                "id": int(mid),
+                "img": f"img/{mid}.png",
+                "label": (k * 7) % 3 % 2,
+                "text": f"meme {k} says hello",
+            }
             records[mid] = {**row, "split": split}
             rows.append(row)
         name = "test.jsonl" if phase1_test and split == "test_seen" else f"{split}.jsonl"
@@ -158,7 +189,10 @@ def make_cub(root: Path, per_class: int = 10) -> dict:
             images.append(f"{k} {cls}/{stem}.jpg")
             labels.append(f"{k} {c + 1}")
             split.append(f"{k} {int(n % 2 == 0)}")
-            lines = [f"bird {k} caption {j} this bird has a {['red', 'blue', 'tiny'][j % 3]} beak" for j in range(10)]
+            lines = [
+                f"bird {k} caption {j} this bird has a {['red', 'blue', 'tiny'][j % 3]} beak"
+                for j in range(10)
+            ]
             captions[str(k)] = lines
             (text / cls).mkdir(parents=True, exist_ok=True)
             (text / cls / f"{stem}.txt").write_text("\n".join(lines) + "\n")
@@ -181,7 +215,9 @@ def make_flowers(root: Path, per_class: int = 10, classes: int = 3) -> dict:
             labels.append(c + 1)
             sets["trnid" if n < 2 else "valid" if n < 4 else "tstid"].append(k)
             write_image(root / "jpg" / f"image_{k:05d}.jpg", k)
-            lines = [f"flower {k} caption {j} petals are {['pink', 'white', 'long'][j % 3]}" for j in range(10)]
+            lines = [
+                f"flower {k} caption {j} petals are {['pink', 'white', 'long'][j % 3]}" for j in range(10)
+            ]
             captions[k] = lines
             folder = root / "text_c10" / f"class_{c + 1:05d}"
             folder.mkdir(parents=True, exist_ok=True)
@@ -192,7 +228,9 @@ def make_flowers(root: Path, per_class: int = 10, classes: int = 3) -> dict:
 
 
 # ---- CIFAR binary version and hub parquet copy
-def cifar_records(n: int, classes: int, seed: int, label_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cifar_records(
+    n: int, classes: int, seed: int, label_bytes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % classes
     coarse = labels % 20
@@ -219,10 +257,15 @@ def make_cifar_binary(root: Path, which: str = "cifar10") -> dict:
             out[split][1].append(pixels)
     # a scaled-down copy says its split sizes as benchmarks/standins does (the release's 10,000
     # records per file do not apply to it)
-    marker = {"dataset": which, "splits": {split: sum(len(labels) for labels in out[split][0]) for split in out}}
+    marker = {
+        "dataset": which,
+        "splits": {split: sum(len(labels) for labels in out[split][0]) for split in out},
+    }
     (root / STANDIN_MARKER).write_text(json.dumps(marker))
     if which == "cifar10":
-        (folder / "batches.meta.txt").write_text("airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n")
+        (folder / "batches.meta.txt").write_text(
+            "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n"
+        )
     else:
         (folder / "fine_label_names.txt").write_text("".join(f"fine_{i:03d}\n" for i in range(100)))
         (folder / "coarse_label_names.txt").write_text("".join(f"coarse_{i:02d}\n" for i in range(20)))
@@ -251,8 +294,11 @@ def make_cifar_parquet(root: Path, which: str = "cifar10") -> dict:
             folder = "plain_text"
         else:
             cols = {"img": pngs, "fine_label": labels.tolist(), "coarse_label": (labels % 20).tolist()}
-            feats = {"img": datasets.Image(), "fine_label": datasets.ClassLabel(names=[f"fine_{i:03d}" for i in range(100)]),
-                     "coarse_label": datasets.ClassLabel(names=[f"coarse_{i:02d}" for i in range(20)])}
+            feats = {
+                "img": datasets.Image(),
+                "fine_label": datasets.ClassLabel(names=[f"fine_{i:03d}" for i in range(100)]),
+                "coarse_label": datasets.ClassLabel(names=[f"coarse_{i:02d}" for i in range(20)]),
+            }
             folder = "cifar100"
         write_hub_parquet(root / folder / f"{split}-00000-of-00001.parquet", cols, feats)
         out[split] = (labels, pixels)
@@ -273,7 +319,10 @@ def make_tinyimagenet(root: Path, per_class: int = 10) -> dict:
     base = root / "tiny-imagenet-200"
     base.mkdir(parents=True, exist_ok=True)
     (base / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
-    (base / "words.txt").write_text("n01443537\tgoldfish, Carassius auratus\nn02124075\tEgyptian cat\nn04067472\treel\nn00000001\tentity\n")
+    (base / "words.txt").write_text(
+        "n01443537\tgoldfish, Carassius auratus\n"
+        "n02124075\tEgyptian cat\nn04067472\treel\nn00000001\tentity\n"
+    )
     train, k = {}, 0
     for wnid in WNIDS:
         folder = base / "train" / wnid
@@ -301,7 +350,10 @@ def make_tinyimagenet_parquet(root: Path) -> dict:
     for split, n in (("train", 12), ("valid", 6)):
         labels = [i % 3 for i in range(n)]
         imgs = [{"bytes": image_bytes(i, "JPEG", 64), "path": None} for i in range(n)]
-        write_hub_parquet(root / "data" / f"{split}-00000-of-00001-{'ab12' if split == 'train' else 'cd34'}.parquet",
-                          {"image": imgs, "label": labels}, {"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+        write_hub_parquet(
+            root / "data" / f"{split}-00000-of-00001-{'ab12' if split == 'train' else 'cd34'}.parquet",
+            {"image": imgs, "label": labels},
+            {"image": datasets.Image(), "label": datasets.ClassLabel(names=names)},
+        )
         out[split] = [names[v] for v in labels]
     return out

@@ -43,7 +43,9 @@ def _root() -> Path:
 
 
 def _processor_config(path: Path, kind: str, mean, std) -> None:
-    (path / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": kind, "image_mean": mean, "image_std": std}))
+    (path / "preprocessor_config.json").write_text(
+        json.dumps({"image_processor_type": kind, "image_mean": mean, "image_std": std})
+    )
 
 
 def tiny_vilt_dir(root: Path | None = None, seed: int = 0, pooler: bool = True) -> Path:
@@ -52,8 +54,16 @@ def tiny_vilt_dir(root: Path | None = None, seed: int = 0, pooler: bool = True) 
     path = (root or _root()) / f"vilt-{seed}-{int(pooler)}"
     if not (path / "config.json").exists():
         torch.manual_seed(seed)
-        cfg = ViltConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=64,
-                         image_size=64, patch_size=32, max_position_embeddings=40, vocab_size=len(WORDS))
+        cfg = ViltConfig(
+            hidden_size=HIDDEN,
+            num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS,
+            intermediate_size=64,
+            image_size=64,
+            patch_size=32,
+            max_position_embeddings=40,
+            vocab_size=len(WORDS),
+        )
         model = ViltForMaskedLM(cfg) if pooler else ViltModel(cfg, add_pooling_layer=False)
         model.save_pretrained(path)
         BertTokenizer(vocab={w: i for i, w in enumerate(WORDS)}).save_pretrained(path)
@@ -77,15 +87,35 @@ def tiny_clip_dir(root: Path | None = None, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         vocab = clip_vocab()
         cfg = CLIPConfig(
-            text_config=dict(hidden_size=24, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=48,
-                             vocab_size=len(vocab), max_position_embeddings=32, bos_token_id=0, eos_token_id=1, pad_token_id=1),
-            vision_config=dict(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=64,
-                               image_size=32, patch_size=16),
+            text_config=dict(
+                hidden_size=24,
+                num_hidden_layers=LAYERS,
+                num_attention_heads=HEADS,
+                intermediate_size=48,
+                vocab_size=len(vocab),
+                max_position_embeddings=32,
+                bos_token_id=0,
+                eos_token_id=1,
+                pad_token_id=1,
+            ),
+            vision_config=dict(
+                hidden_size=HIDDEN,
+                num_hidden_layers=LAYERS,
+                num_attention_heads=HEADS,
+                intermediate_size=64,
+                image_size=32,
+                patch_size=16,
+            ),
             projection_dim=16,
         )
         CLIPModel(cfg).save_pretrained(path)
         CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(path)
-        _processor_config(path, "CLIPImageProcessor", [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711])
+        _processor_config(
+            path,
+            "CLIPImageProcessor",
+            [0.48145466, 0.4578275, 0.40821073],
+            [0.26862954, 0.26130258, 0.27577711],
+        )
     return path
 
 
@@ -95,15 +125,29 @@ def tiny_vit_dir(root: Path | None = None, seed: int = 0) -> Path:
     path = (root or _root()) / f"vit-{seed}"
     if not (path / "config.json").exists():
         torch.manual_seed(seed)
-        cfg = ViTConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=64,
-                        image_size=32, patch_size=16)
+        cfg = ViTConfig(
+            hidden_size=HIDDEN,
+            num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS,
+            intermediate_size=64,
+            image_size=32,
+            patch_size=16,
+        )
         ViTModel(cfg).save_pretrained(path)
         _processor_config(path, "ViTImageProcessor", [0.5] * 3, [0.5] * 3)
     return path
 
 
-def torchvision_vit_state(seed: int = 0, hidden: int = HIDDEN, layers: int = LAYERS, patch: int = 16, image: int = 32,
-                          mlp: int = 64, head: int = TV_HEAD, legacy_mlp: bool = False) -> dict[str, torch.Tensor]:
+def torchvision_vit_state(
+    seed: int = 0,
+    hidden: int = HIDDEN,
+    layers: int = LAYERS,
+    patch: int = 16,
+    image: int = 32,
+    mlp: int = 64,
+    head: int = TV_HEAD,
+    legacy_mlp: bool = False,
+) -> dict[str, torch.Tensor]:
     """A random state dict in torchvision's ``VisionTransformer`` key layout (``legacy_mlp``: the
     older ``mlp.linear_1`` / ``linear_2`` names)."""
     g = torch.Generator().manual_seed(seed)
@@ -112,20 +156,35 @@ def torchvision_vit_state(seed: int = 0, hidden: int = HIDDEN, layers: int = LAY
         return torch.randn(*shape, generator=g) * scale
 
     n = (image // patch) ** 2 + 1
-    state = {"class_token": r(1, 1, hidden), "conv_proj.weight": r(hidden, 3, patch, patch, scale=0.05), "conv_proj.bias": r(hidden),
-             "encoder.pos_embedding": r(1, n, hidden), "encoder.ln.weight": 1 + r(hidden), "encoder.ln.bias": r(hidden),
-             "heads.head.weight": r(head, hidden), "heads.head.bias": r(head)}
+    state = {
+        "class_token": r(1, 1, hidden),
+        "conv_proj.weight": r(hidden, 3, patch, patch, scale=0.05),
+        "conv_proj.bias": r(hidden),
+        "encoder.pos_embedding": r(1, n, hidden),
+        "encoder.ln.weight": 1 + r(hidden),
+        "encoder.ln.bias": r(hidden),
+        "heads.head.weight": r(head, hidden),
+        "heads.head.bias": r(head),
+    }
     fc1, fc2 = ("linear_1", "linear_2") if legacy_mlp else ("0", "3")
     for i in range(layers):
         pre = f"encoder.layers.encoder_layer_{i}."
-        state.update({
-            pre + "ln_1.weight": 1 + r(hidden), pre + "ln_1.bias": r(hidden),
-            pre + "self_attention.in_proj_weight": r(3 * hidden, hidden), pre + "self_attention.in_proj_bias": r(3 * hidden),
-            pre + "self_attention.out_proj.weight": r(hidden, hidden), pre + "self_attention.out_proj.bias": r(hidden),
-            pre + "ln_2.weight": 1 + r(hidden), pre + "ln_2.bias": r(hidden),
-            pre + f"mlp.{fc1}.weight": r(mlp, hidden), pre + f"mlp.{fc1}.bias": r(mlp),
-            pre + f"mlp.{fc2}.weight": r(hidden, mlp), pre + f"mlp.{fc2}.bias": r(hidden),
-        })
+        state.update(
+            {
+                pre + "ln_1.weight": 1 + r(hidden),
+                pre + "ln_1.bias": r(hidden),
+                pre + "self_attention.in_proj_weight": r(3 * hidden, hidden),
+                pre + "self_attention.in_proj_bias": r(3 * hidden),
+                pre + "self_attention.out_proj.weight": r(hidden, hidden),
+                pre + "self_attention.out_proj.bias": r(hidden),
+                pre + "ln_2.weight": 1 + r(hidden),
+                pre + "ln_2.bias": r(hidden),
+                pre + f"mlp.{fc1}.weight": r(mlp, hidden),
+                pre + f"mlp.{fc1}.bias": r(mlp),
+                pre + f"mlp.{fc2}.weight": r(hidden, mlp),
+                pre + f"mlp.{fc2}.bias": r(hidden),
+            }
+        )
     return state
 
 
@@ -139,7 +198,11 @@ def tiny_tv_vit_file(root: Path | None = None, seed: int = 0) -> Path:
 def tiny_tv_vit(**options):
     from fedbench.backbones.tv_vit import TorchvisionViTOptions, build_torchvision_vit
 
-    return build_torchvision_vit(TorchvisionViTOptions(**{"weights": str(tiny_tv_vit_file()), "resize": 40, "crop": 32, "heads": HEADS, **options}))
+    return build_torchvision_vit(
+        TorchvisionViTOptions(
+            **{"weights": str(tiny_tv_vit_file()), "resize": 40, "crop": 32, "heads": HEADS, **options}
+        )
+    )
 
 
 def tiny_vilt(**options):
@@ -163,7 +226,11 @@ def tiny_vit(**options):
 def register_hf_tiny() -> None:
     """Register the stand-ins, with the real specs' options and capabilities (the real spec is
     registered by ``fedbench.backbones.builtin``; ``model`` defaults to the tiny folder)."""
-    for real, tiny, make in (("vilt", "vilt-tiny", tiny_vilt_dir), ("clip", "clip-tiny", tiny_clip_dir), ("vit", "vit-tiny", tiny_vit_dir)):
+    for real, tiny, make in (
+        ("vilt", "vilt-tiny", tiny_vilt_dir),
+        ("clip", "clip-tiny", tiny_clip_dir),
+        ("vit", "vit-tiny", tiny_vit_dir),
+    ):
         spec = BACKBONES.get(real)
 
         def build(options, spec=spec, make=make):
@@ -174,7 +241,11 @@ def register_hf_tiny() -> None:
                 options = replace(options, max_text_tokens=16)  # the tiny text tower has 32 positions
             return spec.build(options)
 
-        BACKBONES.register(BackboneSpec(tiny, build, spec.options, f"test stand-in for {real}: a tiny random model", spec.capabilities))
+        BACKBONES.register(
+            BackboneSpec(
+                tiny, build, spec.options, f"test stand-in for {real}: a tiny random model", spec.capabilities
+            )
+        )
     tv = BACKBONES.get("torchvision-vit")
 
     def build_tv(options, spec=tv):
@@ -183,5 +254,12 @@ def register_hf_tiny() -> None:
             options = replace(options, weights=str(tiny_tv_vit_file()), resize=40, crop=32, heads=HEADS)
         return spec.build(options)
 
-    BACKBONES.register(BackboneSpec("tv-vit-tiny", build_tv, tv.options, "test stand-in for torchvision-vit: a tiny random checkpoint",
-                                    tv.capabilities))
+    BACKBONES.register(
+        BackboneSpec(
+            "tv-vit-tiny",
+            build_tv,
+            tv.options,
+            "test stand-in for torchvision-vit: a tiny random checkpoint",
+            tv.capabilities,
+        )
+    )

@@ -45,9 +45,20 @@ def build_big(options, split_seed):
 
     labels = np.arange(ROWS) % 4
     order = np.random.default_rng(split_seed).permutation(ROWS)
-    splits = {"train": np.sort(order[:16_000]), "val": np.sort(order[16_000:18_000]), "test": np.sort(order[18_000:])}
-    return ModalData(name="big", labels=labels, label_names=[f"c{i}" for i in range(4)], texts=["1 2 3"] * ROWS,
-                     images=EncodedImages(Blobs(), key="big", origin_key="big-origin"), splits=splits, fingerprint="big")
+    splits = {
+        "train": np.sort(order[:16_000]),
+        "val": np.sort(order[16_000:18_000]),
+        "test": np.sort(order[18_000:]),
+    }
+    return ModalData(
+        name="big",
+        labels=labels,
+        label_names=[f"c{i}" for i in range(4)],
+        texts=["1 2 3"] * ROWS,
+        images=EncodedImages(Blobs(), key="big", origin_key="big-origin"),
+        splits=splits,
+        fingerprint="big",
+    )
 
 
 def register() -> None:

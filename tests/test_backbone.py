@@ -14,7 +14,9 @@ def test_layers_match_bert_model(tmp_path):
     keep = torch.ones_like(ids, dtype=torch.bool)
     keep[0, 4:] = False  # one padded row
     ours = backbone.run_layers(backbone.text_embeddings(ids), keep)
-    ref = backbone.bert(input_ids=ids, attention_mask=keep.long(), token_type_ids=torch.zeros_like(ids)).last_hidden_state
+    ref = backbone.bert(
+        input_ids=ids, attention_mask=keep.long(), token_type_ids=torch.zeros_like(ids)
+    ).last_hidden_state
     assert torch.allclose(ours[keep], ref[keep], atol=1e-5)
 
 

@@ -42,7 +42,9 @@ def test_fused_readout_is_image_plus_text_in_the_joint_space():
     tokens, keep = bb.embed(batch)
     hidden = bb.run_layers(tokens, keep)
     vision = bb.vision(pixel_values=bb.norm(batch["pixels"], batch["code"]))
-    assert torch.allclose(hidden[:, 1:], vision.last_hidden_state, atol=1e-5)  # the text token skips the layers
+    assert torch.allclose(
+        hidden[:, 1:], vision.last_hidden_state, atol=1e-5
+    )  # the text token skips the layers
     image_embeds = bb.clip.visual_projection(vision.pooler_output)
     text_embeds = _hf_text(bb, [data.texts[0], "", data.texts[2]])  # a missing text is ''
     joint = bb.clip.visual_projection(bb.readout(hidden, 0))
@@ -68,9 +70,15 @@ def test_prompts_go_through_the_image_tower_only():
     assert not torch.allclose(bb.readout(hidden, 4), bb.readout(bb.run_layers(tokens, keep), 0))
 
     def masked(i, x, k):  # prompts nothing attends to change nothing
-        return torch.cat([torch.randn(x.shape[0], 3, x.shape[2]), x], 1), torch.cat([torch.zeros(x.shape[0], 3, dtype=torch.bool), k], 1)
+        return torch.cat([torch.randn(x.shape[0], 3, x.shape[2]), x], 1), torch.cat(
+            [torch.zeros(x.shape[0], 3, dtype=torch.bool), k], 1
+        )
 
-    assert torch.allclose(bb.readout(bb.run_layers(tokens, keep, masked), 6), bb.readout(bb.run_layers(tokens, keep), 0), atol=1e-5)
+    assert torch.allclose(
+        bb.readout(bb.run_layers(tokens, keep, masked), 6),
+        bb.readout(bb.run_layers(tokens, keep), 0),
+        atol=1e-5,
+    )
 
 
 def test_frozen_features_are_the_towers_pooled_outputs(tmp_path):

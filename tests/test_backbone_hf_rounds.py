@@ -39,8 +39,11 @@ PAIRS = [
 register_hf_tiny()
 # (FedMVP trains on per-modality features: ViLT and CLIP offer them, the image-only ViT does not;
 # tests/test_methods_smoke.py pairs every method with every backbone that supports it)
-PAIRS += [(m, b, None) for m, b in (("fedprime-official", "vilt-tiny"), ("fedmvp", "vilt-tiny"), ("fedmvp", "clip-tiny"))
-          if m in METHODS.names() and METHODS.get(m).supports(BACKBONES.get(b))]
+PAIRS += [
+    (m, b, None)
+    for m, b in (("fedprime-official", "vilt-tiny"), ("fedmvp", "vilt-tiny"), ("fedmvp", "clip-tiny"))
+    if m in METHODS.names() and METHODS.get(m).supports(BACKBONES.get(b))
+]
 
 
 @pytest.mark.parametrize("method, backbone, options", PAIRS)

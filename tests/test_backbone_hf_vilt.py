@@ -34,8 +34,12 @@ def test_layers_match_vilt_model():
     tokens, keep = bb.embed(batch)
     ours = bb.run_layers(tokens, keep)
     pixels = bb.norm(batch["pixels"], batch["code"])
-    ref = bb.vilt(input_ids=batch["text_ids"], attention_mask=batch["text_keep"].long(), pixel_values=pixels,
-                  pixel_mask=torch.ones(len(pixels), *pixels.shape[2:], dtype=torch.long)).last_hidden_state
+    ref = bb.vilt(
+        input_ids=batch["text_ids"],
+        attention_mask=batch["text_keep"].long(),
+        pixel_values=pixels,
+        pixel_mask=torch.ones(len(pixels), *pixels.shape[2:], dtype=torch.long),
+    ).last_hidden_state
     n_text = batch["text_ids"].shape[1]
     assert ours.shape == ref.shape
     text_keep = batch["text_keep"]
@@ -52,8 +56,12 @@ def test_embeddings_match_image_embeds_path():
     _, batch = _batch(bb)
     tokens, keep = bb.embed(batch)
     image = bb.image_tokens(bb.norm(batch["pixels"], batch["code"]))
-    ref = bb.vilt(input_ids=batch["text_ids"], attention_mask=batch["text_keep"].long(), image_embeds=image,
-                  pixel_mask=torch.ones(image.shape[:2], dtype=torch.long)).last_hidden_state
+    ref = bb.vilt(
+        input_ids=batch["text_ids"],
+        attention_mask=batch["text_keep"].long(),
+        image_embeds=image,
+        pixel_mask=torch.ones(image.shape[:2], dtype=torch.long),
+    ).last_hidden_state
     assert torch.allclose(bb.run_layers(tokens, keep), ref, atol=1e-5)
 
 
@@ -65,7 +73,10 @@ def test_missing_inputs_as_map():
     cls_sep = bb.tokenizer("")["input_ids"]
     assert keep[1, :n_text].tolist() == [True, True] + [False] * (n_text - 2)  # '' -> [CLS][SEP]
     assert torch.allclose(tokens[1, :2], bb.text_embeddings(torch.tensor([cls_sep]))[0], atol=1e-6)
-    ones = bb.image_tokens(torch.ones(1, 3, bb.image_size, bb.image_size))[0] + bb.vilt.embeddings.token_type_embeddings.weight[1]
+    ones = (
+        bb.image_tokens(torch.ones(1, 3, bb.image_size, bb.image_size))[0]
+        + bb.vilt.embeddings.token_type_embeddings.weight[1]
+    )
     assert torch.allclose(tokens[2, n_text:], ones, atol=1e-6)  # all-ones normalised image
     assert not torch.allclose(tokens[0, n_text:], ones)
 
@@ -123,7 +134,9 @@ def test_text_positions_are_interpolated_beyond_40():
     bb = tiny_vilt(max_text_tokens=64)
     assert bb.text_positions.shape == (64, bb.hidden_size)
     short = tiny_vilt(max_text_tokens=20)
-    assert torch.equal(short.text_positions, short.vilt.embeddings.text_embeddings.position_embeddings.weight[:40])
+    assert torch.equal(
+        short.text_positions, short.vilt.embeddings.text_embeddings.position_embeddings.weight[:40]
+    )
     bundle = bb.featurize(tiny_data())
     assert bundle.columns["text_ids"].shape[1] == 64
     batch = bundle.batch(torch.arange(2), torch.zeros(2, dtype=torch.long))
@@ -176,5 +189,7 @@ def test_modality_features_run_each_modality_alone():
     text = bb.run_layers(tokens[:1, :n_text], keep[:1, :n_text])
     assert torch.allclose(feats["text"][0], text[0].mean(0), atol=1e-5)
     assert feats["text_pad"][1].tolist() == [False, False] + [True] * (n_text - 2)  # '' for the missing text
-    assert torch.allclose(feats["image"], bb.run_layers(tokens[:, n_text:], keep[:, n_text:]).mean(1), atol=1e-5)
+    assert torch.allclose(
+        feats["image"], bb.run_layers(tokens[:, n_text:], keep[:, n_text:]).mean(1), atol=1e-5
+    )
     assert torch.equal(bb.batch_rows(batch), torch.arange(3))

@@ -18,9 +18,13 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FEDBENCH_CACHE", str(tmp_path / "cache"))
 
 
-def torchvision_forward(state: dict, images: torch.Tensor, heads: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+def torchvision_forward(
+    state: dict, images: torch.Tensor, heads: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(final [CLS] after encoder.ln, head logits) of torchvision's VisionTransformer, eval mode."""
-    x = F.conv2d(images, state["conv_proj.weight"], state["conv_proj.bias"], stride=state["conv_proj.weight"].shape[-1])
+    x = F.conv2d(
+        images, state["conv_proj.weight"], state["conv_proj.bias"], stride=state["conv_proj.weight"].shape[-1]
+    )
     x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
     x = torch.cat([state["class_token"].expand(len(x), -1, -1), x], 1) + state["encoder.pos_embedding"]
     hidden = x.shape[-1]
@@ -66,7 +70,9 @@ def test_imagenet_transform_resize_then_centre_crop():
     bundle = bb.featurize(tiny_data())
     assert tuple(bundle.columns["pixels"][0:1].shape) == (1, 3, 40, 40)  # cached at the resize side
     grid = torch.arange(40 * 40).view(1, 1, 40, 40).expand(1, 3, 40, 40)
-    assert centre(grid, 32)[0, 0, 0, 0] == 4 * 40 + 4 and centre(grid, 32).shape[-1] == 32  # offset (40 - 32) // 2
+    assert (
+        centre(grid, 32)[0, 0, 0, 0] == 4 * 40 + 4 and centre(grid, 32).shape[-1] == 32
+    )  # offset (40 - 32) // 2
     batch = bundle.batch(torch.arange(2), torch.zeros(2, dtype=torch.long))
     tokens, _ = bb.embed(batch)
     expected = bb.vit.embeddings(bb.norm(batch["pixels"][..., 4:36, 4:36], batch["code"]))

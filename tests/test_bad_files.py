@@ -49,7 +49,9 @@ def _vit_folder(tmp_path, damage):
 
 def _pickled_only(folder):
     (folder / "model.safetensors").unlink()
-    with open(folder / "pytorch_model.bin", "wb") as fh:  # a working exploit against torch.load(weights_only=False)
+    with open(
+        folder / "pytorch_model.bin", "wb"
+    ) as fh:  # a working exploit against torch.load(weights_only=False)
         pickle.dump({"w": _Payload(folder.parent / "pwned")}, fh)
 
 
@@ -58,12 +60,19 @@ WEIGHTS = [  # (damage, what the line says, the file it names)
     (lambda f: (f / "config.json").write_text("{not json"), "is not valid JSON", "config.json"),
     (lambda f: (f / "config.json").write_bytes(b"\xff\xfe\x00garbage"), "is not UTF-8 text", "config.json"),
     (lambda f: (f / "config.json").write_text("[1, 2]"), "is not a model config", "config.json"),
-    (_pickled_only, "holds only pytorch_model.bin, weights in a pickled format that fedbench never loads", ""),
+    (
+        _pickled_only,
+        "holds only pytorch_model.bin, weights in a pickled format that fedbench never loads",
+        "",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("damage", "says", "file"), WEIGHTS, ids=["truncated", "garbage config", "binary config", "list config",
-                                                                   "pickle only"])
+@pytest.mark.parametrize(
+    ("damage", "says", "file"),
+    WEIGHTS,
+    ids=["truncated", "garbage config", "binary config", "list config", "pickle only"],
+)
 def test_a_damaged_weights_folder_is_one_line_naming_the_file(tmp_path, monkeypatch, damage, says, file):
     from fedbench.backbones.vit import ViTOptions, build_vit
 
@@ -73,7 +82,9 @@ def test_a_damaged_weights_folder_is_one_line_naming_the_file(tmp_path, monkeypa
         build_vit(ViTOptions(model=str(folder)))
     line = _one_line(err)
     assert line.startswith("backbone.options.model: ") and says in line and str(folder / file) in line
-    assert "not found" not in line and "hf download" not in line  # the folder is there: downloading a path cannot help
+    assert (
+        "not found" not in line and "hf download" not in line
+    )  # the folder is there: downloading a path cannot help
     assert not (tmp_path / "pwned").exists()
     if file == "":
         assert "convert them to model.safetensors" in line
@@ -88,7 +99,10 @@ def test_cifar_batch_cut_on_a_record_boundary_is_refused(tmp_path):
     assert victim.stat().st_size % 3073 == 0
     lines = _prepare_fails("cifar10", tmp_path)
     assert len(lines) == 1 and "truncated batch file" in lines[0] and str(victim) in lines[0]
-    assert f"truncated batch file: {victim} (the train files hold 90 records, the stand-in's marker says 100)" in lines[0]
+    assert (
+        f"truncated batch file: {victim} (the train files hold 90 records, the stand-in's marker says 100)"
+        in lines[0]
+    )
     from fedbench.cli import main
 
     assert main(["data", "prepare", "cifar10", "--root", str(tmp_path)]) == 2  # was 0, with a note
@@ -96,15 +110,22 @@ def test_cifar_batch_cut_on_a_record_boundary_is_refused(tmp_path):
 
 def test_a_real_cifar_download_is_counted_against_the_release(tmp_path):
     make_cifar_binary(tmp_path, "cifar100")
-    (tmp_path / STANDIN_MARKER).unlink()  # no marker: the files must hold the release's 50,000 and 10,000 records
+    (
+        tmp_path / STANDIN_MARKER
+    ).unlink()  # no marker: the files must hold the release's 50,000 and 10,000 records
     lines = _prepare_fails("cifar100", tmp_path)
     assert len(lines) == 2
-    assert f"{tmp_path / 'cifar-100-binary' / 'train.bin'} holds 60 records, the release's holds 50,000" in lines[0]
+    assert (
+        f"{tmp_path / 'cifar-100-binary' / 'train.bin'} holds 60 records, the release's holds 50,000"
+        in lines[0]
+    )
     assert "test.bin holds 60 records, the release's holds 10,000" in lines[1]
 
 
-@pytest.mark.parametrize(("content", "says"), [(b"\x80\x03garbage\xff" * 40, "is not UTF-8 text"),
-                                                 (b"one\ntwo\n", "has 2 names, the release has 100")])
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(b"\x80\x03garbage\xff" * 40, "is not UTF-8 text"), (b"one\ntwo\n", "has 2 names, the release has 100")],
+)
 def test_a_garbage_label_names_file_is_one_line(tmp_path, content, says):
     make_cifar_binary(tmp_path, "cifar100")
     names = tmp_path / "cifar-100-binary" / "fine_label_names.txt"
@@ -127,17 +148,29 @@ def test_food101_download_is_counted_like_the_release(tmp_path, monkeypatch, rel
     echo = Echo()
     prepare_dataset("food101", tmp_path, echo=echo)
     notes = [line for line in echo.out if "full release" in line]
-    assert notes == ([f"food101: note: the full release has {images + 1:,} samples; this download has {images:,}"] if noted else [])
+    assert notes == (
+        [f"food101: note: the full release has {images + 1:,} samples; this download has {images:,}"]
+        if noted
+        else []
+    )
 
 
 # ----- the papers' numbers (item 7) ---------------------------------------------------------------
-@pytest.mark.parametrize(("field", "typo", "hint"), [("method", "fedprme", "did you mean 'fedprime'?"),
-                                                     ("dataset", "food-101", "did you mean 'food101'?")])
+@pytest.mark.parametrize(
+    ("field", "typo", "hint"),
+    [("method", "fedprme", "did you mean 'fedprime'?"), ("dataset", "food-101", "did you mean 'food101'?")],
+)
 def test_an_unregistered_name_in_the_papers_numbers_is_one_line(tmp_path, field, typo, hint):
     from fedbench.tracking.paper_numbers import load_paper_numbers
 
-    table = {"paper": "P", "source": "T1", "dataset": "food101", "metric": "accuracy", "setting": {"missing.type": "text"},
-             "numbers": [{"method": "fedprime", "condition": "as_train", "value": 70.0}]}
+    table = {
+        "paper": "P",
+        "source": "T1",
+        "dataset": "food101",
+        "metric": "accuracy",
+        "setting": {"missing.type": "text"},
+        "numbers": [{"method": "fedprime", "condition": "as_train", "value": 70.0}],
+    }
     if field == "method":
         table["numbers"][0]["method"] = typo
     else:
@@ -174,8 +207,11 @@ def _replace_by_rename(path):
     os.replace(other, path)
 
 
-@pytest.mark.parametrize("change", [_rewrite_in_place, truncate, _replace_by_rename, Path.unlink],
-                         ids=["rewritten in place", "truncated", "replaced by rename", "deleted"])
+@pytest.mark.parametrize(
+    "change",
+    [_rewrite_in_place, truncate, _replace_by_rename, Path.unlink],
+    ids=["rewritten in place", "truncated", "replaced by rename", "deleted"],
+)
 def test_a_state_file_changed_under_the_store_is_one_line(tmp_path, change):
     store, path = _disk_store(tmp_path)
     assert torch.equal(store.get(1)["p"], torch.arange(4.0))
@@ -183,7 +219,9 @@ def test_a_state_file_changed_under_the_store_is_one_line(tmp_path, change):
     with pytest.raises(CheckpointError) as err:
         store.get(1)
     line = _one_line(err)
-    assert str(path) in line and "changed while the run used it" in line and "run the same command again" in line
+    assert (
+        str(path) in line and "changed while the run used it" in line and "run the same command again" in line
+    )
     store.close()
     assert not (tmp_path / "personal-store").exists()
 

@@ -11,8 +11,22 @@ from fixtures import register_tiny
 
 from fedbench.cli import main
 
-TINY = ["--data.dataset", "tiny", "--backbone.name", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4",
-        "--federation.rounds", "1", "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false"]
+TINY = [
+    "--data.dataset",
+    "tiny",
+    "--backbone.name",
+    "tiny",
+    "--partition.n_clients",
+    "3",
+    "--partition.min_size",
+    "4",
+    "--federation.rounds",
+    "1",
+    "--method.options",
+    '{"prompt_length": 2, "prompt_layers": 1}',
+    "--tracking.progress",
+    "false",
+]
 
 RUN_CASES = [
     (["--train.accelerator", "gpu"], "train.accelerator"),
@@ -52,7 +66,10 @@ RUN_CASES = [
     (["--train.lr", "inf"], "train.lr: inf is not a finite number"),
     (["--partition.alpha=-inf"], "partition.alpha: -inf is not a finite number"),
     (["--failures.drop_rate", "NaN"], "failures.drop_rate: NaN is not a finite number"),
-    (["--method.name", "fedprox", "--method.options", '{"mu": .nan}'], "method.options.mu: nan is not a finite number"),
+    (
+        ["--method.name", "fedprox", "--method.options", '{"mu": .nan}'],
+        "method.options.mu: nan is not a finite number",
+    ),
     (["--missing.rate", "abc"], "missing.rate: expected a float, got 'abc'"),
 ]
 
@@ -136,9 +153,15 @@ def test_full_disk_during_a_checkpoint_is_one_line_naming_it(tmp_path, capsys, m
     code = main(["run", *TINY, "--federation.rounds", "2", "--tracking.results_dir", str(results)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert "the disk is full" in err and str(results / "tiny" / "checkpoints") in err and "finished rounds and runs are kept" in err
+    assert (
+        "the disk is full" in err
+        and str(results / "tiny" / "checkpoints") in err
+        and "finished rounds and runs are kept" in err
+    )
     checkpoints = results / "tiny" / "checkpoints"
-    assert not list(checkpoints.rglob(".tmp-*")) and not list(checkpoints.glob("*.pt"))  # nothing half-written
+    assert not list(checkpoints.rglob(".tmp-*")) and not list(
+        checkpoints.glob("*.pt")
+    )  # nothing half-written
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
@@ -164,8 +187,13 @@ def test_torchs_runtime_error_on_a_full_disk_is_recognised(tmp_path, capsys, mon
 def test_bench_outside_the_checkout_refuses_with_make(tmp_path):
     """`make -f path/Makefile bench` from another folder would write results/ there."""
     repo = Path(__file__).resolve().parents[1]
-    out = subprocess.run(["make", "-f", str(repo / "Makefile"), "bench", "METHOD=fedavg"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["make", "-f", str(repo / "Makefile"), "bench", "METHOD=fedavg"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0
     assert "is not the fedbench checkout" in out.stderr and f"make -C {repo} bench" in out.stderr
     assert list(tmp_path.iterdir()) == []  # no results/, no .venv
@@ -185,7 +213,9 @@ def test_bench_says_where_it_writes(tmp_path, capsys, monkeypatch):
 def test_results_dir_that_is_a_file(tmp_path, capsys):
     register_tiny()
     (tmp_path / "file").write_text("x")
-    _one_line(capsys, main(["run", *TINY, "--tracking.results_dir", str(tmp_path / "file")]), "tracking.results_dir")
+    _one_line(
+        capsys, main(["run", *TINY, "--tracking.results_dir", str(tmp_path / "file")]), "tracking.results_dir"
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
@@ -200,25 +230,48 @@ def test_unwritable_results_dir(tmp_path, capsys):
 @pytest.mark.parametrize("value, field", [("0", "--workers"), ("-3", "--workers")])
 def test_sweep_workers(value, field, tmp_path, capsys):
     register_tiny()
-    _one_line(capsys, main(["sweep", *TINY, "--workers", value, "--tracking.results_dir", str(tmp_path)]), field)
+    _one_line(
+        capsys, main(["sweep", *TINY, "--workers", value, "--tracking.results_dir", str(tmp_path)]), field
+    )
 
 
 def test_sweep_option_that_a_method_lacks(tmp_path, capsys):
     register_tiny()
-    args = ["sweep", *TINY, "--methods", "fedavg fedprox", "--method.options", '{"prompt_length": 2, "prompt_layers": 1, "mu": 0.5}',
-            "--tracking.results_dir", str(tmp_path)]
+    args = [
+        "sweep",
+        *TINY,
+        "--methods",
+        "fedavg fedprox",
+        "--method.options",
+        '{"prompt_length": 2, "prompt_layers": 1, "mu": 0.5}',
+        "--tracking.results_dir",
+        str(tmp_path),
+    ]
     _one_line(capsys, main(args), "method.options: fedavg has no option 'mu'")
 
 
 def test_per_method_for_a_method_not_in_the_sweep(tmp_path, capsys):
     register_tiny()
-    args = ["sweep", *TINY, "--methods", "fedavg", "--per_method", '{"fedprox": {"mu": 0.5}}', "--tracking.results_dir", str(tmp_path)]
+    args = [
+        "sweep",
+        *TINY,
+        "--methods",
+        "fedavg",
+        "--per_method",
+        '{"fedprox": {"mu": 0.5}}',
+        "--tracking.results_dir",
+        str(tmp_path),
+    ]
     _one_line(capsys, main(args), "--per_method")
 
 
 def test_empty_cache_variable(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FEDBENCH_CACHE", "")
-    _one_line(capsys, main(["run", "--tracking.results_dir", str(tmp_path), "--tracking.progress", "false"]), "FEDBENCH_CACHE")
+    _one_line(
+        capsys,
+        main(["run", "--tracking.results_dir", str(tmp_path), "--tracking.progress", "false"]),
+        "FEDBENCH_CACHE",
+    )
 
 
 def test_unknown_profile(capsys):

@@ -21,7 +21,9 @@ from fedbench.tracking.leaderboard import render_leaderboard
 from fedbench.tracking.record_file import MAX_DEPTH, read_records
 from fedbench.tracking.records import config_hash, record_identity, write_record
 
-OWN = [rec("fedavg", "text", 0.5, s, a) for s, a in ((0, 0.60), (1, 0.64))] + [rec("fedprox", "text", 0.5, 0, 0.58)]
+OWN = [rec("fedavg", "text", 0.5, s, a) for s, a in ((0, 0.60), (1, 0.64))] + [
+    rec("fedprox", "text", 0.5, 0, 0.58)
+]
 
 
 def _own_folder(tmp_path):
@@ -81,18 +83,35 @@ def _key_twice(results):
 
 CASES = [  # (what is wrong, how to make it, what the warning says besides the file's name)
     ("accuracy 5.0", lambda r: _accuracy(r, 5.0), "final.as_train.accuracy is 5.0, outside [0, 1]"),
-    ("accuracy -0.2", lambda r: _place(r, {**rec("fedavg", "text", 0.3, 0, 0.5), "final": {"as_train": {"accuracy": -0.2}}}),
-     "final.as_train.accuracy is -0.2, outside [0, 1]"),
+    (
+        "accuracy -0.2",
+        lambda r: _place(
+            r, {**rec("fedavg", "text", 0.3, 0, 0.5), "final": {"as_train": {"accuracy": -0.2}}}
+        ),
+        "final.as_train.accuracy is -0.2, outside [0, 1]",
+    ),
     ("run id not the identity's", _mismatched_id, "is not the hash of its identity"),
     ("nested 100,000 deep", _deep, f"nested 100001 levels deep (a record has at most {MAX_DEPTH})"),
     ("bare NaN", _bare_nan, "a bare NaN token"),
     ("key twice", _key_twice, "the key 'final' appears twice"),
-    ("file named as another run", lambda r: _place(r, rec("fedavg", "text", 0.8, 0, 0.6), name="0123456789abcdef.json"),
-     "holds run"),
+    (
+        "file named as another run",
+        lambda r: _place(r, rec("fedavg", "text", 0.8, 0, 0.6), name="0123456789abcdef.json"),
+        "holds run",
+    ),
     ("not UTF-8", lambda r: _place(r, None, text="\udcff{", name="garbage.json"), "not UTF-8 text"),
-    ("per-client score 1.5", lambda r: _place(r, rec("fedavg", "text", 0.8, 0, 0.6, personalized={"accuracy": 0.5, "per_client": [0.5, 1.5]})),
-     "personalized.per_client[1] is 1.5"),
-    ("majority rate 2", lambda r: _place(r, rec("fedavg", "text", 0.8, 0, 0.6, majority_rate=2.0)), "majority_rate is 2.0, outside [0, 1]"),
+    (
+        "per-client score 1.5",
+        lambda r: _place(
+            r, rec("fedavg", "text", 0.8, 0, 0.6, personalized={"accuracy": 0.5, "per_client": [0.5, 1.5]})
+        ),
+        "personalized.per_client[1] is 1.5",
+    ),
+    (
+        "majority rate 2",
+        lambda r: _place(r, rec("fedavg", "text", 0.8, 0, 0.6, majority_rate=2.0)),
+        "majority_rate is 2.0, outside [0, 1]",
+    ),
 ]
 
 
@@ -130,9 +149,15 @@ def test_a_record_not_produced_here_is_listed_apart_never_averaged(tmp_path, mon
     assert any(str(path) in str(w.message) and reason in str(w.message) for w in caught)
     md = render_leaderboard(found.own, dataset="emoji", command=COMMAND, foreign=found.foreign)
     _, rows = table(sections(md)["Other runs"])
-    assert rows["fedavg"] == ["62.0 ± 2.8"]  # (60 + 64) / 2, sample std 2.83: the foreign 93 or 95 is not in it
+    assert rows["fedavg"] == [
+        "62.0 ± 2.8"
+    ]  # (60 + 64) / 2, sample std 2.83: the foreign 93 or 95 is not in it
     foreign = sections(md)["Not produced here"]
-    assert "verify with `fedbench reproduce RECORD`" in foreign and reason in foreign and f"| {shown} (accuracy) |" in foreign
+    assert (
+        "verify with `fedbench reproduce RECORD`" in foreign
+        and reason in foreign
+        and f"| {shown} (accuracy) |" in foreign
+    )
     assert "- Runs: 3 " in md and "1 record not produced here" in md
 
 
@@ -145,20 +170,28 @@ def test_leaderboard_shows_the_real_runs_unchanged_and_names_the_four_bad_files(
     bad = [_forged(results), _mismatched_id(results), _accuracy(results, 5.0), _deep(results)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert main(["leaderboard", "--results", str(results), "--leaderboards", str(tmp_path / "boards")]) == 0
+        assert (
+            main(["leaderboard", "--results", str(results), "--leaderboards", str(tmp_path / "boards")]) == 0
+        )
     messages = [str(w.message) for w in caught]
     for path in bad:
         assert sum(str(path) in m for m in messages) == 1, (path, messages)
     before, after = (clean / "emoji.md").read_text(), (tmp_path / "boards" / "emoji.md").read_text()
     assert sections(after)["Other runs"] == sections(before)["Other runs"]  # the real runs, unchanged
-    assert "- Not counted: 3 invalid records skipped (each named in a warning); 1 record not produced here" in after
+    assert (
+        "- Not counted: 3 invalid records skipped (each named in a warning); 1 record not produced here"
+        in after
+    )
     assert "- Runs: 3 (after keeping the newest of duplicate runs), 0 diverged" in after
     assert "99.0" in sections(after)["Not produced here"] and "500" not in after
 
 
 def _git(repo, *args):
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_committed_records_are_verified_against_git(tmp_path):

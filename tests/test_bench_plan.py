@@ -20,7 +20,9 @@ def test_default_plan(monkeypatch):
     bench_module.bench("fedavg", "quick")
     g = seen["grid"]
     assert g.methods == ["fedavg", "fedprox"]
-    assert g.axes["missing.rate"] == [0.1, 0.5, 0.9] and g.axes["missing.type"] == ["text"] and g.seeds == [0, 1]
+    assert (
+        g.axes["missing.rate"] == [0.1, 0.5, 0.9] and g.axes["missing.type"] == ["text"] and g.seeds == [0, 1]
+    )
     assert seen["base"].missing.protocol == "per_sample"
     assert seen["command"] == "make bench METHOD=fedavg PROFILE=quick"
 
@@ -31,14 +33,20 @@ def test_overrides_reach_the_grid(monkeypatch):
     assert seen["grid"].methods == ["fedprox", "fedavg"]
     assert seen["grid"].axes["missing.rate"] == [0.3] and seen["grid"].seeds == [1, 2]
     # the command can be pasted back into a shell: TYPES is kept and lists are quoted
-    assert seen["command"] == "make bench METHOD=fedprox PROFILE=quick RATES=0.3 'SEEDS=1 2' 'TYPES=image both'"
+    assert (
+        seen["command"] == "make bench METHOD=fedprox PROFILE=quick RATES=0.3 'SEEDS=1 2' 'TYPES=image both'"
+    )
     import shlex
 
     assert shlex.split(seen["command"])[-1] == "TYPES=image both"
 
 
 def test_grid_cells_cross_everything():
-    g = sweep.Grid(methods=["a", "b"], seeds=[0, 1, 2], axes={"missing.rate": [0.1, 0.9], "missing.type": ["text"], "partition.alpha": [0.5, 1.0]})
+    g = sweep.Grid(
+        methods=["a", "b"],
+        seeds=[0, 1, 2],
+        axes={"missing.rate": [0.1, 0.9], "missing.type": ["text"], "partition.alpha": [0.5, 1.0]},
+    )
     cells = g.cells()
     assert len(cells) == 2 * 2 * 1 * 2 * 3
     assert len({tuple(sorted(c.items())) for c in cells}) == len(cells)
@@ -66,9 +74,17 @@ def test_paper_table_on_a_real_dataset(monkeypatch):
 
 def test_paper_table_rates_and_seeds_override(monkeypatch):
     seen = capture(monkeypatch)
-    bench_module.bench("fedmvp", "full", dataset="cub200", rates=[0.5], seeds=[3], results="/tmp/r", leaderboards="/tmp/l")
-    assert seen["grid"].axes["missing.rate"] == [0.5] and [p["name"] for p in seen["grid"].axes["partition"]] == ["iid", "shards"]
-    assert seen["grid"].seeds == [3] and seen["base"].tracking.results_dir == "/tmp/r" and seen["leaderboards"] == "/tmp/l"
+    bench_module.bench(
+        "fedmvp", "full", dataset="cub200", rates=[0.5], seeds=[3], results="/tmp/r", leaderboards="/tmp/l"
+    )
+    assert seen["grid"].axes["missing.rate"] == [0.5] and [
+        p["name"] for p in seen["grid"].axes["partition"]
+    ] == ["iid", "shards"]
+    assert (
+        seen["grid"].seeds == [3]
+        and seen["base"].tracking.results_dir == "/tmp/r"
+        and seen["leaderboards"] == "/tmp/l"
+    )
     assert seen["command"] == "make bench METHOD=fedmvp PROFILE=full DATASET=cub200 RATES=0.5 SEEDS=3"
 
 
@@ -95,7 +111,9 @@ def test_a_method_without_that_table_says_which_it_has():
 
     from fedbench.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"fedprime has no paper table on cifar10 \(its tables: food101, mmimdb\)"):
+    with pytest.raises(
+        ConfigError, match=r"fedprime has no paper table on cifar10 \(its tables: food101, mmimdb\)"
+    ):
         bench_module.bench("fedprime", "quick", dataset="cifar10")
 
 

@@ -66,7 +66,9 @@ def test_partial_work_runs_fewer_steps(tiny_cfg):
     batches = -(-len(index) // 4)
     for work, expected in ((1.0, 2 * batches), (0.5, -(-2 * batches // 2))):
         steps.clear()
-        runner.run(ClientTask(0, 0, fed.global_state, fed.personal[0], index, codes, seed=1, lr=0.01, work=work))
+        runner.run(
+            ClientTask(0, 0, fed.global_state, fed.personal[0], index, codes, seed=1, lr=0.01, work=work)
+        )
         assert len(steps) == expected
     assert make_trainer(cfg.train, 1).max_steps == -1
     assert torch.is_tensor(next(iter(fed.global_state.values())))

@@ -20,7 +20,15 @@ def record_fits(monkeypatch):
     def run(self, task):
         start = {k: v.clone() for k, v in task.global_state.items()}
         result = original(self, task)
-        fits.append((task.round_index, task.client_id, start, {k: v.clone() for k, v in result.state.items()}, task.payload))
+        fits.append(
+            (
+                task.round_index,
+                task.client_id,
+                start,
+                {k: v.clone() for k, v in result.state.items()},
+                task.payload,
+            )
+        )
         return result
 
     monkeypatch.setattr(client_module.ClientRunner, "run", run)

@@ -15,16 +15,31 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 # the papers' tables on their real datasets (a paper's protocol on the offline emoji data, such as
 # ppt_emoji_quick.yaml, is not a paper table)
 PAPER_FILES = sorted(
-    p for p in EXPERIMENTS.glob("*.yaml") if p.name.split("_")[0] in ("map", "fedprime", "ppt", "fedmvp") and "_emoji" not in p.stem
+    p
+    for p in EXPERIMENTS.glob("*.yaml")
+    if p.name.split("_")[0] in ("map", "fedprime", "ppt", "fedmvp") and "_emoji" not in p.stem
 )
-BACKBONES = {"vilt", "clip", "vit", "torchvision-vit"}  # named as reference/data.md names them; PPT's: torchvision's checkpoint
+BACKBONES = {
+    "vilt",
+    "clip",
+    "vit",
+    "torchvision-vit",
+}  # named as reference/data.md names them; PPT's: torchvision's checkpoint
 
 
 def test_one_file_per_paper_table():
     names = {p.stem for p in PAPER_FILES}
     assert names == {
-        "map_mmimdb", "map_food101", "map_hatememes", "fedprime_mmimdb", "fedprime_food101",
-        "ppt_cifar10", "ppt_cifar100", "ppt_tinyimagenet", "fedmvp_cub200", "fedmvp_flowers102",
+        "map_mmimdb",
+        "map_food101",
+        "map_hatememes",
+        "fedprime_mmimdb",
+        "fedprime_food101",
+        "ppt_cifar10",
+        "ppt_cifar100",
+        "ppt_tinyimagenet",
+        "fedmvp_cub200",
+        "fedmvp_flowers102",
     }
 
 
@@ -37,7 +52,10 @@ def test_experiment_file(path):
     assert path.stem.endswith(cfg.data.dataset)
     assert cfg.backbone.name in BACKBONES
     text = path.read_text()
-    assert "# paper" in text and f"fedbench data prepare {cfg.data.dataset} --root data/{cfg.data.dataset}" in text
+    assert (
+        "# paper" in text
+        and f"fedbench data prepare {cfg.data.dataset} --root data/{cfg.data.dataset}" in text
+    )
     raw = yaml.safe_load(text)
     assert raw["data"]["split_seed"] == 0
 
@@ -61,7 +79,10 @@ def test_paper_protocols_pick_the_right_variants():
     for n in mine:
         setting = dict(n.setting)
         assert setting["data.options.variant"] == cfg.data.options["variant"]
-        assert setting["missing.protocol"] == cfg.missing.protocol and setting["missing.rate"] == cfg.missing.rate
+        assert (
+            setting["missing.protocol"] == cfg.missing.protocol
+            and setting["missing.rate"] == cfg.missing.rate
+        )
         assert n.method in METHODS.names()
 
 

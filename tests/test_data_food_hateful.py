@@ -45,7 +45,16 @@ def test_food101_official_split_from_the_csv_files(tmp_path, header):
 def test_food101_fedprime_cut_and_missing_map_split(tmp_path):
     make_food101(tmp_path)
     data = build("food101", root=str(tmp_path), variant="fedprime")
-    first8 = ["apple_pie", "baby_back_ribs", "baklava", "beef_carpaccio", "beef_tartare", "beet_salad", "beignets", "bibimbap"]
+    first8 = [
+        "apple_pie",
+        "baby_back_ribs",
+        "baklava",
+        "beef_carpaccio",
+        "beef_tartare",
+        "beet_salad",
+        "beignets",
+        "bibimbap",
+    ]
     assert data.label_names == first8
     assert np.bincount(data.labels).tolist() == [5] * 8 and len(data.splits["test"]) == 8
     other = tmp_path / "other"
@@ -65,7 +74,9 @@ def test_hateful_memes_release_layout(tmp_path, nested):
     assert data.labels.tolist() == [r["label"] for r in recs] and data.texts == [r["text"] for r in recs]
     for ours, theirs in (("train", "train"), ("val", "dev_seen"), ("test", "test_seen")):
         assert [recs[i]["id"] for i in data.splits[ours]] == [r["id"] for r in recs if r["split"] == theirs]
-    assert np.array_equal(data.images[3][0, 0], np.array([(37 * 3) % 256, (91 * 3 + 50) % 256, (13 * 3 + 100) % 256]))  # PNG: exact
+    assert np.array_equal(
+        data.images[3][0, 0], np.array([(37 * 3) % 256, (91 * 3 + 50) % 256, (13 * 3 + 100) % 256])
+    )  # PNG: exact
 
 
 def test_hateful_memes_refuses_an_unlabelled_test_file(tmp_path):
@@ -83,9 +94,18 @@ def test_hateful_memes_hub_parquet_copy(tmp_path):
     for split, n in (("train", 6), ("dev_seen", 3), ("dev_unseen", 2), ("test_seen", 3), ("test_unseen", 2)):
         labels = [i % 2 for i in range(n)]
         texts = [f"{split} meme {i}" for i in range(n)]
-        cols = {"id": list(range(n)), "image": [{"bytes": image_bytes(i, "PNG"), "path": None} for i in range(n)], "text": texts, "label": labels}
-        feats = {"id": datasets.Value("int64"), "image": datasets.Image(), "text": datasets.Value("string"),
-                 "label": datasets.ClassLabel(names=["not-hateful", "hateful"])}
+        cols = {
+            "id": list(range(n)),
+            "image": [{"bytes": image_bytes(i, "PNG"), "path": None} for i in range(n)],
+            "text": texts,
+            "label": labels,
+        }
+        feats = {
+            "id": datasets.Value("int64"),
+            "image": datasets.Image(),
+            "text": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["not-hateful", "hateful"]),
+        }
         write_hub_parquet(tmp_path / "data" / f"{split}-00000-of-00001.parquet", cols, feats)
         expected[split] = (labels, texts)
     data = build("hatememes", root=str(tmp_path))

@@ -28,7 +28,9 @@ def _check_cifar(data, fx, classes):
     assert data.labels[n_train:].tolist() == test_labels.tolist()
     assert data.splits["test"].tolist() == list(range(n_train, len(data)))
     assert sorted(np.concatenate([data.splits["train"], data.splits["val"]]).tolist()) == list(range(n_train))
-    assert np.array_equal(data.images[0], train_pixels[0]) and np.array_equal(data.images[n_train + 1], test_pixels[1])
+    assert np.array_equal(data.images[0], train_pixels[0]) and np.array_equal(
+        data.images[n_train + 1], test_pixels[1]
+    )
     assert data.texts == [""] * len(data) and data.info["modalities"] == ["image"]
     assert data.metric.primary == "accuracy"
 
@@ -38,7 +40,9 @@ def test_cifar10_binary_version(tmp_path):
     data = build("cifar10", root=str(tmp_path))
     _check_cifar(data, fx, 10)
     assert data.label_names[:3] == ["airplane", "automobile", "bird"] and data.info["layout"] == "binary"
-    assert sorted(data.labels[data.splits["val"]].tolist()) == list(range(10))  # 10 per class, 10% of each held out
+    assert sorted(data.labels[data.splits["val"]].tolist()) == list(
+        range(10)
+    )  # 10 per class, 10% of each held out
 
 
 def test_cifar100_binary_fine_and_coarse(tmp_path):
@@ -93,7 +97,9 @@ def test_tinyimagenet_zip_layout(tmp_path):
     n_train = len(train_ids)
     assert data.labels[:n_train].tolist() == [sorted(WNIDS).index(fx["train"][i]) for i in train_ids]
     test = data.splits["test"]
-    assert len(test) == 6 and data.labels[test].tolist() == [sorted(WNIDS).index(fx["val"][f"val_{n}"]) for n in range(6)]
+    assert len(test) == 6 and data.labels[test].tolist() == [
+        sorted(WNIDS).index(fx["val"][f"val_{n}"]) for n in range(6)
+    ]
     assert len(data.splits["val"]) == 3 and len(data.splits["train"]) == 27
     assert close(data.images[test[0]][1, 1], 100)  # val_0.JPEG
     assert data.info["source_splits"] == {"train": 30, "valid": 6}  # the unlabelled test images are not read

@@ -23,7 +23,9 @@ def test_map_protocol(tmp_path, layout):
     assert data.labels.shape == (28, 23) and set(np.unique(data.labels)) <= {0, 1}
     for row, mid in enumerate(order):
         m = movies[mid]
-        assert {GENRES[j] for j in np.flatnonzero(data.labels[row])} == {g for g in m["genres"] if g in GENRES}
+        assert {GENRES[j] for j in np.flatnonzero(data.labels[row])} == {
+            g for g in m["genres"] if g in GENRES
+        }
         longest = max(m["plots"], key=len) if m["plots"] else ""
         assert data.texts[row] == longest
         assert close(data.images[row][4, 4], m["k"])
@@ -48,7 +50,9 @@ def test_plot_choices_and_one_row_per_plot(tmp_path):
     owners = [m for m, _ in expected]
     for ours, theirs in (("train", "train"), ("val", "dev"), ("test", "test")):
         assert {owners[i] for i in each.splits[ours]} == set(fx["split"][theirs])
-        assert sorted(each.splits[ours].tolist()) == [i for i, m in enumerate(owners) if m in fx["split"][theirs]]
+        assert sorted(each.splits[ours].tolist()) == [
+            i for i, m in enumerate(owners) if m in fx["split"][theirs]
+        ]
     assert [order[g] for g in each.groups] == owners  # every plot of a movie shares its group
 
 
@@ -56,7 +60,11 @@ def test_fedprime_single_label_top8(tmp_path):
     fx = make_mmimdb(tmp_path)
     data = build("mmimdb", root=str(tmp_path), variant="fedprime", val_fraction=0.25)
     movies = fx["movies"]
-    kept = [mid for mid in _order(fx) if len(movies[mid]["genres"]) == 1 and movies[mid]["genres"][0] in FEDPRIME_TOP8]
+    kept = [
+        mid
+        for mid in _order(fx)
+        if len(movies[mid]["genres"]) == 1 and movies[mid]["genres"][0] in FEDPRIME_TOP8
+    ]
     assert data.label_names == FEDPRIME_TOP8  # most common first; ties in MAP's genre order; Sport left out
     assert data.metric.task == "multiclass" and data.metric.primary == "macro_f1"
     assert data.labels.ndim == 1 and len(data) == len(kept) == 23

@@ -34,7 +34,9 @@ def _prepare_fails(name, root):
 
 def _nothing_written(root):
     cache = os.environ["FEDBENCH_CACHE"]
-    return not (root / ".fedbench").exists() and not (os.path.isdir(cache) and os.path.exists(os.path.join(cache, "datasets", "prepared.json")))
+    return not (root / ".fedbench").exists() and not (
+        os.path.isdir(cache) and os.path.exists(os.path.join(cache, "datasets", "prepared.json"))
+    )
 
 
 def test_missing_file_is_one_line_and_nothing_is_written(tmp_path):
@@ -42,7 +44,11 @@ def test_missing_file_is_one_line_and_nothing_is_written(tmp_path):
     (tmp_path / "images" / "1000014.jpeg").unlink()
     lines = _prepare_fails("mmimdb", tmp_path)
     assert len(lines) == 1
-    assert "missing 1 of 28 posters" in lines[0] and "1000014.jpeg" in lines[0] and "archive.org/download/mmimdb" in lines[0]
+    assert (
+        "missing 1 of 28 posters" in lines[0]
+        and "1000014.jpeg" in lines[0]
+        and "archive.org/download/mmimdb" in lines[0]
+    )
     assert _nothing_written(tmp_path)
 
 
@@ -87,7 +93,9 @@ def test_prepare_writes_a_datasets_readable_copy_and_reuses_it(tmp_path):
     meta = json.loads((target / "meta.json").read_text())
     rows = datasets.Dataset.from_file(str(target / meta["rows_file"]))
     assert rows.num_rows == 28 and {"id", "split", "label", "texts", "image"} <= set(rows.column_names)
-    assert rows[0]["label"] == json.loads((tmp_path / "labels" / f"{rows[0]['id']}.json").read_text())["genres"]
+    assert (
+        rows[0]["label"] == json.loads((tmp_path / "labels" / f"{rows[0]['id']}.json").read_text())["genres"]
+    )
     again = Echo()
     prepare_dataset("mmimdb", tmp_path, echo=again)
     assert "already prepared" in again.out[0]
@@ -186,7 +194,9 @@ def test_skip_damaged_keeps_them_as_missing_images(tmp_path):
     victim = sorted((tmp_path / "CUB_200_2011" / "images" / "003.Sooty_Albatross").iterdir())[0]
     truncate(victim)
     with pytest.raises(DataError, match=r"cannot decode the image .*Sooty_Albatross") as err:
-        build("cub200", root=str(tmp_path), split="official").images[20]  # unprepared: decoding fails in one line
+        build("cub200", root=str(tmp_path), split="official").images[
+            20
+        ]  # unprepared: decoding fails in one line
     assert "\n" not in str(err.value)
     echo = Echo()
     target = prepare_dataset("cub200", tmp_path, skip_damaged=True, echo=echo)
@@ -198,8 +208,11 @@ def test_skip_damaged_keeps_them_as_missing_images(tmp_path):
 
 
 MAKERS = {
-    "food101": fx.make_food101, "hatememes": fx.make_hatememes, "flowers102": fx.make_flowers,
-    "cifar100": lambda root: fx.make_cifar_parquet(root, "cifar100"), "tinyimagenet": fx.make_tinyimagenet_parquet,
+    "food101": fx.make_food101,
+    "hatememes": fx.make_hatememes,
+    "flowers102": fx.make_flowers,
+    "cifar100": lambda root: fx.make_cifar_parquet(root, "cifar100"),
+    "tinyimagenet": fx.make_tinyimagenet_parquet,
 }
 
 
@@ -211,7 +224,11 @@ def test_prepared_and_raw_give_the_same_data(tmp_path, name):
     prepare._SOURCES.clear()
     fast = build(name, root=str(tmp_path))
     assert fast.info["prepared"] and not raw.info["prepared"]
-    assert np.array_equal(fast.labels, raw.labels) and fast.texts == raw.texts and fast.label_names == raw.label_names
+    assert (
+        np.array_equal(fast.labels, raw.labels)
+        and fast.texts == raw.texts
+        and fast.label_names == raw.label_names
+    )
     assert all(np.array_equal(fast.splits[k], raw.splits[k]) for k in ("train", "val", "test"))
     assert all(np.array_equal(fast.images[i], raw.images[i]) for i in range(len(raw)))
     assert fast.fingerprint == raw.fingerprint

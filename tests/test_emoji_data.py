@@ -62,7 +62,9 @@ def test_subcategory_labels():
     assert majority_rate(sub.labels) < 0.2
 
 
-@pytest.mark.parametrize("kwargs, field", [({"label": "colour"}, "data.label"), ({"text": "emoji"}, "data.text")])
+@pytest.mark.parametrize(
+    "kwargs, field", [({"label": "colour"}, "data.label"), ({"text": "emoji"}, "data.text")]
+)
 def test_bad_options_refused(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         load_emoji_table(**kwargs)

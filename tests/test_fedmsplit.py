@@ -41,7 +41,9 @@ def test_attention_and_mixing_by_hand():
     assert np.allclose(att["pooler"][0], softmax_row([4, 2]))  # d = 1
     assert np.allclose(att["head"][1], softmax_row([0, 9 / math.sqrt(2)]))
     w = mixing_weights(att)
-    s = np.mean([att[m].numpy() for m in ("complete", "missing_image", "missing_text", "pooler", "head")], axis=0)
+    s = np.mean(
+        [att[m].numpy() for m in ("complete", "missing_image", "missing_text", "pooler", "head")], axis=0
+    )
     for m in att:
         raw = att[m].numpy() * s
         assert np.allclose(w[m].numpy(), raw / raw.sum(1, keepdims=True))
@@ -60,18 +62,29 @@ def test_aggregator_keeps_mixes_per_client_and_returns_the_fedavg():
     payload = agg.configure_fit(1, [3, 9], out)
     assert set(payload) == {3}  # client 9 never took part
     w = mixing_weights(attention([A, B]))
-    assert torch.allclose(payload[3]["start"]["head.net.3.bias"], personalise([A, B], w, 0)["head.net.3.bias"])
+    assert torch.allclose(
+        payload[3]["start"]["head.net.3.bias"], personalise([A, B], w, 0)["head.net.3.bias"]
+    )
     assert 0.5 < agg.metadata()["fedmsplit_self_weight"] < 1.0
     restored = FedMSplitAggregator(FedMSplitOptions())
     restored.load_server_state(agg.server_state())
     assert restored.personal.keys() == agg.personal.keys()
-    assert all(torch.equal(restored.personal[c][k], agg.personal[c][k]) for c in agg.personal for k in agg.personal[c])
+    assert all(
+        torch.equal(restored.personal[c][k], agg.personal[c][k])
+        for c in agg.personal
+        for k in agg.personal[c]
+    )
 
 
 def test_client_starts_from_its_mix_and_is_pulled_towards_it():
     from fixtures import tiny_backbone
 
-    module = FedMSplitModule(tiny_backbone(), 3, TrainSettings(), FedMSplitOptions(prompt_length=2, prompt_layers=1, prox_lambda=0.5))
+    module = FedMSplitModule(
+        tiny_backbone(),
+        3,
+        TrainSettings(),
+        FedMSplitOptions(prompt_length=2, prompt_layers=1, prox_lambda=0.5),
+    )
     mix = {k: v + 1.0 for k, v in module.trainable_state().items()}
     module.on_round_start({k: torch.zeros_like(v) for k, v in mix.items()}, 1, {"start": mix})
     assert torch.equal(module.prompts.detach(), mix["prompts"])

@@ -34,8 +34,15 @@ def _cache(tmp_path, monkeypatch):
 def test_pixel_branch_is_the_official_patch_embedding():
     """models/fedmvp.py:496-508: conv(3 -> e, 16, stride 16), then permute(2, 3, 0, 1).view(h*w, B, c),
     i.e. tokens in row-major patch order; the images are x / 255 * 2 - 1 (dataset_utils.py:467)."""
-    opts = FedMVPOptions(latent_dim=16, embed_dim=8, num_heads=2, joint_layers=1, joint_image="pixels", pixel_size=32,
-                         patch_size=16)
+    opts = FedMVPOptions(
+        latent_dim=16,
+        embed_dim=8,
+        num_heads=2,
+        joint_layers=1,
+        joint_image="pixels",
+        pixel_size=32,
+        patch_size=16,
+    )
     enc = JointEncoder(12, 12, opts)
     assert isinstance(enc.image_in, torch.nn.Conv2d) and enc.image_in.kernel_size == (16, 16)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
@@ -67,8 +74,11 @@ def test_frozen_image_head_stays_at_its_random_init():
     loss.backward()
     optimizer.step()
     assert torch.equal(net.image_mapping.weight, head0) and not torch.equal(net.text_mapping.weight, text0)
-    assert len(FedMVPNetwork(12, 12, 5, FedMVPOptions(latent_dim=16, embed_dim=8, num_heads=2, joint_layers=1))
-               .trained_parameters()) == len(list(net.parameters()))
+    assert len(
+        FedMVPNetwork(
+            12, 12, 5, FedMVPOptions(latent_dim=16, embed_dim=8, num_heads=2, joint_layers=1)
+        ).trained_parameters()
+    ) == len(list(net.parameters()))
 
 
 def test_clip_feeds_the_text_token_states():
@@ -81,8 +91,12 @@ def test_clip_feeds_the_text_token_states():
     texts = [bb._texts[0], "", bb._texts[2]]
     ids, keep = tokenize(bb.tokenizer, texts, bb.options.max_text_tokens)
     states = bb.clip.text_model(input_ids=ids, attention_mask=keep.long()).last_hidden_state
-    assert feats["text_tokens"].shape == states.shape and torch.allclose(feats["text_tokens"], states, atol=1e-5)
-    assert torch.equal(feats["text_pad"], ~keep) and int((~feats["text_pad"][1]).sum()) == 2  # '' = start + end
+    assert feats["text_tokens"].shape == states.shape and torch.allclose(
+        feats["text_tokens"], states, atol=1e-5
+    )
+    assert (
+        torch.equal(feats["text_pad"], ~keep) and int((~feats["text_pad"][1]).sum()) == 2
+    )  # '' = start + end
     assert bb.modality_feature_dims()["text_tokens"] == bb.clip.config.text_config.hidden_size
     other = tiny_clip(text_tokens="pooled")
     other.featurize(tiny_data())
@@ -91,10 +105,16 @@ def test_clip_feeds_the_text_token_states():
 
 def test_generate_completer_prompts_carry_the_class_name():
     seen = []
-    completer = GenerateCompleter(lambda images: ["c"] * len(images), lambda texts: seen.extend(texts) or [None] * len(texts),
-                                  prompt=PAPER_PROMPT, kind="bird")
+    completer = GenerateCompleter(
+        lambda images: ["c"] * len(images),
+        lambda texts: seen.extend(texts) or [None] * len(texts),
+        prompt=PAPER_PROMPT,
+        kind="bird",
+    )
     completer.complete_raw(["a red bird", "x"], [None, "img"], [2, 0], class_names=["cardinal", "wren"])
-    assert seen == ["A photo of cardinal, a kind of bird, a red bird."]  # supplementary Table 2 of 2406.11048v1
+    assert seen == [
+        "A photo of cardinal, a kind of bird, a red bird."
+    ]  # supplementary Table 2 of 2406.11048v1
     with pytest.raises(ValueError, match="class_names"):
         completer.complete_raw(["t"], [None], [2])
 
@@ -122,7 +142,9 @@ def test_fedmvp_plan_and_tables_drop_incomplete_pairs_and_head_the_complete_colu
         per = PLAN.profiles[profile]["per_method"]
         assert per["fedavg"] == per["fedprox"] == {"drop_incomplete": True}
     seen = {}
-    monkeypatch.setattr(bench_module, "run_grid", lambda base, grid, **kw: seen.update(base=base, grid=grid) or [])
+    monkeypatch.setattr(
+        bench_module, "run_grid", lambda base, grid, **kw: seen.update(base=base, grid=grid) or []
+    )
     bench_module.bench("fedmvp", "quick", dataset="cub200", accelerator="cpu")
     for cfg in cell_configs(seen["base"], seen["grid"]):
         assert cfg.method.options.get("drop_incomplete", False) == (cfg.method.name in ("fedavg", "fedprox"))
@@ -134,13 +156,19 @@ def test_fedmvp_plan_and_tables_drop_incomplete_pairs_and_head_the_complete_colu
 
 
 def test_board_headline_is_the_plans_condition():
-    records = [rec("fedmvp", "both", 0.2, 0, 0.50, sweep="bench-fedmvp-quick"),
-               rec("fedavg", "both", 0.2, 1, 0.60, sweep="bench-fedmvp-quick"),
-               rec("fedavg", "both", 0.2, 0, 0.70, sweep="bench-fedavg-quick")]
-    text = render_leaderboard(records, dataset="emoji", command="x", headlines={"bench-fedmvp-quick": "complete"})
+    records = [
+        rec("fedmvp", "both", 0.2, 0, 0.50, sweep="bench-fedmvp-quick"),
+        rec("fedavg", "both", 0.2, 1, 0.60, sweep="bench-fedmvp-quick"),
+        rec("fedavg", "both", 0.2, 0, 0.70, sweep="bench-fedavg-quick"),
+    ]
+    text = render_leaderboard(
+        records, dataset="emoji", command="x", headlines={"bench-fedmvp-quick": "complete"}
+    )
     parts = sections(text)
     header, rows = table(parts["bench-fedmvp-quick"])
-    assert header[0] == "accuracy, final complete" and rows["fedmvp"] == ["55.0"] and rows["fedavg"] == ["65.0"]
+    assert (
+        header[0] == "accuracy, final complete" and rows["fedmvp"] == ["55.0"] and rows["fedavg"] == ["65.0"]
+    )
     header, rows = table(parts["bench-fedavg-quick"])
     assert header[0] == "accuracy, final as_train" and rows["fedavg"] == ["70.0"]
 
@@ -148,7 +176,9 @@ def test_board_headline_is_the_plans_condition():
 def test_map_tables_use_maps_prompts_and_batch(monkeypatch):
     """vilt/config.py: prompt_length 16, prompt_layers [0..5], batch 256 (run.py:45-48 accumulates)."""
     seen = {}
-    monkeypatch.setattr(bench_module, "run_grid", lambda base, grid, **kw: seen.update(base=base, grid=grid) or [])
+    monkeypatch.setattr(
+        bench_module, "run_grid", lambda base, grid, **kw: seen.update(base=base, grid=grid) or []
+    )
     bench_module.bench("fedavg", "quick", dataset="food101", accelerator="cpu")
     configs = cell_configs(seen["base"], seen["grid"])
     assert {c.method.name for c in configs} == {"fedavg", "fedprox", "centralized"}

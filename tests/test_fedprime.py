@@ -193,7 +193,9 @@ def test_query_projections_are_personal():
     shared, personal = module.split_state(module.trainable_state())
     assert sorted(personal) == ["inter_query.weight", "intra_query.weight"]
     assert {"intra_pool", "inter_pool"} <= set(shared) and not any("query" in k for k in shared)
-    frozen = FedPrimeModule(StubBackbone(), 3, TrainSettings(), FedPrimeOptions(pool_size=8, query_update="frozen"))
+    frozen = FedPrimeModule(
+        StubBackbone(), 3, TrainSettings(), FedPrimeOptions(pool_size=8, query_update="frozen")
+    )
     shared, personal = frozen.split_state(frozen.trainable_state())
     assert personal == {} and not any("query" in k for k in shared)  # frozen: nothing to keep or send
 

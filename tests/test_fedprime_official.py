@@ -64,7 +64,13 @@ def make_batch(n=6, seed=0):
     keep = torch.tensor([[True, True, True], [True, True, False], [True, True, False]] * (n // 3))
     ids[~keep] = 0
     code = torch.tensor([0, 1, 2] * (n // 3))
-    return {"text_ids": ids, "text_keep": keep, "image": torch.randn(n, 2, H, generator=g), "code": code, "label": torch.arange(n) % 3}
+    return {
+        "text_ids": ids,
+        "text_keep": keep,
+        "image": torch.randn(n, 2, H, generator=g),
+        "code": code,
+        "label": torch.arange(n) % 3,
+    }
 
 
 def expected_query_step(module, batch, official: bool) -> dict[str, np.ndarray]:
@@ -122,7 +128,9 @@ def test_query_projection_takes_the_plain_sgd_step_computed_by_hand(official):
 
 
 def test_global_model_scores_with_the_initial_projection():
-    module = FedPrimeModule(TextStub(), 3, TrainSettings(), FedPrimeOfficialOptions(pool_size=POOL, kappa=KAPPA))
+    module = FedPrimeModule(
+        TextStub(), 3, TrainSettings(), FedPrimeOfficialOptions(pool_size=POOL, kappa=KAPPA)
+    )
     with torch.no_grad():
         module.inter_query.weight.mul_(-1.0)  # a client's trained W_q
     assert torch.equal(module.query_weight("inter"), module.inter_query.weight)  # training: its own
@@ -145,7 +153,9 @@ def test_local_batches_cut_loader_batches_and_follow_the_setting():
 
 
 def test_one_optimiser_step_and_one_vote_per_local_batch():
-    module = FedPrimeModule(TextStub(), 3, TrainSettings(), FedPrimeOfficialOptions(pool_size=POOL, kappa=KAPPA, batch_size=4))
+    module = FedPrimeModule(
+        TextStub(), 3, TrainSettings(), FedPrimeOfficialOptions(pool_size=POOL, kappa=KAPPA, batch_size=4)
+    )
     steps = []
     original = module.local_step
     module.local_step = lambda group: (steps.append(sum(len(c["code"]) for c in group)), original(group))
@@ -163,7 +173,11 @@ def test_one_optimiser_step_and_one_vote_per_local_batch():
 
 def official_updates():
     def state(v):
-        return {"intra_pool": torch.full((POOL, 2), v), "pooler.dense.bias": torch.tensor([v]), "inter_pool": torch.eye(POOL, 2) * (1 + v)}
+        return {
+            "intra_pool": torch.full((POOL, 2), v),
+            "pooler.dense.bias": torch.tensor([v]),
+            "inter_pool": torch.eye(POOL, 2) * (1 + v),
+        }
 
     metas = [{"used_inter": [0]}, {"used_inter": [1], "server_used_inter": [3]}, {"used_inter": [1]}]
     return [ClientUpdate(c, state(float(c)), 10 * (c + 1), metas[c]) for c in range(3)]
@@ -180,7 +194,10 @@ def test_official_server_aliases_shared_tensors_from_round_two(monkeypatch):
 
     monkeypatch.setattr("fedbench.aggregation.matched_centres.match_prompts", fake_match)
     agg = FedPrimeAggregator(FedPrimeOfficialOptions(kappa=1))
-    assert agg.configure_fit(0, [4, 7], {"x": torch.ones(1)}) == {4: {"start": {"x": torch.ones(1)}}, 7: {"start": {"x": torch.ones(1)}}}
+    assert agg.configure_fit(0, [4, 7], {"x": torch.ones(1)}) == {
+        4: {"start": {"x": torch.ones(1)}},
+        7: {"start": {"x": torch.ones(1)}},
+    }
     assert agg.configure_fit(1, [4, 7], {}) == {}
     updates = official_updates()
     out = agg.aggregate({}, updates, 0, seed=0)  # round 1: separate copies, real FedAvg

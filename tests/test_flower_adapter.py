@@ -70,8 +70,21 @@ def _train_msg(cfg, global_state, r: int, client: int) -> Message:
     from fedbench.seeds import derive_seed
 
     payload, payload_arrays = codec.pack({})
-    fit = {"round": r, "client-id": client, "seed": derive_seed(cfg.seed, "fit", r, client), "lr": round_lr(cfg, r), "work": 1.0}
-    content = RecordDict({"global": codec.state_to_record(global_state), "fit": ConfigRecord(fit), "payload": payload, "payload-arrays": payload_arrays})
+    fit = {
+        "round": r,
+        "client-id": client,
+        "seed": derive_seed(cfg.seed, "fit", r, client),
+        "lr": round_lr(cfg, r),
+        "work": 1.0,
+    }
+    content = RecordDict(
+        {
+            "global": codec.state_to_record(global_state),
+            "fit": ConfigRecord(fit),
+            "payload": payload,
+            "payload-arrays": payload_arrays,
+        }
+    )
     return Message(content=content, dst_node_id=1, message_type=MessageType.TRAIN)
 
 
@@ -94,7 +107,13 @@ def test_personal_state_stays_on_the_client(tmp_path, monkeypatch):
 
     start = build_runner(cfg).module
     shared0, _ = start.split_state(start.trainable_state())
-    context = Context(run_id=1, node_id=1, node_config={"partition-id": 1, "num-partitions": 2}, state=RecordDict(), run_config={})
+    context = Context(
+        run_id=1,
+        node_id=1,
+        node_config={"partition-id": 1, "num-partitions": 2},
+        state=RecordDict(),
+        run_config={},
+    )
     reply = train_message(cfg, None, _train_msg(cfg, shared0, 0, 1), context)
 
     sent = set(reply.content["state"].keys()) | set(reply.content["meta-arrays"].keys())
@@ -125,7 +144,12 @@ def test_codec_round_trips_payloads():
     value = {"c": {"w": torch.arange(6.0).reshape(2, 3)}, "used": [1, 4], 3: (0.5, "x"), "none": None}
     skeleton, arrays = codec.pack(value)
     back = codec.unpack(skeleton, arrays)
-    assert torch.equal(back["c"]["w"], value["c"]["w"]) and back["used"] == [1, 4] and back[3] == (0.5, "x") and back["none"] is None
+    assert (
+        torch.equal(back["c"]["w"], value["c"]["w"])
+        and back["used"] == [1, 4]
+        and back[3] == (0.5, "x")
+        and back["none"] is None
+    )
 
 
 def test_refusals_are_one_line(tmp_path):

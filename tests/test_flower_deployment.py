@@ -31,9 +31,12 @@ from processes import HAVE_PROC, descendants, running, stop_all  # noqa: E402
 TESTS = Path(__file__).parent
 BIN = Path(sys.executable).parent  # flower-superlink, flower-supernode, flwr, flower-superexec, flwr-*app
 ROUNDS = 2
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not HAVE_PROC, reason="walks /proc to stop what Flower starts (Linux)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not HAVE_PROC, reason="walks /proc to stop what Flower starts (Linux)"),
+]
 
-APP = '''
+APP = """
 [build-system]
 requires = ["hatchling"]
 build-backend = "hatchling.build"
@@ -57,8 +60,8 @@ clientapp = "tinyapp:clientapp"
 
 [tool.flwr.app.config]
 config = "{config}"
-'''
-MODULE = f'''import sys
+"""
+MODULE = f"""import sys
 
 sys.path.insert(0, {str(TESTS)!r})
 from fixtures import register_tiny  # noqa: E402
@@ -68,7 +71,7 @@ from fedbench.flower import client_app, server_app  # noqa: E402
 
 serverapp = server_app()
 clientapp = client_app()
-'''
+"""
 
 
 def free_port() -> int:
@@ -130,8 +133,15 @@ def test_flwr_run_on_a_superlink_and_two_supernodes_equals_the_loop(tmp_path):
     link = free_port()
     home = tmp_path / "flwr-home"  # Flower's config and installed apps: never the user's ~/.flwr
     home.mkdir()
-    (home / "config.toml").write_text(f'[superlink]\ndefault = "here"\n\n[superlink.here]\naddress = "127.0.0.1:{link}"\ninsecure = true\n')
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "FLWR_HOME": str(home), "FEDBENCH_WANDB": "0"}
+    (home / "config.toml").write_text(
+        f'[superlink]\ndefault = "here"\n\n[superlink.here]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "FLWR_HOME": str(home),
+        "FEDBENCH_WANDB": "0",
+    }
 
     started: list[subprocess.Popen] = []
     seen: set[int] = set()
@@ -139,20 +149,48 @@ def test_flwr_run_on_a_superlink_and_two_supernodes_equals_the_loop(tmp_path):
     def start(name: str, *args: str) -> tuple[subprocess.Popen, Path]:
         log = tmp_path / f"{name}.log"
         with open(log, "w") as out:
-            proc = subprocess.Popen([str(BIN / args[0]), *args[1:]], env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [str(BIN / args[0]), *args[1:]],
+                env=env,
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         started.append(proc)
         return proc, log
 
     try:
-        superlink, log = start("superlink", "flower-superlink", "--insecure", "--port", str(link),
-                               "--disable-runtime-dependency-installation")
+        superlink, log = start(
+            "superlink",
+            "flower-superlink",
+            "--insecure",
+            "--port",
+            str(link),
+            "--disable-runtime-dependency-installation",
+        )
         wait_for_port(link, superlink, log)
         for node in range(2):
-            start(f"supernode{node}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}",
-                  "--port", str(free_port()), "--node-config", f"partition-id={node} num-partitions=2")
-        run = subprocess.Popen([str(BIN / "flwr"), "run", str(app), "here", "--stream"], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            start(
+                f"supernode{node}",
+                "flower-supernode",
+                "--insecure",
+                "--superlink",
+                f"127.0.0.1:{link}",
+                "--port",
+                str(free_port()),
+                "--node-config",
+                f"partition-id={node} num-partitions=2",
+            )
+        run = subprocess.Popen(
+            [str(BIN / "flwr"), "run", str(app), "here", "--stream"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         started.append(run)
         deadline = time.monotonic() + 400
         while run.poll() is None and time.monotonic() < deadline:

@@ -21,7 +21,10 @@ def test_blocks_are_computed_once_from_their_own_rows():
 
     def compute(rows):
         calls.append(rows.tolist())
-        return {"square": torch.as_tensor(rows, dtype=torch.float64)[:, None] ** 2, "id": torch.as_tensor(rows)}
+        return {
+            "square": torch.as_tensor(rows, dtype=torch.float64)[:, None] ** 2,
+            "id": torch.as_tensor(rows),
+        }
 
     table = FrozenTable("demo", "k1", 10, compute, chunk=4)
     got = table.rows(torch.tensor([9, 1, 1, 5]))
@@ -64,4 +67,6 @@ def test_ppt_query_features_are_the_frozen_readout_of_each_block():
         first = r // QUERY_CHUNK * QUERY_CHUNK
         assert torch.equal(got[i], block_readout(first, c)[r - first].float())
     # and, up to float rounding, what the un-prompted pass gives on the batch itself
-    torch.testing.assert_close(got, frozen_readout(backbone, *visible_tokens(backbone, batch)).float(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        got, frozen_readout(backbone, *visible_tokens(backbone, batch)).float(), atol=1e-5, rtol=1e-5
+    )

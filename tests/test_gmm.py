@@ -1,4 +1,5 @@
-"""GMM-PT aggregation on planted prompt clusters, checked against the true centres and the conjugate posterior."""
+"""GMM-PT aggregation on planted prompt clusters, checked against the true centres and the conjugate
+posterior."""
 
 import numpy as np
 import pytest

@@ -26,7 +26,9 @@ def test_release_gives_back_holes_that_free_alone_keeps():
     blocks, pins = [], []
     for _ in range(n):
         blocks.append(libc.malloc(size))
-        pins.append(libc.malloc(16))  # a live pin after every block: the holes cannot merge or shrink from the top
+        pins.append(
+            libc.malloc(16)
+        )  # a live pin after every block: the holes cannot merge or shrink from the top
         ctypes.memset(blocks[-1], 1, size)  # touched: resident
     before = _rss()
     for b in blocks:

@@ -14,15 +14,34 @@ from fedbench.federation.resolve import run_id_of
 from fedbench.tracking.records import load_records
 
 TESTS = Path(__file__).parent
-PRELUDE = f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); from fedbench.cli import main; "
-TINY = ["--data.dataset", "tiny", "--backbone.name", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4",
-        "--train.batch_size", "16", "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false"]
+PRELUDE = (
+    f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); "
+    "from fedbench.cli import main; "
+)
+TINY = [
+    "--data.dataset",
+    "tiny",
+    "--backbone.name",
+    "tiny",
+    "--partition.n_clients",
+    "3",
+    "--partition.min_size",
+    "4",
+    "--train.batch_size",
+    "16",
+    "--method.options",
+    '{"prompt_length": 2, "prompt_layers": 1}',
+    "--tracking.progress",
+    "false",
+]
 
 
 def _start(args, tmp_path):
     code = PRELUDE + f"sys.exit(main({args!r}))"
     env = {**os.environ, "FEDBENCH_WANDB": "0"}
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
 
 
 def _wait_for(path_glob, proc, timeout=240):
@@ -56,11 +75,35 @@ def test_sweep_with_two_workers_stops_within_10s_of_sigint(tmp_path):
 
     env = _install_metadata(tmp_path / "site")
     results = tmp_path / "results"
-    args = ["sweep", *[a if a != "tiny" else "demo" for a in TINY[:4]], "--backbone.name", "demo-bert", *TINY[4:],
-            "--federation.rounds", "200", "--methods", "fedavg fedprox", "--seeds", "0 1 2", "--workers", "2",
-            "--tracking.results_dir", str(results), "--leaderboards", str(tmp_path / "boards")]
-    proc = subprocess.Popen([sys.executable, "-m", "fedbench.cli", *args], env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    assert _wait_for(lambda: (results / "demo" / "checkpoints").glob("*.pt"), proc), proc.stderr.read() if proc.poll() else "no round finished"
+    args = [
+        "sweep",
+        *[a if a != "tiny" else "demo" for a in TINY[:4]],
+        "--backbone.name",
+        "demo-bert",
+        *TINY[4:],
+        "--federation.rounds",
+        "200",
+        "--methods",
+        "fedavg fedprox",
+        "--seeds",
+        "0 1 2",
+        "--workers",
+        "2",
+        "--tracking.results_dir",
+        str(results),
+        "--leaderboards",
+        str(tmp_path / "boards"),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedbench.cli", *args],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert _wait_for(lambda: (results / "demo" / "checkpoints").glob("*.pt"), proc), (
+        proc.stderr.read() if proc.poll() else "no round finished"
+    )
     sent = time.time()
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
@@ -95,6 +138,17 @@ def test_cli_reports_a_diverged_run_in_one_line(tmp_path, capsys):
     from fedbench.cli import main
 
     register_tiny()
-    code = main(["run", *TINY, "--federation.rounds", "2", "--train.lr", "1e6", "--tracking.results_dir", str(tmp_path)])
+    code = main(
+        [
+            "run",
+            *TINY,
+            "--federation.rounds",
+            "2",
+            "--train.lr",
+            "1e6",
+            "--tracking.results_dir",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "diverged in round" in out

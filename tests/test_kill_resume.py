@@ -19,12 +19,33 @@ ROUNDS = 25
 
 
 def cli(results: Path) -> list[str]:
-    args = ["run", "--data.dataset", "tiny", "--backbone.name", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4",
-            "--federation.rounds", str(ROUNDS), "--train.batch_size", "16", "--train.lr", "0.01",
-            "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false",
-            "--tracking.results_dir", str(results)]
-    code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); "
-            f"from fedbench.cli import main; sys.exit(main({args!r}))")
+    args = [
+        "run",
+        "--data.dataset",
+        "tiny",
+        "--backbone.name",
+        "tiny",
+        "--partition.n_clients",
+        "3",
+        "--partition.min_size",
+        "4",
+        "--federation.rounds",
+        str(ROUNDS),
+        "--train.batch_size",
+        "16",
+        "--train.lr",
+        "0.01",
+        "--method.options",
+        '{"prompt_length": 2, "prompt_layers": 1}',
+        "--tracking.progress",
+        "false",
+        "--tracking.results_dir",
+        str(results),
+    ]
+    code = (
+        f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; "
+        f"register_tiny(); from fedbench.cli import main; sys.exit(main({args!r}))"
+    )
     return [sys.executable, "-c", code]
 
 
@@ -45,7 +66,12 @@ def test_sigkill_then_rerun_matches_uninterrupted(tmp_path):
     done_rounds = load_sealed(ckpt)["next_round"]
     assert 1 <= done_rounds < ROUNDS
 
-    assert subprocess.run(cli(results), env={**os.environ, "FEDBENCH_WANDB": "0"}, capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            cli(results), env={**os.environ, "FEDBENCH_WANDB": "0"}, capture_output=True
+        ).returncode
+        == 0
+    )
     record = json.loads((results / "tiny" / f"{reference['run_id']}.json").read_text())
     assert record["final"] == reference["final"]
     assert [r["val"] for r in record["rounds"]] == [r["val"] for r in reference["rounds"]]

@@ -42,7 +42,9 @@ def old_loader(bundle, index, codes, *, batch_size, shuffle, seed=0):
         return {**out, "label": bundle.labels[idx], "code": code}
 
     gen = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(rows, batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=collate, num_workers=0)
+    return DataLoader(
+        rows, batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=collate, num_workers=0
+    )
 
 
 def _same_batches(bundle, rows, prefetch):
@@ -52,7 +54,12 @@ def _same_batches(bundle, rows, prefetch):
         old = [b for b in old_loader(bundle, rows, codes, batch_size=13, shuffle=shuffle, seed=5)]
         after_old = torch.rand(1)
         torch.manual_seed(7)
-        new = [b for b in make_loader(bundle, rows, codes, batch_size=13, shuffle=shuffle, seed=5, prefetch=prefetch)]
+        new = [
+            b
+            for b in make_loader(
+                bundle, rows, codes, batch_size=13, shuffle=shuffle, seed=5, prefetch=prefetch
+            )
+        ]
         assert torch.equal(torch.rand(1), after_old)  # the same draws from the global RNG
         assert len(old) == len(new)
         for a, b in zip(old, new, strict=True):
@@ -107,11 +114,19 @@ def test_lightning_fits_on_the_same_batches(tmp_path, monkeypatch):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
     module = Recorder()
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(module, make_loader(bundle, rows, codes, batch_size=8, shuffle=True, seed=3))
     expected = [b["row"] for b in old_loader(bundle, rows, codes, batch_size=8, shuffle=True, seed=3)]
-    assert len(module.seen) == len(expected) and all(torch.equal(a, b) for a, b in zip(module.seen, expected, strict=True))
+    assert len(module.seen) == len(expected) and all(
+        torch.equal(a, b) for a, b in zip(module.seen, expected, strict=True)
+    )
 
 
 def test_an_error_while_gathering_reaches_the_consumer():

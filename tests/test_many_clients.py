@@ -23,7 +23,9 @@ def many_cfg(tiny_cfg, n_clients=6, per_round=2, rounds=3, method="fedprime"):
 
 
 def same_numbers(a, b):
-    assert a["final"] == b["final"] and a["selected"] == b["selected"] and a["personalized"] == b["personalized"]
+    assert (
+        a["final"] == b["final"] and a["selected"] == b["selected"] and a["personalized"] == b["personalized"]
+    )
     assert [r["val"] for r in a["rounds"]] == [r["val"] for r in b["rounds"]]
 
 
@@ -87,7 +89,9 @@ def test_personalized_score_on_a_seeded_sample_is_recorded(tiny_cfg, tmp_path):
     again = run_experiment(cfg)["personalized"]
     assert first == again
     assert first["scored_clients"] == 4 and first["of_clients"] == 10
-    assert len(first["clients"]) == 4 == len(set(first["clients"])) and first["clients"] == sorted(first["clients"])
+    assert len(first["clients"]) == 4 == len(set(first["clients"])) and first["clients"] == sorted(
+        first["clients"]
+    )
     assert first["accuracy"] == pytest.approx(np.mean(first["per_client"]))
     cfg.seed, cfg.tracking.results_dir = 1, str(tmp_path / "seed1")
     samples = {tuple(run_experiment(cfg)["personalized"]["clients"]), tuple(first["clients"])}
@@ -121,7 +125,11 @@ def test_synthetic_dataset_is_seeded_and_sized():
     opts = SyntheticOptions(n_train=300, n_val=20, n_test=30, num_classes=4)
     a, b = build_synthetic(opts, 0), build_synthetic(opts, 0)
     assert len(a) == 350 and [len(a.splits[s]) for s in ("train", "val", "test")] == [300, 20, 30]
-    assert np.array_equal(a.labels, b.labels) and a.texts == b.texts and np.array_equal(a.images.array, b.images.array)
+    assert (
+        np.array_equal(a.labels, b.labels)
+        and a.texts == b.texts
+        and np.array_equal(a.images.array, b.images.array)
+    )
     assert {k: v.tolist() for k, v in a.splits.items()} == {k: v.tolist() for k, v in b.splits.items()}
     other = build_synthetic(SyntheticOptions(n_train=300, n_val=20, n_test=30, num_classes=4, seed=1), 0)
     assert other.texts != a.texts

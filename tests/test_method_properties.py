@@ -69,7 +69,11 @@ def _run(method: str, tiny_cfg):
 
 
 def _flat(state: dict, keys: list[str]) -> torch.Tensor:
-    return torch.cat([state[k].double().flatten() for k in keys]) if keys else torch.zeros(0, dtype=torch.float64)
+    return (
+        torch.cat([state[k].double().flatten() for k in keys])
+        if keys
+        else torch.zeros(0, dtype=torch.float64)
+    )
 
 
 @pytest.mark.parametrize("method", METHODS.names())
@@ -81,9 +85,13 @@ def test_the_server_follows_its_clients_and_the_model_learns(method, tiny_cfg):
     assert updates, "no client trained in round 1"
     if not spec.local_only and before:
         same = [k for k in before if k in after and after[k].shape == before[k].shape]
-        trained = [k for k in same if any(not torch.equal(u.state[k], before[k]) for u in updates if k in u.state)]
+        trained = [
+            k for k in same if any(not torch.equal(u.state[k], before[k]) for u in updates if k in u.state)
+        ]
         assert trained, "no client changed a shared tensor"
-        assert not all(torch.equal(after[k], before[k]) for k in trained), "the global state ignored its clients"
+        assert not all(torch.equal(after[k], before[k]) for k in trained), (
+            "the global state ignored its clients"
+        )
         if spec.aggregator is FedAvgAggregator:
             n = torch.tensor([float(u.n_samples) for u in updates], dtype=torch.float64)
             for k in trained:  # the sample-weighted mean, by hand
@@ -98,4 +106,6 @@ def test_the_server_follows_its_clients_and_the_model_learns(method, tiny_cfg):
     losses = [r["train_loss"] for r in record["rounds"]]
     assert losses[-1] < losses[0], f"the training loss did not fall: {losses}"
     accuracy = record["final"]["as_train"]["accuracy"]
-    assert accuracy > record["majority_rate"] + MARGIN, f"accuracy {accuracy:.3f}, majority {record['majority_rate']:.3f}"
+    assert accuracy > record["majority_rate"] + MARGIN, (
+        f"accuracy {accuracy:.3f}, majority {record['majority_rate']:.3f}"
+    )

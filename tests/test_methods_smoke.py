@@ -17,9 +17,18 @@ register_tiny()
 register_hf_tiny()
 # a backbone whose real weights are too large for a unit test is exercised through a tiny model of
 # the same class, registered by the fixtures
-STAND_INS = {"embedded": "tiny", "synthetic": "tiny", **HF_STAND_INS}  # synthetic: the embedded MiniLM (own test in test_many_clients)
+STAND_INS = {
+    "embedded": "tiny",
+    "synthetic": "tiny",
+    **HF_STAND_INS,
+}  # synthetic: the embedded MiniLM (own test in test_many_clients)
 PAIRS = sorted(
-    {(m, STAND_INS.get(b, b)) for m in METHODS.names() for b in BACKBONES.names() if METHODS.get(m).supports(BACKBONES.get(b))}
+    {
+        (m, STAND_INS.get(b, b))
+        for m in METHODS.names()
+        for b in BACKBONES.names()
+        if METHODS.get(m).supports(BACKBONES.get(b))
+    }
 )
 
 

@@ -105,7 +105,9 @@ def test_per_client_probabilities():
     assert set(M.per_client_missing(clients, n, 1.0, "text", rng(0)).tolist()) == {1}
     assert set(M.per_client_missing(clients, n, 1.0, "image", rng(0)).tolist()) == {2}
     assert set(M.per_client_missing(clients, n, 0.0, "both", rng(0)).tolist()) == {0}
-    with pytest.raises(ConfigError, match=r"^missing\.rate: 1\.2 is outside \[0\.0, 1\.0\]"):  # the field the user sets
+    with pytest.raises(
+        ConfigError, match=r"^missing\.rate: 1\.2 is outside \[0\.0, 1\.0\]"
+    ):  # the field the user sets
         M.per_client_missing(clients, n, 1.2, "both", rng(0))
 
 
@@ -127,7 +129,9 @@ def test_heterogeneous_counts_per_client():
 
 def test_heterogeneous_refuses_wrong_lengths_and_types():
     clients = _clients([4, 4])
-    with pytest.raises(ValueError, match="rates needs one entry per client"):  # a caller's bug, not a user's value
+    with pytest.raises(
+        ValueError, match="rates needs one entry per client"
+    ):  # a caller's bug, not a user's value
         M.heterogeneous_missing(clients, 8, [0.5], ["text", "text"], 0.5, rng())
     with pytest.raises(ConfigError, match=r"^missing\.type: 'video' is not valid"):
         M.heterogeneous_missing(clients, 8, [0.5, 0.5], ["text", "video"], 0.5, rng())

@@ -33,7 +33,7 @@ class OfficialGenerator(nn.Module):
             self.to_out[0].weight.copy_(core["to_out.weight"])
             self.to_out[0].bias.copy_(core["to_out.bias"])
             self.descriptor.weight.copy_(table)
-        self.scale = kd ** -0.5
+        self.scale = kd**-0.5
 
     def forward(self, x_id):
         k, v, q = self.to_k(self.base_prompts), self.to_v(self.base_prompts), self.to_q(self.descriptor(x_id))
@@ -52,7 +52,9 @@ def test_generator_by_hand():
     readout = sum(a[t] * (core["to_v.weight"] @ base[t]) for t in range(3))
     shift = core["to_out.weight"] @ readout + core["to_out.bias"]
     expected = base + shift[None]  # one shift for every token
-    assert torch.allclose(gen(d), expected, atol=1e-6) and torch.allclose(generate(core, d), expected, atol=1e-6)
+    assert torch.allclose(gen(d), expected, atol=1e-6) and torch.allclose(
+        generate(core, d), expected, atol=1e-6
+    )
 
 
 def test_server_steps_equal_the_codes_update():
@@ -64,10 +66,14 @@ def test_server_steps_equal_the_codes_update():
     table0 = agg.configure_fit(0, [0, 1, 2, 3], state)
     table = torch.stack([table0[c]["descriptor"] for c in range(4)])
     deltas = {2: torch.randn(3, 6), 0: torch.randn(3, 6)}  # start - end of two clients, in the round's order
-    new = agg.aggregate(state, [ClientUpdate(c, {}, 10, meta={"delta": d}) for c, d in deltas.items()], 0, seed=0)
+    new = agg.aggregate(
+        state, [ClientUpdate(c, {}, 10, meta={"delta": d}) for c, d in deltas.items()], 0, seed=0
+    )
 
     official = OfficialGenerator({k: state[f"generator.{k}"] for k in CORE}, table)
-    adam = torch.optim.Adam(official.parameters(), lr=1e-2)  # train_eval.py:296, torch's default betas and eps
+    adam = torch.optim.Adam(
+        official.parameters(), lr=1e-2
+    )  # train_eval.py:296, torch's default betas and eps
     snapshot = {n: p.detach().clone() for n, p in official.named_parameters()}
     grads = []
     for c, delta in deltas.items():  # each gradient at the round's starting generator
@@ -90,7 +96,9 @@ def test_server_steps_equal_the_codes_update():
     assert torch.equal(agg.table[1], table[1])  # a row that never had a gradient stays
     row0 = agg.table[0].clone()
     agg.aggregate(new, [ClientUpdate(2, {}, 10, meta={"delta": torch.randn(3, 6)})], 1, seed=0)
-    assert not torch.allclose(agg.table[0], row0)  # ... one that had moves on its decaying moments, as torch's Adam
+    assert not torch.allclose(
+        agg.table[0], row0
+    )  # ... one that had moves on its decaying moments, as torch's Adam
 
 
 def test_pfedpg_runs_and_is_scored_per_client(tmp_path):

@@ -36,7 +36,9 @@ def _install_metadata(site: Path) -> dict:
 
 
 def _fedbench(env, *args):
-    return subprocess.run([sys.executable, "-m", "fedbench.cli", *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "fedbench.cli", *args], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_plugin_registers_every_kind_and_runs_one_round(tmp_path):
@@ -48,10 +50,30 @@ def test_plugin_registers_every_kind_and_runs_one_round(tmp_path):
         assert out.returncode == 0 and name in out.stdout, out.stderr
     results = tmp_path / "results"
     run = _fedbench(
-        env, "run", "--data.dataset", "demo", "--data.options", '{"n": 90}', "--backbone.name", "demo-bert",
-        "--method.name", "demo-l2", "--method.options", '{"prompt_length": 2, "prompt_layers": 1, "strength": 0.5}',
-        "--executor.name", "reversed", "--partition.n_clients", "3", "--partition.min_size", "4",
-        "--federation.rounds", "1", "--tracking.progress", "false", "--tracking.results_dir", str(results),
+        env,
+        "run",
+        "--data.dataset",
+        "demo",
+        "--data.options",
+        '{"n": 90}',
+        "--backbone.name",
+        "demo-bert",
+        "--method.name",
+        "demo-l2",
+        "--method.options",
+        '{"prompt_length": 2, "prompt_layers": 1, "strength": 0.5}',
+        "--executor.name",
+        "reversed",
+        "--partition.n_clients",
+        "3",
+        "--partition.min_size",
+        "4",
+        "--federation.rounds",
+        "1",
+        "--tracking.progress",
+        "false",
+        "--tracking.results_dir",
+        str(results),
     )
     assert run.returncode == 0, run.stderr
     (record_path,) = (results / "demo").glob("*.json")
@@ -79,7 +101,7 @@ from fedbench.methods.registry import MethodSpec
 
 SPEC = MethodSpec(name="fedavg", client=MissingAwarePromptModule, aggregator=FedAvgAggregator, options=MAPOptions,
                   description="a second fedavg")
-"""
+"""  # noqa: E501 (the embedded script stays byte-identical)
 
 
 def test_a_plugin_that_takes_a_builtin_name_is_refused_naming_both(tmp_path):
@@ -89,8 +111,11 @@ def test_a_plugin_that_takes_a_builtin_name_is_refused_naming_both(tmp_path):
     entry.write_text("[fedbench.methods]\nfedavg = clash_plugin:SPEC\n")
     out = _fedbench(env, "methods")
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
-    assert re.search(r"'fedavg' is registered by both (fedbench and fedbench-demo-plugin|fedbench-demo-plugin and fedbench);",
-                     out.stderr), out.stderr
+    assert re.search(
+        r"'fedavg' is registered by both "
+        r"(fedbench and fedbench-demo-plugin|fedbench-demo-plugin and fedbench);",
+        out.stderr,
+    ), out.stderr
 
 
 def test_an_entry_point_that_is_not_a_spec_is_one_line(tmp_path):

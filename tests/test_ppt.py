@@ -28,7 +28,9 @@ def batches(bundle, sizes, code=TEXT_MISSING):
     out, at = [], 0
     for n in sizes:
         idx = rows[at : at + n]
-        out.append(next(iter(make_loader(bundle, idx, np.full(n, code, np.int8), batch_size=n, shuffle=False))))
+        out.append(
+            next(iter(make_loader(bundle, idx, np.full(n, code, np.int8), batch_size=n, shuffle=False)))
+        )
         at += n
     return out
 
@@ -114,7 +116,8 @@ def test_dropping_masked_tokens_is_exact(tiny):
     torch.testing.assert_close(
         prompted_readout(backbone, tokens, keep, prompts),
         prompted_readout(backbone, full_tokens, full_keep, prompts),
-        atol=1e-5, rtol=1e-5,
+        atol=1e-5,
+        rtol=1e-5,
     )
 
 

@@ -82,11 +82,15 @@ def test_scaffold_server_routes_controls_for_any_client_count(tmp_path):
     x = {"w": t(1.0, 2.0)}
     payload = agg.configure_fit(0, [0, 2, 4], x)
     assert set(payload) == {0, 2, 4}
-    assert all(torch.equal(p["c"]["w"], t(0, 0)) and torch.equal(p["c_i"]["w"], t(0, 0)) for p in payload.values())
+    assert all(
+        torch.equal(p["c"]["w"], t(0, 0)) and torch.equal(p["c_i"]["w"], t(0, 0)) for p in payload.values()
+    )
     ys = [t(0.0, 2.5), t(0.5, 1.0), t(2.0, 2.0)]
     deltas = [t(4.5, -2.0), t(0.5, 2.5), t(-3.0, 0.5)]
-    updates = [ClientUpdate(k, {"w": y}, n, meta={"control_delta": {"w": d}})
-               for k, y, n, d in zip([0, 2, 4], ys, [10, 30, 60], deltas, strict=True)]
+    updates = [
+        ClientUpdate(k, {"w": y}, n, meta={"control_delta": {"w": d}})
+        for k, y, n, d in zip([0, 2, 4], ys, [10, 30, 60], deltas, strict=True)
+    ]
     new_x = agg.aggregate(x, updates, 0, seed=0)
     # uniform mean of y - x: ([-1, .5] + [-.5, -1] + [1, 0]) / 3; c = 0 + (3/5) * mean(deltas) = sum / 5
     torch.testing.assert_close(new_x["w"], t(1 - 1 / 6, 2 - 1 / 6))
@@ -111,7 +115,10 @@ def test_scaffold_refuses_without_a_client_count():
 # ----- FedOpt-PT -----------------------------------------------------------------------------------
 def client_rounds(n_rounds=3):
     gen = torch.Generator().manual_seed(0)
-    return [[{"p": torch.randn(2, 3, generator=gen, dtype=torch.float64)} for _ in range(3)] for _ in range(n_rounds)]
+    return [
+        [{"p": torch.randn(2, 3, generator=gen, dtype=torch.float64)} for _ in range(3)]
+        for _ in range(n_rounds)
+    ]
 
 
 def test_fedopt_server_state_survives_a_checkpoint_round_trip(tmp_path):
@@ -152,7 +159,12 @@ def test_fedopt_client_start_mean_sends_the_plain_mean(tiny, tmp_path):
     agg = FedOptPTAggregator(FedOptPTOptions(client_start="mean", server_lr=0.1))
     states = client_rounds(1)[0]
     assert agg.configure_fit(0, [0, 1], {"p": torch.zeros(2, 3, dtype=torch.float64)}) == {}
-    agg.aggregate({"p": torch.zeros(2, 3, dtype=torch.float64)}, [ClientUpdate(k, s, n) for k, (s, n) in enumerate(zip(states, [1, 1, 2], strict=True))], 0, 0)
+    agg.aggregate(
+        {"p": torch.zeros(2, 3, dtype=torch.float64)},
+        [ClientUpdate(k, s, n) for k, (s, n) in enumerate(zip(states, [1, 1, 2], strict=True))],
+        0,
+        0,
+    )
     resumed = FedOptPTAggregator(FedOptPTOptions(client_start="mean", server_lr=0.1))
     path = tmp_path / "ckpt.pt"
     save_checkpoint(path, "run", {"server_state": agg.server_state()})
@@ -160,7 +172,9 @@ def test_fedopt_client_start_mean_sends_the_plain_mean(tiny, tmp_path):
     mean = (states[0]["p"] + states[1]["p"] + 2 * states[2]["p"]) / 4
     torch.testing.assert_close(resumed.configure_fit(1, [4], {})[4]["start"]["p"], mean)
     # the client starts from the payload's state, not the global one
-    module = FedOptVPTModule(backbone, bundle.num_classes, TrainSettings(), FedOptPTOptions(n_tokens=2, adaptor_width=8))
+    module = FedOptVPTModule(
+        backbone, bundle.num_classes, TrainSettings(), FedOptPTOptions(n_tokens=2, adaptor_width=8)
+    )
     start = {k: torch.full_like(v, 0.25) for k, v in module.trainable_state().items()}
     module.on_round_start({}, 1, {"start": start})
     assert all(torch.equal(v, start[k]) for k, v in module.trainable_state().items())
@@ -176,8 +190,10 @@ def test_gmm_pt_recovers_planted_prompts_and_averages_the_head():
     perms = [torch.randperm(4, generator=gen) for _ in range(8)]
     clients = [centres[p] + 0.05 * torch.randn(4, 6, generator=gen, dtype=torch.float64) for p in perms]
     sizes = [10, 30, 60, 0, 0, 0, 0, 0]  # only the head's mean depends on the sizes
-    updates = [ClientUpdate(k, {"prompts": p, "head": torch.full((2,), float(k))}, n)
-               for k, (p, n) in enumerate(zip(clients, sizes, strict=True))]
+    updates = [
+        ClientUpdate(k, {"prompts": p, "head": torch.full((2,), float(k))}, n)
+        for k, (p, n) in enumerate(zip(clients, sizes, strict=True))
+    ]
     agg = GMMPTAggregator(GMMPTOptions(n_tokens=4))
     out = agg.aggregate({}, updates, 0, seed=3)
     tokens = torch.cat(clients)
@@ -194,7 +210,9 @@ def test_gmm_pt_recovers_planted_prompts_and_averages_the_head():
 # ----- FedProx-PT ----------------------------------------------------------------------------------
 def test_fedprox_pt_term_starts_in_round_two(tiny):
     bundle, backbone = tiny
-    module = FedProxVPTModule(backbone, bundle.num_classes, TrainSettings(), FedProxPTOptions(n_tokens=2, adaptor_width=8))
+    module = FedProxVPTModule(
+        backbone, bundle.num_classes, TrainSettings(), FedProxPTOptions(n_tokens=2, adaptor_width=8)
+    )
     anchor = {k: v - 0.1 for k, v in module.trainable_state().items()}
     module.on_round_start(anchor, 0)
     assert module.extra_loss({}, None) is None

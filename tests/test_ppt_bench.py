@@ -29,7 +29,9 @@ def test_ppt_plan_crosses_methods_and_partitions(monkeypatch):
     assert base.data.options["label"] == "subcategory"
     configs = cell_configs(base, grid)
     assert len(configs) == 7 * 3 * len(grid.seeds)
-    parts = {(c.partition.name, c.partition.alpha if c.partition.name == "dirichlet" else None) for c in configs}
+    parts = {
+        (c.partition.name, c.partition.alpha if c.partition.name == "dirichlet" else None) for c in configs
+    }
     assert parts == {("dirichlet", 0.5), ("dirichlet", 0.1), ("imbalanced", None)}
     assert all(c.missing.type == "text" and c.missing.rate == 1.0 and c.train.threads == 1 for c in configs)
 
@@ -37,6 +39,13 @@ def test_ppt_plan_crosses_methods_and_partitions(monkeypatch):
 def test_a_baseline_benches_the_same_grid_and_ablations_add_the_official_ppt(monkeypatch):
     seen = capture(monkeypatch)
     bench_module.bench("gmm-pt", "quick", ablations=True)
-    assert seen["grid"].methods == ["gmm-pt", "fedavg-pt", "fedprox-pt", "scaffold-pt", "fedopt-pt", "pfedpg", "ppt-official"]
+    assert seen["grid"].methods == [
+        "gmm-pt",
+        "fedavg-pt",
+        "fedprox-pt",
+        "scaffold-pt",
+        "fedopt-pt",
+        "pfedpg",
+        "ppt-official",
+    ]
     assert seen["grid"].axes["partition"] == PARTITIONS
-

@@ -52,7 +52,11 @@ def test_evaluation_votes_over_chunks_of_16():
         chunk = sim[start : start + 16]
         assert sorted(got[start].tolist()) == expected == sorted(official_batch_vote(chunk, 3))
         assert (got[start : start + len(chunk)] == got[start]).all()
-    assert sorted(select_in_chunks(sim, 3, "batch", None)[0].tolist()) == [1, 2, 3]  # one vote over all 40 rows
+    assert sorted(select_in_chunks(sim, 3, "batch", None)[0].tolist()) == [
+        1,
+        2,
+        3,
+    ]  # one vote over all 40 rows
     assert torch.equal(select_in_chunks(sim, 3, "sample", 16), sim.topk(3, dim=1).indices)
     assert PPTOfficialOptions().eval_vote_batch == 16 and PPTOptions().eval_vote_batch is None
 
@@ -94,7 +98,10 @@ def test_each_client_restarts_from_the_global_head_but_the_chained_pool():
     state = {"pool": torch.zeros(3, 2), "query.weight": torch.ones(2, 2)}
     assert agg.configure_fit(0, [4, 5], state) == {4: {"start": state}, 5: {"start": state}}
     later = agg.configure_fit(1, [4, 5], state)
-    assert set(later[4]["start"]) == {"query.weight"} and later[4]["start"]["query.weight"] is state["query.weight"]
+    assert (
+        set(later[4]["start"]) == {"query.weight"}
+        and later[4]["start"]["query.weight"] is state["query.weight"]
+    )
     with pytest.raises(ConfigError, match="cyclic"):
         PPTAggregator(dataclasses.replace(PPTOptions(), alias_shared=True))
     assert get_method("ppt-official").schedule == "cyclic" and get_method("ppt").schedule == "parallel"
@@ -109,8 +116,14 @@ def test_round_two_trains_one_pool_after_another(tmp_path, monkeypatch):
 
     def on_round_start(self, global_state, round_index, payload=None):
         original_start(self, global_state, round_index, payload)
-        starts.append((round_index, self.pool.detach().clone(), self.head.net[0].weight.detach().clone(),
-                       {k: v.clone() for k, v in (payload or {}).get("start", {}).items()}))
+        starts.append(
+            (
+                round_index,
+                self.pool.detach().clone(),
+                self.head.net[0].weight.detach().clone(),
+                {k: v.clone() for k, v in (payload or {}).get("start", {}).items()},
+            )
+        )
 
     def round_metadata(self):
         ends.append(self.pool.detach().clone())
@@ -127,7 +140,9 @@ def test_round_two_trains_one_pool_after_another(tmp_path, monkeypatch):
     assert all(torch.equal(starts[i][1], starts[first[0]][1]) for i in first)  # round 1: one global pool each
     for a, b in zip(second, second[1:], strict=False):
         assert torch.equal(starts[b][1], ends[a])  # round 2: the previous client's trained pool
-        assert torch.equal(starts[b][2], starts[second[0]][2])  # ... and the global head, not the previous client's
+        assert torch.equal(
+            starts[b][2], starts[second[0]][2]
+        )  # ... and the global head, not the previous client's
     assert torch.equal(starts[second[0]][2], starts[second[0]][3]["head.net.0.weight"])
 
 
@@ -137,24 +152,53 @@ PAPER = {"cifar10": 1, "cifar100": 10, "tinyimagenet": 20}  # 10% of the classes
 @pytest.mark.parametrize("dataset", sorted(PAPER))
 def test_paper_tables_run_the_papers_protocol(monkeypatch, dataset):
     seen = {}
-    monkeypatch.setattr(bench_module, "run_grid", lambda base, grid, **kw: seen.update(base=base, grid=grid) or [])
+    monkeypatch.setattr(
+        bench_module, "run_grid", lambda base, grid, **kw: seen.update(base=base, grid=grid) or []
+    )
     bench_module.bench("ppt", "full", dataset=dataset, ablations=True, accelerator="cpu")
     configs = cell_configs(seen["base"], seen["grid"])
     assert {c.method.name for c in configs} >= {"ppt", "ppt-official", "pfedpg", "scaffold-pt", "fedopt-pt"}
-    columns = {(c.partition.name, c.partition.alpha if c.partition.name == "dirichlet" else c.partition.n_dominant, c.train.lr)
-               for c in configs}
-    assert columns == {("dirichlet", 0.5, 5e-4), ("dirichlet", 0.1, 1e-4), ("imbalanced", PAPER[dataset], 1e-4)}
+    columns = {
+        (
+            c.partition.name,
+            c.partition.alpha if c.partition.name == "dirichlet" else c.partition.n_dominant,
+            c.train.lr,
+        )
+        for c in configs
+    }
+    assert columns == {
+        ("dirichlet", 0.5, 5e-4),
+        ("dirichlet", 0.1, 1e-4),
+        ("imbalanced", PAPER[dataset], 1e-4),
+    }
     for c in configs:
-        assert (c.partition.n_clients, c.federation.clients_per_round, c.federation.rounds, c.federation.local_epochs,
-                c.train.batch_size) == (100, 10, 120, 5, 16)
+        assert (
+            c.partition.n_clients,
+            c.federation.clients_per_round,
+            c.federation.rounds,
+            c.federation.local_epochs,
+            c.train.batch_size,
+        ) == (100, 10, 120, 5, 16)
         assert c.backbone.name == "torchvision-vit"
-        assert c.backbone.options["resize"] == 256 and c.backbone.options["crop"] == 224 and c.backbone.options["frozen_head"]
+        assert (
+            c.backbone.options["resize"] == 256
+            and c.backbone.options["crop"] == 224
+            and c.backbone.options["frozen_head"]
+        )
         if c.method.name == "scaffold-pt":  # run_scaffold_*.sh: plain SGD at --lr 1e-3
             assert c.method.options["step"] == 1e-3
-        if c.method.name == "fedopt-pt":  # main.py:63-64 (5e-5), Algo/fedopt.py:14-15 (Adam 0.9/0.98, eps 1e-6)
+        if (
+            c.method.name == "fedopt-pt"
+        ):  # main.py:63-64 (5e-5), Algo/fedopt.py:14-15 (Adam 0.9/0.98, eps 1e-6)
             o = c.method.options
-            assert (o["server_lr"], o["beta1"], o["beta2"], o["eps"], o["bias_correction"], o["client_start"]) == (
-                5e-5, 0.9, 0.98, 1e-6, True, "mean")
+            assert (
+                o["server_lr"],
+                o["beta1"],
+                o["beta2"],
+                o["eps"],
+                o["bias_correction"],
+                o["client_start"],
+            ) == (5e-5, 0.9, 0.98, 1e-6, True, "mean")
         if c.method.name == "ppt-official":
             assert get_method("ppt-official").options(**c.method.options).eval_vote_batch == 16
 
@@ -162,7 +206,9 @@ def test_paper_tables_run_the_papers_protocol(monkeypatch, dataset):
 def test_scaffold_step_and_identity_of_added_options(tmp_path):
     from fixtures import tiny_backbone
 
-    module = ScaffoldVPTModule(tiny_backbone(), 3, TrainSettings(lr=5e-4), ScaffoldPTOptions(n_tokens=2, adaptor_width=8, step=1e-3))
+    module = ScaffoldVPTModule(
+        tiny_backbone(), 3, TrainSettings(lr=5e-4), ScaffoldPTOptions(n_tokens=2, adaptor_width=8, step=1e-3)
+    )
     assert module.step_size == 1e-3
     module.options = ScaffoldPTOptions(n_tokens=2, adaptor_width=8)
     assert module.step_size == pytest.approx(5e-4 * 20)
@@ -184,8 +230,10 @@ def test_query_key_term_signs_by_hand():
     pool = torch.tensor([[1.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
     sim = similarity(q, pool)
     idx = torch.tensor([[0, 1], [1, 0]])
-    cos = {(0, 0): 2 ** -0.5, (0, 1): 0.0, (1, 1): 1.0, (1, 0): 2 ** -0.5}
+    cos = {(0, 0): 2**-0.5, (0, 1): 0.0, (1, 1): 1.0, (1, 0): 2**-0.5}
     reduce_sim = sum(cos.values()) / 2
     assert float(query_key_term(sim, idx, 2, 0.01, "push")) == pytest.approx(0.01 * reduce_sim)
-    assert float(query_key_term(sim, idx, 2, 0.01, "pull")) == pytest.approx(0.01 * sum(1 - c for c in cos.values()) / 2)
+    assert float(query_key_term(sim, idx, 2, 0.01, "pull")) == pytest.approx(
+        0.01 * sum(1 - c for c in cos.values()) / 2
+    )
     assert PPTOptions().retrieval_sign == "pull" and PPTOfficialOptions().retrieval_sign == "push"

@@ -39,7 +39,7 @@ if executor == "ray":
     head = ray.cluster_resources().get("fedbench_test_head")
 record = run_experiment(cfg)
 print(json.dumps({"head": head, "rounds": [(r["val"], r["train_loss"]) for r in record["rounds"]], "final": record["final"]}))
-"""
+"""  # noqa: E501 (the embedded script stays byte-identical)
 
 
 def _free_port() -> int:
@@ -49,8 +49,13 @@ def _free_port() -> int:
 
 
 def _driver(env, address: str, folder: Path, executor: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", DRIVER, address, str(folder), executor], env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", DRIVER, address, str(folder), executor],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -64,16 +69,32 @@ def test_attaches_to_a_head_node_started_apart_and_matches_sequential(tmp_path, 
         pytest.skip("the ray command is not installed")
     port = _free_port()
     session = tempfile.mkdtemp(prefix="fbray")  # short: Ray's unix sockets live under it (107-byte limit)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),
-           "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     env.pop("RAY_AUTH_MODE", None)
     head_env = dict(env)
     if auth == "token":
         env["RAY_AUTH_TOKEN"] = head_env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
         head_env["RAY_AUTH_MODE"] = "token"
-    head = subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--block", "--include-dashboard=false",
-                             '--resources={"fedbench_test_head": 1}', f"--temp-dir={session}"],
-                            env=head_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = subprocess.Popen(
+        [
+            ray_cli,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--block",
+            "--include-dashboard=false",
+            '--resources={"fedbench_test_head": 1}',
+            f"--temp-dir={session}",
+        ],
+        env=head_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 90
         while True:
@@ -92,5 +113,7 @@ def test_attaches_to_a_head_node_started_apart_and_matches_sequential(tmp_path, 
             head.kill()
         shutil.rmtree(session, ignore_errors=True)
     alone = _driver(env, "", tmp_path, "sequential")
-    assert on_cluster["head"] == 1  # the driver saw the head's own resource: it attached, it did not start a Ray
+    assert (
+        on_cluster["head"] == 1
+    )  # the driver saw the head's own resource: it attached, it did not start a Ray
     assert on_cluster["rounds"] == alone["rounds"] and on_cluster["final"] == alone["final"]

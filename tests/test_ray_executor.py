@@ -24,7 +24,13 @@ TESTS = Path(__file__).parent
 def local_ray():
     """One short-lived 2-CPU cluster for the module; workers import the tiny fixtures from tests/."""
     path = os.pathsep.join([str(TESTS), *[p for p in sys.path if p]])
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}}, logging_level="WARNING", log_to_driver=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
     yield
     ray.shutdown()
 
@@ -50,7 +56,12 @@ def test_ray_matches_sequential_bit_for_bit(tmp_path, method):
         torch.set_num_threads(threads)
     assert len(seq["rounds"]) == len(par["rounds"]) == 3
     for a, b in zip(seq["rounds"], par["rounds"], strict=True):
-        assert (a["val"], a["train_loss"], a["bytes_up"], a["clients"]) == (b["val"], b["train_loss"], b["bytes_up"], b["clients"])
+        assert (a["val"], a["train_loss"], a["bytes_up"], a["clients"]) == (
+            b["val"],
+            b["train_loss"],
+            b["bytes_up"],
+            b["clients"],
+        )
     assert seq["final"] == par["final"]
     assert seq["selected"] == par["selected"]
     assert seq.get("personalized") == par.get("personalized")
@@ -73,7 +84,10 @@ def test_results_in_task_order_and_on_result_sees_each(tmp_path):
     state = runner.module.split_state(runner.module.trainable_state())[0]
     from fedbench.federation.client import ClientTask
 
-    tasks = [ClientTask(0, c, state, {}, exp.clients[c], exp.client_codes[c], seed=10 + c, lr=0.01) for c in range(3)]
+    tasks = [
+        ClientTask(0, c, state, {}, exp.clients[c], exp.client_codes[c], seed=10 + c, lr=0.01)
+        for c in range(3)
+    ]
     executor = RayExecutor(RayOptions(actors=2, threads=1), cfg, runner.rebuild)
     seen = []
     try:
@@ -115,5 +129,7 @@ def test_unreachable_address_gives_one_line(monkeypatch):
     from fedbench.federation.executors import ray_support
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process
-    with pytest.raises(ConfigError, match=r"cannot attach to a Ray cluster at '127.0.0.1:9' .*`ray start --head`"):
+    with pytest.raises(
+        ConfigError, match=r"cannot attach to a Ray cluster at '127.0.0.1:9' .*`ray start --head`"
+    ):
         ray_support.connect("127.0.0.1:9")

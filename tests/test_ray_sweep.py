@@ -31,13 +31,45 @@ ROUNDS = 50
 
 
 def cli(results: Path) -> list[str]:
-    args = ["sweep", "--data.dataset", "tiny", "--backbone.name", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4",
-            "--federation.rounds", str(ROUNDS), "--train.batch_size", "16", "--train.lr", "0.01", "--train.threads", "1",
-            "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false", "--tracking.wandb", "false",
-            "--tracking.results_dir", str(results), "--seeds", "0 1", "--leaderboards", str(results / "boards"),
-            "--cells", "ray", "--cells_options", '{"actors": 1}']  # one cell at a time: seed 0, then seed 1
-    code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); "
-            f"from fedbench.cli import main; sys.exit(main({args!r}))")
+    args = [
+        "sweep",
+        "--data.dataset",
+        "tiny",
+        "--backbone.name",
+        "tiny",
+        "--partition.n_clients",
+        "3",
+        "--partition.min_size",
+        "4",
+        "--federation.rounds",
+        str(ROUNDS),
+        "--train.batch_size",
+        "16",
+        "--train.lr",
+        "0.01",
+        "--train.threads",
+        "1",
+        "--method.options",
+        '{"prompt_length": 2, "prompt_layers": 1}',
+        "--tracking.progress",
+        "false",
+        "--tracking.wandb",
+        "false",
+        "--tracking.results_dir",
+        str(results),
+        "--seeds",
+        "0 1",
+        "--leaderboards",
+        str(results / "boards"),
+        "--cells",
+        "ray",
+        "--cells_options",
+        '{"actors": 1}',
+    ]  # one cell at a time: seed 0, then seed 1
+    code = (
+        f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; "
+        f"register_tiny(); from fedbench.cli import main; sys.exit(main({args!r}))"
+    )
     return [sys.executable, "-c", code]
 
 

@@ -12,7 +12,7 @@ README = Path(__file__).parent.parent / "README.md"
 
 def readme_block(heading: str) -> str:
     text = README.read_text()
-    section = text[text.index(heading):]
+    section = text[text.index(heading) :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -33,11 +33,13 @@ def test_the_sweep_example_is_small_and_writes_to_its_own_folder():
     import shlex
 
     text = README.read_text()
-    block = re.search(r"```bash\n(.*?)```", text[text.index("## Running experiments"):], re.S).group(1)
+    block = re.search(r"```bash\n(.*?)```", text[text.index("## Running experiments") :], re.S).group(1)
     commands = [shlex.split(c) for c in block.replace("\\\n", " ").splitlines() if c.strip()]
     (sweep,) = [c for c in commands if c[1:2] == ["sweep"]]
     flags = dict(zip(sweep[2::2], sweep[3::2], strict=False))
-    runs = math.prod(len(flags.get(f, "one").split()) for f in ("--methods", "--rates", "--types", "--alphas", "--seeds"))
+    runs = math.prod(
+        len(flags.get(f, "one").split()) for f in ("--methods", "--rates", "--types", "--alphas", "--seeds")
+    )
     assert runs <= 8, f"the README's sweep is {runs} runs"
     for command in commands:
         given = dict(zip(command[2::2], command[3::2], strict=False))

@@ -22,8 +22,13 @@ BOUND = 1.5 * GB  # the old path needed >= 3.0 GB for the pixel tensor alone
 def _peak(step: str, tmp_path: Path) -> int:
     env = {**os.environ, "FEDBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "2"}
     script = Path(__file__).parent / "real_size_fixture.py"
-    out = subprocess.run([sys.executable, str(script), step, str(tmp_path / "results")], env=env, capture_output=True,
-                         text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, str(script), step, str(tmp_path / "results")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return int(out.stdout.strip().splitlines()[-1])
 

@@ -16,14 +16,36 @@ def _record_path(cfg) -> Path:
     return Path(cfg.tracking.results_dir) / cfg.data.dataset / f"{run_id_of(cfg)}.json"
 
 
-def test_a_recorded_config_is_not_run_again_and_a_record_not_produced_here_is_not_overwritten(tiny_cfg, capsys):
+def test_a_recorded_config_is_not_run_again_and_a_record_not_produced_here_is_not_overwritten(
+    tiny_cfg, capsys
+):
     from fixtures import register_tiny
 
     cfg = tiny_cfg("fedavg", rounds=1)
     register_tiny()
-    args = ["run", "--data.dataset", "tiny", "--backbone.name", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4",
-            "--federation.rounds", "1", "--train.batch_size", "16", "--train.lr", "0.01", "--tracking.progress", "false",
-            "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.results_dir", cfg.tracking.results_dir]
+    args = [
+        "run",
+        "--data.dataset",
+        "tiny",
+        "--backbone.name",
+        "tiny",
+        "--partition.n_clients",
+        "3",
+        "--partition.min_size",
+        "4",
+        "--federation.rounds",
+        "1",
+        "--train.batch_size",
+        "16",
+        "--train.lr",
+        "0.01",
+        "--tracking.progress",
+        "false",
+        "--method.options",
+        '{"prompt_length": 2, "prompt_layers": 1}',
+        "--tracking.results_dir",
+        cfg.tracking.results_dir,
+    ]
     path = _record_path(cfg)
     assert main(args) == 0
     first = capsys.readouterr()
@@ -60,5 +82,10 @@ def test_reproduce_tells_identical_from_changed_numbers(tiny_cfg, tmp_path, monk
     path.write_text(json.dumps(record))
     assert main(["reproduce", str(path), "--results", str(tmp_path / "again")]) == 1
     out = capsys.readouterr().out
-    assert "not reproduced: 1 final metric(s)" in out and f"as_train accuracy: 0.99 in the record, {true_value} here" in out
-    assert main(["reproduce", str(path), "--results", cfg.tracking.results_dir]) == 2  # never into the record's own folder
+    assert (
+        "not reproduced: 1 final metric(s)" in out
+        and f"as_train accuracy: 0.99 in the record, {true_value} here" in out
+    )
+    assert (
+        main(["reproduce", str(path), "--results", cfg.tracking.results_dir]) == 2
+    )  # never into the record's own folder

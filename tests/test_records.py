@@ -32,17 +32,19 @@ from fedbench.tracking.records import (
 def make_record(tag: str = "r1", dataset: str = "emoji", acc: float = 0.71) -> dict:
     """A record whose identity differs by ``tag`` (its partition's name), with the run id of that
     identity, as a real run's."""
-    return hashed({
-        "schema": 1,
-        "run_id": None,
-        "dataset": dataset,
-        "method": "fedavg",
-        "seed": 0,
-        "metric": "accuracy",
-        "missing": {"protocol": "per_sample", "rate": 0.5, "type": "text"},
-        "partition": {"name": tag},
-        "final": {"as_train": {"accuracy": acc}},
-    })
+    return hashed(
+        {
+            "schema": 1,
+            "run_id": None,
+            "dataset": dataset,
+            "method": "fedavg",
+            "seed": 0,
+            "metric": "accuracy",
+            "missing": {"protocol": "per_sample", "rate": 0.5, "type": "text"},
+            "partition": {"name": tag},
+            "final": {"as_train": {"accuracy": acc}},
+        }
+    )
 
 
 def tags(records: list[dict]) -> list[str]:
@@ -88,7 +90,10 @@ def test_numpy_values_are_stored_as_numbers(tmp_path):
 def test_nan_and_infinities_are_written_as_null_in_strict_json(tmp_path):
     record = make_record(acc=float("nan"))
     record["status"] = "diverged"
-    record["rounds"] = [{"train_loss": float("inf"), "val": {"accuracy": np.float32("nan")}}, {"train_loss": -np.inf}]
+    record["rounds"] = [
+        {"train_loss": float("inf"), "val": {"accuracy": np.float32("nan")}},
+        {"train_loss": -np.inf},
+    ]
     record["losses"] = np.array([1.5, np.nan])
     text = write_record(tmp_path, record).read_text()
     with pytest.raises(ValueError, match="NaN"):
@@ -115,7 +120,11 @@ def test_crash_mid_write_keeps_previous_record(tmp_path, monkeypatch, target):
     def boom(*args, **kwargs):
         raise OSError("simulated crash")
 
-    patch = {"dump": (records.json, "dump"), "replace": (safe_io.os, "replace"), "fsync": (safe_io.os, "fsync")}
+    patch = {
+        "dump": (records.json, "dump"),
+        "replace": (safe_io.os, "replace"),
+        "fsync": (safe_io.os, "fsync"),
+    }
     monkeypatch.setattr(*patch[target], boom)
     with pytest.raises(OSError, match="simulated crash"):
         write_record(tmp_path, make_record(acc=0.9))
@@ -165,7 +174,10 @@ def test_load_skips_corrupt_and_temp_files_with_one_warning_each(tmp_path):
         (lambda r: r.pop("missing"), "missing is absent, expected an object"),
         (lambda r: r.update(seed="0"), "seed is a str, expected an integer"),
         (lambda r: r.update(metric=None), "metric is null, expected a non-empty string"),
-        (lambda r: r.update(selected={"round": 2, "metrics": {"as_train": [1]}}), "selected.metrics.as_train is a list"),
+        (
+            lambda r: r.update(selected={"round": 2, "metrics": {"as_train": [1]}}),
+            "selected.metrics.as_train is a list",
+        ),
         (lambda r: r.update(personalized={"accuracy": "x"}), "personalized.accuracy is a str"),
         (lambda r: r.update(status="diverged", diverged={"round": "three"}), "diverged.round is a str"),
     ],
@@ -186,12 +198,20 @@ def test_load_skips_records_of_the_wrong_shape_naming_file_and_field(tmp_path, b
 
 
 def test_identity_is_the_config_minus_tracking_and_executor():
-    config = {"seed": 0, "missing": {"rate": 0.5}, "federation": {"rounds": 5}, "tracking": {"sweep": "a"},
-              "executor": {"name": "ray"}}
+    config = {
+        "seed": 0,
+        "missing": {"rate": 0.5},
+        "federation": {"rounds": 5},
+        "tracking": {"sweep": "a"},
+        "executor": {"name": "ray"},
+    }
     record = {**make_record(), "config": config}
     assert record_identity(record) == {"seed": 0, "missing": {"rate": 0.5}, "federation": {"rounds": 5}}
     assert record_identity({**record, "identity": {"x": 1}}) == {"x": 1}  # a stored identity wins
-    moved = {**record, "config": {**config, "tracking": {"sweep": "b", "command": "x"}, "executor": {"name": "seq"}}}
+    moved = {
+        **record,
+        "config": {**config, "tracking": {"sweep": "b", "command": "x"}, "executor": {"name": "seq"}},
+    }
     assert identity_key(moved) == identity_key(record)
     longer = {**record, "config": {**config, "federation": {"rounds": 10}}}
     assert identity_key(longer) != identity_key(record)
@@ -203,7 +223,10 @@ def test_dedupe_keeps_the_newest_of_equal_identities_and_every_distinct_one():
         return {**make_record(f"r{rounds}-{created}-{ratio}"), "config": config, "created": created}
 
     old, new = run(5, "2025-01-01T00:00:00+00:00"), run(5, "2025-02-01T00:00:00+00:00")
-    other_rounds, other_ratio = run(10, "2024-01-01T00:00:00+00:00"), run(5, "2024-01-01T00:00:00+00:00", ratio=0.3)
+    other_rounds, other_ratio = (
+        run(10, "2024-01-01T00:00:00+00:00"),
+        run(5, "2024-01-01T00:00:00+00:00", ratio=0.3),
+    )
     kept = dedupe_records([new, other_rounds, old, other_ratio])
     assert [r["run_id"] for r in kept] == [new["run_id"], other_rounds["run_id"], other_ratio["run_id"]]
 
@@ -254,7 +277,17 @@ def test_git_commit_and_dirty_flag(tmp_path):
 
 def test_package_versions_and_now_iso():
     versions = provenance.package_versions()
-    for key in ("python", "torch", "lightning", "torchmetrics", "transformers", "numpy", "scipy", "fedbench", "platform"):
+    for key in (
+        "python",
+        "torch",
+        "lightning",
+        "torchmetrics",
+        "transformers",
+        "numpy",
+        "scipy",
+        "fedbench",
+        "platform",
+    ):
         assert key in versions
     assert versions["numpy"] == np.__version__
     stamp = dt.datetime.fromisoformat(provenance.now_iso())

@@ -54,15 +54,30 @@ def test_record_is_complete_and_json(tiny_cfg, tmp_path):
     record = run_experiment(cfg)
     path = tmp_path / "results" / "tiny" / f"{record['run_id']}.json"
     on_disk = json.loads(path.read_text())
-    for key in ("config", "seed_tree", "git_commit", "versions", "rounds", "final", "selected", "bytes", "wall_time_s", "partition_report"):
+    for key in (
+        "config",
+        "seed_tree",
+        "git_commit",
+        "versions",
+        "rounds",
+        "final",
+        "selected",
+        "bytes",
+        "wall_time_s",
+        "partition_report",
+    ):
         assert key in on_disk
-    assert on_disk["versions"]["torch"] == torch.__version__.split("+")[0] or on_disk["versions"]["torch"].startswith(torch.__version__[:4])
+    assert on_disk["versions"]["torch"] == torch.__version__.split("+")[0] or on_disk["versions"][
+        "torch"
+    ].startswith(torch.__version__[:4])
     report = on_disk["partition_report"]
     assert sum(report["sizes"]) == len(prepare(resolve(cfg)).bundle.splits["train"])
     shutil.rmtree(tmp_path / "results")
 
 
-@pytest.mark.parametrize("method, options", [("fedavg", None), ("local", None), ("fedprime", {"selection": "sample"})])
+@pytest.mark.parametrize(
+    "method, options", [("fedavg", None), ("local", None), ("fedprime", {"selection": "sample"})]
+)
 def test_fast_test_metrics_equal_one_pass_per_condition(method, options, tiny_cfg):
     cfg = tiny_cfg(method, rounds=1)
     if options:

@@ -53,8 +53,14 @@ class Blobs:
 
 def _data(images, n: int | None = None) -> ModalData:
     n = len(images) if n is None else n
-    return ModalData(name="fixture", labels=np.zeros(n, dtype=np.int64), label_names=["a"], texts=[""] * n,
-                     images=images, splits={"train": np.arange(n), "val": np.arange(0), "test": np.arange(0)})
+    return ModalData(
+        name="fixture",
+        labels=np.zeros(n, dtype=np.int64),
+        label_names=["a"],
+        texts=[""] * n,
+        images=images,
+        splits={"train": np.arange(n), "val": np.arange(0), "test": np.arange(0)},
+    )
 
 
 def _reference(blob: bytes | None, size: int) -> np.ndarray:
@@ -139,17 +145,22 @@ def test_a_new_split_seed_reuses_the_pixel_entry(tmp_path):
 
 
 def test_two_processes_share_one_entry(tmp_path):
-    images = ArrayImages(np.random.default_rng(1).integers(0, 255, (12, 6, 6, 3), dtype=np.uint8), key="shared")
+    images = ArrayImages(
+        np.random.default_rng(1).integers(0, 255, (12, 6, 6, 3), dtype=np.uint8), key="shared"
+    )
     col, _ = cached_pixels(_data(images), 8)
     code = (
         "import numpy as np, sys; from fedbench.data.base import ArrayImages, ModalData; "
         "from fedbench.backbones.pixels import cached_pixels; from fedbench.cache import entries; "
-        "imgs = ArrayImages(np.random.default_rng(1).integers(0, 255, (12, 6, 6, 3), dtype=np.uint8), key='shared'); "
+        "imgs = ArrayImages(np.random.default_rng(1).integers(0, 255, (12, 6, 6, 3), dtype=np.uint8), "
+        "key='shared'); "
         "d = ModalData('f', np.zeros(12, dtype=np.int64), ['a'], ['']*12, imgs, {'train': np.arange(12)}); "
         "col, _ = cached_pixels(d, 8); maps = open('/proc/self/maps').read(); "
         "print(len(entries.entries('pixels')), str(col.array.filename) in maps, int(col[[3]].sum()))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     count, mapped, total = out.stdout.split()
     assert count == "1" and mapped == "True"  # the child mapped the parent's file, built nothing
     assert int(total) == int(col[[3]].sum())
@@ -195,6 +206,8 @@ def test_a_cache_that_cannot_fit_is_refused_in_one_line(monkeypatch):
 
     monkeypatch.setattr(preflight, "free_disk", lambda folder: 1000)
     images = ArrayImages(np.zeros((4, 5, 5, 3), dtype=np.uint8), key="big")
-    with pytest.raises(ConfigError, match=r"pixel cache of fixture \(4 images\) needs .* free; free disk space"):
+    with pytest.raises(
+        ConfigError, match=r"pixel cache of fixture \(4 images\) needs .* free; free disk space"
+    ):
         cached_pixels(_data(images), 64)
     assert entries.entries("pixels") == [] and entries.unfinished() == []

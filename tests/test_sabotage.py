@@ -17,7 +17,18 @@ pytestmark = pytest.mark.slow
 
 def _pytest(plugin: str, *selection: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "pytest", "-p", f"sabotage.{plugin}", "-p", "no:cacheprovider", "-q", "-x", *selection]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        f"sabotage.{plugin}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-x",
+        *selection,
+    ]
     return subprocess.run(cmd, cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=900)
 
 

@@ -99,7 +99,11 @@ def test_cache_file_not_signed_here_is_rebuilt(made, tmp_path, monkeypatch):
         blob = path.read_bytes()
         assert blob.count(stored.numpy().tobytes()) == 1
         path.write_bytes(blob.replace(stored.numpy().tobytes(), edited.numpy().tobytes()))  # edited in place
-    says = {"unsigned": "not a signed fedbench file", "another key": "signed with another key", "edited": "mismatch"}[made]
+    says = {
+        "unsigned": "not a signed fedbench file",
+        "another key": "signed with another key",
+        "edited": "mismatch",
+    }[made]
     with pytest.warns(UserWarning, match=says):
         obj = cached(path, lambda: {"bank": torch.ones(2)}, valid=lambda o: "bank" in o)
     assert torch.equal(obj["bank"], torch.ones(2))
@@ -117,7 +121,12 @@ def _resealed_with_sha256(payload):
     blob = buffer.getvalue()
     body = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
     old = {"format": "fedbench-sealed-1", "sha256": hashlib.sha256(blob).hexdigest(), "payload": body}
-    new = {"format": "fedbench-sealed-2", "key_id": None, "hmac": hashlib.sha256(blob).hexdigest(), "payload": body}
+    new = {
+        "format": "fedbench-sealed-2",
+        "key_id": None,
+        "hmac": hashlib.sha256(blob).hexdigest(),
+        "payload": body,
+    }
     return old, new
 
 

@@ -26,7 +26,11 @@ def client_states(draw, min_clients=1):
     seed = draw(st.integers(0, 2**16))
     gen = torch.Generator().manual_seed(seed)
     states = [{k: torch.randn(s, generator=gen) for k, s in layout.items()} for _ in range(n)]
-    weights = draw(st.lists(st.floats(0.0, 10.0, allow_nan=False), min_size=n, max_size=n).filter(lambda w: sum(w) > 1e-3))
+    weights = draw(
+        st.lists(st.floats(0.0, 10.0, allow_nan=False), min_size=n, max_size=n).filter(
+            lambda w: sum(w) > 1e-3
+        )
+    )
     return layout, states, weights
 
 
@@ -37,7 +41,11 @@ def test_weighted_mean_is_numpys_average(drawn):
     got = weighted_mean(states, weights)
     assert set(got) == set(layout)
     for k in layout:
-        ref = np.average(np.stack([s[k].double().numpy() for s in states]), axis=0, weights=np.asarray(weights, dtype=np.float64))
+        ref = np.average(
+            np.stack([s[k].double().numpy() for s in states]),
+            axis=0,
+            weights=np.asarray(weights, dtype=np.float64),
+        )
         np.testing.assert_allclose(got[k].double().numpy(), ref, rtol=1e-5, atol=1e-6)
         assert got[k].dtype == states[0][k].dtype and got[k].shape == states[0][k].shape
 
@@ -87,9 +95,10 @@ def test_scaffold_server_update_is_the_papers_equations(drawn, extra_clients, se
     for k in layout:
         xs = x[k].double().numpy()
         ref_x = xs + server_lr * np.mean([s[k].double().numpy() - xs for s in states], axis=0)
-        ref_c = c[k].double().numpy() + len(states) / n_all * np.mean([d[k].double().numpy() for d in deltas], axis=0)
+        ref_c = c[k].double().numpy() + len(states) / n_all * np.mean(
+            [d[k].double().numpy() for d in deltas], axis=0
+        )
         np.testing.assert_allclose(new_x[k].double().numpy(), ref_x, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(new_c[k].double().numpy(), ref_c, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="no participating"):
         scaffold_server_update(x, c, [], [], n_all)
-

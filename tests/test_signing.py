@@ -35,8 +35,12 @@ def test_the_key_is_made_once_private_and_kept(key_file):
 
 def test_processes_racing_to_make_the_key_agree(key_file):
     code = "from fedbench import signing; print(signing.user_key().hex())"
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+        )
+        for _ in range(4)
+    ]
     keys = {p.communicate(timeout=120)[0].strip() for p in procs}
     assert len(keys) == 1 and keys == {key_file.read_bytes().hex()}
 
@@ -48,11 +52,20 @@ def test_tags_are_hmac_sha256_under_the_key(key_file):
     assert not signing.verifies(data + b" ", expected) and not signing.verifies(data, None)
 
 
-@pytest.mark.parametrize(("setup", "says"), [
-    (lambda p: (p.parent.mkdir(parents=True), p.write_bytes(os.urandom(32)), p.chmod(0o640)), "can be read by other users"),
-    (lambda p: (p.parent.mkdir(parents=True), p.write_bytes(b"short"), p.chmod(0o600)), "too few to be a key"),
-    (lambda p: p.mkdir(parents=True), "is not a file"),
-])
+@pytest.mark.parametrize(
+    ("setup", "says"),
+    [
+        (
+            lambda p: (p.parent.mkdir(parents=True), p.write_bytes(os.urandom(32)), p.chmod(0o640)),
+            "can be read by other users",
+        ),
+        (
+            lambda p: (p.parent.mkdir(parents=True), p.write_bytes(b"short"), p.chmod(0o600)),
+            "too few to be a key",
+        ),
+        (lambda p: p.mkdir(parents=True), "is not a file"),
+    ],
+)
 def test_a_key_that_cannot_be_trusted_is_one_line(key_file, setup, says):
     setup(key_file)
     with pytest.raises(ConfigError) as err:

@@ -20,18 +20,49 @@ pytestmark = pytest.mark.skipif(not HAVE_PROC, reason="walks /proc (Linux)")
 def _sweep(results: Path) -> list[str]:
     """The console script's path (``entry``) on the test plugin's dataset and backbone, which the
     worker processes find through entry points as a user's plugin would."""
-    args = ["sweep", "--data.dataset", "demo", "--backbone.name", "demo-bert", "--partition.n_clients", "3", "--partition.min_size", "4",
-            "--federation.rounds", "500", "--train.batch_size", "16", "--method.options", '{"prompt_length": 2, "prompt_layers": 1}',
-            "--methods", "fedavg fedprox", "--workers", "2", "--tracking.progress", "false", "--tracking.results_dir", str(results),
-            "--leaderboards", str(results / "boards")]
-    return [sys.executable, "-c", f"import sys; from fedbench.cli import entry; sys.argv = ['fedbench', *{args!r}]; entry()"]
+    args = [
+        "sweep",
+        "--data.dataset",
+        "demo",
+        "--backbone.name",
+        "demo-bert",
+        "--partition.n_clients",
+        "3",
+        "--partition.min_size",
+        "4",
+        "--federation.rounds",
+        "500",
+        "--train.batch_size",
+        "16",
+        "--method.options",
+        '{"prompt_length": 2, "prompt_layers": 1}',
+        "--methods",
+        "fedavg fedprox",
+        "--workers",
+        "2",
+        "--tracking.progress",
+        "false",
+        "--tracking.results_dir",
+        str(results),
+        "--leaderboards",
+        str(results / "boards"),
+    ]
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; from fedbench.cli import entry; sys.argv = ['fedbench', *{args!r}]; entry()",
+    ]
 
 
 def test_sigterm_stops_a_two_worker_sweep_and_leaves_no_process(tmp_path):
     from test_plugins import _install_metadata
 
     results = tmp_path / "results"
-    env = {**_install_metadata(tmp_path / "site"), "FEDBENCH_WANDB": "0", "FEDBENCH_CACHE": str(tmp_path / "cache")}
+    env = {
+        **_install_metadata(tmp_path / "site"),
+        "FEDBENCH_WANDB": "0",
+        "FEDBENCH_CACHE": str(tmp_path / "cache"),
+    }
     proc = subprocess.Popen(_sweep(results), env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     started: set[int] = set()
     try:

@@ -63,7 +63,9 @@ def test_accumulating_two_batches_is_one_step_on_both(tmp_path):
     ref = Linear()  # one SGD step on the mean loss over all 16 rows, by hand
     loss = ((ref.net(x) - y) ** 2).mean()
     grads = torch.autograd.grad(loss, list(ref.net.parameters()))
-    for p_small, p_big, p, g in zip(small.parameters(), big.parameters(), ref.parameters(), grads, strict=True):
+    for p_small, p_big, p, g in zip(
+        small.parameters(), big.parameters(), ref.parameters(), grads, strict=True
+    ):
         torch.testing.assert_close(p_small, p - 0.1 * g)
         torch.testing.assert_close(p_big, p - 0.1 * g)
 
@@ -90,8 +92,10 @@ def test_new_train_fields_leave_old_identities_alone():
 def test_command_line_options_merge_into_the_files():
     from fedbench.cli import _config_from, _experiment_parser, _parse
 
-    ns = _parse(_experiment_parser("fedbench run"),
-                ["--config", "experiments/fedprime_food101.yaml", "--backbone.options", '{"model": "/weights/vilt"}'])
+    ns = _parse(
+        _experiment_parser("fedbench run"),
+        ["--config", "experiments/fedprime_food101.yaml", "--backbone.options", '{"model": "/weights/vilt"}'],
+    )
     cfg = _config_from(ns)
     assert cfg.backbone.options == {"max_text_tokens": 40, "max_image_len": 40, "model": "/weights/vilt"}
 

@@ -21,7 +21,9 @@ def test_multilabel_f1s_match_sklearn():
     ours = classification_metrics(torch.tensor(probs), torch.tensor(target), 5, "multilabel")
     hits = (probs >= 0.5).astype(int)
     for avg in ("macro", "micro", "weighted", "samples"):
-        assert ours[f"f1_{avg}"] == pytest.approx(f1_score(target, hits, average=avg, zero_division=0), abs=1e-6)
+        assert ours[f"f1_{avg}"] == pytest.approx(
+            f1_score(target, hits, average=avg, zero_division=0), abs=1e-6
+        )
 
 
 def test_binary_auroc_matches_sklearn():
@@ -38,17 +40,27 @@ def _multilabel(options, split_seed):
     hot = np.zeros((len(data.labels), 4), dtype=np.int64)
     hot[np.arange(len(hot)), data.labels] = 1
     hot[::3, 3] = 1  # a second label on every third sample
-    data.labels, data.label_names, data.metric = hot, ["a", "b", "c", "d"], MetricSpec("multilabel", "f1_macro")
+    data.labels, data.label_names, data.metric = (
+        hot,
+        ["a", "b", "c", "d"],
+        MetricSpec("multilabel", "f1_macro"),
+    )
     return data
 
 
 def _binary(options, split_seed):
     data = tiny_data(seed=split_seed)
-    data.labels, data.label_names, data.metric = (data.labels == 0).astype(np.int64), ["no", "yes"], MetricSpec("binary", "auroc")
+    data.labels, data.label_names, data.metric = (
+        (data.labels == 0).astype(np.int64),
+        ["no", "yes"],
+        MetricSpec("binary", "auroc"),
+    )
     return data
 
 
-@pytest.mark.parametrize("name, build, metric", [("tiny-multilabel", _multilabel, "f1_macro"), ("tiny-binary", _binary, "auroc")])
+@pytest.mark.parametrize(
+    "name, build, metric", [("tiny-multilabel", _multilabel, "f1_macro"), ("tiny-binary", _binary, "auroc")]
+)
 def test_one_round_on_other_tasks(name, build, metric, tmp_path):
     DATASETS.register(DatasetSpec(name, build, None, "test fixture"))
     cfg = tiny_config(tmp_path, "fedavg", rounds=1)

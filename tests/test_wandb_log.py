@@ -41,7 +41,12 @@ def test_disabled_modes_never_import_wandb(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FEDBENCH_WANDB"))}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(fedbench.__file__).parents[1]), env.get("PYTHONPATH", "")])
     out = subprocess.run(
-        [sys.executable, "-c", DISABLED_SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", DISABLED_SCRIPT],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
@@ -153,7 +158,12 @@ def test_offline_run_reads_back_with_wandbs_own_reader(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("FEDBENCH_WANDB", raising=False)
-    for key, value in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true", "WANDB_CONSOLE": "off"}.items():
+    for key, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path),
+        "WANDB_SILENT": "true",
+        "WANDB_CONSOLE": "off",
+    }.items():
         monkeypatch.setenv(key, value)
     with WandbRun(True, "fedbench-test", "sweep-1", "fedavg-s0", {"lr": 0.01}, tmp_path) as wb:
         assert wb.active and wb.mode == "offline"
@@ -165,7 +175,12 @@ def test_offline_run_reads_back_with_wandbs_own_reader(tmp_path, monkeypatch):
     wandb_cli = Path(sys.executable).with_name("wandb")
     records, deadline = [], time.time() + 90
     while time.time() < deadline:
-        out = subprocess.run([str(wandb_cli), "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [str(wandb_cli), "leet", "inspect", "--json", str(run_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
         if any(r["type"] == "exit" for r in records):
             break
@@ -173,9 +188,20 @@ def test_offline_run_reads_back_with_wandbs_own_reader(tmp_path, monkeypatch):
     kinds = [r["type"] for r in records]
     assert "exit" in kinds, f"the log never completed; record kinds: {kinds}"
     (run,) = [r["run"] for r in records if r["type"] == "run"]
-    assert (run["run_group"], run["display_name"], run["config"]["update"]["lr"]) == ("sweep-1", "fedavg-s0", 0.01)
-    history = [(h["history"]["step"]["num"], h["history"]["item"]["val/accuracy"], h["history"]["item"]["train_loss"])
-               for h in records if h["type"] == "history"]
+    assert (run["run_group"], run["display_name"], run["config"]["update"]["lr"]) == (
+        "sweep-1",
+        "fedavg-s0",
+        0.01,
+    )
+    history = [
+        (
+            h["history"]["step"]["num"],
+            h["history"]["item"]["val/accuracy"],
+            h["history"]["item"]["train_loss"],
+        )
+        for h in records
+        if h["type"] == "history"
+    ]
     assert history == [(1, 0.5, 1.25), (2, 0.75, 0.5)]
     summary = {}
     for r in records:
@@ -191,13 +217,27 @@ def test_round_metrics_carry_the_aggregators_diagnostics():
     from fedbench.tracking.wandb_log import round_metrics
 
     entry = {
-        "round": 3, "val": {"accuracy": 0.5}, "train_loss": 1.5, "bytes_up": 10, "bytes_down": 20,
-        "clients": [0, 2], "lr": 0.001, "inter_pool_size": 7, "intra_used_complete": 5,
+        "round": 3,
+        "val": {"accuracy": 0.5},
+        "train_loss": 1.5,
+        "bytes_up": 10,
+        "bytes_down": 20,
+        "clients": [0, 2],
+        "lr": 0.001,
+        "inter_pool_size": 7,
+        "intra_used_complete": 5,
         "completion": {"text/label_agreement": 0.6, "source": "retrieval"},
-        "aggregation_weights": [0.5, 0.5], "all_dropped": False, "inter_query_drift": float("nan"),
+        "aggregation_weights": [0.5, 0.5],
+        "all_dropped": False,
+        "inter_query_drift": float("nan"),
     }
     assert round_metrics(entry) == {
-        "val/accuracy": 0.5, "train/loss": 1.5, "bytes/up": 10, "bytes/down": 20,
-        "train/lr": 0.001, "server/inter_pool_size": 7, "server/intra_used_complete": 5,
+        "val/accuracy": 0.5,
+        "train/loss": 1.5,
+        "bytes/up": 10,
+        "bytes/down": 20,
+        "train/lr": 0.001,
+        "server/inter_pool_size": 7,
+        "server/intra_used_complete": 5,
         "server/completion/text/label_agreement": 0.6,
     }

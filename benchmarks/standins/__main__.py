@@ -7,9 +7,9 @@
 ``data`` writes each dataset into DIR/NAME (then ``fedbench data prepare NAME --root DIR/NAME``
 reads it); ``weights`` writes each backbone into DIR/hub (use it with ``HF_HOME=DIR
 HF_HUB_OFFLINE=1``); ``tv-vit`` writes torchvision's ``vit_b_32`` checkpoint layout to FILE
-(PPT's tables read it as ``backbone.options.weights``); ``--check`` then loads them through fedbench's builders in a fresh process.
-One line per item: rows or parameters, bytes, seconds. Full-size runs take minutes on two cores;
-run them under ``nice`` on a shared machine.
+(PPT's tables read it as ``backbone.options.weights``); ``--check`` then loads them through
+fedbench's builders in a fresh process. One line per item: rows or parameters, bytes, seconds.
+Full-size runs take minutes on two cores; run them under ``nice`` on a shared machine.
 """
 
 from __future__ import annotations

@@ -12,8 +12,15 @@ import torch
 VIT_B_32 = dict(hidden=768, layers=12, mlp=3072, patch=32, image=224, head=1000)
 
 
-def tv_vit_state(seed: int = 0, hidden: int = 768, layers: int = 12, mlp: int = 3072, patch: int = 32, image: int = 224,
-                 head: int = 1000) -> dict[str, torch.Tensor]:
+def tv_vit_state(
+    seed: int = 0,
+    hidden: int = 768,
+    layers: int = 12,
+    mlp: int = 3072,
+    patch: int = 32,
+    image: int = 224,
+    head: int = 1000,
+) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape: int, scale: float = 0.02) -> torch.Tensor:
@@ -23,20 +30,34 @@ def tv_vit_state(seed: int = 0, hidden: int = 768, layers: int = 12, mlp: int = 
         return torch.ones(n)
 
     tokens = (image // patch) ** 2 + 1
-    state = {"class_token": torch.zeros(1, 1, hidden), "conv_proj.weight": rand(hidden, 3, patch, patch),
-             "conv_proj.bias": torch.zeros(hidden), "encoder.pos_embedding": rand(1, tokens, hidden)}
+    state = {
+        "class_token": torch.zeros(1, 1, hidden),
+        "conv_proj.weight": rand(hidden, 3, patch, patch),
+        "conv_proj.bias": torch.zeros(hidden),
+        "encoder.pos_embedding": rand(1, tokens, hidden),
+    }
     for i in range(layers):
         pre = f"encoder.layers.encoder_layer_{i}."
-        state |= {pre + "ln_1.weight": ones(hidden), pre + "ln_1.bias": torch.zeros(hidden),
-                  pre + "self_attention.in_proj_weight": rand(3 * hidden, hidden),
-                  pre + "self_attention.in_proj_bias": torch.zeros(3 * hidden),
-                  pre + "self_attention.out_proj.weight": rand(hidden, hidden),
-                  pre + "self_attention.out_proj.bias": torch.zeros(hidden),
-                  pre + "ln_2.weight": ones(hidden), pre + "ln_2.bias": torch.zeros(hidden),
-                  pre + "mlp.0.weight": rand(mlp, hidden), pre + "mlp.0.bias": torch.zeros(mlp),
-                  pre + "mlp.3.weight": rand(hidden, mlp), pre + "mlp.3.bias": torch.zeros(hidden)}
-    state |= {"encoder.ln.weight": ones(hidden), "encoder.ln.bias": torch.zeros(hidden),
-              "heads.head.weight": rand(head, hidden), "heads.head.bias": torch.zeros(head)}
+        state |= {
+            pre + "ln_1.weight": ones(hidden),
+            pre + "ln_1.bias": torch.zeros(hidden),
+            pre + "self_attention.in_proj_weight": rand(3 * hidden, hidden),
+            pre + "self_attention.in_proj_bias": torch.zeros(3 * hidden),
+            pre + "self_attention.out_proj.weight": rand(hidden, hidden),
+            pre + "self_attention.out_proj.bias": torch.zeros(hidden),
+            pre + "ln_2.weight": ones(hidden),
+            pre + "ln_2.bias": torch.zeros(hidden),
+            pre + "mlp.0.weight": rand(mlp, hidden),
+            pre + "mlp.0.bias": torch.zeros(mlp),
+            pre + "mlp.3.weight": rand(hidden, mlp),
+            pre + "mlp.3.bias": torch.zeros(hidden),
+        }
+    state |= {
+        "encoder.ln.weight": ones(hidden),
+        "encoder.ln.bias": torch.zeros(hidden),
+        "heads.head.weight": rand(head, hidden),
+        "heads.head.bias": torch.zeros(head),
+    }
     return state
 
 

@@ -106,13 +106,15 @@ def gmm_prompts(
     n_init = int(n_prompts if n_init is None else n_init)
     if n_components < 1 or n_init < 1 or max_iter < 1:
         raise ValueError(
-            f"gmm_prompts: n_components, n_init and max_iter must be >= 1, got {n_components}, {n_init}, {max_iter}"
+            f"gmm_prompts: n_components, n_init and max_iter must be >= 1, got {n_components}, {n_init}, "
+            f"{max_iter}"
         )
     if not 0.0 <= weight_threshold < 1.0:
         raise ValueError(f"gmm_prompts: weight_threshold must be in [0, 1), got {weight_threshold}")
     if covariance_type not in COVARIANCE_TYPES:
         raise ValueError(
-            f"gmm_prompts: covariance_type must be one of {', '.join(COVARIANCE_TYPES)}, got {covariance_type!r}"
+            f"gmm_prompts: covariance_type must be one of {', '.join(COVARIANCE_TYPES)}, got "
+            f"{covariance_type!r}"
         )
     tokens = _pool_tokens(client_prompts)
     gmm = BayesianGaussianMixture(

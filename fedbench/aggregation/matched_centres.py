@@ -46,7 +46,9 @@ class MatcherOptions:
         checks.at_least("method.options.matcher_hidden", self.matcher_hidden, 1, str(default.matcher_hidden))
         checks.positive("method.options.matcher_lr", self.matcher_lr, str(default.matcher_lr))
 
-    def matched_centres(self, local: list[torch.Tensor], weights: list[float], seed: int) -> tuple[torch.Tensor, MatchResult]:
+    def matched_centres(
+        self, local: list[torch.Tensor], weights: list[float], seed: int
+    ) -> tuple[torch.Tensor, MatchResult]:
         """(global centres [m, d] in float64, the matcher's result) for the clients' local prompts
         (T tensors [n_t, d]) with per-client ``weights``."""
         d = local[0].shape[-1]
@@ -67,7 +69,9 @@ class MatcherOptions:
         return result.centres.double(), result
 
 
-def centre_means(local: list[torch.Tensor], assignments: list[np.ndarray], weights: list[float], m: int) -> torch.Tensor:
+def centre_means(
+    local: list[torch.Tensor], assignments: list[np.ndarray], weights: list[float], m: int
+) -> torch.Tensor:
     """[m, d] float64: per centre, the ``weights``-weighted mean of the local rows assigned to it
     (the plain mean where all of a centre's clients weigh 0). local[t]: [n_t, d]; assignments[t][j]:
     the centre of client t's row j."""

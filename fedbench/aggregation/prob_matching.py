@@ -155,7 +155,8 @@ def _check_options(outer_loops: int, new_cluster_cost: float | str | None, cost:
         return
     if isinstance(new_cluster_cost, str) or not (new_cluster_cost >= 0 and math.isfinite(new_cluster_cost)):
         raise ValueError(
-            f"match_prompts: new_cluster_cost must be a finite number >= 0, 'auto' or None, got {new_cluster_cost!r}"
+            "match_prompts: new_cluster_cost must be a finite number >= 0, 'auto' or None, got "
+            f"{new_cluster_cost!r}"
         )
 
 

@@ -124,7 +124,8 @@ def client_control_update(
     local_steps: int,
     lr: float,
 ) -> dict[str, Tensor]:
-    """Option II: c_i+ = c_i - c + (x - y_i) / (K * lr), with x = ``start``, y_i = ``end``, K = ``local_steps``.
+    """Option II: c_i+ = c_i - c + (x - y_i) / (K * lr), with x = ``start``, y_i = ``end``,
+    K = ``local_steps``.
 
     ``start`` must be the point the client actually started from (the global x it was sent), and
     ``lr`` the local SGD step size. The result has ``client_control``'s dtypes; the client sends

@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """``softmax(q k^T / sqrt(d) + mask) v`` over [B, heads, S, d]; ``mask`` additive or bool."""
     if q.dtype is torch.bfloat16 and q.device.type == "cpu":
         if mask is not None and mask.dtype is not torch.bool:

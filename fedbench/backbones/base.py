@@ -49,7 +49,9 @@ class Backbone(nn.Module, ABC):
     hidden_size: int
     num_layers: int
     bundle: DataBundle | None = None
-    source_data: ModalData | None = None  # the dataset ``bundle`` came from (raw images for FedMVP's pixel branch)
+    source_data: ModalData | None = (
+        None  # the dataset ``bundle`` came from (raw images for FedMVP's pixel branch)
+    )
     # width of a frozen classifier a method's head may read (torchvision's ImageNet head); None: none
     head_width: int | None = None
 
@@ -67,7 +69,9 @@ class Backbone(nn.Module, ABC):
         """
 
     @abstractmethod
-    def run_layers(self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None) -> torch.Tensor:
+    def run_layers(
+        self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None
+    ) -> torch.Tensor:
         """Run every transformer layer, calling ``prompter`` before each; returns hidden states."""
 
     def readout(self, hidden: torch.Tensor, n_prefix: int) -> torch.Tensor:

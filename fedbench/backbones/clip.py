@@ -75,11 +75,19 @@ class ClipOptions:
 
     def validate(self) -> None:
         if not 2 <= self.max_text_tokens <= 77:
-            raise ConfigError(f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [2, 77] (CLIP has 77 positions)")
+            raise ConfigError(
+                f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [2, 77] (CLIP has 77 "
+                "positions)"
+            )
         if self.image_size < 0:
-            raise ConfigError(f"backbone.options.image_size: {self.image_size}; use 0 (the checkpoint's) or a positive size")
+            raise ConfigError(
+                f"backbone.options.image_size: {self.image_size}; use 0 (the checkpoint's) or a positive size"
+            )
         if self.text_tokens not in ("states", "pooled"):
-            raise ConfigError(f"backbone.options.text_tokens: {self.text_tokens!r} is not valid; choose one of states, pooled")
+            raise ConfigError(
+                f"backbone.options.text_tokens: {self.text_tokens!r} is not valid; choose one of states, "
+                "pooled"
+            )
 
 
 class ClipBackbone(Backbone):
@@ -90,7 +98,11 @@ class ClipBackbone(Backbone):
         vcfg = clip.config.vision_config
         self.clip, self.tokenizer, self.options = clip, tokenizer, options
         self.vision = clip.vision_model
-        self.hidden_size, self.num_layers, self.num_heads = vcfg.hidden_size, vcfg.num_hidden_layers, vcfg.num_attention_heads
+        self.hidden_size, self.num_layers, self.num_heads = (
+            vcfg.hidden_size,
+            vcfg.num_hidden_layers,
+            vcfg.num_attention_heads,
+        )
         self.image_size = checked_size(options.image_size, vcfg.image_size, vcfg.patch_size)
         self.interpolate = self.image_size != vcfg.image_size
         self.n_image = 1 + (self.image_size // vcfg.patch_size) ** 2
@@ -98,7 +110,9 @@ class ClipBackbone(Backbone):
         self.parts = [block_parts(layer) for layer in encoder_layers(self.vision)]
         self.norm = PixelNorm(*mean_std)
         # text embedding (joint space) -> the image tower's width, so visual_projection maps it back
-        self.register_buffer("text_to_vision", torch.linalg.pinv(clip.visual_projection.weight.detach().double()).float())
+        self.register_buffer(
+            "text_to_vision", torch.linalg.pinv(clip.visual_projection.weight.detach().double()).float()
+        )
         self._texts: list[str] = [""]
         self._pixels = None
         self._text_table: FrozenTable | None = None
@@ -118,7 +132,12 @@ class ClipBackbone(Backbone):
         self._texts = [*data.texts, ""]  # the text table's rows: the dataset's, then the missing text
         self._pixels = pixels
         self._text_table = self._image_table = None
-        info = {"backbone": "clip", "image_size": self.image_size, "rows_without_image": absent, "fuse_text": self.options.fuse_text}
+        info = {
+            "backbone": "clip",
+            "image_size": self.image_size,
+            "rows_without_image": absent,
+            "fuse_text": self.options.fuse_text,
+        }
         return make_bundle(data, {"pixels": pixels}, info)
 
     @property
@@ -126,8 +145,13 @@ class ClipBackbone(Backbone):
         """Each row's pooled text tower output ``text`` and joint-space ``text_embeds`` (last row:
         the empty text), computed on first use and cached (:mod:`fedbench.cache.frozen`)."""
         if self._text_table is None:
-            key = cache_key(weights=self.fingerprint, texts=texts_digest(self._texts), len=self.options.max_text_tokens,
-                            device=_fastest_device_type(), chunk=FROZEN_CHUNK)
+            key = cache_key(
+                weights=self.fingerprint,
+                texts=texts_digest(self._texts),
+                len=self.options.max_text_tokens,
+                device=_fastest_device_type(),
+                chunk=FROZEN_CHUNK,
+            )
             self._text_table = FrozenTable("clip-text", key, len(self._texts), self._text_rows, FROZEN_CHUNK)
         return self._text_table
 
@@ -136,24 +160,43 @@ class ClipBackbone(Backbone):
         """Each row's pooled image tower output ``image`` and joint-space ``image_embeds`` (last
         row: MAP's missing-image constant), computed on first use and cached."""
         if self._image_table is None:
-            key = cache_key(weights=self.fingerprint, pixels=self._pixels.key, n=len(self._pixels), size=self.image_size,
-                            device=_fastest_device_type(), chunk=FROZEN_CHUNK)
-            self._image_table = FrozenTable("clip-image", key, len(self._pixels) + 1, self._image_rows, FROZEN_CHUNK)
+            key = cache_key(
+                weights=self.fingerprint,
+                pixels=self._pixels.key,
+                n=len(self._pixels),
+                size=self.image_size,
+                device=_fastest_device_type(),
+                chunk=FROZEN_CHUNK,
+            )
+            self._image_table = FrozenTable(
+                "clip-image", key, len(self._pixels) + 1, self._image_rows, FROZEN_CHUNK
+            )
         return self._image_table
 
     def _text_rows(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         ids, keep = tokenize(self.tokenizer, [self._texts[i] for i in rows], self.options.max_text_tokens)
         with _on_fastest_device(self) as dev:
-            pooled = self.clip.text_model(input_ids=ids.to(dev), attention_mask=keep.long().to(dev)).pooler_output
-            return {"text": pooled.float().cpu(), "text_embeds": self.clip.text_projection(pooled).float().cpu()}
+            pooled = self.clip.text_model(
+                input_ids=ids.to(dev), attention_mask=keep.long().to(dev)
+            ).pooler_output
+            return {
+                "text": pooled.float().cpu(),
+                "text_embeds": self.clip.text_projection(pooled).float().cpu(),
+            }
 
     def _image_rows(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         n = len(self._pixels)
         pixels = self._pixels[np.minimum(rows, n - 1)]
         code = torch.as_tensor(np.where(rows == n, IMAGE_MISSING, COMPLETE))
         with _on_fastest_device(self) as dev:
-            pooled = self.vision(pixel_values=self.norm(pixels.to(dev), code.to(dev)), interpolate_pos_encoding=self.interpolate).pooler_output
-            return {"image": pooled.float().cpu(), "image_embeds": self.clip.visual_projection(pooled).float().cpu()}
+            pooled = self.vision(
+                pixel_values=self.norm(pixels.to(dev), code.to(dev)),
+                interpolate_pos_encoding=self.interpolate,
+            ).pooler_output
+            return {
+                "image": pooled.float().cpu(),
+                "image_embeds": self.clip.visual_projection(pooled).float().cpu(),
+            }
 
     def frozen_features(self, data: ModalData) -> dict[str, torch.Tensor]:
         """Every row's frozen CLIP features in memory (small datasets; a method at real size reads
@@ -173,7 +216,9 @@ class ClipBackbone(Backbone):
     def embed(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         code = batch["code"]
         pixels = self.norm(batch["pixels"], code)
-        tokens = self.vision.pre_layrnorm(self.vision.embeddings(pixels, interpolate_pos_encoding=self.interpolate)).float()
+        tokens = self.vision.pre_layrnorm(
+            self.vision.embeddings(pixels, interpolate_pos_encoding=self.interpolate)
+        ).float()
         if self.n_text:
             tokens = torch.cat([self.text_token(batch)[:, None], tokens], 1)
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
@@ -194,8 +239,17 @@ class ClipBackbone(Backbone):
         return "text-states" if self.options.text_tokens == "states" else None
 
     def modality_feature_dims(self) -> dict[str, int]:
-        text_tokens = self.clip.config.text_config.hidden_size if self.options.text_tokens == "states" else self.hidden_size
-        return {"text": self.hidden_size, "image": self.hidden_size, "text_tokens": text_tokens, "image_tokens": self.hidden_size}
+        text_tokens = (
+            self.clip.config.text_config.hidden_size
+            if self.options.text_tokens == "states"
+            else self.hidden_size
+        )
+        return {
+            "text": self.hidden_size,
+            "image": self.hidden_size,
+            "text_tokens": text_tokens,
+            "image_tokens": self.hidden_size,
+        }
 
     @torch.no_grad()
     def modality_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -205,22 +259,33 @@ class ClipBackbone(Backbone):
         alone); ``image`` [B, H] the image tower's pooled output, ``image_tokens`` [B, 1 + patches,
         H] its hidden states; missing inputs as in ``embed`` (a missing text is '')."""
         if not self.n_text:
-            raise ConfigError("backbone.options.fuse_text: false leaves CLIP without text features; set it true")
+            raise ConfigError(
+                "backbone.options.fuse_text: false leaves CLIP without text features; set it true"
+            )
         tokens, keep = self.embed(batch)
         hidden = self.run_layers(tokens, keep)
         text = tokens[:, 0]
-        out = {"text": text, "text_tokens": text[:, None], "text_pad": torch.zeros_like(keep[:, :1]),
-               "image": self.vision.post_layernorm(hidden[:, 1]), "image_tokens": hidden[:, 1:]}
+        out = {
+            "text": text,
+            "text_tokens": text[:, None],
+            "text_pad": torch.zeros_like(keep[:, :1]),
+            "image": self.vision.post_layernorm(hidden[:, 1]),
+            "image_tokens": hidden[:, 1:],
+        }
         if self.options.text_tokens == "states":
             rows, code = batch["row"].cpu().tolist(), batch["code"].cpu().tolist()
             texts = ["" if c == TEXT_MISSING else self._texts[r] for r, c in zip(rows, code, strict=True)]
             ids, real = tokenize(self.tokenizer, texts, self.options.max_text_tokens)
             device = tokens.device
-            states = self.clip.text_model(input_ids=ids.to(device), attention_mask=real.long().to(device)).last_hidden_state
+            states = self.clip.text_model(
+                input_ids=ids.to(device), attention_mask=real.long().to(device)
+            ).last_hidden_state
             out["text_tokens"], out["text_pad"] = states.float(), ~real.to(device)
         return out
 
-    def run_layers(self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None) -> torch.Tensor:
+    def run_layers(
+        self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None
+    ) -> torch.Tensor:
         """The image tower's layers over ``[prefix | image]``; the text token (if any) rides along."""
         x, tail, mask, mask_of = tokens, self.n_text + self.n_image, None, None
         for i, parts in enumerate(self.parts):
@@ -228,9 +293,14 @@ class ClipBackbone(Backbone):
                 x, keep = prompter(i, x, keep)
             n_prefix = x.shape[1] - tail
             if keep is not mask_of:  # rebuilt only when the prompter changed the keep mask
-                mask, mask_of = attention_mask(torch.cat([keep[:, :n_prefix], keep[:, n_prefix + self.n_text :]], 1)), keep
+                mask, mask_of = (
+                    attention_mask(torch.cat([keep[:, :n_prefix], keep[:, n_prefix + self.n_text :]], 1)),
+                    keep,
+                )
             text = x[:, n_prefix : n_prefix + self.n_text]
-            seen = prenorm_layer(parts, torch.cat([x[:, :n_prefix], x[:, n_prefix + self.n_text :]], 1), mask, self.num_heads)
+            seen = prenorm_layer(
+                parts, torch.cat([x[:, :n_prefix], x[:, n_prefix + self.n_text :]], 1), mask, self.num_heads
+            )
             x = torch.cat([seen[:, :n_prefix], text.to(seen.dtype), seen[:, n_prefix:]], 1)
         return x
 
@@ -256,7 +326,9 @@ class _on_fastest_device:
         self.module.to(dev)
         self._grad = torch.is_grad_enabled()
         torch.set_grad_enabled(False)
-        self._autocast = torch.autocast(dev.type, enabled=False)  # frozen features in float32, whatever runs them
+        self._autocast = torch.autocast(
+            dev.type, enabled=False
+        )  # frozen features in float32, whatever runs them
         self._autocast.__enter__()
         return dev
 
@@ -275,9 +347,13 @@ def build_clip(options: ClipOptions) -> ClipBackbone:
     return ClipBackbone(clip, tokenizer, options, mean_std)
 
 
-register_backbone(BackboneSpec(
-    "clip", build_clip, ClipOptions,
-    "CLIP ViT-B/32 or B/16: prompts in the image tower, frozen text embedding fused at the read-out; "
-    "frozen features for FedMVP (transformers; weights from the HF cache or a folder)",
-    capabilities=frozenset({"prompts", "multimodal", "modality_features"}),
-))
+register_backbone(
+    BackboneSpec(
+        "clip",
+        build_clip,
+        ClipOptions,
+        "CLIP ViT-B/32 or B/16: prompts in the image tower, frozen text embedding fused at the read-out; "
+        "frozen features for FedMVP (transformers; weights from the HF cache or a folder)",
+        capabilities=frozenset({"prompts", "multimodal", "modality_features"}),
+    )
+)

@@ -34,6 +34,7 @@ from fedbench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
+
 # ----- loading ---------------------------------------------------------------------------------
 def _quiet():
     """Silence transformers' load reports and progress bars (keeps a one-line error one line)."""
@@ -53,8 +54,9 @@ def _quiet():
 
 def how_to_get(model: str) -> str:
     return (
-        f"on a machine with internet run `hf download {model}` (older huggingface_hub: `huggingface-cli download {model}`) "
-        "and copy the HF cache, or set backbone.options.model to a folder written by save_pretrained"
+        f"on a machine with internet run `hf download {model}` (older huggingface_hub: `huggingface-cli "
+        f"download {model}`) and copy the HF cache, or set backbone.options.model to a folder written by "
+        "save_pretrained"
     )
 
 
@@ -66,10 +68,18 @@ def load_model(cls, model: str, local_files_only: bool):
     check_weights(model, local_files_only)
     restore = _quiet()
     try:
-        net, info = cls.from_pretrained(model, local_files_only=local_files_only, output_loading_info=True, use_safetensors=True)
+        net, info = cls.from_pretrained(
+            model, local_files_only=local_files_only, output_loading_info=True, use_safetensors=True
+        )
     except (OSError, ValueError) as err:
-        where = "the Hugging Face cache or as a local folder" if local_files_only else "the hub, the HF cache or a local folder"
-        raise DataError(f"backbone.options.model: weights of {model!r} were not found in {where}; {how_to_get(model)}") from err
+        where = (
+            "the Hugging Face cache or as a local folder"
+            if local_files_only
+            else "the hub, the HF cache or a local folder"
+        )
+        raise DataError(
+            f"backbone.options.model: weights of {model!r} were not found in {where}; {how_to_get(model)}"
+        ) from err
     finally:
         restore()
     return net.eval(), set(info.get("missing_keys", ()))
@@ -85,7 +95,9 @@ def load_tokenizer(model: str, local_files_only: bool):
     try:
         return AutoTokenizer.from_pretrained(model, local_files_only=local_files_only)
     except (OSError, ValueError) as err:
-        raise DataError(f"backbone.options.model: the tokenizer of {model!r} was not found; {how_to_get(model)}") from err
+        raise DataError(
+            f"backbone.options.model: the tokenizer of {model!r} was not found; {how_to_get(model)}"
+        ) from err
     finally:
         restore()
 
@@ -95,8 +107,13 @@ def image_stats(model: str, local_files_only: bool, mean, std) -> tuple[list[flo
     from transformers.utils import cached_file
 
     try:
-        path = cached_file(model, "preprocessor_config.json", local_files_only=local_files_only,
-                           _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False)
+        path = cached_file(
+            model,
+            "preprocessor_config.json",
+            local_files_only=local_files_only,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
     except (OSError, ValueError):
         path = None
     if path:
@@ -135,15 +152,47 @@ def block_parts(layer: nn.Module) -> BlockParts:
     g = lambda path: _get(layer, path)  # noqa: E731
     if hasattr(layer, "self_attn"):  # CLIP
         a, m = layer.self_attn, layer.mlp
-        return BlockParts(layer.layer_norm1, a.q_proj, a.k_proj, a.v_proj, a.out_proj, layer.layer_norm2, m.fc1, m.activation_fn, m.fc2)
+        return BlockParts(
+            layer.layer_norm1,
+            a.q_proj,
+            a.k_proj,
+            a.v_proj,
+            a.out_proj,
+            layer.layer_norm2,
+            m.fc1,
+            m.activation_fn,
+            m.fc2,
+        )
     if g("attention.q_proj") is not None:  # ViT in transformers 5.x
         a, m = layer.attention, layer.mlp
-        return BlockParts(layer.layernorm_before, a.q_proj, a.k_proj, a.v_proj, a.o_proj, layer.layernorm_after, m.fc1, m.activation_fn, m.fc2)
+        return BlockParts(
+            layer.layernorm_before,
+            a.q_proj,
+            a.k_proj,
+            a.v_proj,
+            a.o_proj,
+            layer.layernorm_after,
+            m.fc1,
+            m.activation_fn,
+            m.fc2,
+        )
     if g("attention.attention.query") is not None:  # ViLT (and ViT in 4.x)
         s = layer.attention.attention
-        return BlockParts(layer.layernorm_before, s.query, s.key, s.value, layer.attention.output.dense,
-                          layer.layernorm_after, layer.intermediate.dense, layer.intermediate.intermediate_act_fn, layer.output.dense)
-    raise ConfigError(f"backbone: unsupported layer layout {type(layer).__name__}; this transformers version is not supported")
+        return BlockParts(
+            layer.layernorm_before,
+            s.query,
+            s.key,
+            s.value,
+            layer.attention.output.dense,
+            layer.layernorm_after,
+            layer.intermediate.dense,
+            layer.intermediate.intermediate_act_fn,
+            layer.output.dense,
+        )
+    raise ConfigError(
+        f"backbone: unsupported layer layout {type(layer).__name__}; this transformers version is not "
+        "supported"
+    )
 
 
 def encoder_layers(model: nn.Module) -> list[nn.Module]:
@@ -153,7 +202,10 @@ def encoder_layers(model: nn.Module) -> list[nn.Module]:
         found = _get(model, path)
         if found is not None:
             return list(found)
-    raise ConfigError(f"backbone: cannot find the layers of {type(model).__name__}; this transformers version is not supported")
+    raise ConfigError(
+        f"backbone: cannot find the layers of {type(model).__name__}; this transformers version is not "
+        "supported"
+    )
 
 
 def _get(obj, path: str):
@@ -184,7 +236,9 @@ def prenorm_layer(p: BlockParts, x: torch.Tensor, mask: torch.Tensor | None, hea
     return x + p.fc2(p.act(p.fc1(p.ln2(x))))
 
 
-def run_prenorm(parts: list[BlockParts], x: torch.Tensor, keep: torch.Tensor, heads: int, prompter=None) -> torch.Tensor:
+def run_prenorm(
+    parts: list[BlockParts], x: torch.Tensor, keep: torch.Tensor, heads: int, prompter=None
+) -> torch.Tensor:
     """Every layer, ``prompter(i, x, keep)`` before layer i (a method prepends tokens there)."""
     mask = attention_mask(keep)
     for i, p in enumerate(parts):
@@ -197,7 +251,9 @@ def run_prenorm(parts: list[BlockParts], x: torch.Tensor, keep: torch.Tensor, he
 
 
 # ----- text ------------------------------------------------------------------------------------
-def drop_missing_text(ids: torch.Tensor, keep: torch.Tensor, code: torch.Tensor, empty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def drop_missing_text(
+    ids: torch.Tensor, keep: torch.Tensor, code: torch.Tensor, empty: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows whose code is TEXT_MISSING become the tokenisation of the empty string (``empty``,
     e.g. [CLS][SEP]): MAP feeds a missing text as ``''``."""
     gone = code == TEXT_MISSING
@@ -211,7 +267,9 @@ def drop_missing_text(ids: torch.Tensor, keep: torch.Tensor, code: torch.Tensor,
     return ids, keep
 
 
-def make_bundle(data: ModalData, columns: dict[str, torch.Tensor], info: dict, padded: tuple[str, ...] = ()) -> DataBundle:
+def make_bundle(
+    data: ModalData, columns: dict[str, torch.Tensor], info: dict, padded: tuple[str, ...] = ()
+) -> DataBundle:
     """The bundle of ``data`` with ``columns`` plus ``row`` (each sample's row index): methods that
     keep per-row tables (FedMVP's frozen features, CLIP's text table) find their rows by it."""
     columns = {**columns, "row": torch.arange(len(data))}
@@ -232,5 +290,8 @@ def checked_size(size: int, default: int, patch: int, field: str = "backbone.opt
     """The image side to use: ``default`` (the checkpoint's) when 0; a multiple of the patch size."""
     size = size or default
     if size < patch or size % patch:
-        raise ConfigError(f"{field}: {size} must be a positive multiple of the patch size {patch} (0 = the checkpoint's {default})")
+        raise ConfigError(
+            f"{field}: {size} must be a positive multiple of the patch size {patch} (0 = the checkpoint's "
+            f"{default})"
+        )
     return size

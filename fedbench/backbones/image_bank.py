@@ -34,25 +34,39 @@ def all_images(data: ModalData) -> np.ndarray:
     first = next((im for im in (data.images[i] for i in range(len(data.images))) if im is not None), None)
     if first is None:
         raise ConfigError(f"data.dataset: {data.name} has no images; the embedded backbone needs some")
-    return np.stack([data.images[i] if data.images[i] is not None else np.full_like(first, 255) for i in range(len(data.images))])
+    return np.stack(
+        [
+            data.images[i] if data.images[i] is not None else np.full_like(first, 255)
+            for i in range(len(data.images))
+        ]
+    )
 
 
-def embedded_image_bank(backbone, data: ModalData, ids: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+def embedded_image_bank(
+    backbone, data: ModalData, ids: torch.Tensor, keep: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, Any]]:
     """([N + 1, cells, H] bank, diagnostics) for ``data``; see the module docstring."""
     from fedbench.backbones.projection import pretrain_projection
 
     split = next((s for s in PRETRAIN_SPLITS if s in data.splits), None)
     if split is None:
         raise ConfigError(
-            f"backbone.name: embedded pretrains its image projection on a held-out 'pretrain' split, which {data.name} lacks; "
-            "give the dataset one or choose another backbone"
+            "backbone.name: embedded pretrains its image projection on a held-out 'pretrain' split, which "
+            f"{data.name} lacks; give the dataset one or choose another backbone"
         )
     pre = torch.as_tensor(np.asarray(data.splits[split]))
     opts = backbone.options
     key = cache_key(
-        what="embedded-image-bank", data=data.fingerprint, images=data.images.key, n=len(data), split=split,
-        epochs=opts.pretrain_epochs, seed=opts.pretrain_seed, text_tokens=opts.max_text_tokens,
-        hidden=backbone.hidden_size, torch=torch.__version__,
+        what="embedded-image-bank",
+        data=data.fingerprint,
+        images=data.images.key,
+        n=len(data),
+        split=split,
+        epochs=opts.pretrain_epochs,
+        seed=opts.pretrain_seed,
+        text_tokens=opts.max_text_tokens,
+        hidden=backbone.hidden_size,
+        torch=torch.__version__,
     )
 
     def build() -> dict:
@@ -64,7 +78,14 @@ def embedded_image_bank(backbone, data: ModalData, ids: torch.Tensor, keep: torc
             images = np.concatenate([images, np.full_like(images[:1], 255)])
             with torch.random.fork_rng():
                 feats = extract_grid_features(images)
-                proj, diag = pretrain_projection(backbone, feats[pre], ids[pre], keep[pre], epochs=opts.pretrain_epochs, seed=opts.pretrain_seed)
+                proj, diag = pretrain_projection(
+                    backbone,
+                    feats[pre],
+                    ids[pre],
+                    keep[pre],
+                    epochs=opts.pretrain_epochs,
+                    seed=opts.pretrain_seed,
+                )
                 with torch.no_grad():
                     bank = torch.cat([proj(f) for f in feats.split(256)])
             return {"bank": bank, "diagnostics": diag}
@@ -74,8 +95,11 @@ def embedded_image_bank(backbone, data: ModalData, ids: torch.Tensor, keep: torc
     def is_bank(obj) -> bool:  # a file that loads but holds something else is rebuilt, not used
         bank = obj.get("bank") if isinstance(obj, dict) else None
         return (
-            isinstance(bank, torch.Tensor) and bank.ndim == 3 and bank.shape[0] == len(data) + 1
-            and bank.shape[2] == backbone.hidden_size and bool(torch.isfinite(bank).all())
+            isinstance(bank, torch.Tensor)
+            and bank.ndim == 3
+            and bank.shape[0] == len(data) + 1
+            and bank.shape[2] == backbone.hidden_size
+            and bool(torch.isfinite(bank).all())
             and isinstance(obj.get("diagnostics"), dict)
         )
 

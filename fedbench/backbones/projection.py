@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-
 class ImageProjection(nn.Module):
     """Grid features [N, G*G, F] -> image tokens [N, G*G, H]: linear + cell position + type 1 + LN."""
 
-    def __init__(self, feature_dim: int, hidden: int, cells: int, type_embedding: torch.Tensor, norm: nn.LayerNorm):
+    def __init__(
+        self, feature_dim: int, hidden: int, cells: int, type_embedding: torch.Tensor, norm: nn.LayerNorm
+    ):
         super().__init__()
         self.linear = nn.Linear(feature_dim, hidden)
         self.position = nn.Parameter(torch.zeros(cells, hidden))
@@ -40,7 +41,9 @@ class ImageProjection(nn.Module):
         return self.norm(self.linear(features) + self.position + self.type_embedding)
 
 
-def sentence_embeddings(backbone: MiniLMEffNetBackbone, ids: torch.Tensor, keep: torch.Tensor, batch: int = 256) -> torch.Tensor:
+def sentence_embeddings(
+    backbone: MiniLMEffNetBackbone, ids: torch.Tensor, keep: torch.Tensor, batch: int = 256
+) -> torch.Tensor:
     out = []
     for s in range(0, len(ids), batch):
         i, k = ids[s : s + batch], keep[s : s + batch].bool()
@@ -66,7 +69,13 @@ def pretrain_projection(
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        proj = ImageProjection(FEATURE_DIM, backbone.hidden_size, features.shape[1], emb.token_type_embeddings.weight[1], emb.LayerNorm)
+        proj = ImageProjection(
+            FEATURE_DIM,
+            backbone.hidden_size,
+            features.shape[1],
+            emb.token_type_embeddings.weight[1],
+            emb.LayerNorm,
+        )
     targets = sentence_embeddings(backbone, text_ids, text_keep)
     cls = backbone.text_embeddings(text_ids[:1, :1]).detach()  # the [CLS] input token
     n = len(features)

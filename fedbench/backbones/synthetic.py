@@ -31,14 +31,18 @@ class SyntheticBackboneOptions:
         if not 1 <= self.cells <= 64:
             raise ConfigError(f"backbone.options.cells: {self.cells} is outside [1, 64] (try 4)")
         if not 4 <= self.max_text_tokens <= 512:
-            raise ConfigError(f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [4, 512] (try 16)")
+            raise ConfigError(
+                f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [4, 512] (try 16)"
+            )
 
 
 class SyntheticBackbone(MiniLMEffNetBackbone):
     """MiniLM with random-projection image tokens; see the module docstring."""
 
     def __init__(self, bert, tokenizer, options: SyntheticBackboneOptions):
-        super().__init__(bert, tokenizer=tokenizer, options=EmbeddedOptions(max_text_tokens=options.max_text_tokens))
+        super().__init__(
+            bert, tokenizer=tokenizer, options=EmbeddedOptions(max_text_tokens=options.max_text_tokens)
+        )
         self.cells = options.cells
 
     def build_image_bank(self, data: ModalData, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -59,8 +63,13 @@ def build_synthetic_backbone(options: SyntheticBackboneOptions) -> SyntheticBack
     return SyntheticBackbone(bert, tokenizer, options)
 
 
-register_backbone(BackboneSpec(
-    "synthetic", build_synthetic_backbone, SyntheticBackboneOptions,
-    "MiniLM-L6 with random-projection image tokens: the embedded transformer for scale tests (synthetic data)",
-    capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
-))
+register_backbone(
+    BackboneSpec(
+        "synthetic",
+        build_synthetic_backbone,
+        SyntheticBackboneOptions,
+        "MiniLM-L6 with random-projection image tokens: the embedded transformer for scale tests (synthetic "
+        "data)",
+        capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
+    )
+)

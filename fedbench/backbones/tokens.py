@@ -24,7 +24,9 @@ KIND = "tokens"
 
 def tokenize(tokenizer, texts: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids [N, max_len] (right-padded) and a keep mask [N, max_len], in memory (small inputs)."""
-    tok = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len, return_tensors="pt")
+    tok = tokenizer(
+        list(texts), padding="max_length", truncation=True, max_length=max_len, return_tensors="pt"
+    )
     return tok["input_ids"].long(), tok["attention_mask"].bool()
 
 
@@ -33,8 +35,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
     h = hashlib.sha256(type(tokenizer).__name__.encode())
     h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
     h.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str).encode())
-    h.update(json.dumps({k: v for k, v in tokenizer.init_kwargs.items() if isinstance(v, bool | int | str)},
-                        sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            {k: v for k, v in tokenizer.init_kwargs.items() if isinstance(v, bool | int | str)},
+            sort_keys=True,
+        ).encode()
+    )
     return h.hexdigest()[:16]
 
 
@@ -48,7 +54,9 @@ def texts_digest(texts: list[str]) -> str:
 
 def cached_tokens(tokenizer, texts: list[str], max_len: int, name: str = "") -> tuple[MappedRows, MappedRows]:
     """(ids ``[N, max_len]`` int64, keep ``[N, max_len]`` bool) as memory-mapped columns."""
-    family = entries.family_key(KIND, tokenizer=tokenizer_fingerprint(tokenizer), max_len=max_len, texts=texts_digest(texts))
+    family = entries.family_key(
+        KIND, tokenizer=tokenizer_fingerprint(tokenizer), max_len=max_len, texts=texts_digest(texts)
+    )
     rows = np.arange(len(texts), dtype=np.int64)
     found = entries.find(KIND, family, rows)
     if found is None:
@@ -57,7 +65,9 @@ def cached_tokens(tokenizer, texts: list[str], max_len: int, name: str = "") -> 
         assert found is not None, "a token cache entry just built was not found"
     entry, at = found
     ids = MappedRows(entry.array("ids"), at, dtype=torch.long, key=f"{family}/ids")
-    return ids, PrefixMask(MappedRows(entry.array("lengths"), at, dtype=torch.long, key=f"{family}/lengths"), max_len)
+    return ids, PrefixMask(
+        MappedRows(entry.array("lengths"), at, dtype=torch.long, key=f"{family}/lengths"), max_len
+    )
 
 
 class PrefixMask:
@@ -101,14 +111,22 @@ def _build(tokenizer, texts: list[str], max_len: int, family: str, rows: np.ndar
                 ids, keep = tokenize(tokenizer, texts[start : start + CHUNK_TEXTS], max_len)
                 n = keep.sum(1)
                 if not torch.equal(keep, torch.arange(max_len)[None, :] < n[:, None]):
-                    raise ValueError(f"{type(tokenizer).__name__} does not pad on the right; fedbench needs right padding")
+                    raise ValueError(
+                        f"{type(tokenizer).__name__} does not pad on the right; fedbench needs right padding"
+                    )
                 lengths.append(n.numpy().astype(np.int32))
                 yield ids.numpy().astype(np.int32)
 
         write_rows(folder / "ids.npy", (len(texts), max_len), np.int32, id_chunks())
         write_rows(folder / "lengths.npy", (len(texts),), np.int32, lengths)
         write_rows(folder / entries.ROWS, (len(rows),), np.int64, [rows])
-        entries.finish(folder, KIND, family, rows, {"dataset": name, "max_len": max_len, "tokenizer": type(tokenizer).__name__})
+        entries.finish(
+            folder,
+            KIND,
+            family,
+            rows,
+            {"dataset": name, "max_len": max_len, "tokenizer": type(tokenizer).__name__},
+        )
     except BaseException:
         entries.remove(folder)
         raise

@@ -60,18 +60,25 @@ class TorchvisionViTOptions:
         if self.heads < 0:
             raise ConfigError(f"backbone.options.heads must be >= 0, got {self.heads} (0: width / 64)")
         if not 0 < self.crop <= self.resize:
-            raise ConfigError(f"backbone.options.crop must be in (0, resize={self.resize}], got {self.crop} (try 224)")
+            raise ConfigError(
+                f"backbone.options.crop must be in (0, resize={self.resize}], got {self.crop} (try 224)"
+            )
 
 
 def load_state_dict(path: str) -> dict[str, torch.Tensor]:
     """The checkpoint's tensors, without running any pickled code (``weights_only``)."""
     if not path:
-        raise ConfigError("backbone.options.weights: give the path of torchvision's vit_b_32 checkpoint "
-                          "(vit_b_32-d86f8d99.pth of torchvision's IMAGENET1K_V1, copied to this machine; nothing downloads)")
+        raise ConfigError(
+            "backbone.options.weights: give the path of torchvision's vit_b_32 checkpoint "
+            "(vit_b_32-d86f8d99.pth of torchvision's IMAGENET1K_V1, copied to this machine; nothing "
+            "downloads)"
+        )
     file = Path(path).expanduser()
     if not file.is_file():
-        raise DataError(f"backbone.options.weights: {str(file)!r} does not exist; copy torchvision's vit_b_32 "
-                        "IMAGENET1K_V1 checkpoint (vit_b_32-d86f8d99.pth) there from a machine with internet")
+        raise DataError(
+            f"backbone.options.weights: {str(file)!r} does not exist; copy torchvision's vit_b_32 "
+            "IMAGENET1K_V1 checkpoint (vit_b_32-d86f8d99.pth) there from a machine with internet"
+        )
     if file.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -88,9 +95,17 @@ def vit_config(state: dict[str, torch.Tensor], image_size: int, heads: int = 0):
     hidden, patch = conv.shape[0], conv.shape[-1]
     layers = 1 + max(int(m.group(1)) for k in state if (m := LAYER.match(k)))
     fc1 = _mlp(state, 0, 1)
-    return ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads or max(1, hidden // 64),
-                     intermediate_size=fc1.shape[0], image_size=image_size, patch_size=patch, layer_norm_eps=1e-6,
-                     hidden_act="gelu", qkv_bias=True)
+    return ViTConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads or max(1, hidden // 64),
+        intermediate_size=fc1.shape[0],
+        image_size=image_size,
+        patch_size=patch,
+        layer_norm_eps=1e-6,
+        hidden_act="gelu",
+        qkv_bias=True,
+    )
 
 
 def _mlp(state: dict[str, torch.Tensor], layer: int, which: int) -> torch.Tensor:
@@ -137,8 +152,12 @@ class TorchvisionViTBackbone(ViTBackbone):
     """The checkpoint on transformers' ViT, its frozen ImageNet head, torchvision's transform."""
 
     def __init__(self, vit, head: nn.Linear, options: TorchvisionViTOptions):
-        super().__init__(vit, ViTOptions(model="torchvision:vit_b_32", image_size=options.crop), IMAGENET_MEAN_STD,
-                         pooler_loaded=False)
+        super().__init__(
+            vit,
+            ViTOptions(model="torchvision:vit_b_32", image_size=options.crop),
+            IMAGENET_MEAN_STD,
+            pooler_loaded=False,
+        )
         self.tv_options = options
         self.head = head
         self.head_width = head.out_features if options.frozen_head else None
@@ -146,8 +165,12 @@ class TorchvisionViTBackbone(ViTBackbone):
 
     def featurize(self, data: ModalData) -> DataBundle:
         pixels, absent = cached_pixels(data, self.tv_options.resize, "crop", "bilinear")
-        info = {"backbone": "torchvision-vit", "image_size": self.tv_options.crop, "resize": self.tv_options.resize,
-                "rows_without_image": absent}
+        info = {
+            "backbone": "torchvision-vit",
+            "image_size": self.tv_options.crop,
+            "resize": self.tv_options.resize,
+            "rows_without_image": absent,
+        }
         return make_bundle(data, {"pixels": pixels}, info)
 
     @torch.no_grad()
@@ -169,10 +192,22 @@ def build_torchvision_vit(options: TorchvisionViTOptions) -> TorchvisionViTBackb
     from transformers import ViTModel
 
     state = load_state_dict(options.weights)
-    missing = [k for k in ("class_token", "conv_proj.weight", "encoder.pos_embedding", "encoder.ln.weight", "heads.head.weight")
-               if k not in state]
+    missing = [
+        k
+        for k in (
+            "class_token",
+            "conv_proj.weight",
+            "encoder.pos_embedding",
+            "encoder.ln.weight",
+            "heads.head.weight",
+        )
+        if k not in state
+    ]
     if missing:
-        raise DataError(f"backbone.options.weights: {options.weights} is not a torchvision ViT state dict (no {missing[0]})")
+        raise DataError(
+            f"backbone.options.weights: {options.weights} is not a torchvision ViT state dict (no "
+            f"{missing[0]})"
+        )
     vit = ViTModel(vit_config(state, options.crop, options.heads), add_pooling_layer=False).eval()
     load_into(vit, state)
     weight = state["heads.head.weight"]
@@ -183,9 +218,13 @@ def build_torchvision_vit(options: TorchvisionViTOptions) -> TorchvisionViTBackb
     return TorchvisionViTBackbone(vit, head, options)
 
 
-register_backbone(BackboneSpec(
-    "torchvision-vit", build_torchvision_vit, TorchvisionViTOptions,
-    "torchvision's vit_b_32 (IMAGENET1K_V1) from a local checkpoint file, ImageNet transform and frozen 1000-way head "
-    "(PPT's official backbone)",
-    capabilities=frozenset({"prompts"}),
-))
+register_backbone(
+    BackboneSpec(
+        "torchvision-vit",
+        build_torchvision_vit,
+        TorchvisionViTOptions,
+        "torchvision's vit_b_32 (IMAGENET1K_V1) from a local checkpoint file, ImageNet transform and frozen "
+        "1000-way head (PPT's official backbone)",
+        capabilities=frozenset({"prompts"}),
+    )
+)

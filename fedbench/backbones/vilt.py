@@ -66,29 +66,47 @@ class ViltOptions:
 
     def validate(self) -> None:
         if not 2 <= self.max_text_tokens <= 4096:
-            raise ConfigError(f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [2, 4096] (try 40)")
+            raise ConfigError(
+                f"backbone.options.max_text_tokens: {self.max_text_tokens} is outside [2, 4096] (try 40)"
+            )
         if self.max_image_len == 0 or self.max_image_len < -1:
-            raise ConfigError(f"backbone.options.max_image_len: {self.max_image_len}; use -1 (all patches) or a positive count (try 40)")
+            raise ConfigError(
+                f"backbone.options.max_image_len: {self.max_image_len}; use -1 (all patches) or a positive "
+                "count (try 40)"
+            )
         if self.image_size < 0:
-            raise ConfigError(f"backbone.options.image_size: {self.image_size}; use 0 (the checkpoint's) or a positive size")
+            raise ConfigError(
+                f"backbone.options.image_size: {self.image_size}; use 0 (the checkpoint's) or a positive size"
+            )
 
 
 class ViltBackbone(Backbone):
     """A frozen ``ViltModel``; see the module docstring."""
 
-    def __init__(self, vilt, tokenizer, options: ViltOptions, mean_std=VILT_MEAN_STD, pooler_loaded: bool = True):
+    def __init__(
+        self, vilt, tokenizer, options: ViltOptions, mean_std=VILT_MEAN_STD, pooler_loaded: bool = True
+    ):
         super().__init__()
         cfg = vilt.config
         self.vilt, self.tokenizer, self.options = vilt, tokenizer, options
-        self.hidden_size, self.num_layers, self.num_heads = cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads
+        self.hidden_size, self.num_layers, self.num_heads = (
+            cfg.hidden_size,
+            cfg.num_hidden_layers,
+            cfg.num_attention_heads,
+        )
         self.patch = cfg.patch_size
         self.image_size = checked_size(options.image_size, cfg.image_size, self.patch)
         self.pooler_loaded = pooler_loaded and vilt.pooler is not None
         self.parts = [block_parts(layer) for layer in encoder_layers(vilt)]
         self.norm = PixelNorm(*mean_std)
         emb = vilt.embeddings
-        self.register_buffer("text_positions", _stretch(emb.text_embeddings.position_embeddings.weight.detach(), options.max_text_tokens))
-        self.register_buffer("image_positions", self._grid_positions(emb.position_embeddings.detach()[0], cfg.image_size))
+        self.register_buffer(
+            "text_positions",
+            _stretch(emb.text_embeddings.position_embeddings.weight.detach(), options.max_text_tokens),
+        )
+        self.register_buffer(
+            "image_positions", self._grid_positions(emb.position_embeddings.detach()[0], cfg.image_size)
+        )
         empty = tokenizer("", truncation=True, max_length=options.max_text_tokens)["input_ids"]
         self.register_buffer("empty_text", torch.tensor(empty, dtype=torch.long))
         self.freeze()
@@ -106,7 +124,12 @@ class ViltBackbone(Backbone):
         ids, keep = cached_tokens(self.tokenizer, data.texts, self.options.max_text_tokens, data.name)
         pixels, absent = cached_pixels(data, self.image_size, "squash", "bicubic")
         info = {"backbone": "vilt", "image_size": self.image_size, "rows_without_image": absent}
-        return make_bundle(data, {"text_ids": ids, "text_keep": keep, "pixels": pixels}, info, padded=("text_keep", "text_ids"))
+        return make_bundle(
+            data,
+            {"text_ids": ids, "text_keep": keep, "pixels": pixels},
+            info,
+            padded=("text_keep", "text_ids"),
+        )
 
     # ----- frozen input tokens --------------------------------------------------------------------
     def text_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
@@ -143,7 +166,9 @@ class ViltBackbone(Backbone):
         image_keep = torch.ones(image.shape[:2], dtype=torch.bool, device=keep.device)
         return tokens, torch.cat([keep, image_keep], 1)
 
-    def run_layers(self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None) -> torch.Tensor:
+    def run_layers(
+        self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None
+    ) -> torch.Tensor:
         return self.vilt.layernorm(run_prenorm(self.parts, tokens, keep, self.num_heads, prompter))
 
     def batch_rows(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -161,8 +186,13 @@ class ViltBackbone(Backbone):
         text = self.run_layers(tokens[:, :n_text], text_keep)
         weight = text_keep[..., None].to(text.dtype)
         image = self.run_layers(tokens[:, n_text:], keep[:, n_text:])
-        return {"text": (text * weight).sum(1) / weight.sum(1).clamp_min(1), "text_tokens": text, "text_pad": ~text_keep,
-                "image": image.mean(1), "image_tokens": image}
+        return {
+            "text": (text * weight).sum(1) / weight.sum(1).clamp_min(1),
+            "text_tokens": text,
+            "text_pad": ~text_keep,
+            "image": image.mean(1),
+            "image_tokens": image,
+        }
 
     def pooler_state(self) -> dict[str, torch.Tensor] | None:
         if not self.pooler_loaded:  # a checkpoint without a pooler: the method initialises its own
@@ -189,8 +219,13 @@ def build_vilt(options: ViltOptions) -> ViltBackbone:
     return ViltBackbone(vilt, tokenizer, options, mean_std, pooler_loaded)
 
 
-register_backbone(BackboneSpec(
-    "vilt", build_vilt, ViltOptions,
-    "ViLT-B/32 (dandelin/vilt-b32-mlm) single-stream transformer, as MAP and FedPrime (transformers; weights from the HF cache or a folder)",
-    capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
-))
+register_backbone(
+    BackboneSpec(
+        "vilt",
+        build_vilt,
+        ViltOptions,
+        "ViLT-B/32 (dandelin/vilt-b32-mlm) single-stream transformer, as MAP and FedPrime (transformers; "
+        "weights from the HF cache or a folder)",
+        capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
+    )
+)

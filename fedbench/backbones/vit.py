@@ -49,7 +49,9 @@ class ViTOptions:
 
     def validate(self) -> None:
         if self.image_size < 0:
-            raise ConfigError(f"backbone.options.image_size: {self.image_size}; use 0 (the checkpoint's) or a positive size")
+            raise ConfigError(
+                f"backbone.options.image_size: {self.image_size}; use 0 (the checkpoint's) or a positive size"
+            )
 
 
 class ViTBackbone(Backbone):
@@ -59,12 +61,18 @@ class ViTBackbone(Backbone):
         super().__init__()
         cfg = vit.config
         self.vit, self.options = vit, options
-        self.hidden_size, self.num_layers, self.num_heads = cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads
+        self.hidden_size, self.num_layers, self.num_heads = (
+            cfg.hidden_size,
+            cfg.num_hidden_layers,
+            cfg.num_attention_heads,
+        )
         self.image_size = checked_size(options.image_size, cfg.image_size, cfg.patch_size)
         self.interpolate = self.image_size != cfg.image_size
         pooler = getattr(vit, "pooler", None)
         self.pooler_loaded = (  # usable as a method's Linear(H, H) + tanh pooler
-            pooler_loaded and pooler is not None and pooler.dense.out_features == cfg.hidden_size
+            pooler_loaded
+            and pooler is not None
+            and pooler.dense.out_features == cfg.hidden_size
             and getattr(cfg, "pooler_act", "tanh") == "tanh"
         )
         self.parts = [block_parts(layer) for layer in encoder_layers(vit)]
@@ -82,7 +90,9 @@ class ViTBackbone(Backbone):
         tokens = self.vit.embeddings(pixels, interpolate_pos_encoding=self.interpolate).float()
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
-    def run_layers(self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None) -> torch.Tensor:
+    def run_layers(
+        self, tokens: torch.Tensor, keep: torch.Tensor, prompter: Prompter | None = None
+    ) -> torch.Tensor:
         return self.vit.layernorm(run_prenorm(self.parts, tokens, keep, self.num_heads, prompter))
 
     def pooler_state(self) -> dict[str, torch.Tensor] | None:
@@ -97,11 +107,18 @@ def build_vit(options: ViTOptions) -> ViTBackbone:
 
     vit, missing = load_model(ViTModel, options.model, options.local_files_only)
     mean_std = image_stats(options.model, options.local_files_only, *VIT_MEAN_STD)
-    return ViTBackbone(vit, options, mean_std, pooler_loaded=not any(k.startswith("pooler.") for k in missing))
+    return ViTBackbone(
+        vit, options, mean_std, pooler_loaded=not any(k.startswith("pooler.") for k in missing)
+    )
 
 
-register_backbone(BackboneSpec(
-    "vit", build_vit, ViTOptions,
-    "ViT-B/32 or B/16 image-only transformer for PPT-style prompts (transformers; weights from the HF cache or a folder)",
-    capabilities=frozenset({"prompts"}),
-))
+register_backbone(
+    BackboneSpec(
+        "vit",
+        build_vit,
+        ViTOptions,
+        "ViT-B/32 or B/16 image-only transformer for PPT-style prompts (transformers; weights from the HF "
+        "cache or a folder)",
+        capabilities=frozenset({"prompts"}),
+    )
+)

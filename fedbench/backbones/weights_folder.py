@@ -28,8 +28,13 @@ def model_folder(model: str, local_files_only: bool) -> Path | None:
     from transformers.utils import cached_file
 
     try:
-        config = cached_file(model, "config.json", local_files_only=True, _raise_exceptions_for_missing_entries=False,
-                             _raise_exceptions_for_connection_errors=False)
+        config = cached_file(
+            model,
+            "config.json",
+            local_files_only=True,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
     except (OSError, ValueError):
         return None
     return Path(config).parent if config else None
@@ -45,13 +50,19 @@ def check_config(model: str, local_files_only: bool) -> Path | None:
         try:
             data = json.loads(config.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
-            _refuse(f"{config} is not UTF-8 text", "download the model again or re-save it with save_pretrained")
+            _refuse(
+                f"{config} is not UTF-8 text", "download the model again or re-save it with save_pretrained"
+            )
         except json.JSONDecodeError as err:
-            _refuse(f"{config} is not valid JSON ({err.msg} at line {err.lineno})",
-                    "download the model again or re-save it with save_pretrained")
+            _refuse(
+                f"{config} is not valid JSON ({err.msg} at line {err.lineno})",
+                "download the model again or re-save it with save_pretrained",
+            )
         if not isinstance(data, dict) or not isinstance(data.get("model_type", ""), str):
-            _refuse(f"{config} is not a model config (a JSON object with model_type)",
-                    "download the model again or re-save it with save_pretrained")
+            _refuse(
+                f"{config} is not a model config (a JSON object with model_type)",
+                "download the model again or re-save it with save_pretrained",
+            )
     return folder
 
 
@@ -65,9 +76,13 @@ def check_weights(model: str, local_files_only: bool) -> None:
     if not safe:
         pickled = [name for name in PICKLED if (folder / name).is_file()]
         if pickled:
-            _refuse(f"{folder} holds only {pickled[0]}, weights in a pickled format that fedbench never loads (unpickling runs "
-                    "any code a file carries)", "convert them to model.safetensors where you trust their source (e.g. "
-                    "from_pretrained(...).save_pretrained(folder, safe_serialization=True)) or download the model's safetensors")
+            _refuse(
+                f"{folder} holds only {pickled[0]}, weights in a pickled format that fedbench never loads "
+                "(unpickling runs any code a file carries)",
+                "convert them to model.safetensors where you trust their source (e.g. "
+                "from_pretrained(...).save_pretrained(folder, safe_serialization=True)) or download the "
+                "model's safetensors",
+            )
         return  # no weights at all: the loader's "not found" line says how to get them
     for path in _shards(safe[0]):
         _check_safetensors(path)
@@ -81,12 +96,17 @@ def _shards(path: Path) -> list[Path]:
         index = json.loads(path.read_text(encoding="utf-8"))
         names = sorted(set(index["weight_map"].values()))
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
-        _refuse(f"{path} is not a valid safetensors index", "download the model again or re-save it with save_pretrained")
+        _refuse(
+            f"{path} is not a valid safetensors index",
+            "download the model again or re-save it with save_pretrained",
+        )
     shards = [path.parent / str(n) for n in names]
     absent = [p for p in shards if not p.is_file()]
     if absent:
-        _refuse(f"{absent[0]} is missing ({len(absent)} of {len(shards)} weight shards named in {path.name})",
-                "download the model again")
+        _refuse(
+            f"{absent[0]} is missing ({len(absent)} of {len(shards)} weight shards named in {path.name})",
+            "download the model again",
+        )
     return shards
 
 
@@ -99,8 +119,10 @@ def _check_safetensors(path: Path) -> None:
             fh.keys()
     except (SafetensorError, OSError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        _refuse(f"{path} is truncated or damaged ({path.stat().st_size:,} bytes; safetensors: {first})",
-                "download it again or re-save the model with save_pretrained")
+        _refuse(
+            f"{path} is truncated or damaged ({path.stat().st_size:,} bytes; safetensors: {first})",
+            "download it again or re-save the model with save_pretrained",
+        )
 
 
 def _refuse(problem: str, fix: str) -> None:

@@ -38,7 +38,9 @@ def write_rows(path: Path, shape: tuple[int, ...], dtype, chunks: Iterable[np.nd
         for chunk in chunks:
             chunk = np.ascontiguousarray(chunk, dtype=dtype)
             if chunk.shape[1:] != tuple(shape[1:]):
-                raise ValueError(f"chunk of shape {chunk.shape} does not fit rows of shape {tuple(shape[1:])}")
+                raise ValueError(
+                    f"chunk of shape {chunk.shape} does not fit rows of shape {tuple(shape[1:])}"
+                )
             fh.write(memoryview(chunk).cast("B"))
             rows += len(chunk)
         if rows != shape[0]:
@@ -67,7 +69,13 @@ class MappedRows:
     straight into a pinned buffer.
     """
 
-    def __init__(self, array: np.ndarray, rows: np.ndarray | None = None, dtype: torch.dtype | None = None, key: str = ""):
+    def __init__(
+        self,
+        array: np.ndarray,
+        rows: np.ndarray | None = None,
+        dtype: torch.dtype | None = None,
+        key: str = "",
+    ):
         self.array, self.key = array, key
         self.rows = None if rows is None else torch.as_tensor(np.asarray(rows, dtype=np.int64))
         with warnings.catch_warnings():  # the mapping is read-only and never written through
@@ -98,7 +106,11 @@ class MappedRows:
     def gather(self, index, out: torch.Tensor | None = None) -> torch.Tensor:
         rows = self.file_rows(index)
         if self.out_dtype == self.data.dtype:
-            return torch.index_select(self.data, 0, rows, out=out) if out is not None else torch.index_select(self.data, 0, rows)
+            return (
+                torch.index_select(self.data, 0, rows, out=out)
+                if out is not None
+                else torch.index_select(self.data, 0, rows)
+            )
         picked = torch.index_select(self.data, 0, rows)
         return picked.to(self.out_dtype) if out is None else out.copy_(picked)
 

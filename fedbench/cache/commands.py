@@ -19,10 +19,12 @@ from fedbench.cache.folder import cache_dir
 from fedbench.cache.preflight import human
 from fedbench.errors import ConfigError
 
-USAGE = ("usage: fedbench cache list | fedbench cache clean [--all | --unused-days N] [--kind KIND] [--dry-run]\n"
-         "  list   every cached table with its size and when it was last used\n"
-         "  clean  remove unfinished builds, and with --all everything, or with --unused-days N what no run\n"
-         "         used in N days; --kind pixels|tokens|frozen|files limits it to one kind; --dry-run only lists")
+USAGE = (
+    "usage: fedbench cache list | fedbench cache clean [--all | --unused-days N] [--kind KIND] [--dry-run]\n"
+    "  list   every cached table with its size and when it was last used\n"
+    "  clean  remove unfinished builds, and with --all everything, or with --unused-days N what no run\n"
+    "         used in N days; --kind pixels|tokens|frozen|files limits it to one kind; --dry-run only lists"
+)
 KINDS = ("pixels", "tokens", "frozen", "files")
 
 
@@ -54,12 +56,24 @@ def items() -> list[Item]:
     found = []
     for entry in entries.entries():
         d = entry.meta.get("describe", {})
-        what = f"{d.get('dataset', '?')} " + ", ".join(f"{k} {v}" for k, v in d.items() if k != "dataset") + f", {entry.meta['rows']:,} rows"
+        what = (
+            f"{d.get('dataset', '?')} "
+            + ", ".join(f"{k} {v}" for k, v in d.items() if k != "dataset")
+            + f", {entry.meta['rows']:,} rows"
+        )
         found.append(Item(entry.meta["kind"], entry.folder, what, entry.bytes, entry.last_used))
     frozen = root / "frozen"
     for table in sorted(frozen.iterdir()) if frozen.is_dir() else []:
         blocks = sum(1 for p in table.iterdir() if p.suffix == ".done")
-        found.append(Item("frozen", table, f"{table.name.rsplit('-', 1)[0]}, {blocks} blocks", _size(table), _last_used(table)))
+        found.append(
+            Item(
+                "frozen",
+                table,
+                f"{table.name.rsplit('-', 1)[0]}, {blocks} blocks",
+                _size(table),
+                _last_used(table),
+            )
+        )
     for path in sorted(root.iterdir()):
         if path.name in ("rows", "frozen") or path.name.startswith("."):
             continue
@@ -85,7 +99,9 @@ def cache_command(argv: list[str]) -> int:
         return 0
     if argv[0] == "list":
         if len(argv) > 1:
-            raise ConfigError(f"fedbench cache list takes no arguments, got {' '.join(argv[1:])}; {USAGE.splitlines()[0]}")
+            raise ConfigError(
+                f"fedbench cache list takes no arguments, got {' '.join(argv[1:])}; {USAGE.splitlines()[0]}"
+            )
         return _list()
     if argv[0] == "clean":
         return _clean(argv[1:])
@@ -97,10 +113,16 @@ def _list() -> int:
     now = time.time()
     print(f"cache folder: {cache_dir()} ({human(sum(i.bytes for i in found))} in {len(found)} items)")
     for i in found:
-        print(f"{i.kind:7s} {human(i.bytes):>10s}  used {(now - i.last_used) / 86400:5.1f} days ago  {i.what}  [{i.path.name}]")
+        print(
+            f"{i.kind:7s} {human(i.bytes):>10s}  used {(now - i.last_used) / 86400:5.1f} days ago  {i.what}  "
+            f"[{i.path.name}]"
+        )
     stale = [p for p in entries.unfinished() if not _running(p)]
     if stale:
-        print(f"{len(stale)} unfinished builds ({human(sum(_size(p) for p in stale))}); `fedbench cache clean` removes them")
+        print(
+            f"{len(stale)} unfinished builds ({human(sum(_size(p) for p in stale))}); `fedbench cache clean` "
+            "removes them"
+        )
     return 0
 
 
@@ -117,25 +139,38 @@ def _clean(args: list[str]) -> int:
             value, i = args[i + 1], i + 1
             if arg == "--kind":
                 if value not in KINDS:
-                    raise ConfigError(f"fedbench cache clean --kind: {value!r} is not one of {', '.join(KINDS)}")
+                    raise ConfigError(
+                        f"fedbench cache clean --kind: {value!r} is not one of {', '.join(KINDS)}"
+                    )
                 kind = value
             else:
                 try:
                     days = float(value)
                 except ValueError:
-                    raise ConfigError(f"fedbench cache clean --unused-days: {value!r} is not a number of days") from None
+                    raise ConfigError(
+                        f"fedbench cache clean --unused-days: {value!r} is not a number of days"
+                    ) from None
         else:
             raise ConfigError(f"fedbench cache clean: unexpected argument {arg!r}; {USAGE.splitlines()[0]}")
         i += 1
     if everything and days is not None:
         raise ConfigError("fedbench cache clean: give --all or --unused-days N, not both")
-    doomed = [Item("unfinished", p, "unfinished build", _size(p), 0.0) for p in entries.unfinished() if not _running(p)]
+    doomed = [
+        Item("unfinished", p, "unfinished build", _size(p), 0.0)
+        for p in entries.unfinished()
+        if not _running(p)
+    ]
     if everything or days is not None:
         cutoff = time.time() - (days or 0) * 86400
-        doomed += [i for i in items() if (kind is None or i.kind == kind) and (everything or i.last_used < cutoff)]
+        doomed += [
+            i for i in items() if (kind is None or i.kind == kind) and (everything or i.last_used < cutoff)
+        ]
     freed = 0
     for item in doomed:
-        print(f"{'would remove' if dry else 'removing'} {item.kind} {human(item.bytes)} {item.what} [{item.path}]")
+        print(
+            f"{'would remove' if dry else 'removing'} {item.kind} {human(item.bytes)} {item.what} "
+            f"[{item.path}]"
+        )
         if not dry:
             freed += item.bytes
             if item.path.is_dir():

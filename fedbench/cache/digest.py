@@ -27,4 +27,8 @@ def column_digest(column) -> str:
         return tensor_digest(column)
     inner = getattr(column, "lengths", column)  # a keep mask made from token lengths
     rows = getattr(inner, "rows", None)
-    return cache_key(key=inner.key, width=list(column.shape[1:]), rows=tensor_digest(rows) if rows is not None else len(column))
+    return cache_key(
+        key=inner.key,
+        width=list(column.shape[1:]),
+        rows=tensor_digest(rows) if rows is not None else len(column),
+    )

@@ -94,8 +94,12 @@ def entries(kind: str | None = None) -> list[Entry]:
     root = rows_root()
     if not root.is_dir():
         return []
-    found = [e for p in root.iterdir() if p.is_dir() and (kind is None or p.name.startswith(kind + "-"))
-             if (e := _read(p)) is not None]
+    found = [
+        e
+        for p in root.iterdir()
+        if p.is_dir() and (kind is None or p.name.startswith(kind + "-"))
+        if (e := _read(p)) is not None
+    ]
     return sorted(found, key=lambda e: -e.last_used)
 
 
@@ -122,7 +126,9 @@ def find(kind: str, family: str, rows: np.ndarray) -> tuple[Entry, np.ndarray] |
         except (OSError, ValueError):
             continue
         at = np.searchsorted(held, wanted)
-        if len(wanted) and (at.max() >= len(held) or not np.array_equal(held[np.minimum(at, len(held) - 1)], wanted)):
+        if len(wanted) and (
+            at.max() >= len(held) or not np.array_equal(held[np.minimum(at, len(held) - 1)], wanted)
+        ):
             continue
         best = (entry, held)
     if best is None:
@@ -147,8 +153,15 @@ def finish(folder: Path, kind: str, family: str, rows: np.ndarray, describe: dic
     the same entry that finished first wins; this one's folder is then removed."""
     final = rows_root() / f"{kind}-{family}-{rows_digest(rows)}"
     size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-    meta = {"format": FORMAT, "kind": kind, "family": family, "rows": int(len(rows)), "bytes": size,
-            "created": time.time(), "describe": describe}
+    meta = {
+        "format": FORMAT,
+        "kind": kind,
+        "family": family,
+        "rows": int(len(rows)),
+        "bytes": size,
+        "created": time.time(),
+        "describe": describe,
+    }
     atomic_write_text(folder / META, json.dumps(meta, indent=1, sort_keys=True))
     try:
         os.rename(folder, final)

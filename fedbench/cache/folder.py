@@ -28,7 +28,9 @@ def cache_dir() -> Path:
     """The cache folder, created if needed; one clear line when it cannot be used."""
     value = os.environ.get("FEDBENCH_CACHE")
     if value is not None and not value.strip():
-        raise ConfigError("FEDBENCH_CACHE is set but empty; unset it (default ~/.cache/fedbench) or set it to a folder")
+        raise ConfigError(
+            "FEDBENCH_CACHE is set but empty; unset it (default ~/.cache/fedbench) or set it to a folder"
+        )
     root = Path(value) if value else Path.home() / ".cache" / "fedbench"
     return writable_folder(root, "cache folder (FEDBENCH_CACHE)", "point FEDBENCH_CACHE at a writable folder")
 

@@ -51,7 +51,13 @@ class FrozenTable:
     """Rows ``0..n-1`` of named frozen outputs, filled block by block by ``compute``."""
 
     def __init__(self, kind: str, key: str, n: int, compute: Compute, chunk: int = 64):
-        self.kind, self.key, self.n, self.compute, self.chunk = kind, key, n, compute, chunk  # chunk: in the key
+        self.kind, self.key, self.n, self.compute, self.chunk = (
+            kind,
+            key,
+            n,
+            compute,
+            chunk,
+        )  # chunk: in the key
         self.folder = cache_dir() / "frozen" / f"{kind}-{key}"
         self._blocks: dict[int, dict[str, np.ndarray]] = {}
         self._lock = threading.Lock()

@@ -79,5 +79,9 @@ def check_run_memory(bundle, batch_size: int, eval_batch_size: int, in_flight: i
     loaded by then; this counts the buffers the training and scoring loaders will hold)."""
     per_row = row_bytes(bundle)
     need = in_flight * per_row * (batch_size + eval_batch_size)
-    check_ram(need, f"batches of {per_row / 2**20:.2f} MiB per sample ({batch_size} to train, {eval_batch_size} to score, "
-              f"{in_flight} in flight)", "lower train.batch_size / train.eval_batch_size, or free memory")
+    check_ram(
+        need,
+        f"batches of {per_row / 2**20:.2f} MiB per sample ({batch_size} to train, {eval_batch_size} to "
+        f"score, {in_flight} in flight)",
+        "lower train.batch_size / train.eval_batch_size, or free memory",
+    )

@@ -40,7 +40,9 @@ class DataBundle:
     def metric(self) -> str:
         return self.metric_spec.primary
 
-    def batch(self, index: torch.Tensor, code: torch.Tensor, pin: bool = False, alloc=None) -> dict[str, torch.Tensor]:
+    def batch(
+        self, index: torch.Tensor, code: torch.Tensor, pin: bool = False, alloc=None
+    ) -> dict[str, torch.Tensor]:
         """The rows ``index`` of every column, their labels and the missing codes ``code``. The rows
         are gathered into pinned host memory when ``pin`` (fast, asynchronous copies to a GPU), or
         into tensors from ``alloc(shape, dtype)`` when given (a loader's reused buffers)."""
@@ -59,7 +61,10 @@ def bundle_fingerprint(bundle: DataBundle) -> str:
     from fedbench.cache.digest import column_digest, tensor_digest
     from fedbench.cache.folder import cache_key
 
-    return cache_key(labels=tensor_digest(bundle.labels), columns=[column_digest(bundle.columns[k]) for k in sorted(bundle.columns)])
+    return cache_key(
+        labels=tensor_digest(bundle.labels),
+        columns=[column_digest(bundle.columns[k]) for k in sorted(bundle.columns)],
+    )
 
 
 def gather(column, index: torch.Tensor, pin: bool = False, alloc=None) -> torch.Tensor:

@@ -41,24 +41,31 @@ from fedbench.errors import ConfigError
 
 REED = "https://github.com/reedscot/cvpr2016 (its README links {0}.tar.gz)"
 CUB_URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
-CUB_DOWNLOAD = f"download CUB_200_2011.tgz from {CUB_URL} and Reed's captions from {REED.format('cvpr2016_cub')}, and extract both there"
+CUB_DOWNLOAD = (
+    f"download CUB_200_2011.tgz from {CUB_URL} and Reed's captions from {REED.format('cvpr2016_cub')}, and "
+    "extract both there"
+)
 FLOWERS_URL = "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/"
-FLOWERS_DOWNLOAD = (f"download 102flowers.tgz, imagelabels.mat and setid.mat from {FLOWERS_URL} and Reed's captions from "
-                    f"{REED.format('cvpr2016_flowers')}, and extract them there")
+FLOWERS_DOWNLOAD = (
+    f"download 102flowers.tgz, imagelabels.mat and setid.mat from {FLOWERS_URL} and Reed's captions from "
+    f"{REED.format('cvpr2016_flowers')}, and extract them there"
+)
 # the usual English names (github.com/jimgoo/caffe-oxford102), in label order 1..102
 FLOWER_NAMES = (
-    "pink primrose|hard-leaved pocket orchid|canterbury bells|sweet pea|english marigold|tiger lily|moon orchid|bird of paradise|"
-    "monkshood|globe thistle|snapdragon|colt's foot|king protea|spear thistle|yellow iris|globe-flower|purple coneflower|"
-    "peruvian lily|balloon flower|giant white arum lily|fire lily|pincushion flower|fritillary|red ginger|grape hyacinth|"
-    "corn poppy|prince of wales feathers|stemless gentian|artichoke|sweet william|carnation|garden phlox|love in the mist|"
-    "mexican aster|alpine sea holly|ruby-lipped cattleya|cape flower|great masterwort|siam tulip|lenten rose|barbeton daisy|"
-    "daffodil|sword lily|poinsettia|bolero deep blue|wallflower|marigold|buttercup|oxeye daisy|common dandelion|petunia|"
-    "wild pansy|primula|sunflower|pelargonium|bishop of llandaff|gaura|geranium|orange dahlia|pink-yellow dahlia|"
-    "cautleya spicata|japanese anemone|black-eyed susan|silverbush|californian poppy|osteospermum|spring crocus|bearded iris|"
-    "windflower|tree poppy|gazania|azalea|water lily|rose|thorn apple|morning glory|passion flower|lotus|toad lily|anthurium|"
-    "frangipani|clematis|hibiscus|columbine|desert-rose|tree mallow|magnolia|cyclamen|watercress|canna lily|hippeastrum|"
-    "bee balm|ball moss|foxglove|bougainvillea|camellia|mallow|mexican petunia|bromelia|blanket flower|trumpet creeper|"
-    "blackberry lily"
+    "pink primrose|hard-leaved pocket orchid|canterbury bells|sweet pea|english marigold|tiger lily|"
+    "moon orchid|bird of paradise|monkshood|globe thistle|snapdragon|colt's foot|king protea|spear thistle|"
+    "yellow iris|globe-flower|purple coneflower|peruvian lily|balloon flower|giant white arum lily|fire lily|"
+    "pincushion flower|fritillary|red ginger|grape hyacinth|corn poppy|prince of wales feathers|"
+    "stemless gentian|artichoke|sweet william|carnation|garden phlox|love in the mist|mexican aster|"
+    "alpine sea holly|ruby-lipped cattleya|cape flower|great masterwort|siam tulip|lenten rose|"
+    "barbeton daisy|daffodil|sword lily|poinsettia|bolero deep blue|wallflower|marigold|buttercup|"
+    "oxeye daisy|common dandelion|petunia|wild pansy|primula|sunflower|pelargonium|bishop of llandaff|gaura|"
+    "geranium|orange dahlia|pink-yellow dahlia|cautleya spicata|japanese anemone|black-eyed susan|silverbush|"
+    "californian poppy|osteospermum|spring crocus|bearded iris|windflower|tree poppy|gazania|azalea|"
+    "water lily|rose|thorn apple|morning glory|passion flower|lotus|toad lily|anthurium|frangipani|clematis|"
+    "hibiscus|columbine|desert-rose|tree mallow|magnolia|cyclamen|watercress|canna lily|hippeastrum|bee balm|"
+    "ball moss|foxglove|bougainvillea|camellia|mallow|mexican petunia|bromelia|blanket flower|"
+    "trumpet creeper|blackberry lily"
 ).split("|")
 
 
@@ -77,7 +84,10 @@ class CaptionedOptions:
 
     def validate(self) -> None:
         if not self.root:
-            raise ConfigError("data.options.root: give the folder of the images and Reed's text_c10/ (see docs/real-benchmarks.md)")
+            raise ConfigError(
+                "data.options.root: give the folder of the images and Reed's text_c10/ (see "
+                "docs/real-benchmarks.md)"
+            )
         check_choice("split", self.split, ("fedmvp", "official"))
         check_choice("caption", self.caption, ("random", "first", "all"))
         check_fraction("val_fraction", self.val_fraction)
@@ -105,12 +115,18 @@ def _captions(root: Path, wanted: list[tuple[str, str]], problems: Problems, fix
     problems.missing_many(text_dir, missing, len(wanted), "caption files", fix)
     if missing:
         return []
-    return [[c.strip() for c in (text_dir / f / f"{s}.txt").read_text(errors="replace").splitlines() if c.strip()] for f, s in wanted]
+    return [
+        [c.strip() for c in (text_dir / f / f"{s}.txt").read_text(errors="replace").splitlines() if c.strip()]
+        for f, s in wanted
+    ]
 
 
 def _cub_index(root: Path) -> list[Path]:
     files = ("images.txt", "image_class_labels.txt", "classes.txt", "train_test_split.txt")
-    return [b / f for b in (root, root / "CUB_200_2011") for f in files] + [root / "text_c10", root / "cvpr2016_cub"]
+    return [b / f for b in (root, root / "CUB_200_2011") for f in files] + [
+        root / "text_c10",
+        root / "cvpr2016_cub",
+    ]
 
 
 def scan_cub(root: Path, problems: Problems) -> SourceTable | None:
@@ -127,19 +143,36 @@ def scan_cub(root: Path, problems: Problems) -> SourceTable | None:
     ids = [i for i, _ in images]
     bad = [i for i in ids if i not in label or i not in is_train]
     if bad:
-        problems.add(f"image ids {', '.join(bad[:3])} have no class or split in {base}; extract CUB_200_2011.tgz again ({CUB_URL})")
+        problems.add(
+            f"image ids {', '.join(bad[:3])} have no class or split in {base}; extract CUB_200_2011.tgz "
+            f"again ({CUB_URL})"
+        )
         return None
     rel = dict(images)
     present: dict[str, set[str]] = {}
-    missing = [rel[i] for i in ids if Path(rel[i]).name not in present.setdefault(str(Path(rel[i]).parent), listing(base / "images" / Path(rel[i]).parent))]
-    problems.missing_many(base / "images", missing, len(ids), "bird images", f"extract CUB_200_2011.tgz again ({CUB_URL})")
-    texts = _captions(root, [(str(Path(rel[i]).parent), Path(rel[i]).stem) for i in ids], problems, CUB_DOWNLOAD)
+    missing = [
+        rel[i]
+        for i in ids
+        if Path(rel[i]).name
+        not in present.setdefault(str(Path(rel[i]).parent), listing(base / "images" / Path(rel[i]).parent))
+    ]
+    problems.missing_many(
+        base / "images", missing, len(ids), "bird images", f"extract CUB_200_2011.tgz again ({CUB_URL})"
+    )
+    texts = _captions(
+        root, [(str(Path(rel[i]).parent), Path(rel[i]).stem) for i in ids], problems, CUB_DOWNLOAD
+    )
     if problems:
         return None
     names = [c.split(".", 1)[-1].replace("_", " ") for _, c in sorted(classes, key=lambda kv: int(kv[0]))]
     return SourceTable(
-        ids, ["train" if is_train[i].strip() == "1" else "test" for i in ids], [int(label[i]) - 1 for i in ids], texts,
-        EncodedImages(PathBlobs([base / "images" / rel[i] for i in ids]), key=""), names, "caltech+reed",
+        ids,
+        ["train" if is_train[i].strip() == "1" else "test" for i in ids],
+        [int(label[i]) - 1 for i in ids],
+        texts,
+        EncodedImages(PathBlobs([base / "images" / rel[i] for i in ids]), key=""),
+        names,
+        "caltech+reed",
     )
 
 
@@ -157,28 +190,44 @@ def scan_flowers(root: Path, problems: Problems) -> SourceTable | None:
     try:
         labels = loadmat(base / "imagelabels.mat")["labels"].ravel().astype(int)
         setid = loadmat(base / "setid.mat")
-        parts = {s: set(setid[k].ravel().astype(int).tolist()) for s, k in (("train", "trnid"), ("val", "valid"), ("test", "tstid"))}
+        parts = {
+            s: set(setid[k].ravel().astype(int).tolist())
+            for s, k in (("train", "trnid"), ("val", "valid"), ("test", "tstid"))
+        }
     except FileNotFoundError:
         problems.missing(base / "setid.mat", "split file", FLOWERS_DOWNLOAD)
         return None
     except (KeyError, ValueError, OSError) as err:
-        problems.add(f"unreadable label or split file in {base} ({type(err).__name__}: {str(err)[:60]}); download it again from {FLOWERS_URL}")
+        problems.add(
+            f"unreadable label or split file in {base} ({type(err).__name__}: {str(err)[:60]}); download it "
+            f"again from {FLOWERS_URL}"
+        )
         return None
     numbers = list(range(1, len(labels) + 1))
     present = listing(base / "jpg")
     missing = [f"image_{n:05d}.jpg" for n in numbers if f"image_{n:05d}.jpg" not in present]
-    problems.missing_many(base / "jpg", missing, len(numbers), "flower images", f"extract 102flowers.tgz again ({FLOWERS_URL})")
+    problems.missing_many(
+        base / "jpg", missing, len(numbers), "flower images", f"extract 102flowers.tgz again ({FLOWERS_URL})"
+    )
     orphans = [n for n in numbers if not any(n in p for p in parts.values())]
     if orphans:
-        problems.add(f"images {orphans[:3]} are in no split of setid.mat; download setid.mat again from {FLOWERS_URL}")
-    texts = _captions(root, [(f"class_{labels[n - 1]:05d}", f"image_{n:05d}") for n in numbers],
-                      problems, FLOWERS_DOWNLOAD)
+        problems.add(
+            f"images {orphans[:3]} are in no split of setid.mat; download setid.mat again from {FLOWERS_URL}"
+        )
+    texts = _captions(
+        root, [(f"class_{labels[n - 1]:05d}", f"image_{n:05d}") for n in numbers], problems, FLOWERS_DOWNLOAD
+    )
     if problems:
         return None
     splits = [next(s for s, p in parts.items() if n in p) for n in numbers]
     return SourceTable(
-        [f"image_{n:05d}" for n in numbers], splits, [int(v) - 1 for v in labels], texts,
-        EncodedImages(PathBlobs([base / "jpg" / f"image_{n:05d}.jpg" for n in numbers]), key=""), list(FLOWER_NAMES), "vgg+reed",
+        [f"image_{n:05d}" for n in numbers],
+        splits,
+        [int(v) - 1 for v in labels],
+        texts,
+        EncodedImages(PathBlobs([base / "jpg" / f"image_{n:05d}.jpg" for n in numbers]), key=""),
+        list(FLOWER_NAMES),
+        "vgg+reed",
     )
 
 
@@ -189,14 +238,20 @@ def build_captioned(name: str, download: str, options: CaptionedOptions, split_s
     if options.split == "fedmvp":
         pool, test = stratified_split(labels, 0.1, (split_seed, 2))
         train, val = carve_val(pool, labels, options.val_fraction, split_seed)
-        protocol = f"FedMVP: 90/10 train/test of all images per class (split_seed {split_seed}); validation = {options.val_fraction:g} of train"
+        protocol = (
+            f"FedMVP: 90/10 train/test of all images per class (split_seed {split_seed}); validation = "
+            f"{options.val_fraction:g} of train"
+        )
     elif "val" in source.splits:
         train, val, test = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
         protocol = "official trnid / valid / tstid of setid.mat"
     else:
         train, val = carve_val(np.flatnonzero(split == "train"), labels, options.val_fraction, split_seed)
         test = np.flatnonzero(split == "test")
-        protocol = f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed {split_seed})"
+        protocol = (
+            f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed "
+            f"{split_seed})"
+        )
     draw = np.random.default_rng([split_seed, 3]).random(len(source))
     if options.caption == "first":
         texts = [c[0] if c else "" for c in source.texts]
@@ -205,21 +260,41 @@ def build_captioned(name: str, download: str, options: CaptionedOptions, split_s
     else:
         texts = [c[int(draw[i] * len(c))] if c else "" for i, c in enumerate(source.texts)]
     return assemble(
-        source, name=name, rows=np.arange(len(source)), labels=labels, label_names=source.label_names, texts=texts,
-        splits={"train": train, "val": val, "test": test}, metric=MetricSpec("multiclass", "accuracy"), options=options,
-        split_seed=split_seed, info={"protocol": protocol, "caption": options.caption},
+        source,
+        name=name,
+        rows=np.arange(len(source)),
+        labels=labels,
+        label_names=source.label_names,
+        texts=texts,
+        splits={"train": train, "val": val, "test": test},
+        metric=MetricSpec("multiclass", "accuracy"),
+        options=options,
+        split_seed=split_seed,
+        info={"protocol": protocol, "caption": options.caption},
     )
 
 
 CUB_ARCHIVE = Archive("CUB_200_2011.tgz", "97eceeb196236b17998738112f37df78", CUB_URL)
-FLOWERS_ARCHIVE = Archive("102flowers.tgz", "52808999861908f626f3c1f4e79d11fa", FLOWERS_URL + "102flowers.tgz")
+FLOWERS_ARCHIVE = Archive(
+    "102flowers.tgz", "52808999861908f626f3c1f4e79d11fa", FLOWERS_URL + "102flowers.tgz"
+)
 register_layout(Layout("cub200", CUB_DOWNLOAD, scan_cub, _cub_index, (CUB_ARCHIVE,), full_rows=11_788))
-register_layout(Layout("flowers102", FLOWERS_DOWNLOAD, scan_flowers, _flowers_index, (FLOWERS_ARCHIVE,), full_rows=8_189))
-register_dataset(DatasetSpec(
-    "cub200", partial(build_captioned, "cub200", CUB_DOWNLOAD), CaptionedOptions,
-    "CUB-200-2011 birds + Reed captions: 200 species, accuracy (FedMVP)",
-))
-register_dataset(DatasetSpec(
-    "flowers102", partial(build_captioned, "flowers102", FLOWERS_DOWNLOAD), CaptionedOptions,
-    "Oxford-102 flowers + Reed captions: 102 species, accuracy (FedMVP)",
-))
+register_layout(
+    Layout("flowers102", FLOWERS_DOWNLOAD, scan_flowers, _flowers_index, (FLOWERS_ARCHIVE,), full_rows=8_189)
+)
+register_dataset(
+    DatasetSpec(
+        "cub200",
+        partial(build_captioned, "cub200", CUB_DOWNLOAD),
+        CaptionedOptions,
+        "CUB-200-2011 birds + Reed captions: 200 species, accuracy (FedMVP)",
+    )
+)
+register_dataset(
+    DatasetSpec(
+        "flowers102",
+        partial(build_captioned, "flowers102", FLOWERS_DOWNLOAD),
+        CaptionedOptions,
+        "Oxford-102 flowers + Reed captions: 102 species, accuracy (FedMVP)",
+    )
+)

@@ -7,8 +7,9 @@ records, label byte(s) then 3,072 pixel bytes, red, green, blue planes) or the h
 of records (10,000 per CIFAR-10 batch; 50,000 and 10,000 for CIFAR-100's train and test), so a
 file cut short on a record boundary (``head -c``, a copy interrupted at the right moment) is
 refused by its count, not only by a size that is not a whole number of records. A stand-in
-(``benchmarks/standins``, the tests' fixtures) states its own split sizes in its marker file. The python version is pickles, and unpickling runs
-whatever code a file carries, so it is refused with the name of a file to get instead.
+(``benchmarks/standins``, the tests' fixtures) states its own split sizes in its marker file. The
+python version is pickles, and unpickling runs whatever code a file carries, so it is refused with
+the name of a file to get instead.
 """
 
 from __future__ import annotations
@@ -69,22 +70,47 @@ class Release:
 
     @property
     def download(self) -> str:
-        return (f"download the binary version {self.archive.url} and extract {self.bin_dir}/ there, or the parquet copy with "
-                f"`huggingface-cli download {self.hub} --repo-type dataset --local-dir ROOT`")
+        return (
+            f"download the binary version {self.archive.url} and extract {self.bin_dir}/ there, or the "
+            f"parquet copy with `huggingface-cli download {self.hub} --repo-type dataset --local-dir ROOT`"
+        )
 
 
 CIFAR10 = Release(
-    "cifar10", 10, "cifar-10-batches-bin", "cifar-10-batches-py",
+    "cifar10",
+    10,
+    "cifar-10-batches-bin",
+    "cifar-10-batches-py",
     {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test": ("test_batch.bin",)},
-    {**{f"data_batch_{i}.bin": 10_000 for i in range(1, 6)}, "test_batch.bin": 10_000}, 1, ("batches.meta.txt",),
-    "uoft-cs/cifar10", "label", None,
-    Archive("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"),
+    {**{f"data_batch_{i}.bin": 10_000 for i in range(1, 6)}, "test_batch.bin": 10_000},
+    1,
+    ("batches.meta.txt",),
+    "uoft-cs/cifar10",
+    "label",
+    None,
+    Archive(
+        "cifar-10-binary.tar.gz",
+        "c32a1d4ab5d03f1284b67883e8d87530",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+    ),
 )
 CIFAR100 = Release(
-    "cifar100", 100, "cifar-100-binary", "cifar-100-python", {"train": ("train.bin",), "test": ("test.bin",)},
-    {"train.bin": 50_000, "test.bin": 10_000}, 2,
-    ("fine_label_names.txt", "coarse_label_names.txt"), "uoft-cs/cifar100", "fine_label", "coarse_label",
-    Archive("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8", "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"),
+    "cifar100",
+    100,
+    "cifar-100-binary",
+    "cifar-100-python",
+    {"train": ("train.bin",), "test": ("test.bin",)},
+    {"train.bin": 50_000, "test.bin": 10_000},
+    2,
+    ("fine_label_names.txt", "coarse_label_names.txt"),
+    "uoft-cs/cifar100",
+    "fine_label",
+    "coarse_label",
+    Archive(
+        "cifar-100-binary.tar.gz",
+        "03b5dce01913d631647c71ecec9e9cb8",
+        "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+    ),
 )
 
 
@@ -100,7 +126,9 @@ class CifarOptions:
 
     def validate(self) -> None:
         if not self.root:
-            raise ConfigError("data.options.root: give the folder of the CIFAR download (binary version or parquet copy)")
+            raise ConfigError(
+                "data.options.root: give the folder of the CIFAR download (binary version or parquet copy)"
+            )
         check_fraction("val_fraction", self.val_fraction)
         check_image_size(self.image_size)
 
@@ -145,13 +173,19 @@ def _check_counts(release: Release, base: Path, counts: dict[str, int], problems
         if standin is None:
             for f in present:
                 if counts[f] != release.records[f]:
-                    problems.add(f"truncated batch file: {base / f} holds {counts[f]:,} records, the release's holds "
-                                 f"{release.records[f]:,}; {fix}")
+                    problems.add(
+                        f"truncated batch file: {base / f} holds {counts[f]:,} records, the release's holds "
+                        f"{release.records[f]:,}; {fix}"
+                    )
         elif split in standin and (total := sum(counts[f] for f in present)) != standin[split]:
             most = max(counts[f] for f in present)
-            short = [f for f in present if counts[f] < most - 1] or present  # a stand-in shares a split evenly
-            problems.add(f"truncated batch file: {', '.join(str(base / f) for f in short)} (the {split} files hold {total:,} "
-                         f"records, the stand-in's marker says {standin[split]:,}); write the stand-in again")
+            short = [
+                f for f in present if counts[f] < most - 1
+            ] or present  # a stand-in shares a split evenly
+            problems.add(
+                f"truncated batch file: {', '.join(str(base / f) for f in short)} (the {split} files hold "
+                f"{total:,} records, the stand-in's marker says {standin[split]:,}); write the stand-in again"
+            )
 
 
 def _scan_binary(release: Release, base: Path, problems: Problems) -> SourceTable | None:
@@ -165,8 +199,11 @@ def _scan_binary(release: Release, base: Path, problems: Problems) -> SourceTabl
                 continue
             raw = np.fromfile(path, dtype=np.uint8)
             if raw.size == 0 or raw.size % width:
-                problems.add(f"truncated batch file: {path} has {raw.size:,} bytes, not a whole number of {width:,}-byte records; "
-                             f"extract it again from {release.archive.filename} ({release.archive.url})")
+                problems.add(
+                    f"truncated batch file: {path} has {raw.size:,} bytes, not a whole number of "
+                    f"{width:,}-byte records; extract it again from {release.archive.filename} "
+                    f"({release.archive.url})"
+                )
                 continue
             records = raw.reshape(-1, width)
             counts[filename] = len(records)
@@ -175,32 +212,54 @@ def _scan_binary(release: Release, base: Path, problems: Problems) -> SourceTabl
             pixels.append(records[:, release.label_bytes :].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             splits += [split] * len(records)
     _check_counts(release, base, counts, problems)
-    names = [_names(base, f, problems, release, n) for f, n in zip(release.names_files, (release.classes, COARSE_CLASSES), strict=False)]
+    names = [
+        _names(base, f, problems, release, n)
+        for f, n in zip(release.names_files, (release.classes, COARSE_CLASSES), strict=False)
+    ]
     if problems:
         return None
     label = np.concatenate(labels)
     if label.max() >= len(names[0]):
-        problems.add(f"labels up to {label.max()} in {base} but {len(names[0])} class names; extract {release.archive.filename} again")
+        problems.add(
+            f"labels up to {label.max()} in {base} but {len(names[0])} class names; extract "
+            f"{release.archive.filename} again"
+        )
         return None
     extra = {"coarse": np.concatenate(coarse).tolist()} if release.coarse_column else {}
     meta = {"coarse_names": names[1]} if release.coarse_column else {}
-    return _table(release, splits, label.tolist(), np.ascontiguousarray(np.concatenate(pixels)), names[0], "binary", extra, meta)
+    return _table(
+        release,
+        splits,
+        label.tolist(),
+        np.ascontiguousarray(np.concatenate(pixels)),
+        names[0],
+        "binary",
+        extra,
+        meta,
+    )
 
 
 def _scan_parquet(release: Release, root: Path, problems: Problems) -> SourceTable | None:
     columns = ["img", release.label_column] + ([release.coarse_column] if release.coarse_column else [])
     labels, coarse, pixels, splits, names, coarse_names = [], [], [], [], None, None
-    fix = f"download the copy again (`huggingface-cli download {release.hub} --repo-type dataset --local-dir ROOT`)"
+    fix = (
+        f"download the copy again (`huggingface-cli download {release.hub} --repo-type dataset --local-dir "
+        "ROOT`)"
+    )
     for split in ("train", "test"):
         files = find_parquet(root, split)
         if not files:
-            problems.missing(root / f"{split}-*.parquet", f"{split} split of the parquet copy", release.download)
+            problems.missing(
+                root / f"{split}-*.parquet", f"{split} split of the parquet copy", release.download
+            )
             continue
         table = read_parquet(files, columns, problems, fix)
         if table is None:
             continue
         names = names or hub_class_names(files, release.label_column)
-        coarse_names = coarse_names or (hub_class_names(files, release.coarse_column) if release.coarse_column else None)
+        coarse_names = coarse_names or (
+            hub_class_names(files, release.coarse_column) if release.coarse_column else None
+        )
         blobs = hub_image_bytes(table, "img", problems, "images", fix)
         if not problems:
             pixels.append(decode_all(blobs.to_pylist(), (32, 32)))
@@ -209,9 +268,15 @@ def _scan_parquet(release: Release, root: Path, problems: Problems) -> SourceTab
             splits += [split] * table.num_rows
     if problems:
         return None
-    names = names or (list(CIFAR10_NAMES) if release is CIFAR10 else [f"class_{i}" for i in range(release.classes)])
+    names = names or (
+        list(CIFAR10_NAMES) if release is CIFAR10 else [f"class_{i}" for i in range(release.classes)]
+    )
     extra = {"coarse": coarse} if release.coarse_column else {}
-    meta = {"coarse_names": coarse_names or [f"superclass_{i}" for i in range(COARSE_CLASSES)]} if release.coarse_column else {}
+    meta = (
+        {"coarse_names": coarse_names or [f"superclass_{i}" for i in range(COARSE_CLASSES)]}
+        if release.coarse_column
+        else {}
+    )
     return _table(release, splits, labels, np.concatenate(pixels), names, "parquet", extra, meta)
 
 
@@ -233,7 +298,10 @@ def scan(release: Release, root: Path, problems: Problems) -> SourceTable | None
         return _scan_parquet(release, root, problems)
     pickles = find_base(root, "batches.meta" if release is CIFAR10 else "meta", (release.pickle_dir,))
     if pickles is not None or (root / release.pickle_dir).is_dir():
-        problems.add(f"{root / release.pickle_dir} is the python version (pickles, which fedbench never loads); {release.download}")
+        problems.add(
+            f"{root / release.pickle_dir} is the python version (pickles, which fedbench never loads); "
+            f"{release.download}"
+        )
         return None
     problems.missing(root / release.bin_dir / first, "batch file", release.download)
     return None
@@ -248,17 +316,42 @@ def build_cifar(release: Release, options: CifarOptions, split_seed: int) -> Mod
     names = source.meta["coarse_names"] if coarse else source.label_names
     split = np.array(source.splits)
     train, val = carve_val(np.flatnonzero(split == "train"), labels, options.val_fraction, split_seed)
-    protocol = f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed {split_seed})"
+    protocol = (
+        f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed "
+        f"{split_seed})"
+    )
     return assemble(
-        source, name=release.name, rows=np.arange(len(source)), labels=labels, label_names=list(names), texts=[""] * len(source),
-        splits={"train": train, "val": val, "test": np.flatnonzero(split == "test")}, metric=MetricSpec("multiclass", "accuracy"),
-        options=options, split_seed=split_seed, info={"protocol": protocol, "label": label},
+        source,
+        name=release.name,
+        rows=np.arange(len(source)),
+        labels=labels,
+        label_names=list(names),
+        texts=[""] * len(source),
+        splits={"train": train, "val": val, "test": np.flatnonzero(split == "test")},
+        metric=MetricSpec("multiclass", "accuracy"),
+        options=options,
+        split_seed=split_seed,
+        info={"protocol": protocol, "label": label},
     )
 
 
 for _release in (CIFAR10, CIFAR100):
-    register_layout(Layout(_release.name, _release.download, partial(scan, _release), partial(_index, _release), (_release.archive,), 60_000))
-    register_dataset(DatasetSpec(
-        _release.name, partial(build_cifar, _release), Cifar100Options if _release.coarse_column else CifarOptions,
-        f"CIFAR-{_release.classes} 32x32 images, image only, accuracy (PPT)" + (" ; label: fine or coarse" if _release.coarse_column else ""),
-    ))
+    register_layout(
+        Layout(
+            _release.name,
+            _release.download,
+            partial(scan, _release),
+            partial(_index, _release),
+            (_release.archive,),
+            60_000,
+        )
+    )
+    register_dataset(
+        DatasetSpec(
+            _release.name,
+            partial(build_cifar, _release),
+            Cifar100Options if _release.coarse_column else CifarOptions,
+            f"CIFAR-{_release.classes} 32x32 images, image only, accuracy (PPT)"
+            + (" ; label: fine or coarse" if _release.coarse_column else ""),
+        )
+    )

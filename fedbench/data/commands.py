@@ -12,17 +12,22 @@ from pathlib import Path
 
 from fedbench.errors import ConfigError
 
-USAGE = "usage: fedbench data prepare NAME --root DIR [--deep] [--force] [--skip-damaged] | fedbench data list"
+USAGE = (
+    "usage: fedbench data prepare NAME --root DIR [--deep] [--force] [--skip-damaged] | fedbench data list"
+)
 
 
 def data_command(argv: list[str]) -> int:
     """Run ``fedbench data ...``; user errors raise :class:`~fedbench.errors.FedbenchError` (one
     line, exit status 2 in the CLI). Problems with a download are printed one per line first."""
     if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE + "\n\n  prepare  check a download (file counts, checksums, images) and convert it once for fast runs\n"
-              "           --deep decodes every image (slow); --force prepares again even if unchanged;\n"
-              "           --skip-damaged keeps damaged images as missing ones instead of refusing\n"
-              "  list     registered datasets and where each is prepared")
+        print(
+            USAGE + "\n\n  prepare  check a download (file counts, checksums, images) and convert it once "
+            "for fast runs\n"
+            "           --deep decodes every image (slow); --force prepares again even if unchanged;\n"
+            "           --skip-damaged keeps damaged images as missing ones instead of refusing\n"
+            "  list     registered datasets and where each is prepared"
+        )
         return 0
     if argv[0] == "list":
         if len(argv) > 1:
@@ -38,7 +43,14 @@ def data_command(argv: list[str]) -> int:
     def echo(line: str, file=None) -> None:
         print(line, file=file or sys.stdout, flush=True)
 
-    prepare_dataset(name, root, deep="--deep" in flags, force="--force" in flags, skip_damaged="--skip-damaged" in flags, echo=echo)
+    prepare_dataset(
+        name,
+        root,
+        deep="--deep" in flags,
+        force="--force" in flags,
+        skip_damaged="--skip-damaged" in flags,
+        echo=echo,
+    )
     return 0
 
 
@@ -59,7 +71,10 @@ def _parse_prepare(args: list[str]) -> tuple[str, str, set[str]]:
             name = arg
         i += 1
     if name is None or not root:
-        raise ConfigError(f"fedbench data prepare: give a dataset name and --root DIR (the folder of your download); {USAGE}")
+        raise ConfigError(
+            "fedbench data prepare: give a dataset name and --root DIR (the folder of your download); "
+            f"{USAGE}"
+        )
     return name, root, flags
 
 
@@ -78,7 +93,9 @@ def dataset_status(data_dir: str | Path = "data") -> list[tuple[str, str, str]]:
         if name not in LAYOUTS:
             rows.append((name, "built in", description))
             continue
-        found = [e for e in known.values() if e.get("dataset") == name and _read_meta(Path(e.get("dir", "")), name)]
+        found = [
+            e for e in known.values() if e.get("dataset") == name and _read_meta(Path(e.get("dir", "")), name)
+        ]
         local = Path(data_dir) / name
         if local.is_dir() and not any(Path(e["root"]) == local.resolve() for e in found):
             meta = next((m for m in (_read_meta(f, name) for f in locations(name, local)) if m), None)

@@ -37,11 +37,17 @@ class EmojiOptions:
 
     def validate(self) -> None:
         if self.label not in LABELS:
-            raise ConfigError(f"data.options.label: {self.label!r} is not valid; choose one of {', '.join(LABELS)}")
+            raise ConfigError(
+                f"data.options.label: {self.label!r} is not valid; choose one of {', '.join(LABELS)}"
+            )
         if self.text not in TEXTS:
-            raise ConfigError(f"data.options.text: {self.text!r} is not valid; choose one of {', '.join(TEXTS)}")
+            raise ConfigError(
+                f"data.options.text: {self.text!r} is not valid; choose one of {', '.join(TEXTS)}"
+            )
         if self.image_size % 32 or self.image_size < 32:
-            raise ConfigError(f"data.options.image_size: {self.image_size} must be a positive multiple of 32 (try 96)")
+            raise ConfigError(
+                f"data.options.image_size: {self.image_size} must be a positive multiple of 32 (try 96)"
+            )
 
 
 @dataclass
@@ -72,7 +78,9 @@ def build_emoji(options: EmojiOptions, split_seed: int) -> ModalData:
         labels=np.asarray(table.labels, dtype=np.int64),
         label_names=list(table.label_names),
         texts=list(table.texts),
-        images=EmojiImages(list(table.chars), options.image_size, key=f"openmoji/{options.image_size}/{source}"),
+        images=EmojiImages(
+            list(table.chars), options.image_size, key=f"openmoji/{options.image_size}/{source}"
+        ),
         splits={k: np.asarray(v) for k, v in splits.items()},
         metric=MetricSpec("multiclass", "accuracy"),
         groups=np.asarray(table.groups),
@@ -81,4 +89,8 @@ def build_emoji(options: EmojiOptions, split_seed: int) -> ModalData:
     )
 
 
-register_dataset(DatasetSpec("emoji", build_emoji, EmojiOptions, "1,898 emoji: English names + OpenMoji renders, 9 categories"))
+register_dataset(
+    DatasetSpec(
+        "emoji", build_emoji, EmojiOptions, "1,898 emoji: English names + OpenMoji renders, 9 categories"
+    )
+)

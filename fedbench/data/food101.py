@@ -73,8 +73,15 @@ def _class_of(filename: str) -> str:
 def _index(root: Path) -> list[Path]:
     out = []
     for base in (root, *(root / s for s in SUBDIRS)):
-        out += [base / "split.json", base / "class_idx.json", base / "text.json", base / "texts" / "train_titles.csv",
-                base / "texts" / "test_titles.csv", base / "images" / "train", base / "images" / "test"]
+        out += [
+            base / "split.json",
+            base / "class_idx.json",
+            base / "text.json",
+            base / "texts" / "train_titles.csv",
+            base / "texts" / "test_titles.csv",
+            base / "images" / "train",
+            base / "images" / "test",
+        ]
     return out
 
 
@@ -83,7 +90,11 @@ def _csv_texts(base: Path, problems: Problems) -> dict[str, str]:
     for part in ("train", "test"):
         path = base / "texts" / f"{part}_titles.csv"
         if not path.is_file():
-            problems.missing(path, "text file", f"download texts/ from {KAGGLE}, or put MAP's text.json ({MAP_FILES}) in {base}")
+            problems.missing(
+                path,
+                "text file",
+                f"download texts/ from {KAGGLE}, or put MAP's text.json ({MAP_FILES}) in {base}",
+            )
             continue
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
             for row in csv.reader(fh):
@@ -115,18 +126,27 @@ def scan(root: Path, problems: Problems) -> SourceTable | None:
         split = read_json(base / "split.json", problems, f"use MAP's split.json ({MAP_FILES})") or {}
         entries = [(s, str(f)) for s in ("train", "val", "test") for f in split.get(s, [])]
         if not entries:
-            problems.add(f"{base / 'split.json'} has no train/val/test lists; use MAP's split.json ({MAP_FILES})")
+            problems.add(
+                f"{base / 'split.json'} has no train/val/test lists; use MAP's split.json ({MAP_FILES})"
+            )
         layout = "kaggle+map-split"
         if (base / "class_idx.json").is_file():
-            idx = read_json(base / "class_idx.json", problems, f"use MAP's class_idx.json ({MAP_FILES})") or {}
+            idx = (
+                read_json(base / "class_idx.json", problems, f"use MAP's class_idx.json ({MAP_FILES})") or {}
+            )
             names = sorted(idx, key=lambda c: idx[c])
     else:
-        entries = [(p, f) for p, folder in folders.items() for c in classes for f in sorted(listing(folder / c))]
+        entries = [
+            (p, f) for p, folder in folders.items() for c in classes for f in sorted(listing(folder / c))
+        ]
     if problems:
         return None
     unknown = sorted({_class_of(f) for _, f in entries} - set(names))
     if unknown:
-        problems.add(f"files of unknown classes ({', '.join(unknown[:3])}) in the split; check class_idx.json and images/train/")
+        problems.add(
+            f"files of unknown classes ({', '.join(unknown[:3])}) in the split; check class_idx.json and "
+            "images/train/"
+        )
         return None
     present = {(p, c): listing(folder / c) for p, folder in folders.items() for c in names}
     number = {c: i for i, c in enumerate(names)}
@@ -142,11 +162,19 @@ def scan(root: Path, problems: Problems) -> SourceTable | None:
             splits.append(s)
             labels.append(number[c])
             paths.append(folders[part] / c / f)
-    problems.missing_many(base / "images", missing, len(entries), "images", f"extract them again from the download ({KAGGLE})")
+    problems.missing_many(
+        base / "images", missing, len(entries), "images", f"extract them again from the download ({KAGGLE})"
+    )
     if problems:
         return None
     return SourceTable(
-        ids, splits, labels, [[texts[f]] for f in ids], EncodedImages(PathBlobs(paths), key=""), list(names), layout,
+        ids,
+        splits,
+        labels,
+        [[texts[f]] for f in ids],
+        EncodedImages(PathBlobs(paths), key=""),
+        list(names),
+        layout,
         meta={"text_source": text_source, "dropped_without_text": no_text},
     )
 
@@ -164,14 +192,21 @@ def build_food101(options: Food101Options, split_seed: int) -> ModalData:
         keep = labels >= 0
     if options.split == "map":
         if "val" not in source.splits:
-            raise DataError(f"food101: data.options.split is map but {root} has no MAP split.json; put split.json, class_idx.json "
-                            f"and text.json from {MAP_FILES} there, or set data.options.split to official")
+            raise DataError(
+                f"food101: data.options.split is map but {root} has no MAP split.json; put split.json, "
+                f"class_idx.json and text.json from {MAP_FILES} there, or set data.options.split to official"
+            )
         parts = {k: np.flatnonzero(keep & (split == k)) for k in ("train", "val", "test")}
         protocol = "MAP: split.json train / val / test"
     else:
-        train, val = carve_val(np.flatnonzero(keep & (split != "test")), labels, options.val_fraction, split_seed)
+        train, val = carve_val(
+            np.flatnonzero(keep & (split != "test")), labels, options.val_fraction, split_seed
+        )
         parts = {"train": train, "val": val, "test": np.flatnonzero(keep & (split == "test"))}
-        protocol = f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed {split_seed})"
+        protocol = (
+            f"official train/test; validation = {options.val_fraction:g} of train per class (split_seed "
+            f"{split_seed})"
+        )
     if options.variant == "fedprime":
         protocol += f"; FedPrime's cut: the first {FEDPRIME_CLASSES} dishes alphabetically"
     rows = np.sort(np.concatenate(list(parts.values())))
@@ -179,14 +214,26 @@ def build_food101(options: Food101Options, split_seed: int) -> ModalData:
     position[rows] = np.arange(len(rows))
     info = {"protocol": protocol, **source.meta}
     return assemble(
-        source, name="food101", rows=rows, labels=labels[rows], label_names=names, texts=[source.texts[r][0] for r in rows],
-        splits={k: position[v] for k, v in parts.items()}, metric=MetricSpec("multiclass", "accuracy"), options=options,
-        split_seed=split_seed, info=info,
+        source,
+        name="food101",
+        rows=rows,
+        labels=labels[rows],
+        label_names=names,
+        texts=[source.texts[r][0] for r in rows],
+        splits={k: position[v] for k, v in parts.items()},
+        metric=MetricSpec("multiclass", "accuracy"),
+        options=options,
+        split_seed=split_seed,
+        info=info,
     )
 
 
 register_layout(Layout("food101", DOWNLOAD, scan, _index, full_rows=90_704))
-register_dataset(DatasetSpec(
-    "food101", build_food101, Food101Options,
-    "UPMC Food-101 images + page titles: 101 dishes (MAP, accuracy) or FedPrime's 8-dish cut",
-))
+register_dataset(
+    DatasetSpec(
+        "food101",
+        build_food101,
+        Food101Options,
+        "UPMC Food-101 images + page titles: 101 dishes (MAP, accuracy) or FedPrime's 8-dish cut",
+    )
+)

@@ -42,8 +42,15 @@ from fedbench.errors import ConfigError
 
 RELEASE = "https://ai.meta.com/tools/hatefulmemes/"
 MIRROR = "https://huggingface.co/datasets/neuralcatcher/hateful_memes"
-DOWNLOAD = f"get the Hateful Memes release (img/ and the .jsonl files; gated, {RELEASE}) or its copy at {MIRROR}, and extract it there"
-FILES = {"train": ("train.jsonl",), "dev": ("dev_seen.jsonl", "dev.jsonl"), "test": ("test_seen.jsonl", "test.jsonl")}
+DOWNLOAD = (
+    f"get the Hateful Memes release (img/ and the .jsonl files; gated, {RELEASE}) or its copy at {MIRROR}, "
+    "and extract it there"
+)
+FILES = {
+    "train": ("train.jsonl",),
+    "dev": ("dev_seen.jsonl", "dev.jsonl"),
+    "test": ("test_seen.jsonl", "test.jsonl"),
+}
 PARQUET = {"train": ("train",), "dev": ("dev_seen", "dev", "validation"), "test": ("test_seen", "test")}
 LABEL_NAMES = ["not-hateful", "hateful"]
 
@@ -92,8 +99,10 @@ def _scan_jsonl(base: Path, problems: Problems) -> SourceTable | None:
         records = _read_jsonl(path, problems)
         unlabelled = sum("label" not in r for r in records)
         if unlabelled:
-            problems.add(f"{path} has {unlabelled:,} rows without a label (the phase-1 test file); put test_seen.jsonl "
-                         f"(with labels) from the final release ({RELEASE}) in {base}")
+            problems.add(
+                f"{path} has {unlabelled:,} rows without a label (the phase-1 test file); put "
+                f"test_seen.jsonl (with labels) from the final release ({RELEASE}) in {base}"
+            )
             continue
         for r in records:
             img = str(r.get("img", f"img/{r.get('id')}.png"))
@@ -104,10 +113,14 @@ def _scan_jsonl(base: Path, problems: Problems) -> SourceTable | None:
             labels.append(int(r["label"]))
             texts.append([str(r.get("text", ""))])
             paths.append(base / img)
-    problems.missing_many(base / "img", missing, len(ids), "meme images", f"extract img/ again from the release ({DOWNLOAD})")
+    problems.missing_many(
+        base / "img", missing, len(ids), "meme images", f"extract img/ again from the release ({DOWNLOAD})"
+    )
     if problems:
         return None
-    return SourceTable(ids, splits, labels, texts, EncodedImages(PathBlobs(paths), key=""), list(LABEL_NAMES), "release")
+    return SourceTable(
+        ids, splits, labels, texts, EncodedImages(PathBlobs(paths), key=""), list(LABEL_NAMES), "release"
+    )
 
 
 def _scan_parquet(root: Path, problems: Problems) -> SourceTable | None:
@@ -123,7 +136,10 @@ def _scan_parquet(root: Path, problems: Problems) -> SourceTable | None:
             continue
         raw = table.column("label").to_pylist()
         if any(v is None for v in raw):
-            problems.add(f"the {split} split of the parquet copy has rows without a label; use a copy whose test split is labelled ({MIRROR})")
+            problems.add(
+                f"the {split} split of the parquet copy has rows without a label; use a copy whose test "
+                f"split is labelled ({MIRROR})"
+            )
             continue
         ids += [f"{split}/{i}" for i in range(table.num_rows)]
         splits += [split] * table.num_rows
@@ -153,13 +169,32 @@ def build_hatememes(options: HatefulMemesOptions, split_seed: int) -> ModalData:
     source = load_source("hatememes", root)
     split = np.array(source.splits)
     rows = np.arange(len(source))
-    splits = {"train": np.flatnonzero(split == "train"), "val": np.flatnonzero(split == "dev"), "test": np.flatnonzero(split == "test")}
+    splits = {
+        "train": np.flatnonzero(split == "train"),
+        "val": np.flatnonzero(split == "dev"),
+        "test": np.flatnonzero(split == "test"),
+    }
     return assemble(
-        source, name="hatememes", rows=rows, labels=np.asarray(source.labels, dtype=np.int64), label_names=LABEL_NAMES,
-        texts=[t[0] if t else "" for t in source.texts], splits=splits, metric=MetricSpec("binary", "auroc"),
-        options=options, split_seed=split_seed, info={"protocol": "train / dev_seen as validation / test_seen (MAP)"},
+        source,
+        name="hatememes",
+        rows=rows,
+        labels=np.asarray(source.labels, dtype=np.int64),
+        label_names=LABEL_NAMES,
+        texts=[t[0] if t else "" for t in source.texts],
+        splits=splits,
+        metric=MetricSpec("binary", "auroc"),
+        options=options,
+        split_seed=split_seed,
+        info={"protocol": "train / dev_seen as validation / test_seen (MAP)"},
     )
 
 
 register_layout(Layout("hatememes", DOWNLOAD, scan, _index, full_rows=10_000))
-register_dataset(DatasetSpec("hatememes", build_hatememes, HatefulMemesOptions, "Hateful Memes images + overlay text: binary, AUROC (MAP)"))
+register_dataset(
+    DatasetSpec(
+        "hatememes",
+        build_hatememes,
+        HatefulMemesOptions,
+        "Hateful Memes images + overlay text: binary, AUROC (MAP)",
+    )
+)

@@ -20,7 +20,9 @@ from pathlib import Path
 from fedbench.errors import ConfigError, DataError
 
 GUIDE = "docs/real-benchmarks.md"
-STANDIN_MARKER = ".standin.json"  # written by benchmarks/standins (and the tests' fixtures) into a stand-in's root
+STANDIN_MARKER = (
+    ".standin.json"  # written by benchmarks/standins (and the tests' fixtures) into a stand-in's root
+)
 EXAMPLES = 3  # file names quoted in a line about many missing files
 
 
@@ -126,7 +128,10 @@ def read_lines(path: Path, what: str, problems: Problems, fix: str) -> list[str]
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        problems.add(f"unreadable {what}: {path} is not UTF-8 text (byte {err.start:,} is 0x{err.object[err.start]:02x}); {fix}")
+        problems.add(
+            f"unreadable {what}: {path} is not UTF-8 text (byte {err.start:,} is "
+            f"0x{err.object[err.start]:02x}); {fix}"
+        )
         return None
     except OSError as err:
         problems.add(f"unreadable {what}: {path} ({err.strerror}); {fix}")
@@ -167,8 +172,9 @@ def check_archives(root: Path, archives: Iterable[Archive], problems: Problems) 
             actual = checksum_of(path, archive.algorithm)
             if actual != archive.checksum:
                 problems.add(
-                    f"wrong checksum: {path} has {archive.algorithm} {actual}, the published file has {archive.checksum}; "
-                    f"the download is damaged or incomplete, download it again from {archive.url}"
+                    f"wrong checksum: {path} has {archive.algorithm} {actual}, the published file has "
+                    f"{archive.checksum}; the download is damaged or incomplete, download it again from "
+                    f"{archive.url}"
                 )
 
 
@@ -210,7 +216,9 @@ def find_parquet(root: Path, split: str) -> list[Path]:
     found = []
     for path in sorted(root.rglob("*.parquet")):
         rel = path.relative_to(root).as_posix()
-        if not any(part.startswith(".") for part in rel.split("/")) and pattern.search(rel[: -len(".parquet")]):
+        if not any(part.startswith(".") for part in rel.split("/")) and pattern.search(
+            rel[: -len(".parquet")]
+        ):
             found.append(path)
     return found
 
@@ -229,7 +237,10 @@ def read_parquet(files: list[Path], columns: list[str], problems: Problems, fix:
             return None
         absent = [c for c in columns if c not in table.column_names]
         if absent:
-            problems.add(f"parquet file {path} has no column {absent[0]!r} (has {', '.join(table.column_names)}); {fix}")
+            problems.add(
+                f"parquet file {path} has no column {absent[0]!r} (has {', '.join(table.column_names)}); "
+                f"{fix}"
+            )
             return None
         tables.append(table.select(columns))
     return pa.concat_tables(tables) if tables else None

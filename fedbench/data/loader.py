@@ -50,17 +50,31 @@ class BatchLoader(DataLoader):
     plain ``DataLoader`` it was (it would otherwise call ``iter`` once more to test it, which draws
     from the sampler's generator and shifts every permutation)."""
 
-    def __init__(self, bundle, index: np.ndarray, codes: np.ndarray, *, batch_size: int, shuffle: bool, seed: int = 0,
-                 pin: bool = False, prefetch: int = PREFETCH):
+    def __init__(
+        self,
+        bundle,
+        index: np.ndarray,
+        codes: np.ndarray,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        pin: bool = False,
+        prefetch: int = PREFETCH,
+    ):
         rows = _Rows(index, codes)
         gen = torch.Generator().manual_seed(seed) if shuffle else None
-        super().__init__(rows, batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=_positions, num_workers=0)
+        super().__init__(
+            rows, batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=_positions, num_workers=0
+        )
         self.bundle, self.rows, self.pin, self.prefetch = bundle, rows, pin, prefetch
         self.buffers = BufferPool()
         self.wait_s = 0.0
 
     def assemble(self, pos: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.bundle.batch(self.rows.index[pos], self.rows.codes[pos], pin=self.pin, alloc=None if self.pin else self.buffers)
+        return self.bundle.batch(
+            self.rows.index[pos], self.rows.codes[pos], pin=self.pin, alloc=None if self.pin else self.buffers
+        )
 
     def __iter__(self):
         positions = super().__iter__()  # in the caller's thread: the DataLoader's RNG draws happen here
@@ -152,7 +166,18 @@ class _Prefetcher:
         self.close()
 
 
-def make_loader(bundle, index: np.ndarray, codes: np.ndarray, *, batch_size: int, shuffle: bool, seed: int = 0,
-                pin: bool = False, prefetch: int = PREFETCH) -> BatchLoader:
+def make_loader(
+    bundle,
+    index: np.ndarray,
+    codes: np.ndarray,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    pin: bool = False,
+    prefetch: int = PREFETCH,
+) -> BatchLoader:
     """Batches of ``bundle`` rows ``index`` with per-row missing codes ``codes`` (aligned with index)."""
-    return BatchLoader(bundle, index, codes, batch_size=batch_size, shuffle=shuffle, seed=seed, pin=pin, prefetch=prefetch)
+    return BatchLoader(
+        bundle, index, codes, batch_size=batch_size, shuffle=shuffle, seed=seed, pin=pin, prefetch=prefetch
+    )

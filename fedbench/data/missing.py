@@ -70,7 +70,9 @@ def per_client_missing(
     """FedMultimodal: each client, independently with probability ``p_missing``, lacks one modality
     for all its samples (for ``"both"`` text or image with probability 1/2). Samples held by no
     client stay complete."""
-    p_missing = checks.within("missing.rate", p_missing, 0.0, 1.0)  # per_client: missing.rate is the chance a client lacks a modality
+    p_missing = checks.within(
+        "missing.rate", p_missing, 0.0, 1.0
+    )  # per_client: missing.rate is the chance a client lacks a modality
     checks.choice("missing.type", missing_type, MISSING_TYPES)
     rng = _require_rng(rng)
     k = len(client_indices)
@@ -104,7 +106,9 @@ def heterogeneous_missing(
     ratios = list(both_ratio) if np.ndim(both_ratio) else [both_ratio] * k
     for what, values in (("rates", rates), ("types", types), ("both_ratio", ratios)):
         if len(values) != k:
-            raise ValueError(f"heterogeneous_missing: {what} needs one entry per client ({k}), got {len(values)}")
+            raise ValueError(
+                f"heterogeneous_missing: {what} needs one entry per client ({k}), got {len(values)}"
+            )
     codes = np.zeros(n, dtype=np.int8)
     for i, idx in enumerate(client_indices):
         idx = np.asarray(idx)

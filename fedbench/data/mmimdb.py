@@ -43,9 +43,29 @@ SPLIT_URL = "https://github.com/YiLunLee/missing_aware_prompts/blob/main/dataset
 DOWNLOAD = f"download mmimdb.tar.gz (8.1 GB) from {URL} and extract it there"
 # MAP's label order (vilt/datasets/mmimdb_dataset.py via make_arrow): index -> genre
 GENRES = (
-    "Drama", "Comedy", "Romance", "Thriller", "Crime", "Action", "Adventure", "Horror", "Documentary", "Mystery",
-    "Sci-Fi", "Fantasy", "Family", "Biography", "War", "History", "Music", "Animation", "Musical", "Western",
-    "Sport", "Short", "Film-Noir",
+    "Drama",
+    "Comedy",
+    "Romance",
+    "Thriller",
+    "Crime",
+    "Action",
+    "Adventure",
+    "Horror",
+    "Documentary",
+    "Mystery",
+    "Sci-Fi",
+    "Fantasy",
+    "Family",
+    "Biography",
+    "War",
+    "History",
+    "Music",
+    "Animation",
+    "Musical",
+    "Western",
+    "Sport",
+    "Short",
+    "Film-Noir",
 )
 SPLITS = ("train", "dev", "test")
 VARIANTS, PLOTS = ("map", "fedprime"), ("longest", "first", "all", "each")
@@ -86,28 +106,45 @@ def _find(root: Path) -> tuple[Path, Path, Path, str] | None:
 
 
 def _index(root: Path) -> list[Path]:
-    return [root / "split.json", root / "images", root / "labels", root / "mmimdb" / "split.json", root / "mmimdb" / "dataset",
-            root / "dataset"]
+    return [
+        root / "split.json",
+        root / "images",
+        root / "labels",
+        root / "mmimdb" / "split.json",
+        root / "mmimdb" / "dataset",
+        root / "dataset",
+    ]
 
 
 def scan(root: Path, problems: Problems) -> SourceTable | None:
     found = _find(root)
     if found is None:
-        problems.missing(root / "split.json", "split.json with images/ and labels/ (MAP) or mmimdb/dataset/ (archive)", DOWNLOAD)
+        problems.missing(
+            root / "split.json",
+            "split.json with images/ and labels/ (MAP) or mmimdb/dataset/ (archive)",
+            DOWNLOAD,
+        )
         return None
     base, image_dir, json_dir, layout = found
     split = read_json(base / "split.json", problems, f"use MAP's split.json ({SPLIT_URL})")
     if split is None:
         return None
     if not isinstance(split, dict) or any(not isinstance(split.get(s), list) for s in SPLITS):
-        problems.add(f"{base / 'split.json'} has no train/dev/test lists of IMDb ids; use MAP's split.json ({SPLIT_URL})")
+        problems.add(
+            f"{base / 'split.json'} has no train/dev/test lists of IMDb ids; use MAP's split.json "
+            f"({SPLIT_URL})"
+        )
         return None
     ids = [str(i) for s in SPLITS for i in split[s]]
     splits = [s for s in SPLITS for _ in split[s]]
     fix = f"extract them again from mmimdb.tar.gz ({URL})"
     posters, jsons = listing(image_dir), listing(json_dir)
-    problems.missing_many(image_dir, [f"{i}.jpeg" for i in ids if f"{i}.jpeg" not in posters], len(ids), "posters", fix)
-    problems.missing_many(json_dir, [f"{i}.json" for i in ids if f"{i}.json" not in jsons], len(ids), "movie json files", fix)
+    problems.missing_many(
+        image_dir, [f"{i}.jpeg" for i in ids if f"{i}.jpeg" not in posters], len(ids), "posters", fix
+    )
+    problems.missing_many(
+        json_dir, [f"{i}.json" for i in ids if f"{i}.json" not in jsons], len(ids), "movie json files", fix
+    )
     if problems:
         return None
     genres, plots, bad = [], [], []
@@ -120,7 +157,9 @@ def scan(root: Path, problems: Problems) -> SourceTable | None:
         plot = data.get("plot") or []
         plots.append([str(p) for p in ([plot] if isinstance(plot, str) else plot)])
     if bad:
-        problems.add(f"unreadable movie json files: {len(bad):,} under {json_dir} ({', '.join(bad[:3])}); {fix}")
+        problems.add(
+            f"unreadable movie json files: {len(bad):,} under {json_dir} ({', '.join(bad[:3])}); {fix}"
+        )
         return None
     images = EncodedImages(PathBlobs([image_dir / f"{i}.jpeg" for i in ids]), key="")
     return SourceTable(ids, splits, genres, plots, images, list(GENRES), layout)
@@ -142,8 +181,14 @@ def build_mmimdb(options: MMIMDbOptions, split_seed: int) -> ModalData:
     split = np.array(source.splits)
     if options.variant == "map":
         names = list(GENRES)
-        labels = np.array([[g in set(gs) for g in GENRES] for gs in source.labels], dtype=np.int64).reshape(len(source), len(GENRES))
-        parts = {"train": np.flatnonzero(split == "train"), "val": np.flatnonzero(split == "dev"), "test": np.flatnonzero(split == "test")}
+        labels = np.array([[g in set(gs) for g in GENRES] for gs in source.labels], dtype=np.int64).reshape(
+            len(source), len(GENRES)
+        )
+        parts = {
+            "train": np.flatnonzero(split == "train"),
+            "val": np.flatnonzero(split == "dev"),
+            "test": np.flatnonzero(split == "test"),
+        }
         metric = MetricSpec("multilabel", "f1_macro")
         protocol = "MAP: split.json train / dev as validation / test; 23 genres, multi-label"
     else:
@@ -155,8 +200,10 @@ def build_mmimdb(options: MMIMDbOptions, split_seed: int) -> ModalData:
         train, val = carve_val(pool, labels, options.val_fraction, split_seed)
         parts = {"train": train, "val": val, "test": np.flatnonzero((labels >= 0) & (split == "test"))}
         metric = MetricSpec("multiclass", "macro_f1")
-        protocol = (f"FedPrime: single-genre movies of the {len(names)} commonest genres; dev merged into train; "
-                    f"validation = {options.val_fraction:g} of train+dev per class (split_seed {split_seed})")
+        protocol = (
+            f"FedPrime: single-genre movies of the {len(names)} commonest genres; dev merged into train; "
+            f"validation = {options.val_fraction:g} of train+dev per class (split_seed {split_seed})"
+        )
     movies = np.sort(np.concatenate(list(parts.values())))
     if options.plot == "each":
         rows = np.array([m for m in movies for _ in range(max(1, len(source.texts[m])))], dtype=np.int64)
@@ -165,18 +212,38 @@ def build_mmimdb(options: MMIMDbOptions, split_seed: int) -> ModalData:
         rows = movies
         texts = [_pick_plot(source.texts[m], options.plot) for m in movies]
     splits = {k: np.flatnonzero(np.isin(rows, v)) for k, v in parts.items()}
-    info = {"protocol": protocol, "plot": options.plot, "movies": {k: int(len(v)) for k, v in parts.items()},
-            "movies_without_plot": int(sum(not source.texts[m] for m in movies))}
+    info = {
+        "protocol": protocol,
+        "plot": options.plot,
+        "movies": {k: int(len(v)) for k, v in parts.items()},
+        "movies_without_plot": int(sum(not source.texts[m] for m in movies)),
+    }
     return assemble(
-        source, name="mmimdb", rows=rows, labels=labels[rows], label_names=names, texts=texts, splits=splits,
-        metric=metric, options=options, split_seed=split_seed, info=info, groups=rows.copy(),
+        source,
+        name="mmimdb",
+        rows=rows,
+        labels=labels[rows],
+        label_names=names,
+        texts=texts,
+        splits=splits,
+        metric=metric,
+        options=options,
+        split_seed=split_seed,
+        info=info,
+        groups=rows.copy(),
     )
 
 
 # the archive's SHA-256 as MMF records it
-ARCHIVE = Archive("mmimdb.tar.gz", "7facb412f84e8e707cf5c15bb58e4cf3ac12d33e6e944e1bdefebada1259a253", URL, "sha256")
+ARCHIVE = Archive(
+    "mmimdb.tar.gz", "7facb412f84e8e707cf5c15bb58e4cf3ac12d33e6e944e1bdefebada1259a253", URL, "sha256"
+)
 register_layout(Layout("mmimdb", DOWNLOAD, scan, _index, (ARCHIVE,), full_rows=25_959))
-register_dataset(DatasetSpec(
-    "mmimdb", build_mmimdb, MMIMDbOptions,
-    "MM-IMDb posters + plots: 23 genres multi-label (MAP, F1-macro) or FedPrime's single-label top-8 cut",
-))
+register_dataset(
+    DatasetSpec(
+        "mmimdb",
+        build_mmimdb,
+        MMIMDbOptions,
+        "MM-IMDb posters + plots: 23 genres multi-label (MAP, F1-macro) or FedPrime's single-label top-8 cut",
+    )
+)

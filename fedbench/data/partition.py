@@ -75,7 +75,9 @@ def iid(labels, n_clients: int, rng: np.random.Generator) -> list[np.ndarray]:
     order = np.concatenate([rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)])
     owner = rng.permutation(n_clients)[np.arange(len(order)) % n_clients]
     by_owner = order[np.argsort(owner, kind="stable")]  # grouped by client: linear in clients, not quadratic
-    return [np.sort(part) for part in np.split(by_owner, np.cumsum(np.bincount(owner, minlength=n_clients))[:-1])]
+    return [
+        np.sort(part) for part in np.split(by_owner, np.cumsum(np.bincount(owner, minlength=n_clients))[:-1])
+    ]
 
 
 def dirichlet(
@@ -121,7 +123,8 @@ def shards(labels, n_clients: int, shards_per_client: int, rng: np.random.Genera
     n_shards = n_clients * shards_per_client
     if n_shards > len(labels):
         raise ConfigError(
-            f"{n_shards} shards for {len(labels)} samples leaves empty shards; lower partition.shards_per_client"
+            f"{n_shards} shards for {len(labels)} samples leaves empty shards; lower "
+            "partition.shards_per_client"
         )
     shuffled = rng.permutation(len(labels))  # random order within each label after the stable sort
     by_label = shuffled[np.argsort(labels[shuffled], kind="stable")]
@@ -131,12 +134,15 @@ def shards(labels, n_clients: int, shards_per_client: int, rng: np.random.Genera
 
 
 def _cut_floor(indices: np.ndarray, shares: np.ndarray) -> list[np.ndarray]:
-    """Cut ``indices`` at floor(cumsum(shares) * n), as PPT's partitioner does (the last piece takes the rest)."""
+    """Cut ``indices`` at floor(cumsum(shares) * n), as PPT's partitioner does (the last piece takes
+    the rest)."""
     cuts = np.floor(np.cumsum(shares)[:-1] / shares.sum() * len(indices)).astype(int)
     return np.split(indices, cuts)
 
 
-def _dominant_groups(n_clients: int, n_classes: int, n_dominant: int, rng: np.random.Generator) -> list[np.ndarray]:
+def _dominant_groups(
+    n_clients: int, n_classes: int, n_dominant: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """PPT's client groups: d shuffles of the T clients, laid end to end and cut at round(k d T / C).
 
     Group k (k = 0..C-1) lists the clients dominated by the k-th class; each client appears d
@@ -254,7 +260,8 @@ def make_partition(name: str, labels, n_clients: int, rng: np.random.Generator, 
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         raise ConfigError(
-            f"partition {name!r} does not take {', '.join(unknown)}; its options are {', '.join(params) or 'none'}"
+            f"partition {name!r} does not take {', '.join(unknown)}; its options are "
+            f"{', '.join(params) or 'none'}"
         )
     missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
     if missing:

@@ -87,8 +87,11 @@ def load_prepared(name: str, root: Path, stamp: str | None) -> SourceTable | Non
         if meta is None:
             continue
         if stamp is not None and meta["stamp"] != stamp:
-            warnings.warn(f"{name}: the prepared copy in {folder} is older than the files in {root}; reading the files "
-                          f"(run `fedbench data prepare {name} --root {root}` to refresh it)", stacklevel=2)
+            warnings.warn(
+                f"{name}: the prepared copy in {folder} is older than the files in {root}; reading the files "
+                f"(run `fedbench data prepare {name} --root {root}` to refresh it)",
+                stacklevel=2,
+            )
             continue
         path = folder / meta["rows_file"]
         table = pa.ipc.open_stream(pa.memory_map(str(path))).read_all()
@@ -97,14 +100,23 @@ def load_prepared(name: str, root: Path, stamp: str | None) -> SourceTable | Non
             col = table.column("image").combine_chunks()
             buf = np.frombuffer(col.buffers()[1], dtype=np.uint8)
             size = int(np.prod(meta["image"]["shape"]))
-            images = buf[col.offset * size : (col.offset + len(col)) * size].reshape(len(col), *meta["image"]["shape"])
+            images = buf[col.offset * size : (col.offset + len(col)) * size].reshape(
+                len(col), *meta["image"]["shape"]
+            )
         else:
             images = EncodedImages(ArrowFileBlobs(path, ids), key="")
         return SourceTable(
-            ids=ids, splits=table.column("split").to_pylist(), labels=table.column("label").to_pylist(),
-            texts=table.column("texts").to_pylist(), images=images, label_names=meta["label_names"],
-            layout=meta["layout"], extra={k: table.column(k).to_pylist() for k in meta["extra"]},
-            meta=meta["meta"], stamp=meta["stamp"], prepared=True,
+            ids=ids,
+            splits=table.column("split").to_pylist(),
+            labels=table.column("label").to_pylist(),
+            texts=table.column("texts").to_pylist(),
+            images=images,
+            label_names=meta["label_names"],
+            layout=meta["layout"],
+            extra={k: table.column(k).to_pylist() for k in meta["extra"]},
+            meta=meta["meta"],
+            stamp=meta["stamp"],
+            prepared=True,
         )
     return None
 
@@ -150,7 +162,9 @@ def _arrow_columns(source: SourceTable, rows: range, images: list) -> dict:
     return cols
 
 
-def _write_rows(source: SourceTable, path: Path, deep: bool, problems: Problems, echo: Callable, fix: str, skip: bool) -> list[str]:
+def _write_rows(
+    source: SourceTable, path: Path, deep: bool, problems: Problems, echo: Callable, fix: str, skip: bool
+) -> list[str]:
     """Stream the table into ``path`` atomically, checking every image on the way; damaged images
     abort the write (the temporary file is removed) after all of them are found, unless ``skip``
     stores them as absent images (for a release that itself holds broken files). Returns the
@@ -187,8 +201,10 @@ def _write_rows(source: SourceTable, path: Path, deep: bool, problems: Problems,
             writer.close()
         for kind, names in damaged.items() if not skip else ():
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-            problems.add(f"{kind} images: {len(names):,} of {len(source):,} ({shown}); extract them again ({fix}), "
-                         "or pass --skip-damaged to keep them as missing images")
+            problems.add(
+                f"{kind} images: {len(names):,} of {len(source):,} ({shown}); extract them again ({fix}), "
+                "or pass --skip-damaged to keep them as missing images"
+            )
         if damaged and not skip:
             raise _Damaged
 
@@ -204,7 +220,13 @@ class _Damaged(Exception):
 
 
 def prepare_dataset(
-    name: str, root: str | Path, *, deep: bool = False, force: bool = False, skip_damaged: bool = False, echo: Callable = print,
+    name: str,
+    root: str | Path,
+    *,
+    deep: bool = False,
+    force: bool = False,
+    skip_damaged: bool = False,
+    echo: Callable = print,
 ) -> Path:
     """Check the download of ``name`` in ``root`` and write its prepared copy; returns its folder.
     ``deep`` decodes every image (slow) instead of checking its ends; ``skip_damaged`` keeps damaged
@@ -244,7 +266,10 @@ def prepare_dataset(
     if problems or source is None:
         for line in problems.lines:
             echo(f"{name}: {line}", file=sys.stderr)
-        raise DataError(f"{name}: {len(problems.lines)} problem(s) in {root}; nothing was written (fix them and run this again)")
+        raise DataError(
+            f"{name}: {len(problems.lines)} problem(s) in {root}; nothing was written (fix them and run this "
+            "again)"
+        )
     meta = _meta(name, source, root, rows_file, (target / rows_file).stat().st_size)
     meta["damaged_images"] = skipped
     from fedbench.safe_io import atomic_write_text
@@ -258,7 +283,10 @@ def prepare_dataset(
     counts = ", ".join(f"{k} {v:,}" for k, v in source.split_counts().items())
     echo(f"{name}: prepared {len(source):,} rows ({counts}) from the {source.layout} layout into {target}")
     if skipped:
-        echo(f"{name}: note: {len(skipped):,} damaged images kept as missing images ({', '.join(skipped[:3])}); listed in {target / META}")
+        echo(
+            f"{name}: note: {len(skipped):,} damaged images kept as missing images "
+            f"({', '.join(skipped[:3])}); listed in {target / META}"
+        )
     found = release_rows(source)
     if layout.full_rows and found < layout.full_rows:
         echo(f"{name}: note: the full release has {layout.full_rows:,} samples; this download has {found:,}")
@@ -276,10 +304,23 @@ def _meta(name: str, source: SourceTable, root: Path, rows_file: str, size: int)
     from importlib.metadata import version
 
     return {
-        "format": FORMAT, "dataset": name, "layout": source.layout, "stamp": source.stamp, "rows": len(source),
-        "splits": source.split_counts(), "label_names": source.label_names, "extra": sorted(source.extra),
-        "meta": source.meta, "image": {"kind": "pixels" if pixels else "encoded", "shape": list(source.images.shape[1:]) if pixels else None},
-        "rows_file": rows_file, "rows_bytes": size, "root": str(root), "fedbench": version("fedbench"),
+        "format": FORMAT,
+        "dataset": name,
+        "layout": source.layout,
+        "stamp": source.stamp,
+        "rows": len(source),
+        "splits": source.split_counts(),
+        "label_names": source.label_names,
+        "extra": sorted(source.extra),
+        "meta": source.meta,
+        "image": {
+            "kind": "pixels" if pixels else "encoded",
+            "shape": list(source.images.shape[1:]) if pixels else None,
+        },
+        "rows_file": rows_file,
+        "rows_bytes": size,
+        "root": str(root),
+        "fedbench": version("fedbench"),
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -289,7 +330,10 @@ def _writable(candidates: list[Path]) -> Path:
         probe = next((p for p in (folder, *folder.parents) if p.exists()), None)
         if probe is not None and os.access(probe, os.W_OK | os.X_OK):
             return folder
-    raise DataError(f"cannot write a prepared copy in {candidates[0]} nor {candidates[-1]}; make one writable or set FEDBENCH_CACHE")
+    raise DataError(
+        f"cannot write a prepared copy in {candidates[0]} nor {candidates[-1]}; make one writable or set "
+        "FEDBENCH_CACHE"
+    )
 
 
 def _remove_empty(folder: Path, stop: Path) -> None:
@@ -310,7 +354,13 @@ def remember(name: str, root: Path, target: Path, meta: dict) -> None:
 
     index = prepared_index()
     where = str(Path(root).resolve())
-    index[f"{name}|{where}"] = {"dataset": name, "root": where, "dir": str(target), "rows": meta["rows"], "layout": meta["layout"]}
+    index[f"{name}|{where}"] = {
+        "dataset": name,
+        "root": where,
+        "dir": str(target),
+        "rows": meta["rows"],
+        "layout": meta["layout"],
+    }
     atomic_write_text(_index_path(), json.dumps(index, indent=1, sort_keys=True))
 
 

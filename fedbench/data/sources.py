@@ -70,7 +70,8 @@ class Layout:
     scan: Callable[[Path, Problems], SourceTable | None]
     index: Callable[[Path], list[Path]]
     archives: tuple[Archive, ...] = ()
-    full_rows: int = 0  # samples of the complete release, before any are dropped (a smaller count is reported, not refused)
+    # samples of the complete release, before any are dropped (a smaller count is reported, not refused)
+    full_rows: int = 0
 
 
 LAYOUTS: dict[str, Layout] = {}
@@ -167,8 +168,10 @@ class EncodedImages:
                 return np.asarray(im, dtype=np.uint8)
         except (OSError, SyntaxError, ValueError) as err:  # what Pillow raises for damaged files
             where = self.blobs.name(int(i if self.rows is None else self.rows[i]))
-            raise DataError(f"cannot decode the image {where} ({str(err)[:60]}); `fedbench data prepare` checks every image "
-                            "and lists the damaged ones") from err
+            raise DataError(
+                f"cannot decode the image {where} ({str(err)[:60]}); `fedbench data prepare` checks every "
+                "image and lists the damaged ones"
+            ) from err
 
     def take(self, rows: np.ndarray, key: str, size: int | None, origin_key: str = "") -> EncodedImages:
         base = np.arange(len(self.blobs)) if self.rows is None else self.rows
@@ -176,8 +179,16 @@ class EncodedImages:
 
     def origin(self) -> tuple[str, np.ndarray, EncodedImages]:
         """(origin key, each row's blob row, a source over every blob): see the class docstring."""
-        rows = np.arange(len(self.blobs), dtype=np.int64) if self.rows is None else np.asarray(self.rows, dtype=np.int64)
-        return self.origin_key or self.key, rows, EncodedImages(self.blobs, self.origin_key or self.key, self.size)
+        rows = (
+            np.arange(len(self.blobs), dtype=np.int64)
+            if self.rows is None
+            else np.asarray(self.rows, dtype=np.int64)
+        )
+        return (
+            self.origin_key or self.key,
+            rows,
+            EncodedImages(self.blobs, self.origin_key or self.key, self.size),
+        )
 
 
 @dataclass
@@ -211,8 +222,16 @@ class PixelImages:
         return np.stack([self[i] for i in range(len(self))])
 
     def origin(self) -> tuple[str, np.ndarray, PixelImages]:
-        rows = np.arange(len(self.array), dtype=np.int64) if self.rows is None else np.asarray(self.rows, dtype=np.int64)
-        return self.origin_key or self.key, rows, PixelImages(self.array, self.origin_key or self.key, self.size)
+        rows = (
+            np.arange(len(self.array), dtype=np.int64)
+            if self.rows is None
+            else np.asarray(self.rows, dtype=np.int64)
+        )
+        return (
+            self.origin_key or self.key,
+            rows,
+            PixelImages(self.array, self.origin_key or self.key, self.size),
+        )
 
 
 def decode_all(blobs, shape: tuple[int, int]) -> np.ndarray:
@@ -230,7 +249,9 @@ def decode_all(blobs, shape: tuple[int, int]) -> np.ndarray:
 # ---- splits
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions into ``labels`` split into (kept, held out): within each class a seeded shuffle
     holds out round(fraction * n) samples, never the class's last one, so every split keeps the
     class mix of the whole."""
@@ -246,7 +267,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: tuple[int, ...])
     return keep, out
 
 
-def carve_val(train: np.ndarray, labels: np.ndarray, fraction: float, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+def carve_val(
+    train: np.ndarray, labels: np.ndarray, fraction: float, split_seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """A validation split carved from ``train`` rows, stratified by ``labels`` and seeded."""
     keep, held = stratified_split(np.asarray(labels)[train], fraction, (split_seed, 1))
     return train[keep], train[held]
@@ -258,7 +281,10 @@ def check_fraction(name: str, value: float) -> None:
 
 def check_image_size(value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ConfigError(f"data.options.image_size: {value!r} is not valid; give a size in pixels >= 8 or null (keep the original)")
+        raise ConfigError(
+            f"data.options.image_size: {value!r} is not valid; give a size in pixels >= 8 or null (keep the "
+            "original)"
+        )
     checks.at_least("data.options.image_size", value, 8, null="keep the original")
 
 
@@ -270,8 +296,18 @@ def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def assemble(
-    source: SourceTable, *, name: str, rows: np.ndarray, labels: np.ndarray, label_names: list[str], texts: list[str],
-    splits: dict[str, np.ndarray], metric: MetricSpec, options: Any, split_seed: int, info: dict[str, Any],
+    source: SourceTable,
+    *,
+    name: str,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    label_names: list[str],
+    texts: list[str],
+    splits: dict[str, np.ndarray],
+    metric: MetricSpec,
+    options: Any,
+    split_seed: int,
+    info: dict[str, Any],
     groups: np.ndarray | None = None,
 ) -> ModalData:
     """ModalData over ``rows`` of ``source`` (positions into it); ``splits`` index the result.
@@ -286,16 +322,29 @@ def assemble(
     key = f"{name}/{source.layout}/{source.stamp[:16]}/rows{digest}/size{size}"
     if isinstance(source.images, np.ndarray):
         whole = len(rows) == len(source.images) and np.array_equal(rows, np.arange(len(rows)))
-        images: Any = PixelImages(source.images, key, size, None if whole else np.asarray(rows, dtype=np.int64), origin)
+        images: Any = PixelImages(
+            source.images, key, size, None if whole else np.asarray(rows, dtype=np.int64), origin
+        )
     else:
         images = source.images.take(rows, key, size, origin)
     splits = {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in splits.items()}
     base_info = {
-        "layout": source.layout, "prepared": source.prepared, "source_rows": len(source),
-        "source_splits": source.split_counts(), "split_counts": {k: int(len(v)) for k, v in splits.items()},
+        "layout": source.layout,
+        "prepared": source.prepared,
+        "source_rows": len(source),
+        "source_splits": source.split_counts(),
+        "split_counts": {k: int(len(v)) for k, v in splits.items()},
         "modalities": ["image", "text"] if any(texts) else ["image"],
     }
     return ModalData(
-        name=name, labels=labels, label_names=list(label_names), texts=list(texts), images=images, splits=splits,
-        metric=metric, groups=groups, fingerprint=ident, info={**base_info, **info},
+        name=name,
+        labels=labels,
+        label_names=list(label_names),
+        texts=list(texts),
+        images=images,
+        splits=splits,
+        metric=metric,
+        groups=groups,
+        fingerprint=ident,
+        info={**base_info, **info},
     )

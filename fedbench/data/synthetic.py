@@ -22,10 +22,46 @@ from fedbench.seeds import rng
 
 # single word pieces of MiniLM's vocabulary: the first ``num_classes`` name classes, the rest is noise
 WORDS = (
-    "red", "blue", "green", "black", "white", "brown", "pink", "gray", "gold", "silver",
-    "apple", "river", "stone", "cloud", "horse", "bread", "chair", "glass", "paper", "table",
-    "music", "train", "light", "water", "house", "field", "night", "plant", "metal", "sugar",
-    "king", "ship", "door", "road", "snow", "fire", "wind", "tree", "bird", "fish",
+    "red",
+    "blue",
+    "green",
+    "black",
+    "white",
+    "brown",
+    "pink",
+    "gray",
+    "gold",
+    "silver",
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "horse",
+    "bread",
+    "chair",
+    "glass",
+    "paper",
+    "table",
+    "music",
+    "train",
+    "light",
+    "water",
+    "house",
+    "field",
+    "night",
+    "plant",
+    "metal",
+    "sugar",
+    "king",
+    "ship",
+    "door",
+    "road",
+    "snow",
+    "fire",
+    "wind",
+    "tree",
+    "bird",
+    "fish",
 )
 MAX_CLASSES = 20
 IMAGE_PX = 4
@@ -74,13 +110,32 @@ def build_synthetic(options: SyntheticOptions, split_seed: int) -> ModalData:
     images = np.round(pixels * 255).astype(np.uint8)
     order = rng(split_seed, "synthetic", "split").permutation(n)
     cut = np.cumsum([o.n_train, o.n_val])
-    splits = {"train": np.sort(order[: cut[0]]), "val": np.sort(order[cut[0] : cut[1]]), "test": np.sort(order[cut[1] :])}
-    tag = f"synthetic-{o.n_train}-{o.n_val}-{o.n_test}-{k}-{o.signal}-{o.image_noise}-{o.words}-{o.seed}-{split_seed}"
+    splits = {
+        "train": np.sort(order[: cut[0]]),
+        "val": np.sort(order[cut[0] : cut[1]]),
+        "test": np.sort(order[cut[1] :]),
+    }
+    tag = (
+        f"synthetic-{o.n_train}-{o.n_val}-{o.n_test}-{k}-{o.signal}-"
+        f"{o.image_noise}-{o.words}-{o.seed}-{split_seed}"
+    )
     return ModalData(
-        name="synthetic", labels=labels.astype(np.int64), label_names=list(WORDS[:k]), texts=texts,
-        images=ArrayImages(images, key=tag), splits=splits, fingerprint=tag,
+        name="synthetic",
+        labels=labels.astype(np.int64),
+        label_names=list(WORDS[:k]),
+        texts=texts,
+        images=ArrayImages(images, key=tag),
+        splits=splits,
+        fingerprint=tag,
         info={"synthetic": "scale tests only"},
     )
 
 
-register_dataset(DatasetSpec("synthetic", build_synthetic, SyntheticOptions, "seeded synthetic text + image patches of any size (scale tests only)"))
+register_dataset(
+    DatasetSpec(
+        "synthetic",
+        build_synthetic,
+        SyntheticOptions,
+        "seeded synthetic text + image patches of any size (scale tests only)",
+    )
+)

@@ -45,8 +45,10 @@ from fedbench.errors import ConfigError
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 HUB = "zh-plus/tiny-imagenet"
-DOWNLOAD = (f"download {URL} and extract it there, or the parquet copy with "
-            f"`huggingface-cli download {HUB} --repo-type dataset --local-dir ROOT`")
+DOWNLOAD = (
+    f"download {URL} and extract it there, or the parquet copy with "
+    f"`huggingface-cli download {HUB} --repo-type dataset --local-dir ROOT`"
+)
 
 
 @dataclass
@@ -69,7 +71,12 @@ class TinyImageNetOptions:
 def _index(root: Path) -> list[Path]:
     out = []
     for base in (root, root / "tiny-imagenet-200"):
-        out += [base / "wnids.txt", base / "val" / "val_annotations.txt", base / "train", base / "val" / "images"]
+        out += [
+            base / "wnids.txt",
+            base / "val" / "val_annotations.txt",
+            base / "train",
+            base / "val" / "images",
+        ]
     return out + sorted(root.rglob("*.parquet")) if root.is_dir() else out
 
 
@@ -115,8 +122,16 @@ def _scan_original(base: Path, problems: Problems) -> SourceTable | None:
             wnid, _, text = line.partition("\t")
             if wnid in wnids:
                 words[wnid] = text.strip()
-    return SourceTable(ids, splits, labels, [[] for _ in ids], EncodedImages(PathBlobs(paths), key=""), wnids, "original",
-                       meta={"words": words})
+    return SourceTable(
+        ids,
+        splits,
+        labels,
+        [[] for _ in ids],
+        EncodedImages(PathBlobs(paths), key=""),
+        wnids,
+        "original",
+        meta={"words": words},
+    )
 
 
 def _scan_parquet(root: Path, problems: Problems) -> SourceTable | None:
@@ -125,11 +140,15 @@ def _scan_parquet(root: Path, problems: Problems) -> SourceTable | None:
     for split in ("train", "valid"):
         files = find_parquet(root, split)
         if not files:
-            problems.missing(root / "data" / f"{split}-*.parquet", f"{split} split of the parquet copy", DOWNLOAD)
+            problems.missing(
+                root / "data" / f"{split}-*.parquet", f"{split} split of the parquet copy", DOWNLOAD
+            )
             continue
         names = hub_class_names(files, "label")
         if names is None:
-            problems.add(f"{files[0]} carries no class names, so its labels cannot be matched to WordNet ids; {fix}")
+            problems.add(
+                f"{files[0]} carries no class names, so its labels cannot be matched to WordNet ids; {fix}"
+            )
             continue
         wnids = wnids or sorted(names)
         table = read_parquet(files, ["image", "label"], problems, fix)
@@ -163,14 +182,32 @@ def build_tinyimagenet(options: TinyImageNetOptions, split_seed: int) -> ModalDa
     source = load_source("tinyimagenet", root)
     labels, split = np.asarray(source.labels, dtype=np.int64), np.array(source.splits)
     train, val = carve_val(np.flatnonzero(split == "train"), labels, options.val_fraction, split_seed)
-    protocol = f"train / official validation set as test; validation = {options.val_fraction:g} of train per class (split_seed {split_seed})"
+    protocol = (
+        f"train / official validation set as test; validation = {options.val_fraction:g} of train per class "
+        f"(split_seed {split_seed})"
+    )
     return assemble(
-        source, name="tinyimagenet", rows=np.arange(len(source)), labels=labels, label_names=source.label_names,
-        texts=[""] * len(source), splits={"train": train, "val": val, "test": np.flatnonzero(split == "valid")},
-        metric=MetricSpec("multiclass", "accuracy"), options=options, split_seed=split_seed, info={"protocol": protocol},
+        source,
+        name="tinyimagenet",
+        rows=np.arange(len(source)),
+        labels=labels,
+        label_names=source.label_names,
+        texts=[""] * len(source),
+        splits={"train": train, "val": val, "test": np.flatnonzero(split == "valid")},
+        metric=MetricSpec("multiclass", "accuracy"),
+        options=options,
+        split_seed=split_seed,
+        info={"protocol": protocol},
     )
 
 
 ARCHIVE = Archive("tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de", URL)
 register_layout(Layout("tinyimagenet", DOWNLOAD, scan, _index, (ARCHIVE,), full_rows=110_000))
-register_dataset(DatasetSpec("tinyimagenet", build_tinyimagenet, TinyImageNetOptions, "Tiny-ImageNet 64x64 images, 200 classes, image only, accuracy (PPT)"))
+register_dataset(
+    DatasetSpec(
+        "tinyimagenet",
+        build_tinyimagenet,
+        TinyImageNetOptions,
+        "Tiny-ImageNet 64x64 images, 200 classes, image only, accuracy (PPT)",
+    )
+)

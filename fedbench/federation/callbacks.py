@@ -65,7 +65,14 @@ class WandbCallback(Callback):
     def on_run_start(self, fed) -> None:
         cfg = fed.cfg
         name = f"{cfg.method.name}-{cfg.missing.type}{cfg.missing.rate}-s{cfg.seed}"
-        self.run = WandbRun(cfg.tracking.wandb, cfg.tracking.wandb_project, cfg.tracking.sweep, name, cfg.to_dict(), fed.results_dir)
+        self.run = WandbRun(
+            cfg.tracking.wandb,
+            cfg.tracking.wandb_project,
+            cfg.tracking.sweep,
+            name,
+            cfg.to_dict(),
+            fed.results_dir,
+        )
         self.run.__enter__()
 
     def on_round_end(self, fed, entry) -> None:
@@ -73,7 +80,9 @@ class WandbCallback(Callback):
 
     def on_run_end(self, fed, record) -> None:
         if record["status"] == "diverged":
-            self.run.summary({"status": "diverged", **{f"diverged/{k}": v for k, v in record["diverged"].items()}})
+            self.run.summary(
+                {"status": "diverged", **{f"diverged/{k}": v for k, v in record["diverged"].items()}}
+            )
         else:
             self.run.summary({f"final/{c}/{k}": v for c, m in record["final"].items() for k, v in m.items()})
 

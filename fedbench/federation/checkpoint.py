@@ -56,18 +56,26 @@ def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:
         return None
     ckpt = _load(path, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("version") not in READABLE_VERSIONS:
-        raise CheckpointError(f"checkpoint {path} has an unknown format; delete it to restart this run from round 1")
+        raise CheckpointError(
+            f"checkpoint {path} has an unknown format; delete it to restart this run from round 1"
+        )
     if ckpt.get("run_id") != run_id:
-        raise CheckpointError(f"checkpoint {path} belongs to another configuration; delete it or change tracking.results_dir")
+        raise CheckpointError(
+            f"checkpoint {path} belongs to another configuration; delete it or change tracking.results_dir"
+        )
     return ckpt
 
 
-def write_personal_shard(path: Path, run_id: str, next_round: int, states: dict[int, State]) -> dict[int, str]:
+def write_personal_shard(
+    path: Path, run_id: str, next_round: int, states: dict[int, State]
+) -> dict[int, str]:
     """Write the changed clients' ``states`` as one sealed shard; the manifest entries for them."""
     if not states:
         return {}
     name = f"r{next_round:05d}.pt"
-    save_sealed({"version": CHECKPOINT_VERSION, "run_id": run_id, "clients": states}, shard_folder(path) / name)
+    save_sealed(
+        {"version": CHECKPOINT_VERSION, "run_id": run_id, "clients": states}, shard_folder(path) / name
+    )
     return dict.fromkeys(states, name)
 
 
@@ -76,13 +84,25 @@ def load_personal(path: Path, run_id: str, *manifests: dict[int, str]) -> dict[s
     folder, out = shard_folder(path), {}
     for name in sorted({n for m in manifests for n in m.values()}):
         if "/" in name or "\\" in name or name.startswith("."):
-            raise CheckpointError(f"checkpoint {path} names a shard outside its folder ({name!r}); delete it to restart this run from round 1")
+            raise CheckpointError(
+                f"checkpoint {path} names a shard outside its folder ({name!r}); delete it to restart this "
+                "run from round 1"
+            )
         shard_path = folder / name
         if not shard_path.exists():
-            raise CheckpointError(f"checkpoint shard {shard_path} is missing; delete {path} to restart this run from round 1")
+            raise CheckpointError(
+                f"checkpoint shard {shard_path} is missing; delete {path} to restart this run from round 1"
+            )
         shard = _load(shard_path, "checkpoint shard")
-        if not isinstance(shard, dict) or shard.get("run_id") != run_id or not isinstance(shard.get("clients"), dict):
-            raise CheckpointError(f"checkpoint shard {shard_path} belongs to another run; delete {path} to restart this run from round 1")
+        if (
+            not isinstance(shard, dict)
+            or shard.get("run_id") != run_id
+            or not isinstance(shard.get("clients"), dict)
+        ):
+            raise CheckpointError(
+                f"checkpoint shard {shard_path} belongs to another run; delete {path} to restart this run "
+                "from round 1"
+            )
         out[name] = shard["clients"]
     return out
 
@@ -92,7 +112,10 @@ def states_of(manifest: dict[int, str], shards: dict[str, dict[int, State]], pat
     try:
         return {int(c): shards[name][c] for c, name in manifest.items()}
     except KeyError as err:
-        raise CheckpointError(f"checkpoint {path} names client {err} in a shard that lacks it; delete it to restart this run from round 1") from None
+        raise CheckpointError(
+            f"checkpoint {path} names client {err} in a shard that lacks it; delete it to restart this run "
+            "from round 1"
+        ) from None
 
 
 def remove_unreferenced_shards(path: Path, *manifests: dict[int, str]) -> None:

@@ -37,7 +37,9 @@ class ClientTask:
     seed: int
     lr: float
     payload: dict[str, Any] = field(default_factory=dict)
-    work: float = 1.0  # fraction of the local steps this client completes (simulated stragglers, partial work)
+    work: float = (
+        1.0  # fraction of the local steps this client completes (simulated stragglers, partial work)
+    )
 
 
 class ClientRunner:
@@ -63,14 +65,25 @@ class ClientRunner:
                 return self._result(task, 0, loss=0.0)
         torch.manual_seed(task.seed)
         on_gpu = next(module.parameters()).device.type == "cuda"
-        loader = make_loader(self.bundle, index, codes, batch_size=self.train.batch_size, shuffle=True, seed=task.seed,
-                             pin=on_gpu)
-        steps = math.ceil(self.local_epochs * len(loader) / self.train.accumulate)  # optimiser steps of a full fit
+        loader = make_loader(
+            self.bundle,
+            index,
+            codes,
+            batch_size=self.train.batch_size,
+            shuffle=True,
+            seed=task.seed,
+            pin=on_gpu,
+        )
+        steps = math.ceil(
+            self.local_epochs * len(loader) / self.train.accumulate
+        )  # optimiser steps of a full fit
         max_steps = -1 if task.work >= 1.0 else max(1, math.ceil(task.work * steps))
         if self.train.max_steps is not None and (max_steps < 0 or max_steps > self.train.max_steps):
             max_steps = self.train.max_steps
         make_trainer(self.train, self.local_epochs, max_steps).fit(module, loader)
-        return self._result(task, len(index), module.epoch_losses[-1] if module.epoch_losses else float("nan"))
+        return self._result(
+            task, len(index), module.epoch_losses[-1] if module.epoch_losses else float("nan")
+        )
 
     def _result(self, task: ClientTask, n_samples: int, loss: float) -> ClientResult:
         shared, personal = self.module.split_state(self.module.trainable_state())

@@ -31,7 +31,9 @@ def autocast_for(precision: str, device: torch.device):
 
 
 @torch.no_grad()
-def predict(module, bundle: DataBundle, index: np.ndarray, codes: np.ndarray, *, batch_size: int, precision: str):
+def predict(
+    module, bundle: DataBundle, index: np.ndarray, codes: np.ndarray, *, batch_size: int, precision: str
+):
     """Decisions and true labels for rows ``index`` with missing codes ``codes``: the predicted class
     (multiclass), per-label probabilities [N, C] (multilabel) or the positive-class probability
     (binary), so every metric of the task can be computed from them."""
@@ -41,7 +43,9 @@ def predict(module, bundle: DataBundle, index: np.ndarray, codes: np.ndarray, *,
     device = next(module.parameters()).device
     preds, labels = [], []
     with autocast_for(precision, device):
-        for batch in make_loader(bundle, index, codes, batch_size=batch_size, shuffle=False, pin=device.type == "cuda"):
+        for batch in make_loader(
+            bundle, index, codes, batch_size=batch_size, shuffle=False, pin=device.type == "cuda"
+        ):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             logits = module(batch)
             preds.append(decisions(logits, task).cpu())
@@ -58,27 +62,41 @@ def decisions(logits: torch.Tensor, task: str) -> torch.Tensor:
     return logits.argmax(-1)
 
 
-def classification_metrics(preds: torch.Tensor, labels: torch.Tensor, num_classes: int, task: str = "multiclass") -> dict[str, float]:
+def classification_metrics(
+    preds: torch.Tensor, labels: torch.Tensor, num_classes: int, task: str = "multiclass"
+) -> dict[str, float]:
     """The task's metrics: multiclass accuracy and macro-F1; MAP's four multi-label F1s (threshold
     0.5); binary AUROC and accuracy (Hateful Memes)."""
     if task == "multilabel":
         target = labels.long()
-        out = {f"f1_{avg}": float(multilabel_f1_score(preds, target, num_classes, average=avg, zero_division=0)) for avg in ("macro", "micro", "weighted")}
+        out = {
+            f"f1_{avg}": float(multilabel_f1_score(preds, target, num_classes, average=avg, zero_division=0))
+            for avg in ("macro", "micro", "weighted")
+        }
         hits = (preds >= 0.5).long()
         tp, fp, fn = (hits & target).sum(1), (hits & (1 - target)).sum(1), ((1 - hits) & target).sum(1)
         denom = 2 * tp + fp + fn
-        out["f1_samples"] = float(torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(denom, dtype=torch.float)).float().mean())
+        out["f1_samples"] = float(
+            torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(denom, dtype=torch.float))
+            .float()
+            .mean()
+        )
         return out
     if task == "binary":
         target = labels.long()
-        return {"auroc": float(binary_auroc(preds, target)), "accuracy": float(((preds >= 0.5).long() == target).float().mean())}
+        return {
+            "auroc": float(binary_auroc(preds, target)),
+            "accuracy": float(((preds >= 0.5).long() == target).float().mean()),
+        }
     return {
         "accuracy": float(multiclass_accuracy(preds, labels, num_classes, average="micro")),
         "macro_f1": float(multiclass_f1_score(preds, labels, num_classes, average="macro")),
     }
 
 
-def label_weighted_accuracy(preds: torch.Tensor, labels: torch.Tensor, num_classes: int, label_counts: np.ndarray) -> float:
+def label_weighted_accuracy(
+    preds: torch.Tensor, labels: torch.Tensor, num_classes: int, label_counts: np.ndarray
+) -> float:
     """Accuracy on a test set reweighted to one client's label distribution: sum_y p_k(y) recall_y.
 
     A personalized score that uses the whole global test set (no per-client test split needed)

@@ -65,7 +65,9 @@ class _DiskBackend:
         self.folder = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}-{_HOST}-", dir=parent))
         self.counter = itertools.count()
         self.written: dict[str, tuple[int, str]] = {}  # name -> (size, sha256) as written
-        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.folder), True)  # also at interpreter exit
+        self._finalizer = weakref.finalize(
+            self, shutil.rmtree, str(self.folder), True
+        )  # also at interpreter exit
 
     def put(self, state: State) -> str:
         from safetensors.torch import save
@@ -86,13 +88,18 @@ class _DiskBackend:
         except OSError as err:
             raise self._changed(path, f"it cannot be read any more ({err.strerror})") from None
         if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
-            raise self._changed(path, f"it holds {len(data):,} bytes that are not the {size:,} this run wrote")
+            raise self._changed(
+                path, f"it holds {len(data):,} bytes that are not the {size:,} this run wrote"
+            )
         return load(data)
 
     @staticmethod
     def _changed(path: Path, what: str) -> CheckpointError:
-        return CheckpointError(f"federation.personal_store: the client state file {path} changed while the run used it ({what}); "
-                               "nothing else may write in that folder: run the same command again to resume from the last round")
+        return CheckpointError(
+            f"federation.personal_store: the client state file {path} changed while the run used it "
+            f"({what}); nothing else may write in that folder: run the same command again to resume from the "
+            "last round"
+        )
 
     def drop_all_but(self, live: set) -> None:
         for name in set(self.written) - live:
@@ -109,14 +116,16 @@ class _DiskBackend:
                 pass
 
 
-_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]  # results folders may be shared between machines
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[
+    :8
+]  # results folders may be shared between machines
 
 
 def _remove_orphans(parent: Path, prefix: str) -> None:
     """Remove store folders of this machine's processes that no longer exist (a killed run cannot
     clean up after itself)."""
     for folder in parent.glob(f"{prefix}*"):
-        pid, host, *_ = [*folder.name[len(prefix):].split("-"), "", ""]
+        pid, host, *_ = [*folder.name[len(prefix) :].split("-"), "", ""]
         if host == _HOST and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -140,9 +149,19 @@ class PersonalStore:
     distinct state once with the clients that hold it.
     """
 
-    def __init__(self, initial: State, n_clients: int, kind: str = "memory", folder: Path | None = None, *, _backend=None):
+    def __init__(
+        self,
+        initial: State,
+        n_clients: int,
+        kind: str = "memory",
+        folder: Path | None = None,
+        *,
+        _backend=None,
+    ):
         if kind not in STORE_KINDS:
-            raise ConfigError(f"federation.personal_store: must be one of {', '.join(STORE_KINDS)}, got {kind!r}")
+            raise ConfigError(
+                f"federation.personal_store: must be one of {', '.join(STORE_KINDS)}, got {kind!r}"
+            )
         self.kind, self.n_clients = kind, n_clients
         self.initial: State = {k: v.detach().clone() for k, v in initial.items()}
         self._backend = _backend or (_DiskBackend(folder) if kind == "disk" else _MemoryBackend())
@@ -220,4 +239,3 @@ class PersonalStore:
         """Bytes of personal state held (the initial state once, plus every stored state)."""
         size = sum(t.numel() * t.element_size() for t in self.initial.values())
         return size * (1 + len(self._index))
-

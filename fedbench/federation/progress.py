@@ -17,9 +17,17 @@ class RoundProgress:
         if enabled and sys.stderr.isatty():
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.live = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=True)
+            self.live = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                transient=True,
+            )
             self.live.start()
-            self.task_rounds = self.live.add_task(f"{title} rounds", total=rounds, completed=start_round, info="")
+            self.task_rounds = self.live.add_task(
+                f"{title} rounds", total=rounds, completed=start_round, info=""
+            )
             self.task_clients = self.live.add_task("  clients", total=1, info="")
 
     def start_round(self, round_index: int, n_clients: int) -> None:
@@ -35,7 +43,12 @@ class RoundProgress:
         if self.live:
             self.live.update(self.task_rounds, completed=round_index + 1, info=f"val {metric} {value:.3f}")
         elif self.enabled:
-            print(f"[{self.title}] round {round_index + 1}/{self.rounds} val {metric} {value:.4f} ({time.time() - self.t0:.0f}s)", file=sys.stderr, flush=True)
+            print(
+                f"[{self.title}] round {round_index + 1}/{self.rounds} val {metric} {value:.4f} "
+                f"({time.time() - self.t0:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.live:

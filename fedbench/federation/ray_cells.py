@@ -41,7 +41,9 @@ def run_cells(configs: list, cells_options: dict | None = None) -> Iterator[tupl
         cpus, gpus, threads = rs.resources(ray, options, base)
         if options.address is None:
             _featurize_once(configs)
-        limit = options.actors or len(configs)  # actors: at most this many cells at once; else as the cluster fits
+        limit = options.actors or len(
+            configs
+        )  # actors: at most this many cells at once; else as the cluster fits
         cell = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_cell)
         queue = []
         for cfg in configs:

@@ -55,11 +55,17 @@ class Federation:
         self.results_dir = results_dir
         self.device = run.device
         exp.backbone.to(self.device)
-        check_run_memory(exp.bundle, self.cfg.train.batch_size, self.cfg.train.eval_batch_size, PREFETCH + WORKERS + 2)
-        self.module: ClientModule = parts.client_module(run, exp.backbone, exp.bundle.num_classes, self.device)
+        check_run_memory(
+            exp.bundle, self.cfg.train.batch_size, self.cfg.train.eval_batch_size, PREFETCH + WORKERS + 2
+        )
+        self.module: ClientModule = parts.client_module(
+            run, exp.backbone, exp.bundle.num_classes, self.device
+        )
         if self.cfg.train.accumulate > 1 and not self.module.automatic_optimization:
-            raise ConfigError(f"train.accumulate: {self.cfg.method.name} with these options steps its optimiser itself, "
-                              "so Lightning cannot accumulate its gradients; set train.accumulate to 1")
+            raise ConfigError(
+                f"train.accumulate: {self.cfg.method.name} with these options steps its optimiser itself, "
+                "so Lightning cannot accumulate its gradients; set train.accumulate to 1"
+            )
         self.aggregator = parts.aggregator(run, exp.backbone, exp.bundle, len(exp.clients), self.device)
         self.scorer = Scorer(exp, run.method, self.module)
         runner = ClientRunner(self.module, exp.bundle, self.cfg.train, self.cfg.federation.local_epochs)
@@ -69,7 +75,9 @@ class Federation:
         self.global_state: State = shared
         store_folder = results_dir / self.cfg.data.dataset / "personal-store"
         # lazily per client: the initial state once, a client's own from its first fit on
-        self.personal = PersonalStore(personal, len(exp.clients), self.cfg.federation.personal_store, store_folder)
+        self.personal = PersonalStore(
+            personal, len(exp.clients), self.cfg.federation.personal_store, store_folder
+        )
         self.shards: dict[int, str] = {}  # client -> checkpoint shard holding its latest state
         self.best_shards: dict[int, str] = {}  # the same for the validation-selected round
         self.history: list[dict[str, Any]] = []
@@ -115,8 +123,12 @@ class Federation:
         if self.best["round"] == next_round:  # selected this round: its states are the current ones
             self.best_shards = dict(self.shards)
         payload = {
-            "global_state": self.global_state, "personal_shards": self.shards, "server_state": self.aggregator.server_state(),
-            "history": self.history, "best": {**self.best, "personal": self.best_shards}, "next_round": next_round,
+            "global_state": self.global_state,
+            "personal_shards": self.shards,
+            "server_state": self.aggregator.server_state(),
+            "history": self.history,
+            "best": {**self.best, "personal": self.best_shards},
+            "next_round": next_round,
             "elapsed_s": self.elapsed_before + time.time() - self.started,
         }
         ckpts.save_checkpoint(path, self.run_id, payload)
@@ -129,9 +141,16 @@ class Federation:
         payloads = self.aggregator.configure_fit(r, clients, self.global_state)
         return [
             ClientTask(
-                round_index=r, client_id=c, global_state=self.global_state, personal=self.personal.get(c),
-                index=exp.clients[c], codes=exp.client_codes[c], seed=derive_seed(cfg.seed, "fit", r, c),
-                lr=round_lr(cfg, r), payload=payloads.get(c, {}), work=work.get(c, 1.0),
+                round_index=r,
+                client_id=c,
+                global_state=self.global_state,
+                personal=self.personal.get(c),
+                index=exp.clients[c],
+                codes=exp.client_codes[c],
+                seed=derive_seed(cfg.seed, "fit", r, c),
+                lr=round_lr(cfg, r),
+                payload=payloads.get(c, {}),
+                work=work.get(c, 1.0),
             )
             for c in clients
         ]
@@ -155,7 +174,10 @@ class Federation:
             cb.on_round_start(self, r, sampled)
         failures = draw_failures(cfg.failures, cfg.seed, r, sampled)
         active = [c for c in sampled if c not in failures.dropped]
-        results = self.fit_clients(self.tasks(r, active, failures.work), lambda res: [cb.on_client_end(self, res) for cb in callbacks])
+        results = self.fit_clients(
+            self.tasks(r, active, failures.work),
+            lambda res: [cb.on_client_end(self, res) for cb in callbacks],
+        )
         self.diverged = first_non_finite(r, results)
         if self.diverged is not None:
             return {}
@@ -163,16 +185,27 @@ class Federation:
             self.personal.set(res.client_id, res.personal)
         down = state_bytes(self.global_state) * len(sampled)
         if results:  # a round in which every sampled client dropped keeps the global state
-            self.global_state = self.aggregator.aggregate(self.global_state, results, r, derive_seed(cfg.seed, "aggregation", r))
+            self.global_state = self.aggregator.aggregate(
+                self.global_state, results, r, derive_seed(cfg.seed, "aggregation", r)
+            )
         if not all_finite(self.global_state):
-            self.diverged = {"round": r + 1, "client": None, "what": "the aggregated global state has non-finite values"}
+            self.diverged = {
+                "round": r + 1,
+                "client": None,
+                "what": "the aggregated global state has non-finite values",
+            }
             return {}
         for cb in callbacks:
             cb.on_validation_start(self, r)
         val, _ = self.scorer.scored(self.global_state, self.personal, *self.exp.val)
         entry = {
-            "round": r + 1, "val": val, "train_loss": float(np.mean([res.loss for res in results])) if results else None, "bytes_down": down,
-            "bytes_up": sum(state_bytes(res.state) for res in results), "clients": sampled, "lr": round_lr(cfg, r),
+            "round": r + 1,
+            "val": val,
+            "train_loss": float(np.mean([res.loss for res in results])) if results else None,
+            "bytes_down": down,
+            "bytes_up": sum(state_bytes(res.state) for res in results),
+            "clients": sampled,
+            "lr": round_lr(cfg, r),
             **(self.aggregator.metadata() if results else {"all_dropped": True}),
         }
         if failures.dropped or failures.work:
@@ -180,8 +213,12 @@ class Federation:
         self.history.append(entry)
         metric = self.exp.bundle.metric
         if self.best is None or val[metric] > self.best["val"]:
-            self.best = {"round": r + 1, "val": val[metric], "state": {k: v.clone() for k, v in self.global_state.items()},
-                         "personal": self.personal.snapshot()}
+            self.best = {
+                "round": r + 1,
+                "val": val[metric],
+                "state": {k: v.clone() for k, v in self.global_state.items()},
+                "personal": self.personal.snapshot(),
+            }
         self.personal.prune(self.best["personal"])  # a disk store frees the files no one reads any more
         return entry
 
@@ -193,7 +230,8 @@ class Federation:
         if self.best["round"] == len(self.history):  # the validation-selected round is the last one
             selected = {"round": self.best["round"], "metrics": final}
         else:
-            selected = {"round": self.best["round"], "metrics": self.scorer.test_metrics(self.best["state"], self.best["personal"])[0]}
+            selected = {
+                "round": self.best["round"],
+                "metrics": self.scorer.test_metrics(self.best["state"], self.best["personal"])[0],
+            }
         return final, selected, personalized
-
-

@@ -16,10 +16,14 @@ from fedbench.methods.base import ClientModule, State
 from fedbench.seeds import rng
 
 
-def _per_client_mean(results: list[dict[str, float]], groups: list[tuple[State, list[int] | None]]) -> dict[str, float]:
+def _per_client_mean(
+    results: list[dict[str, float]], groups: list[tuple[State, list[int] | None]]
+) -> dict[str, float]:
     """The mean over clients of each metric, where ``results[i]`` holds for every client of
     ``groups[i]`` (summed in client order, so the numbers equal a mean over one pass per client)."""
-    per_client = sorted(((c, i) for i, (_, cs) in enumerate(groups) for c in (cs or [-1])), key=lambda t: t[0])
+    per_client = sorted(
+        ((c, i) for i, (_, cs) in enumerate(groups) for c in (cs or [-1])), key=lambda t: t[0]
+    )
     return {k: float(np.mean([results[i][k] for _, i in per_client])) for k in results[0]}
 
 
@@ -56,9 +60,13 @@ class Scorer:
         return personal.groups() if self.spec.local_only else [(self.eval_personal(personal), None)]
 
     def _predict(self, module, index, codes):
-        return predict(module, self.exp.bundle, index, codes, batch_size=self.batch_size, precision=self.precision)
+        return predict(
+            module, self.exp.bundle, index, codes, batch_size=self.batch_size, precision=self.precision
+        )
 
-    def scored(self, shared: State, personal: PersonalStore, index: np.ndarray, codes: np.ndarray) -> tuple[dict[str, float], list]:
+    def scored(
+        self, shared: State, personal: PersonalStore, index: np.ndarray, codes: np.ndarray
+    ) -> tuple[dict[str, float], list]:
         """Metrics of the global model, or for local-only methods the mean over the clients' models."""
         groups = self.scoring_groups(personal)
         results, preds = [], []
@@ -82,8 +90,8 @@ class Scorer:
         One test pass per distinct personal state (never-sampled clients share the initial one),
         over every client or a seeded sample of them (``federation.personalized_clients``). The
         record says which: ``scored_clients`` of ``of_clients`` (fewer: a sample, whose ids are in
-        ``clients``; ``per_client`` follows that order) and ``passes`` over the test split. Defined for single-label
-        classification only (empty for multi-label and binary tasks)."""
+        ``clients``; ``per_client`` follows that order) and ``passes`` over the test split. Defined
+        for single-label classification only (empty for multi-label and binary tasks)."""
         exp = self.exp
         if self.task != "multiclass":
             return {}
@@ -102,13 +110,20 @@ class Scorer:
                 counts = np.bincount(labels[exp.clients[c]], minlength=exp.bundle.num_classes)
                 accs[c] = label_weighted_accuracy(p, y, exp.bundle.num_classes, counts)
         per_client = [float(accs[c]) for c in clients]
-        out = {"accuracy": float(np.mean(per_client)), "per_client": per_client, "scored_clients": len(clients),
-               "of_clients": len(exp.clients), "passes": sum(p is not None for p, _ in groups)}
+        out = {
+            "accuracy": float(np.mean(per_client)),
+            "per_client": per_client,
+            "scored_clients": len(clients),
+            "of_clients": len(exp.clients),
+            "passes": sum(p is not None for p, _ in groups),
+        }
         if sample is not None:
             out["clients"] = sample
         return out
 
-    def test_metrics(self, shared: State, personal: PersonalStore) -> tuple[dict[str, dict[str, float]], tuple | None]:
+    def test_metrics(
+        self, shared: State, personal: PersonalStore
+    ) -> tuple[dict[str, dict[str, float]], tuple | None]:
         """Metrics per test condition, plus the as_train predictions of a single global model.
 
         When a module's prediction for a sample depends only on that sample and its missing code
@@ -124,7 +139,9 @@ class Scorer:
         groups = self.scoring_groups(personal)
         for p_state, _ in groups:
             module = self.load(shared, p_state)
-            passes = [self._predict(module, index, np.full(len(index), code, dtype=np.int8)) for code in (0, 1, 2)]
+            passes = [
+                self._predict(module, index, np.full(len(index), code, dtype=np.int8)) for code in (0, 1, 2)
+            ]
             by_code.append(torch.stack([p for p, _ in passes]))  # [3, N]: prediction under each code
             labels = passes[0][1]
         out, as_train = {}, None
@@ -132,13 +149,18 @@ class Scorer:
             cond_index, codes = exp.test[cond]
             assert np.array_equal(cond_index, index), "test conditions must share the test rows"
             codes = torch.as_tensor(codes, dtype=torch.long)
-            results = [classification_metrics(bc[codes, rows], labels, exp.bundle.num_classes, self.task) for bc in by_code]
+            results = [
+                classification_metrics(bc[codes, rows], labels, exp.bundle.num_classes, self.task)
+                for bc in by_code
+            ]
             out[cond] = _per_client_mean(results, groups)
             if cond == "as_train" and len(by_code) == 1:
                 as_train = (by_code[0][codes, rows], labels)
         return out, as_train
 
-    def test_metrics_per_condition(self, shared: State, personal: PersonalStore) -> tuple[dict[str, dict[str, float]], tuple | None]:
+    def test_metrics_per_condition(
+        self, shared: State, personal: PersonalStore
+    ) -> tuple[dict[str, dict[str, float]], tuple | None]:
         """One evaluation pass per condition: for modules whose predictions depend on the batch."""
         out, as_train = {}, None
         for cond in TEST_CONDITIONS:

@@ -58,7 +58,9 @@ def _client_missing(cfg: ExperimentConfig, train: np.ndarray, parts: list[np.nda
     rates = np.clip(np.linspace(m.rate - m.client_spread, m.rate + m.client_spread, k), 0.0, 1.0)
     ratios = np.linspace(0.1, 0.9, k) if m.type == "both" else np.full(k, m.both_ratio)
     order = gen.permutation(k)
-    return heterogeneous_missing(local, n, list(rates[order]), [m.type] * k, list(ratios[gen.permutation(k)]), gen)
+    return heterogeneous_missing(
+        local, n, list(rates[order]), [m.type] * k, list(ratios[gen.permutation(k)]), gen
+    )
 
 
 def prepare(run: ResolvedRun) -> Experiment:
@@ -70,7 +72,8 @@ def prepare(run: ResolvedRun) -> Experiment:
     train = np.sort(bundle.splits["train"])
     if cfg.partition.n_clients > len(train):
         raise ConfigError(
-            f"partition.n_clients: {cfg.partition.n_clients} clients but only {len(train)} training samples; use fewer clients"
+            f"partition.n_clients: {cfg.partition.n_clients} clients but only {len(train)} training samples; "
+            "use fewer clients"
         )
     p = cfg.partition
     opts = {k: getattr(p, k) for k in PARTITION_OPTIONS[p.name]}
@@ -84,10 +87,22 @@ def prepare(run: ResolvedRun) -> Experiment:
 
     m, split_seed = cfg.missing, cfg.data.split_seed
     val = eval_rows(bundle.splits["val"], cfg.train.eval_samples, split_seed, "val")
-    val_codes = test_condition_codes(len(val), "as_train", m.rate, m.type, m.both_ratio, rng(split_seed, "val-missing", m.rate, m.type))
+    val_codes = test_condition_codes(
+        len(val), "as_train", m.rate, m.type, m.both_ratio, rng(split_seed, "val-missing", m.rate, m.type)
+    )
     test_idx = eval_rows(bundle.splits["test"], cfg.train.eval_samples, split_seed, "test")
     test = {
-        cond: (test_idx, test_condition_codes(len(test_idx), cond, m.rate, m.type, m.both_ratio, rng(split_seed, "test-missing", cond, m.rate, m.type)))
+        cond: (
+            test_idx,
+            test_condition_codes(
+                len(test_idx),
+                cond,
+                m.rate,
+                m.type,
+                m.both_ratio,
+                rng(split_seed, "test-missing", cond, m.rate, m.type),
+            ),
+        )
         for cond in TEST_CONDITIONS
     }
     test_labels = labels[test_idx]
@@ -108,4 +123,3 @@ def codes_full(n: int, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
     out = np.zeros(n, dtype=np.int8)
     out[rows] = codes
     return out
-

@@ -29,8 +29,15 @@ from fedbench.config import ExperimentConfig
 from fedbench.federation.callbacks import Callback
 from fedbench.hardware import peak_rss_bytes
 
-SMOKE = {"rounds": 1, "max_steps": 2, "batch_size": 4, "eval_batch_size": 16, "eval_samples": 64, "personalized_clients": 4,
-         "server_rows": 128}
+SMOKE = {
+    "rounds": 1,
+    "max_steps": 2,
+    "batch_size": 4,
+    "eval_batch_size": 16,
+    "eval_samples": 64,
+    "personalized_clients": 4,
+    "server_rows": 128,
+}
 
 
 def smoke_config(cfg: ExperimentConfig) -> tuple[ExperimentConfig, list[str]]:
@@ -42,10 +49,15 @@ def smoke_config(cfg: ExperimentConfig) -> tuple[ExperimentConfig, list[str]]:
     t = cfg.train
     cfg.federation.rounds = SMOKE["rounds"]
     t.max_steps, t.accumulate = SMOKE["max_steps"], 1
-    t.batch_size, t.eval_batch_size = min(t.batch_size, SMOKE["batch_size"]), min(t.eval_batch_size, SMOKE["eval_batch_size"])
+    t.batch_size, t.eval_batch_size = (
+        min(t.batch_size, SMOKE["batch_size"]),
+        min(t.eval_batch_size, SMOKE["eval_batch_size"]),
+    )
     t.eval_samples = min(t.eval_samples or SMOKE["eval_samples"], SMOKE["eval_samples"])
     pc = cfg.federation.personalized_clients
-    cfg.federation.personalized_clients = min(pc or SMOKE["personalized_clients"], SMOKE["personalized_clients"])
+    cfg.federation.personalized_clients = min(
+        pc or SMOKE["personalized_clients"], SMOKE["personalized_clients"]
+    )
     if t.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         notes.append(f"train.accelerator {t.accelerator} -> cpu (no GPU here)")
         t.accelerator = "cpu"
@@ -64,7 +76,9 @@ def smoke_view(exp):
     per_client = cfg.train.batch_size * cfg.train.max_steps
     clients = [rows[:per_client] for rows in exp.clients]
     codes = [c[:per_client] for c in exp.client_codes]
-    train = np.unique(np.concatenate([c for c in clients if len(c)])) if clients else np.array([], dtype=np.int64)
+    train = (
+        np.unique(np.concatenate([c for c in clients if len(c)])) if clients else np.array([], dtype=np.int64)
+    )
     splits = {"train": train, "val": exp.val[0], "test": exp.test["as_train"][0]}
     full = exp.bundle.splits
     for name in ("public", "pretrain"):
@@ -75,7 +89,9 @@ def smoke_view(exp):
         # to on the full bundle), capped; without it the capped splits would leave every other row "held out"
         used = np.concatenate([np.asarray(full[k]) for k in ("train", "val", "test") if k in full])
         rest = np.setdiff1d(np.arange(len(exp.bundle.labels)), used)
-        splits["public"] = (rest if len(rest) >= 2 else np.sort(np.asarray(full["val"])))[: SMOKE["server_rows"]]
+        splits["public"] = (rest if len(rest) >= 2 else np.sort(np.asarray(full["val"])))[
+            : SMOKE["server_rows"]
+        ]
     bundle = dataclasses.replace(exp.bundle, splits=splits)
     return dataclasses.replace(exp, bundle=bundle, clients=clients, client_codes=codes)
 
@@ -121,7 +137,9 @@ class SmokeReport(Callback):
         self.n_clients = len(clients)
         self.hooks = torch.autograd.graph.saved_tensors_hooks(self.saved.pack, lambda t: t)
         self.hooks.__enter__()
-        self.handle = fed.module.register_forward_pre_hook(lambda m, a: self.saved.step() if m.training else None)
+        self.handle = fed.module.register_forward_pre_hook(
+            lambda m, a: self.saved.step() if m.training else None
+        )
 
     def on_validation_start(self, fed, round_index) -> None:
         self.t_fit = time.time() - self.t_round
@@ -131,19 +149,39 @@ class SmokeReport(Callback):
 
     def on_run_end(self, fed, record) -> None:
         cfg, bundle = self.cfg, fed.exp.bundle
-        columns = {name: {"shape": list(col.shape), "dtype": str(col.dtype).replace("torch.", ""),
-                          "mapped": type(col).__name__ != "Tensor", "file_bytes": _file_bytes(col)}
-                   for name, col in bundle.columns.items()}
+        columns = {
+            name: {
+                "shape": list(col.shape),
+                "dtype": str(col.dtype).replace("torch.", ""),
+                "mapped": type(col).__name__ != "Tensor",
+                "file_bytes": _file_bytes(col),
+            }
+            for name, col in bundle.columns.items()
+        }
         self.report = {
-            "dataset": cfg.data.dataset, "method": cfg.method.name, "backbone": cfg.backbone.name,
-            "rows": int(len(bundle.labels)), "splits": {k: int(len(v)) for k, v in fed.exp.bundle.splits.items()},
-            "clients": len(fed.exp.clients), "clients_in_round": self.n_clients, "steps_per_client": cfg.train.max_steps,
-            "batch_size": cfg.train.batch_size, "precision": cfg.train.precision, "accelerator": cfg.train.accelerator,
-            "setup_s": round(self.setup_s, 1), "round_fit_s": round(self.t_fit or 0.0, 1),
-            "gpu_estimate_gib": round(gpu_estimate(fed, self.saved.peak / cfg.train.batch_size, self.file_batch) / 2**30, 1),
+            "dataset": cfg.data.dataset,
+            "method": cfg.method.name,
+            "backbone": cfg.backbone.name,
+            "rows": int(len(bundle.labels)),
+            "splits": {k: int(len(v)) for k, v in fed.exp.bundle.splits.items()},
+            "clients": len(fed.exp.clients),
+            "clients_in_round": self.n_clients,
+            "steps_per_client": cfg.train.max_steps,
+            "batch_size": cfg.train.batch_size,
+            "precision": cfg.train.precision,
+            "accelerator": cfg.train.accelerator,
+            "setup_s": round(self.setup_s, 1),
+            "round_fit_s": round(self.t_fit or 0.0, 1),
+            "gpu_estimate_gib": round(
+                gpu_estimate(fed, self.saved.peak / cfg.train.batch_size, self.file_batch) / 2**30, 1
+            ),
             "file_batch": self.file_batch,
-            "run_s": round(time.time() - self.t_run, 1), "peak_rss_gib": round(peak_rss_bytes() / 2**30, 2),
-            "columns": columns, "final": record.get("final"), "status": record.get("status"), "notes": self.notes,
+            "run_s": round(time.time() - self.t_run, 1),
+            "peak_rss_gib": round(peak_rss_bytes() / 2**30, 2),
+            "columns": columns,
+            "final": record.get("final"),
+            "status": record.get("status"),
+            "notes": self.notes,
             "data_info": {k: v for k, v in bundle.info.items() if isinstance(v, int | float | str)},
         }
         path = Path(cfg.tracking.results_dir) / cfg.data.dataset / f"{cfg.method.name}.json"
@@ -168,20 +206,28 @@ def gpu_estimate(fed, activation_per_sample: float, batch: int) -> float:
     runs unfused in float32, so this is an upper bound for a GPU's fused kernels)."""
     from fedbench.cache.preflight import row_bytes
 
-    frozen = sum(t.numel() * t.element_size() for t in [*fed.exp.backbone.parameters(), *fed.exp.backbone.buffers()])
+    frozen = sum(
+        t.numel() * t.element_size() for t in [*fed.exp.backbone.parameters(), *fed.exp.backbone.buffers()]
+    )
     trainable = sum(p.numel() * p.element_size() for p in fed.module.parameters() if p.requires_grad)
     return frozen + 4 * trainable + batch * (row_bytes(fed.exp.bundle) + activation_per_sample)
 
 
 def render(r: dict) -> str:
-    lines = [f"smoke {r['method']} on {r['dataset']} ({r['backbone']}, {r['precision']}, {r['accelerator']}): {r['status']}",
-             f"  data: {r['rows']:,} rows, splits {r['splits']}, {r['clients']} clients",
-             f"  times: setup (data, caches, partition) {r['setup_s']}s, round of {r['clients_in_round']} clients x "
-             f"{r['steps_per_client']} steps {r['round_fit_s']}s, whole run {r['run_s']}s",
-             f"  peak memory: {r['peak_rss_gib']} GiB; GPU memory to train at the file's batch {r['file_batch']}: "
-             f"about {r['gpu_estimate_gib']} GiB (estimate)"]
+    lines = [
+        f"smoke {r['method']} on {r['dataset']} ({r['backbone']}, {r['precision']}, {r['accelerator']}): "
+        f"{r['status']}",
+        f"  data: {r['rows']:,} rows, splits {r['splits']}, {r['clients']} clients",
+        f"  times: setup (data, caches, partition) {r['setup_s']}s, round of {r['clients_in_round']} clients "
+        f"x {r['steps_per_client']} steps {r['round_fit_s']}s, whole run {r['run_s']}s",
+        f"  peak memory: {r['peak_rss_gib']} GiB; GPU memory to train at the file's batch {r['file_batch']}: "
+        f"about {r['gpu_estimate_gib']} GiB (estimate)",
+    ]
     for name, c in r["columns"].items():
         on_disk = f", {c['file_bytes'] / 2**30:.2f} GiB on disk" if c.get("file_bytes") else ""
-        lines.append(f"  column {name}: {c['shape']} {c['dtype']}{' (memory-mapped' + on_disk + ')' if c['mapped'] else ''}")
+        lines.append(
+            f"  column {name}: {c['shape']} "
+            f"{c['dtype']}{' (memory-mapped' + on_disk + ')' if c['mapped'] else ''}"
+        )
     lines += [f"  note: {n}" for n in r["notes"]] + [f"  report: {r.get('path', '')}"]
     return "\n".join(lines)

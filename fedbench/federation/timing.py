@@ -36,7 +36,9 @@ class PhaseTimer(Callback):
         self.wrapped = dict(wrapped or {})
         clash = set(self.wrapped) & {*CORE_PHASES, "other", "wall"}
         if clash:
-            raise ValueError(f"PhaseTimer: wrapped callback names {sorted(clash)} clash with its own phase names")
+            raise ValueError(
+                f"PhaseTimer: wrapped callback names {sorted(clash)} clash with its own phase names"
+            )
         self.clock = clock
         self.rounds: list[dict[str, float]] = []
         self.run_start: float | None = None
@@ -70,7 +72,11 @@ class PhaseTimer(Callback):
         self._forward("on_run_start", fed)
 
     def on_round_start(self, fed, round_index, clients) -> None:
-        self._open = {"begin": (self._mark, 0.0), "wrapped": dict.fromkeys(self.wrapped, 0.0), "wrapped_total": 0.0}
+        self._open = {
+            "begin": (self._mark, 0.0),
+            "wrapped": dict.fromkeys(self.wrapped, 0.0),
+            "wrapped_total": 0.0,
+        }
         self._note("start")
         self._open["last_client"] = self._open["start"]  # stays so when every sampled client dropped
         self._forward("on_round_start", fed, round_index, clients)
@@ -117,4 +123,3 @@ class PhaseTimer(Callback):
         """The share of the rounds' wall time spent outside ``compute`` phases (0..1)."""
         t = self.totals()
         return (t["wall"] - sum(t[k] for k in compute)) / t["wall"] if t["wall"] > 0 else 0.0
-

@@ -26,7 +26,11 @@ def first_non_finite(round_index: int, results: list) -> dict[str, Any] | None:
         if not math.isfinite(res.loss):
             return {"round": round_index + 1, "client": res.client_id, "what": f"training loss {res.loss}"}
         if not (all_finite(res.state) and all_finite(res.personal)):
-            return {"round": round_index + 1, "client": res.client_id, "what": "non-finite values in the trained state"}
+            return {
+                "round": round_index + 1,
+                "client": res.client_id,
+                "what": "non-finite values in the trained state",
+            }
     return None
 
 

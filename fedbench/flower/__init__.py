@@ -37,7 +37,9 @@ def default_backend_config(cpus_per_client: float = 1.0, verbose: bool = False) 
     }
 
 
-def simulate(cfg: ExperimentConfig, *, backend_config: dict[str, Any] | None = None, verbose: bool = False) -> FedbenchStrategy:
+def simulate(
+    cfg: ExperimentConfig, *, backend_config: dict[str, Any] | None = None, verbose: bool = False
+) -> FedbenchStrategy:
     """Run ``cfg`` through Flower's simulation engine (one virtual node per fedbench client, Ray
     actors running the ClientApp) and return the server's strategy: ``global_state``,
     ``history``, ``aggregator``. ``backend_config`` is Flower's (default:
@@ -50,11 +52,26 @@ def simulate(cfg: ExperimentConfig, *, backend_config: dict[str, Any] | None = N
     n_nodes = 1 if run.method.centralized else cfg.partition.n_clients
     backend_config = backend_config or default_backend_config(verbose=verbose)
     done: list[FedbenchStrategy] = []
-    run_simulation(server_app(cfg, on_end=done.append), client_app(cfg), num_supernodes=n_nodes,
-                   backend_config=backend_config, verbose_logging=verbose)
+    run_simulation(
+        server_app(cfg, on_end=done.append),
+        client_app(cfg),
+        num_supernodes=n_nodes,
+        backend_config=backend_config,
+        verbose_logging=verbose,
+    )
     if not done:
-        raise ConfigError("the Flower simulation ended without a result; run it again with verbose=True to see Flower's log")
+        raise ConfigError(
+            "the Flower simulation ended without a result; run it again with verbose=True to see Flower's log"
+        )
     return done[0]
 
 
-__all__ = ["INSTALL_HINT", "PERSONAL_KEY", "FedbenchStrategy", "client_app", "default_backend_config", "server_app", "simulate"]
+__all__ = [
+    "INSTALL_HINT",
+    "PERSONAL_KEY",
+    "FedbenchStrategy",
+    "client_app",
+    "default_backend_config",
+    "server_app",
+    "simulate",
+]

@@ -42,7 +42,9 @@ class _ClientSide:
     initial_personal: dict[str, torch.Tensor]
 
 
-_BUILT: dict[str, _ClientSide] = {}  # one per config in this process (Flower rebuilds the ClientApp per message)
+_BUILT: dict[
+    str, _ClientSide
+] = {}  # one per config in this process (Flower rebuilds the ClientApp per message)
 
 
 def _client_side(cfg: ExperimentConfig, specs: tuple | None) -> _ClientSide:
@@ -52,7 +54,9 @@ def _client_side(cfg: ExperimentConfig, specs: tuple | None) -> _ClientSide:
 
     if specs is not None:  # the driver's dataset, backbone and method (e.g. a test's plugins)
         rs.register_specs(specs)
-    run = checked(cfg)  # resolved in this process (Flower rebuilds the ClientApp per message: the parts are kept below)
+    run = checked(
+        cfg
+    )  # resolved in this process (Flower rebuilds the ClientApp per message: the parts are kept below)
     key = run.run_id
     if key not in _BUILT:
         from fedbench.federation.setup import prepare
@@ -62,14 +66,19 @@ def _client_side(cfg: ExperimentConfig, specs: tuple | None) -> _ClientSide:
         runner = client_runner(run)  # the module made as the round loop makes it (same seeded init)
         _, personal = runner.module.split_state(runner.module.trainable_state())
         exp = prepare(run)
-        _BUILT[key] = _ClientSide(exp.clients, exp.client_codes, runner, {k: v.cpu() for k, v in personal.items()})
+        _BUILT[key] = _ClientSide(
+            exp.clients, exp.client_codes, runner, {k: v.cpu() for k, v in personal.items()}
+        )
     return _BUILT[key]
 
 
 def _partition_id(context: Context) -> int:
     pid = context.node_config.get("partition-id")
     if pid is None:
-        raise ConfigError('the Flower node has no partition-id; start it with --node-config "partition-id=K num-partitions=N" (K = the fedbench client id)')
+        raise ConfigError(
+            'the Flower node has no partition-id; start it with --node-config "partition-id=K '
+            'num-partitions=N" (K = the fedbench client id)'
+        )
     return int(pid)
 
 
@@ -84,29 +93,46 @@ def train_message(cfg: ExperimentConfig, specs: tuple | None, msg: Message, cont
         raise ConfigError(f"the server sent client {fit['client-id']}'s task to the node of client {cid}")
     if not 0 <= cid < len(side.clients):
         raise ConfigError(f"partition-id {cid} is outside the run's {len(side.clients)} clients")
-    personal = codec.record_to_state(context.state[PERSONAL_KEY]) if PERSONAL_KEY in context.state else side.initial_personal
+    personal = (
+        codec.record_to_state(context.state[PERSONAL_KEY])
+        if PERSONAL_KEY in context.state
+        else side.initial_personal
+    )
     payload = codec.unpack(msg.content["payload"], msg.content["payload-arrays"])
     task = ClientTask(
-        round_index=int(fit["round"]), client_id=cid, global_state=codec.record_to_state(msg.content["global"]),
-        personal=personal, index=side.clients[cid], codes=side.client_codes[cid], seed=int(fit["seed"]),
-        lr=float(fit["lr"]), payload=payload, work=float(fit["work"]),
+        round_index=int(fit["round"]),
+        client_id=cid,
+        global_state=codec.record_to_state(msg.content["global"]),
+        personal=personal,
+        index=side.clients[cid],
+        codes=side.client_codes[cid],
+        seed=int(fit["seed"]),
+        lr=float(fit["lr"]),
+        payload=payload,
+        work=float(fit["work"]),
     )
     result = side.runner.run(task)
     if result.personal:
         context.state[PERSONAL_KEY] = codec.state_to_record(result.personal)  # stays on this node
     meta, meta_arrays = codec.pack(result.meta)
-    content = RecordDict({
-        "state": codec.state_to_record(result.state),
-        "metrics": MetricRecord({"num-examples": int(result.n_samples), "loss": float(result.loss), "client-id": cid}),
-        "meta": meta,
-        "meta-arrays": meta_arrays,
-    })
+    content = RecordDict(
+        {
+            "state": codec.state_to_record(result.state),
+            "metrics": MetricRecord(
+                {"num-examples": int(result.n_samples), "loss": float(result.loss), "client-id": cid}
+            ),
+            "meta": meta,
+            "meta-arrays": meta_arrays,
+        }
+    )
     return Message(content=content, reply_to=msg)
 
 
 def query_message(msg: Message, context: Context) -> Message:
     """Which fedbench client this node is (the server maps client ids to Flower node ids)."""
-    return Message(content=RecordDict({"client": ConfigRecord({"client-id": _partition_id(context)})}), reply_to=msg)
+    return Message(
+        content=RecordDict({"client": ConfigRecord({"client-id": _partition_id(context)})}), reply_to=msg
+    )
 
 
 def client_app(cfg: ExperimentConfig | None = None, *, ship_specs: bool = True) -> ClientApp:
@@ -120,7 +146,9 @@ def client_app(cfg: ExperimentConfig | None = None, *, ship_specs: bool = True) 
     from fedbench.flower.config import checked, config_of, specs_for
 
     if cfg is not None:
-        cfg = checked(cfg).cfg  # resolved here as config_of does for flwr run: train.precision auto becomes concrete
+        cfg = checked(
+            cfg
+        ).cfg  # resolved here as config_of does for flwr run: train.precision auto becomes concrete
     specs = specs_for(cfg) if cfg is not None and ship_specs else None
     app = ClientApp()
 
@@ -133,4 +161,3 @@ def client_app(cfg: ExperimentConfig | None = None, *, ship_specs: bool = True) 
         return query_message(msg, context)
 
     return app
-

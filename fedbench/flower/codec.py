@@ -27,7 +27,10 @@ _TENSOR, _DICT, _TUPLE = "__fedbench_tensor__", "__fedbench_dict__", "__fedbench
 
 def _to_numpy(name: str, value: torch.Tensor) -> np.ndarray:
     if value.dtype == torch.bfloat16:  # NumPy has no bfloat16
-        raise TypeError(f"tensor {name!r} is bfloat16; the Flower adapter sends float32/float16/integer tensors (keep trainable tensors in fp32)")
+        raise TypeError(
+            f"tensor {name!r} is bfloat16; the Flower adapter sends float32/float16/integer tensors (keep "
+            "trainable tensors in fp32)"
+        )
     return value.detach().cpu().contiguous().numpy()
 
 
@@ -67,7 +70,10 @@ def pack(value: Any) -> tuple[ConfigRecord, ArrayRecord]:
             return [walk(x, f"{path}/{i}") for i, x in enumerate(v)]
         if v is None or isinstance(v, bool | int | float | str):
             return v
-        raise TypeError(f"cannot send a {type(v).__name__} at {path or '/'} through Flower (tensors, numbers, strings, lists and dicts only)")
+        raise TypeError(
+            f"cannot send a {type(v).__name__} at {path or '/'} through Flower (tensors, numbers, strings, "
+            "lists and dicts only)"
+        )
 
     skeleton = json.dumps(walk(value, ""))
     return ConfigRecord({"json": skeleton}), state_to_record(arrays)

@@ -17,11 +17,15 @@ def checked(cfg):
     cfg, spec = run.cfg, run.method
     if spec.schedule != "parallel":
         raise ConfigError(
-            f"method.name: {cfg.method.name!r} trains the round's clients one after another ({spec.schedule}); "
-            "the Flower adapter runs methods whose clients start from the round's global state; use fedbench run"
+            f"method.name: {cfg.method.name!r} trains the round's clients one after another "
+            f"({spec.schedule}); the Flower adapter runs methods whose clients start from the round's global "
+            "state; use fedbench run"
         )
     if cfg.failures != FailuresConfig():
-        raise ConfigError("failures: simulated client failures are fedbench-loop only; under Flower a node that fails is left out of the round")
+        raise ConfigError(
+            "failures: simulated client failures are fedbench-loop only; under Flower a node that fails is "
+            "left out of the round"
+        )
     return run
 
 
@@ -31,7 +35,10 @@ def config_of(run_config: Any) -> ExperimentConfig:
     checked (:func:`checked`) and returned as the resolved config."""
     key = run_config.get("config") if run_config else None
     if not key:
-        raise ConfigError('the Flower run config has no "config" key; set config = "experiments/emoji_quick.yaml" under [tool.flwr.app.config] or pass --run-config "config=\'FILE\'"')
+        raise ConfigError(
+            'the Flower run config has no "config" key; set config = "experiments/emoji_quick.yaml" under '
+            "[tool.flwr.app.config] or pass --run-config \"config='FILE'\""
+        )
     from fedbench.yaml_files import read_mapping
 
     cfg = from_dict(read_mapping(str(key), "config: file (from the Flower run config)"))

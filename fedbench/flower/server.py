@@ -48,7 +48,9 @@ class FedbenchStrategy(Strategy):
         shared, _ = module.split_state(module.trainable_state())
         self.global_state: dict[str, torch.Tensor] = shared
         self.n_clients = len(exp.clients)
-        self.aggregator = parts.aggregator(self.resolved, exp.backbone, exp.bundle, self.n_clients, self.resolved.device)
+        self.aggregator = parts.aggregator(
+            self.resolved, exp.backbone, exp.bundle, self.n_clients, self.resolved.device
+        )
         self.history: list[dict[str, Any]] = []
         self.node_wait_s = node_wait_s
         self.nodes: dict[int, int] | None = None  # fedbench client id -> Flower node id
@@ -61,7 +63,10 @@ class FedbenchStrategy(Strategy):
         deadline = time.monotonic() + self.node_wait_s
         while len(ids := list(grid.get_node_ids())) < self.n_clients:
             if time.monotonic() > deadline:
-                raise ConfigError(f"{len(ids)} Flower nodes connected in {self.node_wait_s:g} s but the run has {self.n_clients} clients; start one node per client")
+                raise ConfigError(
+                    f"{len(ids)} Flower nodes connected in {self.node_wait_s:g} s but the run has "
+                    f"{self.n_clients} clients; start one node per client"
+                )
             time.sleep(0.2)
         asks = [Message(content=RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in ids]
         nodes: dict[int, int] = {}
@@ -76,7 +81,9 @@ class FedbenchStrategy(Strategy):
         return nodes
 
     # ----- Strategy ----------------------------------------------------------------------------------
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
         from fedbench.federation.rounds import round_lr, sample_clients
         from fedbench.seeds import derive_seed
 
@@ -90,57 +97,119 @@ class FedbenchStrategy(Strategy):
             if c not in nodes:
                 continue
             payload, payload_arrays = codec.pack(payloads.get(c, {}))
-            fit = ConfigRecord({"round": r, "client-id": c, "seed": derive_seed(cfg.seed, "fit", r, c), "lr": round_lr(cfg, r), "work": 1.0})
-            content = RecordDict({"global": global_record, "fit": fit, "payload": payload, "payload-arrays": payload_arrays})
+            fit = ConfigRecord(
+                {
+                    "round": r,
+                    "client-id": c,
+                    "seed": derive_seed(cfg.seed, "fit", r, c),
+                    "lr": round_lr(cfg, r),
+                    "work": 1.0,
+                }
+            )
+            content = RecordDict(
+                {"global": global_record, "fit": fit, "payload": payload, "payload-arrays": payload_arrays}
+            )
             messages.append(Message(content=content, dst_node_id=nodes[c], message_type=MessageType.TRAIN))
             down += codec.state_bytes(global_record) + codec.state_bytes(payload_arrays)
-        self._round = {"sampled": sampled, "bytes_down": down, "lr": round_lr(cfg, r), "unreachable": [c for c in sampled if c not in nodes]}
+        self._round = {
+            "sampled": sampled,
+            "bytes_down": down,
+            "lr": round_lr(cfg, r),
+            "unreachable": [c for c in sampled if c not in nodes],
+        }
         return messages
 
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         from fedbench.methods.base import ClientUpdate
         from fedbench.seeds import derive_seed
 
         r, updates, up = server_round - 1, [], 0
         for reply in replies:
             if reply.has_error():
-                raise FedbenchError(f"a client fit failed under Flower in round {server_round}: {_reason(reply)}")
+                raise FedbenchError(
+                    f"a client fit failed under Flower in round {server_round}: {_reason(reply)}"
+                )
             m = reply.content["metrics"]
             state = codec.record_to_state(reply.content["state"])
             meta = codec.unpack(reply.content["meta"], reply.content["meta-arrays"])
-            updates.append(ClientUpdate(client_id=int(m["client-id"]), state=state, n_samples=int(m["num-examples"]), meta=meta, loss=float(m["loss"])))
+            updates.append(
+                ClientUpdate(
+                    client_id=int(m["client-id"]),
+                    state=state,
+                    n_samples=int(m["num-examples"]),
+                    meta=meta,
+                    loss=float(m["loss"]),
+                )
+            )
             up += codec.state_bytes(reply.content["state"]) + codec.state_bytes(reply.content["meta-arrays"])
         updates.sort(key=lambda u: u.client_id)  # the loop's order, so the aggregate's float sums match
         if updates:
-            self.global_state = self.aggregator.aggregate(self.global_state, updates, r, derive_seed(self.cfg.seed, "aggregation", r))
+            self.global_state = self.aggregator.aggregate(
+                self.global_state, updates, r, derive_seed(self.cfg.seed, "aggregation", r)
+            )
         loss = float(np.mean([u.loss for u in updates])) if updates else None
-        entry = {"round": server_round, "clients": [u.client_id for u in updates], "train_loss": loss, "bytes_up": up, **self._round,
-                 **(self.aggregator.metadata() if updates else {"all_dropped": True})}
+        entry = {
+            "round": server_round,
+            "clients": [u.client_id for u in updates],
+            "train_loss": loss,
+            "bytes_up": up,
+            **self._round,
+            **(self.aggregator.metadata() if updates else {"all_dropped": True}),
+        }
         self.history.append(entry)
-        metrics = MetricRecord({"clients": len(updates), **({"train_loss": loss} if loss is not None else {})})
+        metrics = MetricRecord(
+            {"clients": len(updates), **({"train_loss": loss} if loss is not None else {})}
+        )
         return codec.state_to_record(self.global_state), metrics
 
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
         return []  # fedbench scores the global model on its own validation/test splits, not on the clients
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         return None
 
     def summary(self) -> None:
-        log.info("fedbench method %s: %d clients, %d rounds", self.cfg.method.name, self.n_clients, self.cfg.federation.rounds)
+        log.info(
+            "fedbench method %s: %d clients, %d rounds",
+            self.cfg.method.name,
+            self.n_clients,
+            self.cfg.federation.rounds,
+        )
 
     # ----- the run's result ------------------------------------------------------------------------
     def run(self, grid: Grid, *, timeout: float = 3600.0) -> None:
-        self.start(grid, initial_arrays=codec.state_to_record(self.global_state), num_rounds=self.cfg.federation.rounds, timeout=timeout)
+        self.start(
+            grid,
+            initial_arrays=codec.state_to_record(self.global_state),
+            num_rounds=self.cfg.federation.rounds,
+            timeout=timeout,
+        )
 
     def save(self, path: Path | None = None) -> Path:
         """The final global state, server state and history (``torch.save``, written atomically);
         by default ``<results_dir>/<dataset>/flower/<run id>.pt``."""
-        path = path or Path(self.cfg.tracking.results_dir) / self.cfg.data.dataset / "flower" / f"{self.resolved.run_id}.pt"
+        path = (
+            path
+            or Path(self.cfg.tracking.results_dir)
+            / self.cfg.data.dataset
+            / "flower"
+            / f"{self.resolved.run_id}.pt"
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{path.name}")
-        torch.save({"global_state": self.global_state, "server_state": self.aggregator.server_state(), "history": self.history,
-                    "config": self.cfg.to_dict()}, tmp)
+        torch.save(
+            {
+                "global_state": self.global_state,
+                "server_state": self.aggregator.server_state(),
+                "history": self.history,
+                "config": self.cfg.to_dict(),
+            },
+            tmp,
+        )
         tmp.replace(path)
         return path
 
@@ -150,7 +219,9 @@ def _reason(reply: Message) -> str:
     return lines[-1].strip() if lines else f"error code {reply.error.code}"
 
 
-def server_app(cfg: ExperimentConfig | None = None, *, on_end: Callable[[FedbenchStrategy], None] | None = None) -> ServerApp:
+def server_app(
+    cfg: ExperimentConfig | None = None, *, on_end: Callable[[FedbenchStrategy], None] | None = None
+) -> ServerApp:
     """A ``ServerApp`` running ``cfg``'s method for ``cfg.federation.rounds`` rounds, then saving
     the result (:meth:`FedbenchStrategy.save`). ``cfg=None`` reads the run config's ``config`` key."""
     app = ServerApp()

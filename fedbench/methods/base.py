@@ -101,7 +101,9 @@ class ClientModule(L.LightningModule):
         return shared, personal
 
     # ----- hooks a method may override ----------------------------------------------------------
-    def on_round_start(self, global_state: State, round_index: int, payload: dict[str, Any] | None = None) -> None:
+    def on_round_start(
+        self, global_state: State, round_index: int, payload: dict[str, Any] | None = None
+    ) -> None:
         """Called after the client's state is loaded, before ``Trainer.fit``; ``payload`` is what
         the aggregator's ``configure_fit`` sent this client."""
 
@@ -146,7 +148,10 @@ class ClientModule(L.LightningModule):
         for name, p in self.named_parameters():
             if p.requires_grad:
                 (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.train_settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [
+            {"params": decay, "weight_decay": self.train_settings.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
         return torch.optim.AdamW(groups, lr=self.lr)
 
 
@@ -160,11 +165,15 @@ class Aggregator:
         self.options = options
         self.context = context
 
-    def configure_fit(self, round_index: int, clients: list[int], global_state: State) -> dict[int, dict[str, Any]]:
+    def configure_fit(
+        self, round_index: int, clients: list[int], global_state: State
+    ) -> dict[int, dict[str, Any]]:
         """A per-client payload for this round's fits (default: none)."""
         return {}
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         """The next global shared state from this round's client results."""
         raise NotImplementedError
 

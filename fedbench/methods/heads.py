@@ -24,7 +24,12 @@ class ClassifierHead(nn.Module):
 
     def __init__(self, hidden: int, num_classes: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.LayerNorm(2 * hidden), nn.GELU(), nn.Linear(2 * hidden, num_classes))
+        self.net = nn.Sequential(
+            nn.Linear(hidden, 2 * hidden),
+            nn.LayerNorm(2 * hidden),
+            nn.GELU(),
+            nn.Linear(2 * hidden, num_classes),
+        )
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.net(pooled)

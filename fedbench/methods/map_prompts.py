@@ -4,8 +4,9 @@ Three prompt sets, one per missing pattern (complete, text missing, image missin
 ``prompt_length`` tokens at each of the first ``prompt_layers`` layers. A sample uses the set of
 its own pattern. Prompts are prepended before their layer and stay in the sequence (MAP's
 "input" prompts accumulate), and the classifier reads the backbone's read-out token (the text [CLS])
-behind the ``prompt_length * prompt_layers`` prompts prepended in front of it. Initialisation follows MAP: zeros with a
-marker row of ones at token 0 (complete), 1 (image missing) or 2 (text missing).
+behind the ``prompt_length * prompt_layers`` prompts prepended in front of it. Initialisation
+follows MAP: zeros with a marker row of ones at token 0 (complete), 1 (image missing) or 2 (text
+missing).
 Trainable: the prompts, the pooler (from the backbone's pretrained pooler) and the head.
 """
 
@@ -38,7 +39,8 @@ class MAPOptions:
     """prompt_length, prompt_layers: tokens per prompted layer and layers prompted (MAP's paper and
     code: 16 and 6; 4 and 3 here, the emoji prototype's). drop_incomplete: train on complete pairs
     only, and count only those as the client's samples: FedMVP's baselines drop the pairs with a
-    missing modality (the train set is ``random_split`` to 1 - beta, FedMVP ``main_fed.py:79-80, 104-105``)."""
+    missing modality (the train set is ``random_split`` to 1 - beta, FedMVP
+    ``main_fed.py:79-80, 104-105``)."""
 
     prompt_length: int = 4
     prompt_layers: int = 3
@@ -46,7 +48,8 @@ class MAPOptions:
 
     # what the shared smoke test uses on the tiny fixture (a 2-layer backbone); subclasses inherit it
     TEST_OPTIONS = {"prompt_length": 2, "prompt_layers": 1}
-    # options added after records existed, at the value that keeps the earlier behaviour (federation.resolve.neutral_dropped)
+    # options added after records existed, at the value that keeps the earlier behaviour
+    # (federation.resolve.neutral_dropped)
     IDENTITY_NEUTRAL = {"drop_incomplete": False}
 
     def validate(self) -> None:
@@ -61,7 +64,8 @@ class MissingAwarePromptModule(ClientModule):
         super().__init__(backbone, num_classes, train, options)
         if options.prompt_layers > backbone.num_layers:
             raise ConfigError(
-                f"method.options.prompt_layers={options.prompt_layers} exceeds the backbone's {backbone.num_layers} layers"
+                f"method.options.prompt_layers={options.prompt_layers} exceeds the backbone's "
+                f"{backbone.num_layers} layers"
             )
         h, p, layers = backbone.hidden_size, options.prompt_length, options.prompt_layers
         prompts = torch.zeros(3, layers, p, h)

@@ -36,7 +36,17 @@ class ExecutorSpec:
     description: str = ""
 
 
-EXECUTORS: Registry[ExecutorSpec] = Registry("executor", "fedbench.executors", "fedbench.federation.executors.builtin", "executor.name")
+EXECUTORS: Registry[ExecutorSpec] = Registry(
+    "executor", "fedbench.executors", "fedbench.federation.executors.builtin", "executor.name"
+)
 register_executor = EXECUTORS.register
 
-__all__ = ["EXECUTORS", "ClientResult", "ClientTask", "Executor", "ExecutorSpec", "OnResult", "register_executor"]
+__all__ = [
+    "EXECUTORS",
+    "ClientResult",
+    "ClientTask",
+    "Executor",
+    "ExecutorSpec",
+    "OnResult",
+    "register_executor",
+]

@@ -35,7 +35,9 @@ class _ClientActor:
 
     def __init__(self, cfg, specs, threads: int, rebuild):
         rs.worker_setup(specs, threads)
-        self.runner = rebuild(cfg)  # the driver's way of making a runner from a config (fedbench.federation.parts)
+        self.runner = rebuild(
+            cfg
+        )  # the driver's way of making a runner from a config (fedbench.federation.parts)
 
     def ready(self) -> bool:
         return True
@@ -56,14 +58,16 @@ class RayExecutor(Executor):
             n = max(1, min(n, _clients_per_round(cfg)))
             if options.actors and options.actors > rs.capacity(self.ray, cpus, gpus):
                 raise ConfigError(
-                    f"executor.options.actors: {options.actors} actors of {cpus:g} CPU / {gpus:g} GPU do not fit the Ray cluster "
-                    f"({self._cluster()}); ask for fewer actors or add nodes"
+                    f"executor.options.actors: {options.actors} actors of {cpus:g} CPU / {gpus:g} GPU do not "
+                    f"fit the Ray cluster ({self._cluster()}); ask for fewer actors or add nodes"
                 )
             remote = self.ray.remote(num_cpus=cpus, num_gpus=gpus)(_ClientActor)
             specs = rs.specs_of(cfg)
             self.actors = [remote.remote(cfg, specs, threads, rebuild) for _ in range(n)]
             try:
-                self.ray.get([a.ready.remote() for a in self.actors])  # surface a failed build here, not in round 1
+                self.ray.get(
+                    [a.ready.remote() for a in self.actors]
+                )  # surface a failed build here, not in round 1
             except Exception as err:
                 raise rs.unwrap(self.ray, err) from None
             self.layout = {"actors": n, "cpus_per_actor": cpus, "gpus_per_actor": gpus, "threads": threads}
@@ -79,7 +83,8 @@ class RayExecutor(Executor):
         ray = self.ray
         results: list[ClientResult | None] = [None] * len(tasks)
         stored: dict[int, object] = {}  # id(global state) -> its object ref (one put per distinct state)
-        # the largest clients first: with dynamic assignment that shortens the round (results do not depend on it)
+        # the largest clients first: with dynamic assignment that shortens the round (results do not
+        # depend on it)
         queue = deque(sorted(range(len(tasks)), key=lambda i: -len(tasks[i].index) * tasks[i].work))
         free = deque(self.actors)
         in_flight: dict = {}
@@ -106,8 +111,9 @@ class RayExecutor(Executor):
             return ray.get(ref)
         except ray.exceptions.RayActorError as err:
             raise FedbenchError(
-                f"ray executor: the actor running client {task.client_id} in round {task.round_index + 1} died "
-                f"({type(err).__name__}: out of memory or a lost node?); run the same command again to resume from the last round"
+                f"ray executor: the actor running client {task.client_id} in round {task.round_index + 1} "
+                f"died ({type(err).__name__}: out of memory or a lost node?); run the same command again to "
+                "resume from the last round"
             ) from None
         except ray.exceptions.RayTaskError as err:
             raise rs.unwrap(ray, err) from None
@@ -132,12 +138,19 @@ def _clients_per_round(cfg) -> int:
 
 def _build(options, cfg, runner) -> RayExecutor:
     if runner.rebuild is None:
-        raise ConfigError("executor.name: ray needs a client runner that says how a worker rebuilds it "
-                          "(fedbench.federation.parts.client_runner makes one)")
+        raise ConfigError(
+            "executor.name: ray needs a client runner that says how a worker rebuilds it "
+            "(fedbench.federation.parts.client_runner makes one)"
+        )
     return RayExecutor(options or rs.RayOptions(), cfg, runner.rebuild)
 
 
-EXECUTORS.register(ExecutorSpec(
-    "ray", _build, rs.RayOptions,
-    "client tasks on long-lived Ray actors (one per GPU, or per cpus_per_actor CPUs); address attaches to a cluster",
-))
+EXECUTORS.register(
+    ExecutorSpec(
+        "ray",
+        _build,
+        rs.RayOptions,
+        "client tasks on long-lived Ray actors (one per GPU, or per cpus_per_actor CPUs); address attaches "
+        "to a cluster",
+    )
+)

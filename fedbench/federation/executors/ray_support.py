@@ -28,23 +28,44 @@ INSTALL_HINT = "the ray executor needs Ray: pip install -e .[ray]"
 class RayOptions:
     """``executor.options`` of the ``ray`` executor (also read by ``fedbench sweep --executor.name ray``)."""
 
-    address: str | None = None  # None: a local Ray started here (or the one this process already has); "auto" or "HOST:6379": attach
-    actors: int = 0  # 0: one per GPU, or one per ``cpus_per_actor`` CPUs (never more than the clients of a round)
+    # None: a local Ray started here (or the one this process already has); "auto" or "HOST:6379": attach
+    address: str | None = None
+    actors: int = (
+        0  # 0: one per GPU, or one per ``cpus_per_actor`` CPUs (never more than the clients of a round)
+    )
     cpus_per_actor: float = 1.0
-    gpus_per_actor: float | None = None  # None: 1 where the cluster has GPUs and train.accelerator is not "cpu", else 0
+    gpus_per_actor: float | None = (
+        None  # None: 1 where the cluster has GPUs and train.accelerator is not "cpu", else 0
+    )
     threads: int = 0  # torch threads per actor; 0: train.threads if set, else cpus_per_actor (at least 1)
 
     def validate(self) -> None:
         if self.address is not None and (not isinstance(self.address, str) or not self.address.strip()):
-            raise ConfigError(f"executor.options.address: {self.address!r} is not an address; give \"auto\" or \"HOST:6379\", or leave it out")
+            raise ConfigError(
+                f'executor.options.address: {self.address!r} is not an address; give "auto" or "HOST:6379", '
+                "or leave it out"
+            )
         if not isinstance(self.actors, int) or self.actors < 0:
-            raise ConfigError(f"executor.options.actors: must be an integer >= 0 (0 = one per GPU or per cpus_per_actor CPUs), got {self.actors!r}")
+            raise ConfigError(
+                "executor.options.actors: must be an integer >= 0 (0 = one per GPU or per cpus_per_actor "
+                f"CPUs), got {self.actors!r}"
+            )
         if not self.cpus_per_actor > 0:
             raise ConfigError(f"executor.options.cpus_per_actor: must be > 0, got {self.cpus_per_actor!r}")
-        if self.gpus_per_actor is not None and (isinstance(self.gpus_per_actor, bool) or not isinstance(self.gpus_per_actor, (int, float)) or self.gpus_per_actor < 0):
-            raise ConfigError(f"executor.options.gpus_per_actor: must be a number >= 0 (e.g. 1, or 0.5 for two actors per GPU), got {self.gpus_per_actor!r}")
+        if self.gpus_per_actor is not None and (
+            isinstance(self.gpus_per_actor, bool)
+            or not isinstance(self.gpus_per_actor, (int, float))
+            or self.gpus_per_actor < 0
+        ):
+            raise ConfigError(
+                "executor.options.gpus_per_actor: must be a number >= 0 (e.g. 1, or 0.5 for two actors per "
+                f"GPU), got {self.gpus_per_actor!r}"
+            )
         if not isinstance(self.threads, int) or self.threads < 0:
-            raise ConfigError(f"executor.options.threads: must be an integer >= 0 (0 = one per CPU of an actor), got {self.threads!r}")
+            raise ConfigError(
+                "executor.options.threads: must be an integer >= 0 (0 = one per CPU of an actor), got "
+                f"{self.threads!r}"
+            )
 
 
 def import_ray():
@@ -67,12 +88,14 @@ def connect(address: str | None) -> bool:
             _probe(address)  # Ray itself retries an unreachable address for minutes
             _send_token_if_required(address)
             ray.init(address=address, **quiet)
-            reclaim_signals()  # ray.init replaced the SIGTERM handler with sys.exit: SIGTERM stops a run like Ctrl-C
+            # ray.init replaced the SIGTERM handler with sys.exit: SIGTERM stops a run like Ctrl-C
+            reclaim_signals()
         except Exception as err:  # ConnectionError, ValueError, RuntimeError, depending on what is wrong
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ConfigError(
-                f"executor.options.address: cannot attach to a Ray cluster at {address!r} ({first}); start one with "
-                f"`ray start --head` and give its HOST:6379 (or \"auto\" on a node of it), or leave address out for a local Ray"
+                f"executor.options.address: cannot attach to a Ray cluster at {address!r} ({first}); start "
+                'one with `ray start --head` and give its HOST:6379 (or "auto" on a node of it), or leave '
+                "address out for a local Ray"
             ) from None
         return True
     path = os.pathsep.join(p for p in sys.path if p)
@@ -103,9 +126,15 @@ def _send_token_if_required(address: str) -> None:
         return
     from pathlib import Path
 
-    if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (Path.home() / ".ray" / "auth_token").is_file()):
-        raise ConnectionError("the cluster requires an authentication token and none is here; copy the head's ~/.ray/auth_token "
-                              "to this machine or set RAY_AUTH_TOKEN")
+    if not (
+        os.environ.get("RAY_AUTH_TOKEN")
+        or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or (Path.home() / ".ray" / "auth_token").is_file()
+    ):
+        raise ConnectionError(
+            "the cluster requires an authentication token and none is here; copy the head's "
+            "~/.ray/auth_token to this machine or set RAY_AUTH_TOKEN"
+        )
     os.environ["RAY_AUTH_MODE"] = "token"
     try:  # Ray caches its config at import: refresh it (as Ray does for its own default)
         from ray._raylet import Config
@@ -135,9 +164,15 @@ def resources(ray, options: RayOptions, cfg) -> tuple[float, float, int]:
     if gpus is None:
         gpus = 1.0 if cluster.get("GPU", 0) >= 1 and cfg.train.accelerator != "cpu" else 0.0
     if gpus > cluster.get("GPU", 0):
-        raise ConfigError(f"executor.options.gpus_per_actor: {gpus} GPUs per actor but the Ray cluster has {cluster.get('GPU', 0):g}; use 0 (CPU actors) or add GPU nodes")
+        raise ConfigError(
+            f"executor.options.gpus_per_actor: {gpus} GPUs per actor but the Ray cluster has "
+            f"{cluster.get('GPU', 0):g}; use 0 (CPU actors) or add GPU nodes"
+        )
     if options.cpus_per_actor > cluster.get("CPU", 0):
-        raise ConfigError(f"executor.options.cpus_per_actor: {options.cpus_per_actor:g} CPUs per actor but the Ray cluster has {cluster.get('CPU', 0):g}; ask for fewer")
+        raise ConfigError(
+            f"executor.options.cpus_per_actor: {options.cpus_per_actor:g} CPUs per actor but the Ray cluster "
+            f"has {cluster.get('CPU', 0):g}; ask for fewer"
+        )
     threads = options.threads or cfg.train.threads or max(1, int(options.cpus_per_actor))
     return float(options.cpus_per_actor), float(gpus), int(threads)
 

@@ -25,4 +25,11 @@ class SequentialExecutor(Executor):
         return results
 
 
-EXECUTORS.register(ExecutorSpec("sequential", lambda options, cfg, runner: SequentialExecutor(runner), None, "clients one after another in this process"))
+EXECUTORS.register(
+    ExecutorSpec(
+        "sequential",
+        lambda options, cfg, runner: SequentialExecutor(runner),
+        None,
+        "clients one after another in this process",
+    )
+)

@@ -22,7 +22,9 @@ class ChainEndAggregator(Aggregator):
     """The round's result is the last client's shared state: the end of the chain, and exactly
     what a FedAvg over aliased tensors returns."""
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         return {k: v.detach().clone() for k, v in updates[-1].state.items()}
 
 
@@ -34,8 +36,8 @@ SPEC = register(
         options=MAPOptions,
         description="missing-aware prompts, pooler and head trained by the sampled clients one after another",
         notes=(
-            "FedAvg-P's model (missing-aware prompts, pooler, head; AdamW) trained cyclically: within a round "
-            "client t+1 starts from client t's result, and the round's result is the last client's "
+            "FedAvg-P's model (missing-aware prompts, pooler, head; AdamW) trained cyclically: within a "
+            "round client t+1 starts from client t's result, and the round's result is the last client's "
             "(what the official FedPrime code's aliased tensors amount to; docs/fedprime.md)."
         ),
         schedule="cyclic",

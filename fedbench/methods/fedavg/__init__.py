@@ -11,7 +11,9 @@ from fedbench.methods.registry import MethodSpec, register
 class FedAvgAggregator(Aggregator):
     """w <- sum_k n_k w_k / sum_k n_k over every shared tensor."""
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         return weighted_mean([u.state for u in updates], [u.n_samples for u in updates])
 
 

@@ -65,16 +65,22 @@ class FedMSplitAggregator(Aggregator):
         self.personal: dict[int, State] = {}
         self._meta: dict[str, Any] = {}
 
-    def configure_fit(self, round_index: int, clients: list[int], global_state: State) -> dict[int, dict[str, Any]]:
+    def configure_fit(
+        self, round_index: int, clients: list[int], global_state: State
+    ) -> dict[int, dict[str, Any]]:
         return {c: {"start": self.personal[c]} for c in clients if c in self.personal}
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         states = [u.state for u in updates]
         weights = mixing_weights(attention(states))
         for k, u in enumerate(updates):
             self.personal[u.client_id] = personalise(states, weights, k)
         # how personal the mixes are: a client's weight on itself (1/T = FedAvg-like, 1 = local)
-        self._meta = {"fedmsplit_self_weight": float(np.mean([w.diagonal().mean().item() for w in weights.values()]))}
+        self._meta = {
+            "fedmsplit_self_weight": float(np.mean([w.diagonal().mean().item() for w in weights.values()]))
+        }
         return weighted_mean(states, [u.n_samples for u in updates])
 
     def server_state(self) -> State:
@@ -96,7 +102,10 @@ SPEC = register(
         client=FedMSplitModule,
         aggregator=FedMSplitAggregator,
         options=FedMSplitOptions,
-        description="FedMSplit on missing-aware prompts: attention-weighted personalised mixes per module, prox to the mix",
+        description=(
+            "FedMSplit on missing-aware prompts: attention-weighted personalised mixes per module, prox to "
+            "the mix"
+        ),
         notes=(
             "FEDMSPLIT-P: per client, each module (3 prompt sets, pooler, head) is mixed over the round's "
             "clients with attention weights softmax(<theta_k, theta_l>/sqrt(d)) times the clients' mean "

@@ -71,7 +71,8 @@ def personalise(states: list[State], weights: dict[str, torch.Tensor], k: int) -
         stack = torch.stack([s[key].detach().double() for s in states])  # [T, ...]
         if key == "prompts":
             rows = [
-                torch.einsum("t,t...->...", weights[name][k], stack[:, row]) for row, name in enumerate(PROMPT_MODULES)
+                torch.einsum("t,t...->...", weights[name][k], stack[:, row])
+                for row, name in enumerate(PROMPT_MODULES)
             ]
             out[key] = torch.stack(rows).to(value.dtype)
         else:

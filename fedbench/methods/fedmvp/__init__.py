@@ -96,8 +96,11 @@ PLAN = BenchPlan(
     # FedMVP's main table on CUB-200 and Oxford-102 with captions: several beta, IID and non-IID
     # (the beta values follow experiments/fedmvp_*.yaml until the paper's table is transcribed)
     tables={
-        dataset: PaperTable(f"experiments/fedmvp_{dataset}.yaml", {"missing.rate": [0.2, 0.4, 0.6, 0.8], **_PARTITIONS},
-                            per_method=BASELINE_OPTIONS)
+        dataset: PaperTable(
+            f"experiments/fedmvp_{dataset}.yaml",
+            {"missing.rate": [0.2, 0.4, 0.6, 0.8], **_PARTITIONS},
+            per_method=BASELINE_OPTIONS,
+        )
         for dataset in ("cub200", "flowers102")
     },
     headline="complete",  # the paper tests on complete data

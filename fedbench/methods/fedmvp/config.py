@@ -112,7 +112,8 @@ class FedMVPOptions:
     patch_size: int = 16
     image_head: str = "trained"
 
-    # options added after records existed, at the value that keeps the earlier behaviour (federation.resolve.neutral_dropped)
+    # options added after records existed, at the value that keeps the earlier behaviour
+    # (federation.resolve.neutral_dropped)
     IDENTITY_NEUTRAL = {"joint_image": "tokens", "pixel_size": 224, "patch_size": 16, "image_head": "trained"}
 
     def validate(self) -> FedMVPOptions:
@@ -142,7 +143,8 @@ class FedMVPOptions:
             or self.local_epochs < 1
         ):
             raise ConfigError(
-                f"method.options.local_epochs must be an integer >= 1 or null, got {self.local_epochs!r} (try 10)"
+                f"method.options.local_epochs must be an integer >= 1 or null, got {self.local_epochs!r} "
+                "(try 10)"
             )
         for name, default in (("lr", 2e-4), ("tau", 0.1)):
             if not getattr(self, name) > 0:
@@ -168,12 +170,13 @@ class FedMVPOptions:
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(
-                    f"method.options.{name}: {getattr(self, name)!r} is not valid; choose one of {', '.join(allowed)}"
+                    f"method.options.{name}: {getattr(self, name)!r} is not valid; choose one of "
+                    f"{', '.join(allowed)}"
                 )
         if self.patch_size < 1 or self.pixel_size < self.patch_size or self.pixel_size % self.patch_size:
             raise ConfigError(
-                f"method.options.pixel_size={self.pixel_size} must be a positive multiple of patch_size={self.patch_size} "
-                "(try 224 and 16)"
+                f"method.options.pixel_size={self.pixel_size} must be a positive multiple of "
+                f"patch_size={self.patch_size} (try 224 and 16)"
             )
         for name in ("use_mcm", "use_ram", "use_cka"):
             if not isinstance(getattr(self, name), bool):

@@ -57,7 +57,9 @@ class TableColumn:
         return self.table.n + 1
 
     def __getitem__(self, index) -> Tensor:
-        if isinstance(index, int | np.integer) or (isinstance(index, Tensor | np.ndarray) and index.ndim == 0):
+        if isinstance(index, int | np.integer) or (
+            isinstance(index, Tensor | np.ndarray) and index.ndim == 0
+        ):
             return self.table.rows(torch.tensor([int(index) % (self.table.n + 1)]))[self.name][0]
         if isinstance(index, slice):
             index = torch.arange(self.table.n + 1)[index]
@@ -112,7 +114,9 @@ class FeatureTable:
         out = {
             "text": texts["text"],
             "image": images["image"],
-            "text_tokens": texts["text_tokens"][:, :width].contiguous(),  # contiguous, as the kernels always saw them
+            "text_tokens": texts["text_tokens"][
+                :, :width
+            ].contiguous(),  # contiguous, as the kernels always saw them
             "text_pad": pad[:, :width].contiguous(),
             "image_tokens": images["image_tokens"],
         }
@@ -176,9 +180,10 @@ def missing_features(backbone, bundle) -> dict[str, Tensor]:
     """The features of the backbone's missing inputs (the empty text, the blank canvas / constant
     image): one row, as :meth:`FeatureTable.rows` returns it for row N."""
     first = torch.zeros(2, dtype=torch.long)
-    feats = _padded(bundle, _features(backbone, bundle.batch(first, torch.tensor([TEXT_MISSING, IMAGE_MISSING]))))
+    feats = _padded(
+        bundle, _features(backbone, bundle.batch(first, torch.tensor([TEXT_MISSING, IMAGE_MISSING])))
+    )
     return {k: (feats[k][0] if k.startswith("text") else feats[k][1]) for k in FEATURE_KEYS}
-
 
 
 _MEMO: dict[str, FeatureTable] = {}  # the last table of this process: a sweep's runs share it
@@ -204,7 +209,9 @@ def feature_table(backbone, bundle) -> tuple[FeatureTable, str]:
         **({"layout": layout} if (layout := getattr(backbone, "feature_layout", None)) else {}),
     )
     if key not in _MEMO:
-        frozen = FrozenTable("fedmvp", key, len(bundle.labels), lambda rows: build_feature_table(backbone, bundle, rows), chunk)
+        frozen = FrozenTable(
+            "fedmvp", key, len(bundle.labels), lambda rows: build_feature_table(backbone, bundle, rows), chunk
+        )
         _MEMO.clear()
         _MEMO[key] = FeatureTable(frozen, missing_features(backbone, bundle))
     return _MEMO[key], key

@@ -41,6 +41,7 @@ def painter_prompt(template: str | None, text: str, label: str | None = None, ki
         raise ValueError("GenerateCompleter: the prompt template names the class ({label}); pass class_names")
     return template.format(label=label, kind=kind, text=text)
 
+
 Captioner = Callable[[Sequence[Any]], list[str]]  # PIL images -> captions
 Painter = Callable[[Sequence[str]], list[Any]]  # texts -> PIL images
 
@@ -56,14 +57,21 @@ class GenerateCompleter:
         self.captioner, self.painter, self.prompt, self.kind = captioner, painter, prompt, kind
 
     def complete_raw(
-        self, texts: Sequence[str | None], images: Sequence[Any], codes: Sequence[int] | torch.Tensor,
+        self,
+        texts: Sequence[str | None],
+        images: Sequence[Any],
+        codes: Sequence[int] | torch.Tensor,
         class_names: Sequence[str] | None = None,
     ) -> tuple[list[str], list[Any]]:
         """Texts and images of N samples with every missing entry generated from the other one
         (``class_names``: each sample's class, for a prompt template that names it)."""
         codes = [int(c) for c in codes]
-        if not len(texts) == len(images) == len(codes) or (class_names is not None and len(class_names) != len(codes)):
-            raise ValueError("GenerateCompleter: texts, images, codes (and class_names) must have the same length")
+        if not len(texts) == len(images) == len(codes) or (
+            class_names is not None and len(class_names) != len(codes)
+        ):
+            raise ValueError(
+                "GenerateCompleter: texts, images, codes (and class_names) must have the same length"
+            )
         if any(c not in (COMPLETE, TEXT_MISSING, IMAGE_MISSING) for c in codes):
             raise ValueError("GenerateCompleter: unknown modality code")
         texts, images = list(texts), list(images)
@@ -73,8 +81,12 @@ class GenerateCompleter:
             for k, caption in zip(need_text, self.captioner([images[k] for k in need_text]), strict=True):
                 texts[k] = caption
         if need_image:
-            prompts = [painter_prompt(self.prompt, texts[k], None if class_names is None else class_names[k], self.kind)
-                       for k in need_image]
+            prompts = [
+                painter_prompt(
+                    self.prompt, texts[k], None if class_names is None else class_names[k], self.kind
+                )
+                for k in need_image
+            ]
             for k, picture in zip(need_image, self.painter(prompts), strict=True):
                 images[k] = picture
         return texts, images

@@ -82,7 +82,9 @@ class JointEncoder(nn.Module):
         self.fusion, self.joint_kv = opts.fusion, opts.joint_kv
         self.inverse_scale = opts.embed_scale == "inverse_sqrt"
         self.text_in = nn.Linear(text_dim, e)  # official text_input_mapping (768 -> 256)
-        if opts.joint_image == "pixels":  # the official PatchEmbedding: a conv trained from scratch on [-1, 1] pixels
+        if (
+            opts.joint_image == "pixels"
+        ):  # the official PatchEmbedding: a conv trained from scratch on [-1, 1] pixels
             self.image_in = nn.Conv2d(3, e, opts.patch_size, stride=opts.patch_size)
         else:  # the backbone's frozen image tokens, in place of the conv patch embedding
             self.image_in = nn.Linear(image_dim, e)
@@ -106,7 +108,9 @@ class JointEncoder(nn.Module):
         self, text: Tensor, image: Tensor, text_pad: Tensor | None = None, image_pad: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         t = self._embed(self.text_in(text))
-        if image.ndim == 4:  # pixels [B, 3, S, S] -> patch tokens [B, (S / patch)^2, e], row-major as the official
+        if (
+            image.ndim == 4
+        ):  # pixels [B, 3, S, S] -> patch tokens [B, (S / patch)^2, e], row-major as the official
             image = self.image_in(image).flatten(2).transpose(1, 2)
             i = self._embed(image)
         else:
@@ -217,7 +221,9 @@ class FedMVPNetwork(nn.Module):
     def trained_parameters(self) -> list[nn.Parameter]:
         """What the local optimiser updates: everything but a frozen image head (image_head=frozen,
         the official code's random head, which still travels with the state and averages to itself)."""
-        frozen = {id(p) for p in self.image_mapping.parameters()} if self.opts.image_head == "frozen" else set()
+        frozen = (
+            {id(p) for p in self.image_mapping.parameters()} if self.opts.image_head == "frozen" else set()
+        )
         return [p for p in self.parameters() if id(p) not in frozen]
 
     def representation(self, out: FedMVPOutput, kind: str | None = None) -> Tensor:

@@ -24,7 +24,8 @@ def pixel_column(backbone, size: int):
     if data is None:
         raise ConfigError(
             "method.options.joint_image=pixels needs the dataset's images, which this backbone was not given "
-            "(run through fedbench's federation, which featurises through fedbench.backbones.registry.featurized)"
+            "(run through fedbench's federation, which featurises through "
+            "fedbench.backbones.registry.featurized)"
         )
     column, _ = cached_pixels(data, size, "squash", "bilinear")
     return column

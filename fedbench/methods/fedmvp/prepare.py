@@ -96,7 +96,9 @@ def _round(quality: dict[str, float]) -> dict[str, float]:
 def used_rows(bundle, pool: np.ndarray) -> Tensor:
     """The sorted rows a run reads: its splits' and the server pool's (all rows of a bundle, except
     in a smoke run, whose splits are capped)."""
-    parts = [np.asarray(v) for k, v in bundle.splits.items() if k in ("train", "val", "test")] + [np.asarray(pool)]
+    parts = [np.asarray(v) for k, v in bundle.splits.items() if k in ("train", "val", "test")] + [
+        np.asarray(pool)
+    ]
     return torch.as_tensor(np.unique(np.concatenate(parts)), dtype=torch.long)
 
 
@@ -120,7 +122,9 @@ def prepare(backbone, bundle, public: np.ndarray | None, options: FedMVPOptions,
         raise ConfigError("method.name: fedmvp needs single-label data (its losses are cross-entropies)")
     pool, pool_split = held_out_rows(bundle, public)
     train = torch.as_tensor(np.sort(np.asarray(bundle.splits["train"])), dtype=torch.long)
-    used = used_rows(bundle, pool)  # every row when the splits and the pool cover the bundle (as always but in smoke runs)
+    used = used_rows(
+        bundle, pool
+    )  # every row when the splits and the pool cover the bundle (as always but in smoke runs)
     pooled = table.rows(used)
     text = torch.zeros((n, *pooled["text"].shape[1:]))
     image = torch.zeros((n, *pooled["image"].shape[1:]))
@@ -136,7 +140,9 @@ def prepare(backbone, bundle, public: np.ndarray | None, options: FedMVPOptions,
         )
         extra = dict(features=features_key, pool=tensor_digest(pool_t), via=options.retrieval_via, **subset)
         done = cached_completion(
-            lambda: completer.complete(torch.cat([text[used], text[used]]), torch.cat([image[used], image[used]]), both),
+            lambda: completer.complete(
+                torch.cat([text[used], text[used]]), torch.cat([image[used], image[used]]), both
+            ),
             bundle.name,
             "retrieval",
             seed,
@@ -149,7 +155,9 @@ def prepare(backbone, bundle, public: np.ndarray | None, options: FedMVPOptions,
     else:  # impute and none: the backbone's missing input wherever a modality is missing
         miss = table.missing_row
         completer = ImputeCompleter(table.text[miss], table.image[miss])
-        done = completer.complete(torch.cat([text[used], text[used]]), torch.cat([image[used], image[used]]), both)
+        done = completer.complete(
+            torch.cat([text[used], text[used]]), torch.cat([image[used], image[used]]), both
+        )
         image_from = text_from = torch.full((n,), miss, dtype=torch.long)
         pool_labels = None
     at = torch.searchsorted(used, train)  # the train rows' positions in the completion

@@ -67,10 +67,20 @@ PLAN = BenchPlan(
     ablations=("fed-inter", "fed-intra"),
     types=("text", "image", "both"),
     protocol="heterogeneous",
-    profiles={"quick": {"rates": [0.7], "seeds": [0], "overrides": {"federation": {"rounds": 5, "clients_per_round": 3}}}},
+    profiles={
+        "quick": {
+            "rates": [0.7],
+            "seeds": [0],
+            "overrides": {"federation": {"rounds": 5, "clients_per_round": 3}},
+        }
+    },
     # FedPrime's main table: eta 0.7 for each missing type, 20 clients, beside a centralized row
     tables={
-        dataset: PaperTable(f"experiments/fedprime_{dataset}.yaml", {"missing.type": ["text", "image", "both"]}, ("centralized",))
+        dataset: PaperTable(
+            f"experiments/fedprime_{dataset}.yaml",
+            {"missing.type": ["text", "image", "both"]},
+            ("centralized",),
+        )
         for dataset in ("mmimdb", "food101")
     },
 )
@@ -81,7 +91,9 @@ FEDPRIME = register(
         client=FedPrimeModule,
         aggregator=FedPrimeAggregator,
         options=FedPrimeOptions,
-        description="intra (FedAvg) + inter (probabilistic matching) prompt pools with input-adaptive retrieval",
+        description=(
+            "intra (FedAvg) + inter (probabilistic matching) prompt pools with input-adaptive retrieval"
+        ),
         personalized=True,
         notes=NOTES,
         bench_plan=PLAN,
@@ -93,7 +105,9 @@ FEDPRIME_OFFICIAL = register(
         client=FedPrimeModule,
         aggregator=FedPrimeAggregator,
         options=FedPrimeOfficialOptions,
-        description="FedPrime as the official code runs it: aliased shared tensors (cyclic), SGD, batch votes",
+        description=(
+            "FedPrime as the official code runs it: aliased shared tensors (cyclic), SGD, batch votes"
+        ),
         notes=OFFICIAL_NOTES,
         bench_plan=PLAN,
         schedule="cyclic",

@@ -55,7 +55,9 @@ def used_union(metas: list[dict[str, Any]], pool_size: int) -> list[int]:
     return sorted(union)
 
 
-def inter_centres(local: list[torch.Tensor], weights: list[float], opts: FedPrimeOptions, seed: int) -> tuple[torch.Tensor, MatchResult]:
+def inter_centres(
+    local: list[torch.Tensor], weights: list[float], opts: FedPrimeOptions, seed: int
+) -> tuple[torch.Tensor, MatchResult]:
     """The matched inter centres [m', d] of the clients' local prompts (T tensors [n_t, d])."""
     centres, result = opts.matched_centres(local, weights, seed)
     return centres.to(local[0].dtype), result
@@ -68,7 +70,9 @@ class FedPrimeAggregator(Aggregator):
         super().__init__(options, context)
         self._meta: dict[str, Any] = {}
 
-    def configure_fit(self, round_index: int, clients: list[int], global_state: State) -> dict[int, dict[str, Any]]:
+    def configure_fit(
+        self, round_index: int, clients: list[int], global_state: State
+    ) -> dict[int, dict[str, Any]]:
         """Round 1 of the code: every client starts from the global state, also when chained."""
         if round_index == 0 and getattr(self.options, "parallel_first_round", False):
             return {c: {"start": global_state} for c in clients}
@@ -77,12 +81,16 @@ class FedPrimeAggregator(Aggregator):
     def aliased(self, updates: list[ClientUpdate], round_index: int) -> list[ClientUpdate]:
         """Every update carrying the last one's shared state, when the code's aliasing applies."""
         opts = self.options
-        if not getattr(opts, "alias_shared", False) or (round_index == 0 and getattr(opts, "parallel_first_round", False)):
+        if not getattr(opts, "alias_shared", False) or (
+            round_index == 0 and getattr(opts, "parallel_first_round", False)
+        ):
             return updates
         last = updates[-1].state
         return [ClientUpdate(u.client_id, last, u.n_samples, u.meta, u.personal, u.loss) for u in updates]
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         updates = self.aliased(updates, round_index)
         weights = [float(u.n_samples) for u in updates]
         rest = [{k: v for k, v in u.state.items() if k != INTER_KEY} for u in updates]
@@ -95,12 +103,16 @@ class FedPrimeAggregator(Aggregator):
             self._meta["inter_pool_size"] = int(out[INTER_KEY].shape[0])
         return out
 
-    def aggregate_inter(self, pools: list[torch.Tensor], metas: list[dict[str, Any]], weights: list[float], seed: int) -> torch.Tensor:
+    def aggregate_inter(
+        self, pools: list[torch.Tensor], metas: list[dict[str, Any]], weights: list[float], seed: int
+    ) -> torch.Tensor:
         """The new inter pool [m', d] from the clients' pools [M, d] (all of one size)."""
         opts = self.options
         size = pools[0].shape[0]
         if any(p.shape != pools[0].shape for p in pools):
-            raise ValueError(f"FedPrime: clients returned inter pools of shapes {sorted({tuple(p.shape) for p in pools})}")
+            raise ValueError(
+                f"FedPrime: clients returned inter pools of shapes {sorted({tuple(p.shape) for p in pools})}"
+            )
         union = used_union(metas, size)
         local = [p.detach().cpu()[union] for p in pools]  # T x [|U|, d]
         centres, result = inter_centres(local, weights, opts, seed)

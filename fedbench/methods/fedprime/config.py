@@ -104,7 +104,9 @@ class FedPrimeOptions(MatcherOptions):
         for name, allowed in CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
-                raise ConfigError(f"method.options.{name}: {value!r} is not valid; choose one of {', '.join(allowed)}")
+                raise ConfigError(
+                    f"method.options.{name}: {value!r} is not valid; choose one of {', '.join(allowed)}"
+                )
         for name in ("batch_size", "batch_size_both"):
             value = getattr(self, name)
             if value is not None and value < 1:

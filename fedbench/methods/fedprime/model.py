@@ -60,7 +60,9 @@ class FedPrimeModule(ClientModule):
         super().__init__(backbone, num_classes, train, options)
         h, v = backbone.hidden_size, prompt_init_bound(backbone.hidden_size)
         for name in self.pools:
-            self.register_parameter(f"{name}_pool", nn.Parameter(torch.empty(options.pool_size, h).uniform_(-v, v)))
+            self.register_parameter(
+                f"{name}_pool", nn.Parameter(torch.empty(options.pool_size, h).uniform_(-v, v))
+            )
             query = nn.Linear(h, h, bias=False)
             nn.init.uniform_(query.weight, -1.0, 1.0)
             query.weight.requires_grad_(options.query_update != "frozen")
@@ -80,7 +82,11 @@ class FedPrimeModule(ClientModule):
 
     def personal_names(self) -> set[str]:
         """The query projections stay on their client (risk 2); pools, pooler and head are shared."""
-        return {f"{name}_query.weight" for name in self.pools if getattr(self, f"{name}_query").weight.requires_grad}
+        return {
+            f"{name}_query.weight"
+            for name in self.pools
+            if getattr(self, f"{name}_query").weight.requires_grad
+        }
 
     @property
     def batch_independent(self) -> bool:  # batch-wise majority selection couples a batch's samples
@@ -99,7 +105,10 @@ class FedPrimeModule(ClientModule):
         if rows is None or rows.device != like.device or rows.shape[0] < width:
             embed = getattr(self.backbone, "text_embeddings", None)
             if embed is None or "text_ids" not in batch:
-                raise ConfigError("method.options.query_padding='pad' needs a backbone with text_embeddings and text_ids (the embedded one); use mask")
+                raise ConfigError(
+                    "method.options.query_padding='pad' needs a backbone with text_embeddings and text_ids "
+                    "(the embedded one); use mask"
+                )
             length = max(width, getattr(getattr(self.backbone, "options", None), "max_text_tokens", 0) or 0)
             pad_id = getattr(getattr(self.backbone, "tokenizer", None), "pad_token_id", None) or 0
             with torch.no_grad():
@@ -107,12 +116,16 @@ class FedPrimeModule(ClientModule):
             self._pad_rows = rows
         return rows
 
-    def query_input(self, batch: dict[str, torch.Tensor], tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def query_input(
+        self, batch: dict[str, torch.Tensor], tokens: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
         """The max-pooled frozen input tokens [B, H] the query projection reads."""
         tokens = tokens.detach()
         if self.options.query_padding == "mask":
             return masked_token_max(tokens, keep)
-        return padded_token_max(tokens.float(), keep, batch["text_ids"].shape[1], self.pad_rows(batch, tokens))
+        return padded_token_max(
+            tokens.float(), keep, batch["text_ids"].shape[1], self.pad_rows(batch, tokens)
+        )
 
     def similarities(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
         """cos(q(x), k(p)) per pool: {pool: [B, M]}."""
@@ -120,13 +133,19 @@ class FedPrimeModule(ClientModule):
         for name in self.pools:
             pool: torch.Tensor = getattr(self, f"{name}_pool")
             if pool.shape[0] < self.options.kappa:
-                raise ConfigError(f"the {name} pool holds {pool.shape[0]} prompts, fewer than kappa={self.options.kappa}")
+                raise ConfigError(
+                    f"the {name} pool holds {pool.shape[0]} prompts, fewer than kappa={self.options.kappa}"
+                )
             weight = self.query_weight(name)
             out[name] = similarity(pooled.to(weight.dtype) @ weight.T, pool)
         return out
 
     def retrieve(
-        self, batch: dict[str, torch.Tensor], tokens: torch.Tensor, keep: torch.Tensor, indices: dict[str, torch.Tensor] | None = None
+        self,
+        batch: dict[str, torch.Tensor],
+        tokens: torch.Tensor,
+        keep: torch.Tensor,
+        indices: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """(prompts [B, n_pools * kappa, H], regulariser, retrieved indices {pool: [B, kappa]});
         ``indices`` overrides the selection (a local batch's vote over several loader batches)."""
@@ -135,13 +154,17 @@ class FedPrimeModule(ClientModule):
         if indices is None:
             indices = {name: select(sim, opts.kappa, opts.selection) for name, sim in sims.items()}
         reg = sum(
-            retrieval_regulariser(sims[name].float(), indices[name], opts.kappa, opts.lambda_r, opts.retrieval_sign)
+            retrieval_regulariser(
+                sims[name].float(), indices[name], opts.kappa, opts.lambda_r, opts.retrieval_sign
+            )
             for name in self.pools
         )
         prompts = torch.cat([getattr(self, f"{name}_pool")[indices[name]] for name in self.pools], dim=1)
         return prompts, reg, indices
 
-    def forward(self, batch: dict[str, torch.Tensor], indices: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self, batch: dict[str, torch.Tensor], indices: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Logits [B, C]; ``indices`` as in :meth:`retrieve`."""
         tokens, keep = self.backbone.embed(batch)
         prompts, reg, indices = self.retrieve(batch, tokens, keep, indices)
@@ -239,7 +262,10 @@ class FedPrimeModule(ClientModule):
             return torch.optim.SGD([p for _, p in params], lr=lr, momentum=0.0, weight_decay=0.0)
         decay = [p for n, p in params if p.ndim >= 2 and "norm" not in n.lower()]
         no_decay = [p for n, p in params if not (p.ndim >= 2 and "norm" not in n.lower())]
-        groups = [{"params": decay, "weight_decay": self.train_settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [
+            {"params": decay, "weight_decay": self.train_settings.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
         return torch.optim.AdamW(groups, lr=lr)
 
     # ----- federation hooks -------------------------------------------------------------------
@@ -259,7 +285,9 @@ class FedPrimeModule(ClientModule):
         with torch.no_grad():
             meta["query_drift"] = {
                 name: [
-                    float((getattr(self, f"{name}_query").weight - getattr(self, f"{name}_query_init")).norm()),
+                    float(
+                        (getattr(self, f"{name}_query").weight - getattr(self, f"{name}_query_init")).norm()
+                    ),
                     float(getattr(self, f"{name}_query_init").norm()),
                 ]
                 for name in self.pools

@@ -23,7 +23,9 @@ def masked_token_max(tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return masked.max(dim=1).values
 
 
-def padded_token_max(tokens: torch.Tensor, keep: torch.Tensor, text_width: int, pad_rows: torch.Tensor) -> torch.Tensor:
+def padded_token_max(
+    tokens: torch.Tensor, keep: torch.Tensor, text_width: int, pad_rows: torch.Tensor
+) -> torch.Tensor:
     """The official query pool: max over the real tokens and over [PAD] at every text position
     the sample leaves empty, up to the fixed text length L = len(pad_rows).
 

@@ -72,7 +72,10 @@ SPEC = register(
         aggregator=FedAvgAggregator,
         options=FedProxOptions,
         description="FedAvg server; clients add (mu/2)||w - w_global||^2 over prompts, pooler and head",
-        notes=MAP_NOTES.replace("FedAvg of every shared tensor by sample count.", "FedAvg of every shared tensor by "
-                                "sample count; clients add (mu/2)||w - w_global||^2 over them, mu 0.01."),
+        notes=MAP_NOTES.replace(
+            "FedAvg of every shared tensor by sample count.",
+            "FedAvg of every shared tensor by "
+            "sample count; clients add (mu/2)||w - w_global||^2 over them, mu 0.01.",
+        ),
     )
 )

@@ -16,7 +16,9 @@ class LocalModule(MissingAwarePromptModule):
 
 
 class NoAggregation(Aggregator):
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         return global_state
 
 

@@ -20,20 +20,21 @@ from fedbench.methods.registry import MethodSpec, register
 __all__ = ["PFedPGAggregator", "PFedPGModule", "PFedPGOptions"]
 
 NOTES = (
-    "A server-side generator makes each client's 10 shallow prompt tokens, P_n = P_base + W_out(softmax(d_n W_q "
-    "(P_base W_k)^T / sqrt(512)) P_base W_v): one shift for every token, from the client's descriptor d_n (a table "
-    "of one row per client, U(-1, 1)). A client starts its local epochs from P_n and trains the prompts and its "
-    "personal adaptor head (the frozen backbone's read-out, or its frozen 1000-way head where it has one: Linear "
-    "512, dropout 0.5, Linear) with PFPT's Adam (0.9, 0.98, 1e-6) at train.lr, fresh every fit (the code keeps each "
-    "head's Adam across rounds), then sends P_n - P~_n; the server takes one Adam step (lr prompt_lr 1e-3, torch's "
-    "default betas) along (dP_n/dphi)^T (P_n - P~_n) on base prompts, maps and the whole descriptor table per client "
-    "of the round (generator_update=per_client, each at the generator the round started from; the code trains one "
-    "client per step: 10 clients x 120 rounds = its 1,200 steps; generator_update=mean: one step on the mean). "
-    "Scored as the code scores it: each client's own model (its generated prompts with the current generator and "
-    "its head) on the whole test set, mean over clients (a client never sampled has an untrained head); the "
-    "descriptor is the row the client last received (the server's later steps on it are not seen). The bytes "
-    "counted each way are the generator's core, which the client carries unchanged (the code sends 10 prompts "
-    "down and their update up). " + PROTOCOL_NOTE
+    "A server-side generator makes each client's 10 shallow prompt tokens, P_n = P_base + W_out(softmax(d_n "
+    "W_q (P_base W_k)^T / sqrt(512)) P_base W_v): one shift for every token, from the client's descriptor "
+    "d_n (a table of one row per client, U(-1, 1)). A client starts its local epochs from P_n and trains the "
+    "prompts and its personal adaptor head (the frozen backbone's read-out, or its frozen 1000-way head "
+    "where it has one: Linear 512, dropout 0.5, Linear) with PFPT's Adam (0.9, 0.98, 1e-6) at train.lr, "
+    "fresh every fit (the code keeps each head's Adam across rounds), then sends P_n - P~_n; the server "
+    "takes one Adam step (lr prompt_lr 1e-3, torch's default betas) along (dP_n/dphi)^T (P_n - P~_n) on base "
+    "prompts, maps and the whole descriptor table per client of the round (generator_update=per_client, each "
+    "at the generator the round started from; the code trains one client per step: 10 clients x 120 rounds = "
+    "its 1,200 steps; generator_update=mean: one step on the mean). Scored as the code scores it: each "
+    "client's own model (its generated prompts with the current generator and its head) on the whole test "
+    "set, mean over clients (a client never sampled has an untrained head); the descriptor is the row the "
+    "client last received (the server's later steps on it are not seen). The bytes counted each way are the "
+    "generator's core, which the client carries unchanged (the code sends 10 prompts down and their update "
+    "up). " + PROTOCOL_NOTE
 )
 
 PFEDPG = register(

@@ -36,7 +36,9 @@ class PFedPGOptions:
                 f"{self.key_dim}, {self.adaptor_width} (try 10, 512, 512)"
             )
         if not 0 <= self.adaptor_dropout < 1:
-            raise ConfigError(f"method.options.adaptor_dropout must be in [0, 1), got {self.adaptor_dropout} (try 0.5)")
+            raise ConfigError(
+                f"method.options.adaptor_dropout must be in [0, 1), got {self.adaptor_dropout} (try 0.5)"
+            )
         if not self.prompt_lr > 0:
             raise ConfigError(f"method.options.prompt_lr must be > 0, got {self.prompt_lr} (try 1e-3)")
         if self.generator_update not in GENERATOR_UPDATES:

@@ -43,7 +43,7 @@ class PromptGenerator(nn.Module):
         self.to_v = nn.Linear(hidden, key_dim, bias=False)
         self.to_q = nn.Linear(hidden, key_dim, bias=False)
         self.to_out = nn.Linear(key_dim, hidden)
-        self.scale = key_dim ** -0.5
+        self.scale = key_dim**-0.5
 
     def forward(self, descriptor: Tensor) -> Tensor:
         """descriptor [H] -> prompts [N_tokens, H]."""
@@ -55,11 +55,15 @@ class PromptGenerator(nn.Module):
 def generate(core: dict[str, Tensor], descriptor: Tensor) -> Tensor:
     """The generator's output for ``descriptor`` from its core tensors (``CORE``), differentiable."""
     k, v = core["base_prompts"] @ core["to_k.weight"].T, core["base_prompts"] @ core["to_v.weight"].T
-    attention = torch.softmax((descriptor[None] @ core["to_q.weight"].T) @ k.T / math.sqrt(k.shape[-1]), dim=-1)
+    attention = torch.softmax(
+        (descriptor[None] @ core["to_q.weight"].T) @ k.T / math.sqrt(k.shape[-1]), dim=-1
+    )
     return core["base_prompts"] + (attention @ v) @ core["to_out.weight"].T + core["to_out.bias"]
 
 
-def generator_gradients(core: dict[str, Tensor], table: Tensor, client: int, delta: Tensor) -> dict[str, Tensor]:
+def generator_gradients(
+    core: dict[str, Tensor], table: Tensor, client: int, delta: Tensor
+) -> dict[str, Tensor]:
     """(dP_client / dphi)^T delta for every core tensor and the descriptor table (``DESCRIPTORS``;
     zero outside the client's row): the code's ``torch.autograd.grad(generated, params, delta)``."""
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in core.items()}
@@ -69,7 +73,9 @@ def generator_gradients(core: dict[str, Tensor], table: Tensor, client: int, del
     return {**dict(zip(leaves, grads[:-1], strict=True)), DESCRIPTORS: grads[-1]}
 
 
-def adam_step(params: dict[str, Tensor], grads: dict[str, Tensor], state: dict[str, Tensor], lr: float) -> None:
+def adam_step(
+    params: dict[str, Tensor], grads: dict[str, Tensor], state: dict[str, Tensor], lr: float
+) -> None:
     """One step of torch's Adam (no weight decay, no amsgrad) on ``params`` in place; ``state``
     holds ``step`` and per-tensor ``m/<name>``, ``v/<name>`` (created at zero on the first step)."""
     b1, b2 = ADAM_BETAS

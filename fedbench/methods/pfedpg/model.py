@@ -45,7 +45,9 @@ class PFedPGModule(ClientModule):
         self.descriptor = nn.Parameter(torch.empty(h).uniform_(-1.0, 1.0))
         with torch.no_grad():
             self.prompts = nn.Parameter(self.generator(self.descriptor))
-        self.head = AdaptorHead(adaptor_width(backbone), num_classes, options.adaptor_width, options.adaptor_dropout)
+        self.head = AdaptorHead(
+            adaptor_width(backbone), num_classes, options.adaptor_width, options.adaptor_dropout
+        )
         self._start: torch.Tensor | None = None
 
     def personal_names(self) -> set[str]:
@@ -65,7 +67,9 @@ class PFedPGModule(ClientModule):
         return self.head(adaptor_input(self.backbone, prompted_readout(self.backbone, tokens, keep, prompts)))
 
     # ----- federation hooks -----------------------------------------------------------------------
-    def on_round_start(self, global_state: State, round_index: int, payload: dict[str, Any] | None = None) -> None:
+    def on_round_start(
+        self, global_state: State, round_index: int, payload: dict[str, Any] | None = None
+    ) -> None:
         """Take the descriptor the server sent and start from the prompts it generates."""
         with torch.no_grad():
             if payload and "descriptor" in payload:

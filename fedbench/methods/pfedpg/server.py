@@ -27,7 +27,10 @@ class PFedPGAggregator(Aggregator):
         super().__init__(options, context)
         self.n_clients = int(getattr(context, "n_clients", 0) or 0)
         if self.n_clients < 1:
-            raise ConfigError("pfedpg needs the federation's client count for its descriptor table (a server context with n_clients)")
+            raise ConfigError(
+                "pfedpg needs the federation's client count for its descriptor table (a server context with "
+                "n_clients)"
+            )
         self.table: torch.Tensor | None = None  # [n_clients, H], created from the global state's width
         self.adam: dict[str, torch.Tensor] = {}
         self.seed = int(getattr(context, "seed", 0))
@@ -40,16 +43,24 @@ class PFedPGAggregator(Aggregator):
             self.table = torch.rand(self.n_clients, width, generator=gen, dtype=torch.float32) * 2 - 1
         return self.table
 
-    def configure_fit(self, round_index: int, clients: list[int], global_state: State) -> dict[int, dict[str, Any]]:
+    def configure_fit(
+        self, round_index: int, clients: list[int], global_state: State
+    ) -> dict[int, dict[str, Any]]:
         table = self._table(global_state)
         return {c: {"descriptor": table[c].clone()} for c in clients}
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         table = self._table(global_state)
         start = {k: global_state[f"generator.{k}"].detach().cpu().float() for k in CORE}
-        grads = [generator_gradients(start, table, u.client_id, u.meta["delta"].float()) for u in updates if "delta" in u.meta]
+        grads = [
+            generator_gradients(start, table, u.client_id, u.meta["delta"].float())
+            for u in updates
+            if "delta" in u.meta
+        ]
         params = {**{k: v.clone() for k, v in start.items()}, DESCRIPTORS: table}
-        adam = {k[len(_ADAM):]: v for k, v in self.adam.items()}
+        adam = {k[len(_ADAM) :]: v for k, v in self.adam.items()}
         if self.options.generator_update == "mean" and grads:
             grads = [{k: torch.stack([g[k] for g in grads]).mean(0) for k in grads[0]}]
         for g in grads:

@@ -47,7 +47,9 @@ PPT = register(
         client=PPTModule,
         aggregator=PPTAggregator,
         options=PPTOptions,
-        description="PPT/PFPT: L2P prompt pool aggregated by probabilistic matching (pool size per round logged)",
+        description=(
+            "PPT/PFPT: L2P prompt pool aggregated by probabilistic matching (pool size per round logged)"
+        ),
         notes=NOTES,
         bench_plan=PLAN,
         requires=REQUIRES,
@@ -59,14 +61,17 @@ PPT_OFFICIAL = register(
         client=PPTModule,
         aggregator=PPTOfficialAggregator,
         options=PPTOfficialOptions,
-        description="PPT as the released code: batch-wise retrieval, +sum cos, official matcher cost, no new-centre price",
+        description=(
+            "PPT as the released code: batch-wise retrieval, +sum cos, official matcher cost, no new-centre "
+            "price"
+        ),
         notes="PPT with the released code's choices: selection=batch with test votes over batches of 16 "
-        "(eval_vote_batch=16, the code's test loader), retrieval_sign=push, matcher_cost=official, new_centre=none, "
-        "standardise=false, centre_update=matcher, and alias_shared=true: from round 2 the server's and every "
-        "client's pool are one tensor (Algo/communication.py:98-101), so the round's clients train it one after "
-        "another (cyclic schedule), each from the global projection and head with a fresh Adam, and the matcher "
-        "gets identical copies of the last client's pool; round 1 trains separate copies. Otherwise as ppt. "
-        + PROTOCOL_NOTE,
+        "(eval_vote_batch=16, the code's test loader), retrieval_sign=push, matcher_cost=official, "
+        "new_centre=none, standardise=false, centre_update=matcher, and alias_shared=true: from round 2 the "
+        "server's and every client's pool are one tensor (Algo/communication.py:98-101), so the round's "
+        "clients train it one after another (cyclic schedule), each from the global projection and head with "
+        "a fresh Adam, and the matcher gets identical copies of the last client's pool; round 1 trains "
+        "separate copies. Otherwise as ppt. " + PROTOCOL_NOTE,
         bench_plan=PLAN,
         requires=REQUIRES,
         schedule="cyclic",  # the aliased pool is trained by one client after another (alias_shared)

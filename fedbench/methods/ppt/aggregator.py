@@ -58,14 +58,19 @@ class PPTAggregator(Aggregator):
     def __init__(self, options: PPTOptions, context=None):
         super().__init__(options, context)
         if options.alias_shared and not self.cyclic:
-            raise ConfigError("method.options.alias_shared needs the cyclic schedule of ppt-official; use method.name=ppt-official")
+            raise ConfigError(
+                "method.options.alias_shared needs the cyclic schedule of ppt-official; use "
+                "method.name=ppt-official"
+            )
         self._meta: dict[str, Any] = {}
 
     def aliased(self, round_index: int) -> bool:
         """Whether this round trains one aliased pool (from the second round, with alias_shared)."""
         return bool(self.options.alias_shared) and round_index > 0
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         weights = [float(u.n_samples) for u in updates]
         rest = [{k: v for k, v in u.state.items() if k != POOL_KEY} for u in updates]
         out = weighted_mean(rest, weights) if rest[0] else {}
@@ -75,12 +80,16 @@ class PPTAggregator(Aggregator):
         out[POOL_KEY] = self.aggregate_pool(pools, [u.meta.get("usage") for u in updates], weights, seed)
         return out
 
-    def aggregate_pool(self, pools: list[torch.Tensor], usages: list, weights: list[float], seed: int) -> torch.Tensor:
+    def aggregate_pool(
+        self, pools: list[torch.Tensor], usages: list, weights: list[float], seed: int
+    ) -> torch.Tensor:
         """The new pool [m', d] from the clients' pools (all [M, d], the round's global size)."""
         opts = self.options
         size = pools[0].shape[0]
         if any(p.shape != pools[0].shape for p in pools):
-            raise ValueError(f"PPT: clients returned pools of shapes {sorted({tuple(p.shape) for p in pools})}")
+            raise ValueError(
+                f"PPT: clients returned pools of shapes {sorted({tuple(p.shape) for p in pools})}"
+            )
         union = used_rows(usages, size)
         if not union:  # no client retrieved anything (cannot happen with kappa >= 1): keep the pool
             union = list(range(size))
@@ -108,6 +117,12 @@ class PPTOfficialAggregator(PPTAggregator):
 
     cyclic = True
 
-    def configure_fit(self, round_index: int, clients: list[int], global_state: State) -> dict[int, dict[str, Any]]:
-        start = {k: v for k, v in global_state.items() if k != POOL_KEY} if self.aliased(round_index) else global_state
+    def configure_fit(
+        self, round_index: int, clients: list[int], global_state: State
+    ) -> dict[int, dict[str, Any]]:
+        start = (
+            {k: v for k, v in global_state.items() if k != POOL_KEY}
+            if self.aliased(round_index)
+            else global_state
+        )
         return {c: {"start": start} for c in clients}

@@ -75,14 +75,17 @@ class PPTOptions(MatcherOptions):
     alias_shared: bool = False
 
     TEST_OPTIONS = {"pool_size": 6, "kappa": 2, "adaptor_width": 16, "outer_loops": 2, "matcher_hidden": 8}
-    # options added after records existed, at the value that keeps the earlier behaviour (federation.resolve.neutral_dropped)
+    # options added after records existed, at the value that keeps the earlier behaviour
+    # (federation.resolve.neutral_dropped)
     IDENTITY_NEUTRAL = {"eval_vote_batch": None, "alias_shared": False}
 
     def validate(self) -> None:
         if self.kappa < 1:
             raise ConfigError(f"method.options.kappa must be >= 1, got {self.kappa} (try 10)")
         if self.pool_size < self.kappa:
-            raise ConfigError(f"method.options.pool_size={self.pool_size} must be >= kappa={self.kappa} (try 20)")
+            raise ConfigError(
+                f"method.options.pool_size={self.pool_size} must be >= kappa={self.kappa} (try 20)"
+            )
         if not self.lambda_r >= 0:
             raise ConfigError(f"method.options.lambda_r must be >= 0, got {self.lambda_r} (try 0.01)")
         for name, value, allowed in (
@@ -91,7 +94,9 @@ class PPTOptions(MatcherOptions):
             ("new_centre", self.new_centre, NEW_CENTRE),
         ):
             if value not in allowed:
-                raise ConfigError(f"method.options.{name}: {value!r} is not valid; choose one of {', '.join(allowed)}")
+                raise ConfigError(
+                    f"method.options.{name}: {value!r} is not valid; choose one of {', '.join(allowed)}"
+                )
         if self.adaptor_width < 1 or not 0 <= self.adaptor_dropout < 1:
             raise ConfigError(
                 f"method.options.adaptor_width must be >= 1 and adaptor_dropout in [0, 1), got "
@@ -99,9 +104,14 @@ class PPTOptions(MatcherOptions):
             )
         self.check_matcher()
         if self.eval_vote_batch is not None and self.eval_vote_batch < 1:
-            raise ConfigError(f"method.options.eval_vote_batch must be >= 1 or null, got {self.eval_vote_batch} (try 16)")
+            raise ConfigError(
+                f"method.options.eval_vote_batch must be >= 1 or null, got {self.eval_vote_batch} (try 16)"
+            )
         if not 0 <= self.new_centre_cost < float("inf"):
-            raise ConfigError(f"method.options.new_centre_cost must be a finite number >= 0, got {self.new_centre_cost} (try 2.0)")
+            raise ConfigError(
+                f"method.options.new_centre_cost must be a finite number >= 0, got {self.new_centre_cost} "
+                "(try 2.0)"
+            )
 
     def new_centre_price(self) -> float | str | None:
         return {"auto": "auto", "fixed": self.new_centre_cost, "none": None}[self.new_centre]

@@ -79,7 +79,9 @@ def normalised_usage(counts: torch.Tensor) -> list[float]:
     return (counts / top).tolist() if top > 0 else [0.0] * counts.numel()
 
 
-def query_key_term(sim: torch.Tensor, idx: torch.Tensor, kappa: int, weight: float, sign: str) -> torch.Tensor:
+def query_key_term(
+    sim: torch.Tensor, idx: torch.Tensor, kappa: int, weight: float, sign: str
+) -> torch.Tensor:
     """weight * (kappa - S) for "pull", weight * S for "push" (the code), with S the batch mean of
     the summed cosine between each query and its retrieved keys (the code's ``reduce_sim``)."""
     s = sim.gather(1, idx).sum(dim=1).mean()
@@ -96,7 +98,9 @@ class PPTModule(ClientModule):
         self.pool = nn.Parameter(torch.empty(options.pool_size, h).uniform_(-v, v))
         self.query = nn.Linear(h, h, bias=False)
         nn.init.uniform_(self.query.weight, -1.0, 1.0)
-        self.head = AdaptorHead(adaptor_width(backbone), num_classes, options.adaptor_width, options.adaptor_dropout)
+        self.head = AdaptorHead(
+            adaptor_width(backbone), num_classes, options.adaptor_width, options.adaptor_dropout
+        )
         self.usage = torch.zeros(options.pool_size, dtype=torch.float64)
         self._reg: torch.Tensor | None = None
 
@@ -107,18 +111,25 @@ class PPTModule(ClientModule):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         opts = self.options
         if self.pool.shape[0] < opts.kappa:
-            raise ConfigError(f"the PPT pool holds {self.pool.shape[0]} prompts, fewer than kappa={opts.kappa}")
+            raise ConfigError(
+                f"the PPT pool holds {self.pool.shape[0]} prompts, fewer than kappa={opts.kappa}"
+            )
         tokens, keep = visible_tokens(self.backbone, batch)
         feature = query_features(self.backbone, batch)
         sim = similarity(self.query(feature.to(self.pool.dtype)), self.pool)
-        idx = select(sim, opts.kappa, opts.selection) if self.training else select_in_chunks(
-            sim, opts.kappa, opts.selection, opts.eval_vote_batch)
+        idx = (
+            select(sim, opts.kappa, opts.selection)
+            if self.training
+            else select_in_chunks(sim, opts.kappa, opts.selection, opts.eval_vote_batch)
+        )
         if self.training:  # usage and the query-key term belong to local training only
             if self.usage.numel() != self.pool.shape[0]:
                 self.usage = torch.zeros(self.pool.shape[0], dtype=torch.float64)
             self.usage += usage_counts(idx, self.pool.shape[0])
             self._reg = query_key_term(sim.float(), idx, opts.kappa, opts.lambda_r, opts.retrieval_sign)
-        return self.head(adaptor_input(self.backbone, prompted_readout(self.backbone, tokens, keep, self.pool[idx])))
+        return self.head(
+            adaptor_input(self.backbone, prompted_readout(self.backbone, tokens, keep, self.pool[idx]))
+        )
 
     # ----- federation hooks -----------------------------------------------------------------
     def extra_loss(self, batch, logits):

@@ -62,7 +62,14 @@ PAPER_DOMINANT = {"cifar10": 1, "cifar100": 10, "tinyimagenet": 20}
 PAPER_LR = {0.5: 5e-4, 0.1: 1e-4, "imbalanced": 1e-4}
 PAPER_OPTIONS = {
     "scaffold-pt": {"step": 1e-3},
-    "fedopt-pt": {"server_lr": 5e-5, "beta1": 0.9, "beta2": 0.98, "eps": 1e-6, "bias_correction": True, "client_start": "mean"},
+    "fedopt-pt": {
+        "server_lr": 5e-5,
+        "beta1": 0.9,
+        "beta2": 0.98,
+        "eps": 1e-6,
+        "bias_correction": True,
+        "client_start": "mean",
+    },
 }
 
 
@@ -71,12 +78,17 @@ def paper_settings(dataset: str) -> list[dict]:
     return [
         {"partition": {"name": "dirichlet", "alpha": 0.5}, "train.lr": PAPER_LR[0.5]},
         {"partition": {"name": "dirichlet", "alpha": 0.1}, "train.lr": PAPER_LR[0.1]},
-        {"partition": {"name": "imbalanced", "n_dominant": PAPER_DOMINANT[dataset]}, "train.lr": PAPER_LR["imbalanced"]},
+        {
+            "partition": {"name": "imbalanced", "n_dominant": PAPER_DOMINANT[dataset]},
+            "train.lr": PAPER_LR["imbalanced"],
+        },
     ]
 
 
 TABLES = {
-    dataset: PaperTable(f"experiments/ppt_{dataset}.yaml", {"setting": paper_settings(dataset)}, per_method=PAPER_OPTIONS)
+    dataset: PaperTable(
+        f"experiments/ppt_{dataset}.yaml", {"setting": paper_settings(dataset)}, per_method=PAPER_OPTIONS
+    )
     for dataset in PAPER_DOMINANT
 }
 

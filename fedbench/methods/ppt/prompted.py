@@ -121,8 +121,15 @@ def _query_table(backbone: Backbone, bundle, code: int) -> FrozenTable:
     slot = (id(bundle), code, str(cast), device.type)
     if slot not in tables:
         chunk = frozen_chunk(QUERY_CHUNK)
-        key = cache_key(weights=frozen_fingerprint(backbone), data=bundle_fingerprint(bundle), code=code, autocast=str(cast),
-                        device=device.type, chunk=chunk, what="ppt-query")
+        key = cache_key(
+            weights=frozen_fingerprint(backbone),
+            data=bundle_fingerprint(bundle),
+            code=code,
+            autocast=str(cast),
+            device=device.type,
+            chunk=chunk,
+            what="ppt-query",
+        )
 
         @torch.no_grad()
         def compute(rows: np.ndarray) -> dict[str, torch.Tensor]:
@@ -136,7 +143,9 @@ def _query_table(backbone: Backbone, bundle, code: int) -> FrozenTable:
     return tables[slot]
 
 
-def prompted_readout(backbone: Backbone, tokens: torch.Tensor, keep: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+def prompted_readout(
+    backbone: Backbone, tokens: torch.Tensor, keep: torch.Tensor, prompts: torch.Tensor
+) -> torch.Tensor:
     """[B, H]: the read-out token after prepending ``prompts`` ([B, P, H] or [P, H]) before layer 0."""
     if prompts.ndim == 2:
         prompts = prompts.unsqueeze(0).expand(tokens.shape[0], -1, -1)

@@ -44,7 +44,8 @@ class FedOptPTOptions(VPTOptions):
         super().validate()
         if self.client_start not in CLIENT_STARTS:
             raise ConfigError(
-                f"method.options.client_start: {self.client_start!r} is not valid; choose one of {', '.join(CLIENT_STARTS)}"
+                f"method.options.client_start: {self.client_start!r} is not valid; choose one of "
+                f"{', '.join(CLIENT_STARTS)}"
             )
         try:
             self.adam()
@@ -53,7 +54,10 @@ class FedOptPTOptions(VPTOptions):
 
     def adam(self) -> FedAdamOptions:
         return FedAdamOptions(
-            lr=self.server_lr, betas=(self.beta1, self.beta2), eps=self.eps, bias_correction=self.bias_correction
+            lr=self.server_lr,
+            betas=(self.beta1, self.beta2),
+            eps=self.eps,
+            bias_correction=self.bias_correction,
         )
 
 
@@ -65,14 +69,20 @@ class FedOptPTAggregator(Aggregator):
         self.adam_state: State | None = None
         self.start: State = {}  # the last plain mean, for client_start="mean"
 
-    def configure_fit(self, round_index: int, clients: list[int], global_state: State) -> dict[int, dict[str, Any]]:
+    def configure_fit(
+        self, round_index: int, clients: list[int], global_state: State
+    ) -> dict[int, dict[str, Any]]:
         if self.options.client_start != "mean" or not self.start:
             return {}
         return {k: {"start": self.start} for k in clients}
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         states, weights = [u.state for u in updates], [u.n_samples for u in updates]
-        new_x, self.adam_state = fedadam_step(global_state, states, weights, self.adam_state, self.options.adam())
+        new_x, self.adam_state = fedadam_step(
+            global_state, states, weights, self.adam_state, self.options.adam()
+        )
         if self.options.client_start == "mean":
             self.start = weighted_mean(states, weights)
         return new_x
@@ -83,7 +93,7 @@ class FedOptPTAggregator(Aggregator):
         return out
 
     def load_server_state(self, state: State) -> None:
-        self.start = {k[len(_START):]: v for k, v in state.items() if k.startswith(_START)}
+        self.start = {k[len(_START) :]: v for k, v in state.items() if k.startswith(_START)}
         adam = {k: v for k, v in state.items() if not k.startswith(_START)}
         self.adam_state = adam or None
 

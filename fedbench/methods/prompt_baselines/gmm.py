@@ -39,7 +39,8 @@ class GMMPTOptions(VPTOptions):
         super().validate()
         if self.covariance_type not in COVARIANCE_TYPES:
             raise ConfigError(
-                f"method.options.covariance_type: {self.covariance_type!r} is not valid; choose one of {', '.join(COVARIANCE_TYPES)}"
+                f"method.options.covariance_type: {self.covariance_type!r} is not valid; choose one of "
+                f"{', '.join(COVARIANCE_TYPES)}"
             )
         if self.max_iter < 1:
             raise ConfigError(f"method.options.max_iter must be >= 1, got {self.max_iter} (try 100)")
@@ -52,7 +53,9 @@ class GMMPTAggregator(Aggregator):
         super().__init__(options, context)
         self._meta: dict[str, Any] = {}
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         weights = [u.n_samples for u in updates]
         rest = [{k: v for k, v in u.state.items() if k != PROMPTS_KEY} for u in updates]
         out = weighted_mean(rest, weights) if rest[0] else {}

@@ -53,21 +53,28 @@ class ScaffoldPTOptions(VPTOptions):
     n_clients: int = 0
     step: float | None = None
 
-    # options added after records existed, at the value that keeps the earlier behaviour (federation.resolve.neutral_dropped)
+    # options added after records existed, at the value that keeps the earlier behaviour
+    # (federation.resolve.neutral_dropped)
     IDENTITY_NEUTRAL = {"step": None}
 
     def validate(self) -> None:
         super().validate()
         if not self.server_lr > 0 or not self.lr_scale > 0:
             raise ConfigError(
-                f"method.options.server_lr and lr_scale must be > 0, got {self.server_lr}, {self.lr_scale} (try 1.0 and 20.0)"
+                f"method.options.server_lr and lr_scale must be > 0, got {self.server_lr}, {self.lr_scale} "
+                "(try 1.0 and 20.0)"
             )
         if self.weighting not in WEIGHTINGS:
-            raise ConfigError(f"method.options.weighting: {self.weighting!r} is not valid; choose one of {', '.join(WEIGHTINGS)}")
+            raise ConfigError(
+                f"method.options.weighting: {self.weighting!r} is not valid; choose one of "
+                f"{', '.join(WEIGHTINGS)}"
+            )
         if self.step is not None and not self.step > 0:
             raise ConfigError(f"method.options.step must be > 0 or null, got {self.step} (try 1e-3)")
         if self.n_clients < 0:
-            raise ConfigError(f"method.options.n_clients must be >= 0, got {self.n_clients} (0 = the federation's count)")
+            raise ConfigError(
+                f"method.options.n_clients must be >= 0, got {self.n_clients} (0 = the federation's count)"
+            )
 
 
 class ScaffoldVPTModule(VPTModule):
@@ -123,19 +130,28 @@ class ScaffoldPTAggregator(Aggregator):
         self.c: State | None = None
         self.ci: dict[int, State] = {}
 
-    def configure_fit(self, round_index: int, clients: list[int], global_state: State) -> dict[int, dict[str, Any]]:
+    def configure_fit(
+        self, round_index: int, clients: list[int], global_state: State
+    ) -> dict[int, dict[str, Any]]:
         if self.c is None:
             self.c = zero_controls(global_state)
         return {k: {"c": self.c, "c_i": self.ci.get(k) or zero_controls(self.c)} for k in clients}
 
-    def aggregate(self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int) -> State:
+    def aggregate(
+        self, global_state: State, updates: list[ClientUpdate], round_index: int, seed: int
+    ) -> State:
         if self.c is None:
             self.c = zero_controls(global_state)
         deltas = [u.meta["control_delta"] for u in updates]
         weights = None if self.options.weighting == "uniform" else [u.n_samples for u in updates]
         new_x, self.c = scaffold_server_update(
-            global_state, self.c, [u.state for u in updates], deltas, self.n_clients,
-            server_lr=self.options.server_lr, weights=weights,
+            global_state,
+            self.c,
+            [u.state for u in updates],
+            deltas,
+            self.n_clients,
+            server_lr=self.options.server_lr,
+            weights=weights,
         )
         for u, delta in zip(updates, deltas, strict=True):
             old = self.ci.get(u.client_id) or zero_controls(self.c)

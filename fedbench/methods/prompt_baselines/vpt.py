@@ -57,11 +57,15 @@ class VPTModule(ClientModule):
         h = backbone.hidden_size
         v = prompt_init_bound(h)
         self.prompts = nn.Parameter(torch.empty(options.n_tokens, h).uniform_(-v, v))
-        self.head = AdaptorHead(adaptor_width(backbone), num_classes, options.adaptor_width, options.adaptor_dropout)
+        self.head = AdaptorHead(
+            adaptor_width(backbone), num_classes, options.adaptor_width, options.adaptor_dropout
+        )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens, keep = visible_tokens(self.backbone, batch)
-        return self.head(adaptor_input(self.backbone, prompted_readout(self.backbone, tokens, keep, self.prompts)))
+        return self.head(
+            adaptor_input(self.backbone, prompted_readout(self.backbone, tokens, keep, self.prompts))
+        )
 
     def configure_optimizers(self):
         return pfpt_adam(self, self.lr)
@@ -80,7 +84,9 @@ class FedProxPTOptions(VPTOptions):
         if not self.mu >= 0:
             raise ConfigError(f"method.options.mu must be >= 0, got {self.mu} (try 1e-3)")
         if self.prox_from_round < 1:
-            raise ConfigError(f"method.options.prox_from_round must be >= 1, got {self.prox_from_round} (try 2)")
+            raise ConfigError(
+                f"method.options.prox_from_round must be >= 1, got {self.prox_from_round} (try 2)"
+            )
 
 
 class FedProxVPTModule(VPTModule):

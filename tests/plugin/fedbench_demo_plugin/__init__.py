@@ -28,8 +28,13 @@ class L2Client(MissingAwarePromptModule):
         return self.options.strength * self.prompts.pow(2).mean()
 
 
-METHOD = MethodSpec(name="demo-l2", client=L2Client, aggregator=FedAvgAggregator, options=L2Options,
-                    description="plugin: MAP prompts with an L2 penalty")
+METHOD = MethodSpec(
+    name="demo-l2",
+    client=L2Client,
+    aggregator=FedAvgAggregator,
+    options=L2Options,
+    description="plugin: MAP prompts with an L2 penalty",
+)
 
 
 # ----- a dataset with its own options -------------------------------------------------------------
@@ -71,6 +76,11 @@ class ReversedExecutor(Executor):
         return [results[i] for i in range(len(tasks))]
 
 
-EXECUTOR = ExecutorSpec("reversed", lambda options, cfg, runner: ReversedExecutor(runner), None, "plugin: clients in reverse order")
+EXECUTOR = ExecutorSpec(
+    "reversed",
+    lambda options, cfg, runner: ReversedExecutor(runner),
+    None,
+    "plugin: clients in reverse order",
+)
 
 __all__ = ["BACKBONE", "DATASET", "EXECUTOR", "METHOD", "np"]
