@@ -15,158 +15,26 @@ from pathlib import Path
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from jsonargparse import ActionConfigFile, ArgumentParser  # noqa: E402
+from jsonargparse import ArgumentParser  # noqa: E402
 
-from fedbench.cli_errors import TORCH_WRITE_FAILED, is_torch_write_failure, os_error_line, parse_error_line  # noqa: E402
-from fedbench.config import ExperimentConfig, from_dict  # noqa: E402
+from fedbench.cli_args import (  # noqa: E402
+    asks_help,
+    config_from,
+    experiment_parser,
+    grid_arguments,
+    json_dict,
+    parse,
+    split,
+)
+from fedbench.cli_errors import TORCH_WRITE_FAILED, is_torch_write_failure, os_error_line  # noqa: E402
 from fedbench.errors import ConfigError, FedbenchError  # noqa: E402
-
-
-def field_choices() -> dict[str, tuple[str, ...]]:
-    """The values each enumerated config field takes (registries include installed plugins)."""
-    from fedbench.backbones.registry import BACKBONES
-    from fedbench.config import (
-        ACCELERATORS,
-        LR_SCHEDULES,
-        MISSING_PROTOCOLS,
-        MISSING_TYPES,
-        PRECISIONS,
-        STORE_KINDS,
-    )
-    from fedbench.data.partition import PARTITIONS
-    from fedbench.data.registry import DATASETS
-    from fedbench.federation.executors import EXECUTORS
-    from fedbench.methods.registry import METHODS
-
-    return {
-        "data.dataset": tuple(DATASETS.names()), "backbone.name": tuple(BACKBONES.names()), "method.name": tuple(METHODS.names()),
-        "executor.name": tuple(EXECUTORS.names()), "missing.protocol": MISSING_PROTOCOLS, "missing.type": MISSING_TYPES,
-        "partition.name": tuple(PARTITIONS), "train.precision": PRECISIONS, "train.lr_schedule": LR_SCHEDULES,
-        "train.accelerator": ACCELERATORS, "federation.personal_store": STORE_KINDS,
-    }
-
-
-def _experiment_parser(prog: str, with_choices: bool = False) -> ArgumentParser:
-    p = ArgumentParser(prog=prog, exit_on_error=False, description="Run one federated experiment.")
-    p.add_argument("--config", action=ActionConfigFile, help="experiment YAML (e.g. experiments/emoji_quick.yaml)")
-    p.add_class_arguments(ExperimentConfig, nested_key=None, fail_untyped=False)
-    if with_choices:  # only for --help: the registries load every installed plugin
-        choices = field_choices()
-        for action in p._actions:
-            if action.dest in choices:
-                action.help = f"one of: {', '.join(choices[action.dest])}"
-    p.add_argument("--force", type=bool, default=False, help="rerun even if a record with this config exists")
-    p.add_argument("--smoke", type=bool, default=False,
-                   help="the whole real data path with one short round on a capped sample; nothing is recorded")
-    return p
-
-
-def _asks_help(argv: list[str]) -> bool:
-    return "-h" in argv or "--help" in argv
-
-
-def _grid_arguments(p: ArgumentParser, leaderboards: str | None = "leaderboards") -> None:
-    p.add_argument("--rates", type=str | None, default=None, help='missing rates, e.g. "0.1 0.5 0.9"')
-    p.add_argument("--types", type=str | None, default=None, help='missing types, e.g. "text image both"')
-    p.add_argument("--seeds", type=str | None, default=None, help='seeds, e.g. "0 1 2"')
-    p.add_argument("--leaderboards", type=str | None, default=leaderboards,
-                   help="where the boards go (bench: runs/leaderboards, or runs/leaderboards/<paper> for a paper's table)")
-    p.add_argument("--workers", type=int | None, default=None, help="runs in parallel processes (CPU threads are shared out)")
-
-
-def _split(text: str | None, cast=str) -> list | None:
-    if text is None:
-        return None
-    parts = [t for t in text.replace(",", " ").split() if t]
-    try:
-        return [cast(t) for t in parts]
-    except ValueError as err:
-        raise ConfigError(f"could not read {text!r} as a list of {cast.__name__} values: {err}") from err
-
-
-def _check_config_file(argv: list[str]) -> None:
-    """Each ``--config`` file is read once here, so a missing, empty or broken one is one line
-    naming it (jsonargparse's own messages name neither the file nor, for an empty one, the problem)."""
-    from fedbench.yaml_files import read_mapping
-
-    for i, arg in enumerate(argv):
-        path = arg.split("=", 1)[1] if arg.startswith("--config=") else (argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
-        if path is not None:
-            read_mapping(path, "--config: file")
-
-
-OPTION_SECTIONS = ("data", "backbone", "method", "executor")
-
-
-def _options_flags(argv: list[str]) -> tuple[list[str], dict[str, dict]]:
-    """``argv`` without its ``--<section>.options`` flags, and those options as dicts: options given on
-    the command line are merged into the config file's (a JSON dict would otherwise replace the
-    file's whole dict and silently drop what it does not repeat)."""
-    import yaml
-
-    rest, given, i = [], {}, 0
-    while i < len(argv):
-        arg = argv[i]
-        name = next((s for s in OPTION_SECTIONS if arg == f"--{s}.options" or arg.startswith(f"--{s}.options=")), None)
-        if name is None:
-            rest.append(arg)
-            i += 1
-            continue
-        if "=" in arg:
-            text, i = arg.split("=", 1)[1], i + 1
-        elif i + 1 < len(argv):
-            text, i = argv[i + 1], i + 2
-        else:
-            raise ConfigError(f"--{name}.options: give a dict, e.g. '{{\"key\": value}}'")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--{name}.options: not a JSON/YAML dict ({str(err).splitlines()[0]}); give e.g. '{{\"key\": value}}'") from err
-        if not isinstance(value, dict):
-            raise ConfigError(f"--{name}.options: {text!r} is not a dict; give e.g. '{{\"key\": value}}'")
-        given[name] = {**given.get(name, {}), **value}
-    return rest, given
-
-
-def _parse(parser: ArgumentParser, argv: list[str]):
-    _check_config_file(argv)
-    argv, options = _options_flags(argv)
-    try:
-        ns = parser.parse_args(argv)
-    except Exception as err:  # jsonargparse reports type errors as ArgumentError with a multi-line text
-        raise ConfigError(parse_error_line(err)) from err
-    for section, values in options.items():
-        ns[f"{section}.options"] = {**(ns.get(f"{section}.options") or {}), **values}
-    return ns
-
-
-def _json_dict(text: str | None, flag: str, example: str) -> dict | None:
-    import json
-
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{flag}: not JSON ({err.msg}); give e.g. '{example}'") from err
-    if not isinstance(value, dict):
-        raise ConfigError(f"{flag}: give a JSON object, e.g. '{example}'")
-    return value
-
-
-def _config_from(ns) -> ExperimentConfig:
-    d = ns.as_dict()
-    for key in ("config", "force", "smoke", "__path__", "methods", "per_method", "rates", "types", "alphas", "seeds",
-                "leaderboards", "workers", "cells", "cells_options"):
-        d.pop(key, None)
-    return from_dict(d)
 
 
 def cmd_run(argv: list[str]) -> int:
     from fedbench.federation.loop import run_experiment
 
-    ns = _parse(_experiment_parser("fedbench run", with_choices=_asks_help(argv)), argv)
-    cfg = _config_from(ns)
+    ns = parse(experiment_parser("fedbench run", with_choices=asks_help(argv)), argv)
+    cfg = config_from(ns)
     if ns.smoke:
         run_experiment(cfg, smoke=True)
         return 0
@@ -193,7 +61,7 @@ def cmd_sweep(argv: list[str]) -> int:
 
     from fedbench.sweep import Grid, run_grid
 
-    p = _experiment_parser("fedbench sweep", with_choices=_asks_help(argv))
+    p = experiment_parser("fedbench sweep", with_choices=asks_help(argv))
     p.add_argument("--methods", type=str | None, default=None, help='methods, e.g. "fedavg fedprox" (--method.options apply to each)')
     p.add_argument("--per_method", type=str | None, default=None, help='options of single methods, e.g. \'{"fedprox": {"mu": 0.5}}\'')
     p.add_argument("--alphas", type=str | None, default=None, help='Dirichlet alphas, e.g. "0.1 0.5"')
@@ -202,22 +70,22 @@ def cmd_sweep(argv: list[str]) -> int:
                         "clients run where its executor section says)")
     p.add_argument("--cells_options", type=str | None, default=None,
                    help='Ray options of --cells ray, e.g. \'{"address": "auto", "gpus_per_actor": 1}\'')
-    _grid_arguments(p)
-    ns = _parse(p, argv)
-    cfg = _config_from(ns)
+    grid_arguments(p)
+    ns = parse(p, argv)
+    cfg = config_from(ns)
     try:
         per_method = json.loads(ns.per_method) if ns.per_method else {}
     except json.JSONDecodeError as err:
         raise ConfigError(f"--per_method: not JSON ({err.msg}); give e.g. '{{\"fedprox\": {{\"mu\": 0.5}}}}'") from err
     if not isinstance(per_method, dict) or not all(isinstance(v, dict) for v in per_method.values()):
         raise ConfigError("--per_method: give a JSON object of method -> options, e.g. '{\"fedprox\": {\"mu\": 0.5}}'")
-    methods = _split(ns.methods) or [cfg.method.name]
+    methods = split(ns.methods) or [cfg.method.name]
     if stray := sorted(set(per_method) - set(methods)):
         raise ConfigError(f"--per_method: {stray[0]!r} is not one of the sweep's methods ({', '.join(methods)})")
-    axes = {"missing.type": _split(ns.types) or [cfg.missing.type], "missing.rate": _split(ns.rates, float) or [cfg.missing.rate],
-            "partition.alpha": _split(ns.alphas, float) or [cfg.partition.alpha]}
-    grid = Grid(methods=methods, seeds=_split(ns.seeds, int) or [cfg.seed], axes=axes, per_method=per_method)
-    cells_options = _json_dict(ns.cells_options, "--cells_options", '{"address": "auto"}')
+    axes = {"missing.type": split(ns.types) or [cfg.missing.type], "missing.rate": split(ns.rates, float) or [cfg.missing.rate],
+            "partition.alpha": split(ns.alphas, float) or [cfg.partition.alpha]}
+    grid = Grid(methods=methods, seeds=split(ns.seeds, int) or [cfg.seed], axes=axes, per_method=per_method)
+    cells_options = json_dict(ns.cells_options, "--cells_options", '{"address": "auto"}')
     cfg.tracking.sweep = cfg.tracking.sweep or "sweep"
     cfg.tracking.command = "fedbench sweep " + shlex.join(argv)
     run_grid(cfg, grid, leaderboards=ns.leaderboards, workers=1 if ns.workers is None else ns.workers, cells=ns.cells,
@@ -248,10 +116,10 @@ def cmd_bench(argv: list[str]) -> int:
                    help="train.accelerator for every cell (cpu, gpu, auto); default: the experiment file's")
     p.add_argument("--smoke", type=bool, default=False,
                    help="each method once on the real data path with one short round (minutes on a CPU); nothing is recorded")
-    _grid_arguments(p, leaderboards=None)
-    ns = _parse(p, argv)
-    bench(ns.method, ns.profile, dataset=ns.dataset, rates=_split(ns.rates, float), seeds=_split(ns.seeds, int),
-          types=_split(ns.types), ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards,
+    grid_arguments(p, leaderboards=None)
+    ns = parse(p, argv)
+    bench(ns.method, ns.profile, dataset=ns.dataset, rates=split(ns.rates, float), seeds=split(ns.seeds, int),
+          types=split(ns.types), ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards,
           wandb=ns.wandb, workers=ns.workers, executor=ns.executor, precision=ns.precision, accelerator=ns.accelerator,
           smoke=ns.smoke, cells=ns.cells)
     return 0
@@ -265,7 +133,7 @@ def cmd_leaderboard(argv: list[str]) -> int:
     p.add_argument("--leaderboards", type=str, default="leaderboards")
     p.add_argument("--dataset", type=str, default="emoji")
     p.add_argument("--command", type=str | None, default=None, help="the command shown as the way to reproduce the board")
-    ns = _parse(p, argv)
+    ns = parse(p, argv)
     path = regenerate_leaderboard(ns.results, ns.leaderboards, ns.dataset, ns.command)
     print(f"wrote {path}")
     return 0

@@ -96,7 +96,8 @@ def test_sweep_honours_results_dir_and_per_method_options(tmp_path, capsys):
 
 
 def test_help_lists_every_command_and_the_choices_of_enumerated_fields(capsys):
-    from fedbench.cli import COMMANDS, field_choices
+    from fedbench.cli import COMMANDS
+    from fedbench.cli_args import field_choices
 
     assert main(["--help"]) == 0
     out = capsys.readouterr().out

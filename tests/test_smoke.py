@@ -90,13 +90,13 @@ def test_new_train_fields_leave_old_identities_alone():
 
 
 def test_command_line_options_merge_into_the_files():
-    from fedbench.cli import _config_from, _experiment_parser, _parse
+    from fedbench.cli_args import config_from, experiment_parser, parse
 
-    ns = _parse(
-        _experiment_parser("fedbench run"),
+    ns = parse(
+        experiment_parser("fedbench run"),
         ["--config", "experiments/fedprime_food101.yaml", "--backbone.options", '{"model": "/weights/vilt"}'],
     )
-    cfg = _config_from(ns)
+    cfg = config_from(ns)
     assert cfg.backbone.options == {"max_text_tokens": 40, "max_image_len": 40, "model": "/weights/vilt"}
 
 
