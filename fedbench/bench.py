@@ -11,6 +11,7 @@ from fedbench.sweep import Grid, load_config, run_grid
 
 REPO = Path(__file__).resolve().parent.parent
 USER_RESULTS = "runs"  # a user's own records and boards (ignored by git); results/ and leaderboards/ are the reference
+REFERENCE = "results"
 PROFILES = {
     "quick": {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1], "workers": 2},
     "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
@@ -69,7 +70,7 @@ def bench(
     axes |= plan_profile.get("axes", {})
     grid = Grid(methods=methods, seeds=seeds if seeds is not None else plan_profile.get("seeds", prof["seeds"]), axes=axes,
                 per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()})
-    reference = base.tracking.results_dir  # the committed records (results/) the committed boards are made of
+    reference = REFERENCE  # the committed records the committed boards are made of
     results, leaderboards = results or USER_RESULTS, leaderboards or str(Path(USER_RESULTS) / "leaderboards")
     base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, bench_sweep(method, profile), wandb
     base.tracking.command = _command(words, rates, seeds, types, ablations)

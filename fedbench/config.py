@@ -123,7 +123,7 @@ class MethodConfig:
 
 @dataclass
 class TrackingConfig:
-    results_dir: str = "results"
+    results_dir: str = "runs"  # a user's own records; the committed reference lives in results/
     sweep: str | None = None
     wandb: bool = True  # offline unless WANDB_API_KEY is set; FEDBENCH_WANDB=0 turns it off
     wandb_project: str = "fedbench"
@@ -173,7 +173,7 @@ def check(cfg: ExperimentConfig) -> None:
     options against the registries and makes the resolved copy)."""
     _finite(cfg)
     if not str(cfg.tracking.results_dir).strip():
-        raise ConfigError("tracking.results_dir: empty; give the folder for run records (default results), "
+        raise ConfigError("tracking.results_dir: empty; give the folder for run records (default runs), "
                           "or leave the option out")
     checks.choice("missing.protocol", cfg.missing.protocol, MISSING_PROTOCOLS)
     checks.within("missing.rate", cfg.missing.rate, 0.0, 1.0)

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fedbench.bench import REFERENCE  # the committed records
 from fedbench.errors import ConfigError
 
 DEFAULT_RESULTS = "runs/reproduced"
-REFERENCE = "results"  # the committed records
 USAGE = f"usage: fedbench reproduce RECORD|RUN_ID [--results FOLDER]   (FOLDER: where the rerun's record goes, default {DEFAULT_RESULTS})"
 
 
