@@ -46,7 +46,7 @@ from fedbench.backbones.registry import BackboneSpec, register_backbone
 from fedbench.backbones.tokens import texts_digest, tokenize
 from fedbench.batch import COMPLETE, IMAGE_MISSING, TEXT_MISSING
 from fedbench.cache.folder import cache_key
-from fedbench.cache.frozen import FrozenTable
+from fedbench.cache.frozen import FrozenTable, frozen_chunk
 from fedbench.data.base import ModalData
 from fedbench.data.bundle import DataBundle
 from fedbench.errors import ConfigError
@@ -150,9 +150,11 @@ class ClipBackbone(Backbone):
                 texts=texts_digest(self._texts),
                 len=self.options.max_text_tokens,
                 device=_fastest_device_type(),
-                chunk=FROZEN_CHUNK,
+                chunk=frozen_chunk(FROZEN_CHUNK),
             )
-            self._text_table = FrozenTable("clip-text", key, len(self._texts), self._text_rows, FROZEN_CHUNK)
+            self._text_table = FrozenTable(
+                "clip-text", key, len(self._texts), self._text_rows, frozen_chunk(FROZEN_CHUNK)
+            )
         return self._text_table
 
     @property
@@ -166,10 +168,10 @@ class ClipBackbone(Backbone):
                 n=len(self._pixels),
                 size=self.image_size,
                 device=_fastest_device_type(),
-                chunk=FROZEN_CHUNK,
+                chunk=frozen_chunk(FROZEN_CHUNK),
             )
             self._image_table = FrozenTable(
-                "clip-image", key, len(self._pixels) + 1, self._image_rows, FROZEN_CHUNK
+                "clip-image", key, len(self._pixels) + 1, self._image_rows, frozen_chunk(FROZEN_CHUNK)
             )
         return self._image_table
 
