@@ -215,7 +215,7 @@ def _execute(runs: list[ResolvedRun], workers: int, cells: str = "local", cells_
 
 
 def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, command: str | None) -> Path:
-    from fedbench.methods.registry import available, get_method, plan_headlines
+    from fedbench.methods.registry import available, get_method, plan_headlines, plan_references
     from fedbench.tracking.leaderboard import write_leaderboard
     from fedbench.tracking.record_file import read_records
 
@@ -224,4 +224,5 @@ def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, comman
         commands = sorted({r.get("config", {}).get("tracking", {}).get("command") or "" for r in records} - {""})
         command = "\n".join(commands) or "fedbench leaderboard"
     notes = {m: get_method(m).notes or get_method(m).description for m in available()}
-    return write_leaderboard(Path(results), Path(leaderboards), dataset, command, method_notes=notes, headlines=plan_headlines())
+    return write_leaderboard(Path(results), Path(leaderboards), dataset, command, method_notes=notes, headlines=plan_headlines(),
+                             references=plan_references())

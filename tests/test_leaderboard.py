@@ -1,5 +1,6 @@
 """Leaderboard cells match mean/std computed by hand; sections, identity, bolding, divergence,
-malformed records, notes, and the plot file."""
+malformed records, notes, and the plot file. The statistics themselves (bootstrap CIs, paired
+differences, ranks) are checked by hand in test_leaderboard_stats.py."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import pytest
 from fixtures import hashed
 
 from fedbench.errors import DataError
-from fedbench.tracking.board_stats import Stat, best_index
+from fedbench.tracking.board_stats import ahead
 from fedbench.tracking.leaderboard import render_leaderboard, write_leaderboard
 from fedbench.tracking.records import load_records, write_record
+from fedbench.tracking.seed_stats import bootstrap_ci
 
 COMMAND = "make bench METHOD=fedprime"
 REPO = Path(__file__).resolve().parents[1]
@@ -85,6 +87,20 @@ def hand_cell(values, diverged=0):
     return text + (f" ({diverged} diverged)" if diverged else "")
 
 
+def glance_cell(values, diverged=0):
+    """An at-a-glance cell: the mean (by hand) and the bootstrap CI over seeds (checked against
+    enumerated resamples and scipy in test_leaderboard_stats.py), ×100."""
+    xs = [100 * v for v in values]
+    text = f"{sum(xs) / len(xs):.1f}"
+    if len(xs) > 1:
+        low, high = bootstrap_ci([xs])
+        text += f" [{low:.1f}, {high:.1f}]"
+    return text + (f" ({diverged} diverged)" if diverged else "")
+
+
+REFERENCES = {"Other runs": "fedavg", "bench-x": "fedavg"}
+
+
 def records_fixture():
     return [
         # missing both, rate 0.7: fedavg 3 seeds (+ a stale duplicate of seed 0), fedprime 2 seeds
@@ -130,7 +146,8 @@ def table_rows(text, title=None):
 @pytest.fixture
 def md():
     return render_leaderboard(
-        records_fixture(), dataset="emoji", command=COMMAND, method_notes={"fedprime": "prompts matched by CKA"}
+        records_fixture(), dataset="emoji", command=COMMAND, method_notes={"fedprime": "prompts matched by CKA"},
+        references=REFERENCES,
     )
 
 
@@ -141,14 +158,15 @@ def test_header_provenance_and_legend(md):
     assert "`abc123`" in md
     assert "seeds: 0, 1, 2" in md
     assert "majority-class rate: 20.0" in md
-    assert "runner-up's std" in md and "never with a single seed" in md
+    assert "paired difference to the reference" in md and "never a cell with fewer than 2 paired seeds" in md
+    assert "A cell from one seed has no CI and is never bold" in md
     for condition in ("as_train", "both_missing", "complete", "text_only", "image_only"):
         assert f"`{condition}`:" in md
     assert "food" not in md and "99.0" not in md
 
 
 def test_one_section_per_sweep_stating_shared_and_varying_settings(md):
-    assert list(sections(md)) == ["bench-x", "Other runs", "Notes"]
+    assert list(sections(md)) == ["At a glance", "bench-x", "Other runs", "Notes"]
     other = sections(md)["Other runs"]
     intro = other.split("\n\n")[1]
     shared = "per_sample missingness, missing both (both_ratio 0.5), dirichlet(alpha=0.5), 5 clients, all per round"
@@ -157,13 +175,13 @@ def test_one_section_per_sweep_stating_shared_and_varying_settings(md):
     assert "Varies: `method.name`." in sections(md)["bench-x"]
 
 
-def test_at_a_glance_cells_match_hand_computed_mean_std(md):
+def test_at_a_glance_cells_are_the_mean_and_its_bootstrap_ci(md):
     header, rows = table(sections(md)["Other runs"])
     assert header == ["accuracy, final as_train", "both@0.3", "both@0.7"]
-    assert hand_cell([0.69, 0.71, 0.73]) == "71.0 ± 2.0"  # the stale 0.10 run is not averaged in
-    assert hand_cell([0.74, 0.78]) == "76.0 ± 2.8"
-    # 76.0 - 71.0 = 5.0 > the runner-up's std 2.0: bold; 80.0 has no peer: never bold
-    assert rows == {"fedavg": ["80.0", "71.0 ± 2.0"], "fedprime": ["–", "**76.0 ± 2.8**"]}
+    assert glance_cell([0.69, 0.71, 0.73]).startswith("71.0 [")  # the stale 0.30 run is not averaged in
+    # fedprime - fedavg on seeds 0 and 1: +5.0 and +7.0, both above zero: bold; 80.0 has one seed: no CI
+    assert rows == {"fedavg": ["80.0", glance_cell([0.69, 0.71, 0.73])],
+                    "fedprime": ["–", f"**{glance_cell([0.74, 0.78])}**"]}
 
 
 def test_detail_table_has_every_condition_and_the_extra_measures(md):
@@ -181,24 +199,24 @@ def test_detail_table_has_every_condition_and_the_extra_measures(md):
     assert at_07[1][-1] == "2"
 
 
-def test_bold_rule_on_hand_built_seed_statistics():
-    inside = [Stat((70.0, 74.0)), Stat((69.0, 71.0, 73.0))]  # 72.0 vs 71.0 ± 2.0: a lead of 1.0 < 2.0
-    ahead = [Stat((75.0, 77.0)), Stat((69.0, 71.0, 73.0))]  # 76.0 vs 71.0 ± 2.0: a lead of 5.0 > 2.0
-    assert best_index(inside) is None
-    assert best_index(ahead) == 0
-    assert best_index([Stat((90.0,)), Stat((69.0, 71.0, 73.0))]) is None  # the best has one seed
-    assert best_index([Stat((90.0, 91.0)), Stat((50.0,))]) is None  # the runner-up has one seed: no std
-    assert best_index([Stat((60.0, 62.0)), Stat((60.0, 62.0))]) is None  # a tie
-    assert best_index([None, Stat((), diverged=2), Stat((70.0, 72.0))]) is None  # no peer left
+def test_bold_rule_is_a_paired_ci_above_zero():
+    assert ahead((0.1, 3.0))
+    assert not ahead((-0.1, 3.0)) and not ahead((0.0, 3.0)) and not ahead((-3.0, -0.1))  # below zero: not "ahead"
+    assert not ahead(None)  # fewer than two paired seeds: no CI
 
 
-def test_bold_in_the_board_only_outside_the_noise():
-    inside = [rec("a", "text", 0.5, s, v) for s, v in enumerate([0.70, 0.74])]
-    inside += [rec("b", "text", 0.5, s, v) for s, v in enumerate([0.69, 0.71, 0.73])]
-    md = render_leaderboard(inside, dataset="emoji", command=COMMAND)
+def test_nothing_is_bold_without_a_reference_or_with_one_seed():
+    runs = [rec("a", "text", 0.5, s, v) for s, v in enumerate([0.80, 0.84])]
+    runs += [rec("b", "text", 0.5, s, v) for s, v in enumerate([0.69, 0.71, 0.73])]
+    runs += [rec("c", "text", 0.5, 0, 0.95)]  # far ahead, one seed
+    for references in (None, {"Other runs": "missing-method"}):
+        md = render_leaderboard(runs, dataset="emoji", command=COMMAND, references=references)
+        _, rows = table(sections(md)["Other runs"])
+        assert rows == {"a": [glance_cell([0.80, 0.84])], "b": [glance_cell([0.69, 0.71, 0.73])], "c": ["95.0"]}
+        assert "**" not in md.split("## Other runs", 1)[1].split("## Notes")[0]
+    md = render_leaderboard(runs, dataset="emoji", command=COMMAND, references={"Other runs": "b"})
     _, rows = table(sections(md)["Other runs"])
-    assert rows == {"a": [hand_cell([0.70, 0.74])], "b": [hand_cell([0.69, 0.71, 0.73])]}
-    assert "**" not in md.split("## Other runs", 1)[1]
+    assert rows["a"] == [f"**{glance_cell([0.80, 0.84])}**"] and rows["c"] == ["95.0"]
 
 
 @pytest.mark.parametrize(
@@ -266,10 +284,12 @@ def diverged_record(method, seed):
 def test_diverged_runs_are_shown_and_never_averaged_in():
     records = [rec("fedavg", "text", 0.7, 0, 0.60), rec("fedavg", "text", 0.7, 1, 0.64), diverged_record("fedavg", 2)]
     records += [diverged_record("fedprox", 0), diverged_record("fedprox", 1)]
-    md = render_leaderboard(records, dataset="emoji", command=COMMAND)
-    assert hand_cell([0.60, 0.64], diverged=1) == "62.0 ± 2.8 (1 diverged)"
+    md = render_leaderboard(records, dataset="emoji", command=COMMAND, references={"Other runs": "fedavg"})
+    assert glance_cell([0.60, 0.64], diverged=1).endswith("] (1 diverged)")
     _, rows = table(sections(md)["Other runs"])
-    assert rows == {"fedavg": ["62.0 ± 2.8 (1 diverged)"], "fedprox": ["diverged"]}
+    assert rows == {"fedavg": [glance_cell([0.60, 0.64], diverged=1)], "fedprox": ["diverged"]}
+    _, paired = table(sections(md)["Other runs"], "Compared with fedavg")
+    assert paired["fedprox"][:4] == ["–", "–", "–", "0"]  # a diverged run pairs with nothing
     header, detail = table(sections(md)["Other runs"], "Missing text at rate 0.7")
     # the detail table says how many diverged once per row, in the seeds column
     assert detail["fedavg"][header.index("complete") - 1] == hand_cell([0.65, 0.69])
@@ -283,7 +303,7 @@ def test_write_leaderboard_with_diverged_records_written_as_strict_json(tmp_path
     for r in [rec("fedavg", "text", 0.7, 0, 0.60), rec("fedavg", "text", 0.7, 1, 0.64), diverged_record("fedavg", 2)]:
         write_record(results, r)
     text = write_leaderboard(results, out, "emoji", COMMAND).read_text()
-    assert "62.0 ± 2.8 (1 diverged)" in text
+    assert glance_cell([0.60, 0.64], diverged=1) in text
     assert (out / "emoji.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -307,15 +327,19 @@ def test_malformed_record_is_skipped_with_a_warning_naming_its_file(tmp_path, br
     assert rows == {"fedavg": ["60.0"]}
 
 
-def test_notes_once_and_only_for_methods_on_the_board():
+def test_every_method_on_the_board_has_its_own_full_note():
+    """A note is never replaced by a pointer to another: methods sharing a text (FedMVP and
+    fedmvp-fedavg share one) or extending one (an ablation) each show theirs in full."""
     base = "Retrieval is per sample; the inter pool is matched with the PFPT matcher before averaging."
-    notes = {"fedavg": "plain FedAvg", "fedprime": base, "fed-inter": "One pool. " + base, "local": "alone"}
-    records = [rec("fedavg", "text", 0.7, 0, 0.5), rec("fedprime", "text", 0.7, 0, 0.5), rec("fed-inter", "text", 0.7, 0, 0.5)]
-    md = render_leaderboard(records, dataset="emoji", command=COMMAND, method_notes=notes)
-    notes_text = sections(md)["Notes"]
-    assert md.count(base) == 1
-    assert "- **fed-inter**: One pool. Otherwise as **fedprime**." in notes_text
-    assert "- **fedavg**: plain FedAvg" in notes_text and "local" not in notes_text
+    shared = "A network trained on completed modalities, aggregated by CKA (fedmvp-fedavg: by sample counts)."
+    notes = {"fedavg": "plain FedAvg", "fedprime": base, "fed-inter": "One pool. " + base, "local": "alone",
+             "fedmvp": shared, "fedmvp-fedavg": shared}
+    methods = ["fedavg", "fedprime", "fed-inter", "fedmvp", "fedmvp-fedavg"]
+    md = render_leaderboard([rec(m, "text", 0.7, 0, 0.5) for m in methods], dataset="emoji", command=COMMAND,
+                            method_notes=notes)
+    lines = [ln for ln in sections(md)["Notes"].splitlines() if ln.startswith("- **")]
+    assert lines == [f"- **{m}**: {notes[m]}" for m in sorted(methods)]
+    assert "Otherwise as" not in md and "local" not in sections(md)["Notes"]
 
 
 def test_other_primary_metric_is_used_and_mixing_is_rejected():
@@ -337,7 +361,10 @@ def test_committed_records_from_git_make_a_short_board(tmp_path):
 
     notes = {m: get_method(m).notes or get_method(m).description for m in available()}
     commands = "\n".join(sorted({r["config"]["tracking"]["command"] for r in records}))
-    md = render_leaderboard(records, dataset="emoji", command=commands, method_notes=notes)
+    from fedbench.methods.registry import plan_headlines, plan_references
+
+    md = render_leaderboard(records, dataset="emoji", command=commands, method_notes=notes, headlines=plan_headlines(),
+                            references=plan_references())
     # the board grows with what it shows, not with the number of runs (seeds and duplicates fold
     # into cells): a fixed head and notes, and per (plan, method, setting) cell its at-a-glance
     # entry, its detail row and a share of the tables' heads: under about 4 lines per cell
@@ -350,14 +377,14 @@ def test_committed_records_from_git_make_a_short_board(tmp_path):
     for method in notes:
         assert md.count(f"- **{method}**:") == (method in shown)
     assert md.count(notes["fedprime"]) == 1
-    assert list(sections(md))[:-1] == sorted({r["sweep"] for r in records})
+    assert list(sections(md))[1:-1] == sorted({r["sweep"] for r in records})
     # one cell checked against the raw numbers: fedavg, first sweep's lowest rate, final as_train
     sweep = sorted({r["sweep"] for r in records})[0]
     mine = [r for r in records if r["sweep"] == sweep and r["method"] == "fedavg"]
     low = min(r["missing"]["rate"] for r in mine)
     values = [r["final"]["as_train"][r["metric"]] for r in mine if r["missing"]["rate"] == low]
     _, rows = table(sections(md)[sweep])
-    assert rows["fedavg"][0].strip("*") == hand_cell(values)
+    assert rows["fedavg"][0].strip("*") == glance_cell(values)
 
 
 def test_write_leaderboard_writes_markdown_and_valid_png(tmp_path):
@@ -400,7 +427,7 @@ def test_shared_settings_name_the_precision_the_runs_had():
     assert "`train.precision`" in md.split("\n\n")[1]  # now it varies
     header, rows = table(md)
     assert header[1:] == ["text@0.5, precision=32-true", "text@0.5, precision=bf16-mixed"]
-    assert rows["fedavg"] == [hand_cell([0.9]), hand_cell([0.6, 0.6])]
+    assert rows["fedavg"] == [glance_cell([0.9]), glance_cell([0.6, 0.6])]
 
 
 def test_shared_line_names_every_field_set_away_from_the_defaults():

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 from fixtures import hashed
-from test_leaderboard import COMMAND, hand_cell, rec, sections, table, table_rows
+from test_leaderboard import COMMAND, glance_cell, hand_cell, rec, sections, table, table_rows
 
 from fedbench.cli import main
 from fedbench.data.registry import DATASETS
@@ -52,7 +52,7 @@ def test_setting_labels_show_only_the_options_their_partitioner_reads():
         "text@1, partition=dirichlet, alpha=0.5",
         "text@1, partition=imbalanced, n_dominant=5",  # its alpha (0.5, unused) is not shown
     ]
-    assert rows["ppt"] == ["40.0", hand_cell([0.50, 0.54]), "45.0"]
+    assert rows["ppt"] == ["40.0", glance_cell([0.50, 0.54]), "45.0"]
     for title in ("Missing text, partition=imbalanced, n_dominant=5 at rate 1", "Missing text, partition=dirichlet, alpha=0.5 at rate 1"):
         assert f"\n### {title}\n" in md
     assert "n_dominant=none" not in md and "imbalanced, alpha" not in md

@@ -30,6 +30,9 @@ class BenchPlan:
     tables: dict[str, PaperTable] = field(default_factory=dict)  # dataset -> the paper's table on it
     # the test condition of the board's at-a-glance table (FedMVP's paper tests on complete data)
     headline: str = "as_train"
+    # the baseline every method of the plan is compared with on the board (paired differences, bold):
+    # the plan's FedAvg variant (FedPrime's FedAvg-P and MAP's are fedavg, PPT's FedAvg-PT fedavg-pt)
+    reference: str = "fedavg"
 
 
 ANY_METHOD = "*"  # PaperTable.per_method key: options for every method of the table that has them
@@ -133,16 +136,23 @@ def table_sweep(method: str, dataset: str) -> str:
     return f"table-{method}-{dataset}"
 
 
+def plan_sections(method: str, profiles=("quick", "full")) -> list[str]:
+    """The board sections (sweep names) that ``method``'s plan writes: its bench profiles and its paper tables."""
+    plan = get_method(method).plan
+    return [*(bench_sweep(method, p) for p in profiles), *(table_sweep(method, d) for d in plan.tables)]
+
+
 def plan_headlines(profiles=("quick", "full")) -> dict[str, str]:
     """Board section -> the test condition of its at-a-glance table, for the plans that name one
     other than ``as_train`` (``BenchPlan.headline``)."""
-    out = {}
-    for method in available():
-        plan = get_method(method).plan
-        if plan.headline != "as_train":
-            out.update({bench_sweep(method, p): plan.headline for p in profiles})
-            out.update({table_sweep(method, d): plan.headline for d in plan.tables})
-    return out
+    return {section: get_method(method).plan.headline for method in available()
+            if get_method(method).plan.headline != "as_train" for section in plan_sections(method, profiles)}
+
+
+def plan_references(profiles=("quick", "full")) -> dict[str, str]:
+    """Board section -> the baseline its methods are compared with (``BenchPlan.reference``)."""
+    return {section: get_method(method).plan.reference for method in available()
+            for section in plan_sections(method, profiles)}
 
 
 def available() -> list[str]:

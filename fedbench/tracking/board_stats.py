@@ -2,9 +2,14 @@
 
 A cell summarises the runs of one method at one setting, one per seed. Diverged runs are counted,
 never averaged in: a NaN would poison the mean, and a run that blew up is not a low score but no
-score. Bold claims "this method is ahead", so it is only given where the lead is larger than the
-noise between seeds: the best mean must beat the runner-up's mean by more than the runner-up's
-sample std, and a cell with a single seed (whose std is undefined) is never bold.
+score. A cell's spread is its 95% bootstrap CI over seeds (the at-a-glance table) or its sample std
+(the detail tables); one seed has neither.
+
+Bold claims "this method is ahead", and on a board every method is compared with its plan's
+reference baseline (:mod:`~fedbench.tracking.board_paired`), so bold means exactly that: the 95%
+bootstrap CI of the method's paired difference to the reference (same seeds, same setting) lies
+above zero (:func:`ahead`). A lead inside the noise, a cell from one seed and the reference itself
+are never bold.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedbench.tracking.records import is_diverged
+from fedbench.tracking.seed_stats import CI_LABEL, bootstrap_ci
 
-__all__ = ["BOLD_RULE", "DASH", "Stat", "best_index", "cell_text", "collect", "table_head", "table_row"]
+__all__ = ["BOLD_RULE", "DASH", "Stat", "ahead", "cell_text", "collect", "table_head", "table_row"]
 
 DASH = "–"
 BOLD_RULE = (
-    "**bold** = the best mean is ahead of the runner-up by more than the runner-up's std over seeds "
-    "(never with a single seed)"
+    f"**bold** = ahead of the section's reference baseline: the bootstrap {CI_LABEL} of the method's paired "
+    "difference to the reference (same seeds, same setting, same column) lies above zero; never the "
+    "reference itself, never a cell with fewer than 2 paired seeds"
 )
 
 
@@ -46,13 +53,22 @@ class Stat:
         """Sample std (ddof=1); None with fewer than two seeds, where it is undefined (not 0)."""
         return statistics.stdev(self.values) if len(self.values) > 1 else None
 
-    def text(self, with_std: bool = True, digits: int = 1) -> str:
-        """``62.1 ± 0.3``, ``62.1`` (one seed), ``diverged``, or ``62.1 ± 0.3 (1 diverged)``."""
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        """95% bootstrap CI of the mean over seeds (:func:`~fedbench.tracking.seed_stats.bootstrap_ci`);
+        None with fewer than two seeds."""
+        return bootstrap_ci([self.values])
+
+    def text(self, spread: str | None = "std", digits: int = 1) -> str:
+        """``62.1 ± 0.3`` (``spread="std"``), ``62.1 [61.9, 62.3]`` (``"ci"``), ``62.1`` (one seed or
+        ``None``), ``diverged``, or any of these with `` (1 diverged)``."""
         if not self.values:
             return "diverged" if self.diverged else DASH
         body = f"{self.mean:.{digits}f}"
-        if with_std and self.std is not None:
+        if spread == "std" and self.std is not None:
             body += f" ± {self.std:.{digits}f}"
+        elif spread == "ci" and (ci := self.ci) is not None:
+            body += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
         return body + (f" ({self.diverged} diverged)" if self.diverged else "")
 
 
@@ -78,32 +94,19 @@ def collect(runs: Iterable[dict[str, Any]], value_of: Callable[[dict[str, Any]],
     return Stat(tuple(values), diverged)
 
 
-def best_index(stats: list[Stat | None]) -> int | None:
-    """Index of the cell to bold among ``stats`` (cells compared with each other), or None.
-
-    The best mean is bold only when it exceeds the runner-up's mean by more than the runner-up's
-    sample std, and both have at least two seeds. Ties and lone cells are never bold.
-    """
-    ranked = sorted(
-        ((s.mean, i) for i, s in enumerate(stats) if s is not None and s.mean is not None),
-        reverse=True,
-    )
-    if len(ranked) < 2:
-        return None
-    (best_mean, best), (runner_mean, runner) = ranked[0], ranked[1]
-    best_std, runner_std = stats[best].std, stats[runner].std  # type: ignore[union-attr]
-    if best_std is None or runner_std is None:
-        return None
-    return best if best_mean - runner_mean > runner_std else None
+def ahead(ci: tuple[float, float] | None) -> bool:
+    """The bold rule: a paired difference's CI (None: fewer than two paired seeds) lies above zero."""
+    return ci is not None and ci[0] > 0
 
 
-def cell_text(stat: Stat | None, bold: bool, with_std: bool = True, said_diverged: int = 0) -> str:
-    """A cell's markdown; ``said_diverged`` diverged runs are already counted elsewhere on the row."""
+def cell_text(stat: Stat | None, bold: bool, spread: str | None = "std", said_diverged: int = 0) -> str:
+    """A cell's markdown (``spread`` as in :meth:`Stat.text`); ``said_diverged`` diverged runs are
+    already counted elsewhere on the row."""
     if stat is None:
         return DASH
     if stat.values and stat.diverged == said_diverged:
         stat = Stat(stat.values)
-    text = stat.text(with_std=with_std)
+    text = stat.text(spread)
     return f"**{text}**" if bold else text
 
 

@@ -10,8 +10,15 @@ paper's table: the headline first, then the detail.
   (or the condition the plan's paper reports: FedMVP's ``complete``, ``BenchPlan.headline``).
 - One detail table per setting group (e.g. per missing type): every test condition, the
   validation-selected round (never a round picked on test), personalized score, upload per round.
-- Cells are ``mean ± std`` over seeds; bold only where the lead is larger than the noise
-  (:func:`~fedbench.tracking.board_stats.best_index`); diverged runs are counted, never averaged.
+- At a glance, cells are the mean and its 95% bootstrap CI over seeds; in the detail tables, mean ±
+  std. Every method is compared with the section's reference baseline (``BenchPlan.reference``, the
+  plan's FedAvg variant) on the same seeds and settings: paired difference, CI, probability of
+  improvement, the minimum detectable difference, and a ranking with a critical-difference diagram
+  (:mod:`~fedbench.tracking.board_paired`, :mod:`~fedbench.tracking.board_ranks`). Bold only where
+  the paired CI lies above zero (:func:`~fedbench.tracking.board_stats.ahead`). Diverged runs are
+  counted, never averaged.
+- On top, a summary across plans; at the end, one full note per method on the board
+  (:mod:`~fedbench.tracking.board_summary`).
 - Where a section's runs log them: completion-quality columns, the pool size per round (table and
   plot), see :mod:`~fedbench.tracking.board_extras`; and the paper's number beside fedbench's
   where a paper reports the same method in the same setting (:mod:`~fedbench.tracking.paper_numbers`).
@@ -30,7 +37,6 @@ from fedbench.batch import CONDITION_HELP, TEST_CONDITIONS
 from fedbench.errors import DataError
 from fedbench.tracking.board_defaults import method_option_notes, unusual_shared
 from fedbench.tracking.board_extras import COMPLETION_HELP, completion_columns, pool_block
-from fedbench.tracking.board_foreign import TITLE as FOREIGN_TITLE
 from fedbench.tracking.board_foreign import foreign_block
 from fedbench.tracking.board_model import (
     Section,
@@ -41,14 +47,16 @@ from fedbench.tracking.board_model import (
     primary_metric,
     valid_runs,
 )
-from fedbench.tracking.board_stats import (
-    BOLD_RULE,
-    DASH,
-    best_index,
-    cell_text,
-    collect,
-    table_head,
-    table_row,
+from fedbench.tracking.board_paired import ahead_at, comparison_block, paired_all, seed_count
+from fedbench.tracking.board_ranks import cd_plot_name, rank_section
+from fedbench.tracking.board_stats import BOLD_RULE, DASH, cell_text, collect, table_head, table_row
+from fedbench.tracking.board_summary import (
+    STATISTICS_HELP,
+    PlanResult,
+    not_counted,
+    notes_block,
+    provenance_lines,
+    summary_block,
 )
 from fedbench.tracking.paper_numbers import PaperNumber, load_paper_numbers, paper_block
 from fedbench.tracking.record_file import Foreign, read_records
@@ -78,15 +86,19 @@ def render_leaderboard(
     foreign: list[Foreign] | None = None,
     skipped_files: int = 0,
     headlines: dict[str, str] | None = None,
+    references: dict[str, str] | None = None,
+    cd_plots: dict[str, Path] | None = None,
 ) -> str:
     """Render the markdown leaderboard of ``dataset`` from ``records`` (other datasets ignored).
 
     ``command`` (one or more lines) is shown with the commands stored in the records
     (``config.tracking.command``, one per section) as the way to regenerate the board.
     ``plot_path`` and ``pool_plot_path`` are written verbatim as image links, so pass them relative
-    to the markdown file. ``paper_numbers`` are shown beside the runs they match. ``headlines``:
-    section (sweep) name -> the test condition of its at-a-glance table (default ``as_train``).
-    Duplicate runs are collapsed to the newest (see :func:`~fedbench.tracking.records.dedupe_records`);
+    to the markdown file, as the values of ``cd_plots`` (section name -> its critical-difference
+    diagram). ``paper_numbers`` are shown beside the runs they match. ``headlines``: section (sweep)
+    name -> the test condition of its at-a-glance table (default ``as_train``); ``references``:
+    section name -> the baseline its methods are compared with (none: no paired statistics, nothing
+    bold). Duplicate runs are collapsed to the newest (see :func:`~fedbench.tracking.records.dedupe_records`);
     invalid records are skipped with a warning. ``records`` are the caller's own runs; ``foreign``
     (valid records not produced here) are only listed in their own last section, and
     ``skipped_files`` (invalid files the caller already skipped) is counted in the header.
@@ -99,13 +111,15 @@ def render_leaderboard(
     out += ["_Generated from the run records in `results/`; never edit by hand. Regenerate with:_", ""]
     out += ["```bash", *dict.fromkeys(commands), "```", ""]
     if not runs:
-        return "\n".join([*out, *_not_counted(skipped + skipped_files, foreign), "_No runs recorded yet._", "",
+        return "\n".join([*out, *not_counted(skipped + skipped_files, foreign), "_No runs recorded yet._", "",
                           *foreign_block(foreign)])
     metric = primary_metric(runs, dataset)
-    out += _provenance_lines(runs)[:-1] + _not_counted(skipped + skipped_files, foreign)
+    out += provenance_lines(runs)[:-1] + not_counted(skipped + skipped_files, foreign)
     out += [
-        f"{metric} ×100, mean ± std over seeds (sample std); {BOLD_RULE}; `{DASH}` = no run; "
+        f"{metric} ×100; {BOLD_RULE}; `{DASH}` = no run; "
         "`diverged` = a run whose loss or weights became non-finite, never averaged in.",
+        "",
+        STATISTICS_HELP,
         "",
         "Columns: " + "; ".join(f"`{name}`: {text}" for name, text in _column_help(runs)) + ".",
         "",
@@ -113,12 +127,22 @@ def render_leaderboard(
     if plot_path is not None:
         out += [f"![{metric} per setting]({Path(plot_path).as_posix()})", ""]
     pool_link = None if pool_plot_path is None else Path(pool_plot_path).as_posix()
+    body, plans = [], []
     for section in sections:
-        out += _section(section, metric, (headlines or {}).get(section.name, "as_train"))
-        out += pool_block(section, pool_link)
-        out += paper_block(section, paper_numbers or [], dataset, metric)
+        headline = (headlines or {}).get(section.name, "as_train")
+        reference = (references or {}).get(section.name)
+        measure = metric_measure(metric, headline)
+        results = paired_all(section, reference, measure)
+        plans.append(PlanResult(section.name, reference, headline, seed_count(section), results))
+        cd_link = None if section.name not in (cd_plots or {}) else Path(cd_plots[section.name]).as_posix()
+        body += _section(section, metric, headline, reference)
+        body += comparison_block(section, reference, results, rank_section(section, measure), cd_link)
+        body += _details(section, metric, reference)
+        body += pool_block(section, pool_link)
+        body += paper_block(section, paper_numbers or [], dataset, metric)
     shown = sorted({str(r.get("method")) for r in runs})
-    return "\n".join([*out, *_notes(shown, method_notes or {}), *foreign_block(foreign)])
+    return "\n".join([*out, *summary_block(plans), *body, *notes_block(shown, method_notes or {}),
+                      *foreign_block(foreign)])
 
 
 def write_leaderboard(
@@ -129,16 +153,20 @@ def write_leaderboard(
     method_notes: dict[str, str] | None = None,
     paper_numbers: Path | None = None,
     headlines: dict[str, str] | None = None,
+    references: dict[str, str] | None = None,
 ) -> Path:
     """Regenerate ``out_dir/<dataset>.md`` and ``out_dir/<dataset>.png`` from ``results_dir`` only,
     with ``out_dir/<dataset>_pool.png`` when runs log a pool size per round (a stale one is removed
-    when none do) and the papers' numbers from the file ``paper_numbers`` (default
-    :data:`~fedbench.tracking.paper_numbers.PAPER_NUMBERS`), which is checked before anything is written.
+    when none do), one critical-difference diagram per section that can be ranked,
+    ``out_dir/<dataset>_cd_<section>.png`` (stale ones removed), and the papers' numbers from the
+    file ``paper_numbers`` (default :data:`~fedbench.tracking.paper_numbers.PAPER_NUMBERS`), which is
+    checked before anything is written. ``headlines`` and ``references`` as in :func:`render_leaderboard`.
 
     Files are replaced atomically (mode 0644), so a crash leaves the previous leaderboard
     readable. A malformed record is skipped with one warning naming its file. Returns the markdown path.
     """
     from fedbench.tracking.plots import (  # matplotlib only when plotting
+        plot_cd_diagrams,
         plot_metric_vs_rate,
         plot_round_series,
     )
@@ -156,10 +184,14 @@ def write_leaderboard(
     pool = plot_round_series(records, out_dir / f"{dataset}_pool.png", dataset)
     if pool is None:
         (out_dir / f"{dataset}_pool.png").unlink(missing_ok=True)  # no run logs a pool size any more
+    cd_plots = plot_cd_diagrams(records, out_dir, dataset, headlines)
+    for stale in set(out_dir.glob(cd_plot_name(dataset, None))) - set(cd_plots.values()):
+        stale.unlink()
     text = render_leaderboard(
         records, dataset=dataset, command=command, method_notes=method_notes, plot_path=Path(png.name),
         pool_plot_path=None if pool is None else Path(pool.name), paper_numbers=numbers,
-        foreign=found.foreign, skipped_files=len(found.skipped), headlines=headlines,
+        foreign=found.foreign, skipped_files=len(found.skipped), headlines=headlines, references=references,
+        cd_plots={name: Path(path.name) for name, path in cd_plots.items()},
     )
     return atomic_write_text(out_dir / f"{dataset}.md", text)
 
@@ -171,37 +203,8 @@ def _column_help(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [*CONDITION_HELP.items(), *COLUMN_HELP.items(), *extra]
 
 
-def _provenance_lines(runs: list[dict[str, Any]]) -> list[str]:
-    commits = sorted({str(r.get("git_commit", "unknown")) for r in runs})
-    seeds = sorted({r.get("seed") for r in runs}, key=str)
-    rates = sorted({float(r["majority_rate"]) for r in runs if r.get("majority_rate") is not None})
-    majority = DASH if not rates else f"{100 * rates[0]:.1f}"
-    if len(rates) > 1:
-        majority += f"–{100 * rates[-1]:.1f} (differs between runs)"
-    diverged = sum(is_diverged(r) for r in runs)
-    return [
-        f"- Runs: {len(runs)} (after keeping the newest of duplicate runs), {diverged} diverged; "
-        f"seeds: {', '.join(str(s) for s in seeds)}; "
-        f"majority-class rate: {majority} (always predicting the most frequent class)",
-        f"- Git commit(s): {', '.join(f'`{c}`' for c in commits)}",
-        "",
-    ]
-
-
-def _not_counted(skipped: int, foreign: list[Foreign]) -> list[str]:
-    """The header line that says which records the board leaves out, and where they went."""
-    if not skipped and not foreign:
-        return [""]
-    parts = []
-    if skipped:
-        parts.append(f"{skipped} invalid record{'s' if skipped != 1 else ''} skipped (each named in a warning)")
-    if foreign:
-        parts.append(f"{len(foreign)} record{'s' if len(foreign) != 1 else ''} not produced here "
-                     f"(listed under \"{FOREIGN_TITLE}\", never averaged in)")
-    return [f"- Not counted: {'; '.join(parts)}", ""]
-
-
-def _section(section: Section, metric: str, headline: str = "as_train") -> list[str]:
+def _section(section: Section, metric: str, headline: str, reference: str | None) -> list[str]:
+    """The section's heading, what its runs share, and its at-a-glance table (mean [95% CI])."""
     varies = [p for p in section.varying if p != "seed"]
     shared = [t for t in (section.shared_text(), *(f"`{p}`" for p in unusual_shared(section))) if t]
     intro = [f"Shared: {', '.join(shared) or 'nothing'}."]
@@ -215,18 +218,20 @@ def _section(section: Section, metric: str, headline: str = "as_train") -> list[
 
     measure = metric_measure(metric, headline)
     header = [f"{metric}, final {headline}", *(s.label for s in section.settings)]
-    stats = {(m, s): collect(section.cells.get((m, s), []), measure) for m in section.methods for s in section.settings}
-    bold = {s: best_index([stats[m, s] for m in section.methods]) for s in section.settings}
+    bold = {s: ahead_at(section, reference, measure, s) for s in section.settings}
     out += table_head(header)
-    for i, method in enumerate(section.methods):
-        out.append(table_row([method, *(cell_text(stats[method, s], bold[s] == i) for s in section.settings)]))
-    out.append("")
-    for title, settings in section.groups():
-        out += _detail(section, title, settings, metric)
-    return out
+    for method in section.methods:
+        cells = [cell_text(collect(section.cells.get((method, s), []), measure), method in bold[s], "ci")
+                 for s in section.settings]
+        out.append(table_row([method, *cells]))
+    return [*out, ""]
 
 
-def _detail(section: Section, title: str, settings: list[Setting], metric: str) -> list[str]:
+def _details(section: Section, metric: str, reference: str | None) -> list[str]:
+    return [line for title, settings in section.groups() for line in _detail(section, title, settings, metric, reference)]
+
+
+def _detail(section: Section, title: str, settings: list[Setting], metric: str, reference: str | None) -> list[str]:
     """Rows = (rate, method) present in the group; columns = test conditions and the extra measures."""
     rows = [(s, m) for s in settings for m in section.methods if (m, s) in section.cells]
     runs = [r for s, m in rows for r in section.cells[m, s]]
@@ -237,20 +242,14 @@ def _detail(section: Section, title: str, settings: list[Setting], metric: str) 
     out = [f"### {title}", ""]
     out += table_head([*(["rate"] if by_rate else []), "method", *(name for name, _ in columns), SEEDS])
     stats = {(s, m, name): collect(section.cells[m, s], value) for s, m in rows for name, value in columns}
-    bold: dict[tuple[Setting, str], str] = {}
-    for name, _ in columns:
-        if name == UPLOAD or name in COMPLETION_HELP:
-            continue  # fewer bytes is not "ahead"; completion quality describes the input, not the result
-        for setting in settings:
-            peers = [m for s, m in rows if s == setting]
-            best = best_index([stats[setting, m, name] for m in peers])
-            if best is not None:
-                bold[setting, name] = peers[best]
+    # fewer bytes is not "ahead"; completion quality describes the input, not the result
+    bold = {(s, name): ahead_at(section, reference, value, s) for name, value in columns
+            if name != UPLOAD and name not in COMPLETION_HELP for s in settings}
     for setting, method in rows:
         runs = section.cells[method, setting]
         diverged = sum(is_diverged(r) for r in runs)  # said once, in the seeds column
-        cells = [cell_text(stats[setting, method, name], bold.get((setting, name)) == method, name != UPLOAD, diverged)
-                 for name, _ in columns]
+        cells = [cell_text(stats[setting, method, name], method in bold.get((setting, name), ()),
+                           "std" if name != UPLOAD else None, diverged) for name, _ in columns]
         lead = [f"{setting.rate:g}" if setting.rate is not None else setting.label] if by_rate else []
         seeds = f"{len(runs) - diverged} + {diverged} diverged" if diverged else str(len(runs))
         out.append(table_row([*lead, method, *cells, seeds]))
@@ -269,17 +268,3 @@ def _columns(runs: list[dict[str, Any]], metric: str) -> list[Column]:
         *completion_columns(runs),
     ]
     return columns + [(name, value) for name, value in extras if any(value(r) is not None for r in runs)]
-
-
-def _notes(shown: list[str], notes: dict[str, str]) -> list[str]:
-    """One note per method on the board; a note that repeats another shown note says so instead."""
-    kept = {m: notes[m].strip() for m in shown if notes.get(m, "").strip()}
-    if not kept:
-        return []
-    out = ["## Notes", ""]
-    for method, note in kept.items():
-        for other, text in kept.items():
-            if other != method and len(text) >= 40 and text in note:
-                note = note.replace(text, f"Otherwise as **{other}**.").strip()
-        out.append(f"- **{method}**: {note}")
-    return [*out, ""]

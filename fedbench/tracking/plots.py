@@ -1,5 +1,6 @@
-"""Leaderboard figures: the at-a-glance numbers, one panel per section (bench plan), and a value
-logged per round (PPT's pool size) for the sections whose runs log it.
+"""Leaderboard figures: the at-a-glance numbers, one panel per section (bench plan), a value
+logged per round (PPT's pool size) for the sections whose runs log it, and one critical-difference
+diagram per section that can be ranked (drawn by scikit-posthocs on an axes of ours).
 
 Each panel shows the final ``as_train`` primary metric (×100) of every method at every setting of
 its section, at the seed mean with ±1 sample-std error bars. Where the settings differ only in the
@@ -20,10 +21,12 @@ from typing import Any
 
 from fedbench.tracking.board_extras import POOL_KEY, round_series
 from fedbench.tracking.board_model import Section, board_runs, build_sections, metric_measure, primary_metric
+from fedbench.tracking.board_ranks import Ranking, cd_plot_name, rank_section
 from fedbench.tracking.board_stats import collect
 from fedbench.tracking.records import atomic_write
+from fedbench.tracking.seed_stats import ALPHA
 
-__all__ = ["plot_metric_vs_rate", "plot_round_series"]
+__all__ = ["plot_cd_diagram", "plot_cd_diagrams", "plot_metric_vs_rate", "plot_round_series"]
 
 
 def plot_metric_vs_rate(records: list[dict[str, Any]], path: Path, dataset: str) -> Path:
@@ -79,6 +82,59 @@ def plot_round_series(records: list[dict[str, Any]], path: Path, dataset: str, k
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle(f"{dataset}: {key.replace('_', ' ')} per round (mean over seeds)")
+    return _save(fig, path)
+
+
+def plot_cd_diagrams(records: list[dict[str, Any]], out_dir: Path, dataset: str,
+                     headlines: dict[str, str] | None = None) -> dict[str, Path]:
+    """Draw the critical-difference diagram of every section of ``dataset`` whose ranking has a
+    rank test (two methods scored at two settings or more), on its at-a-glance measure
+    (``headlines``: section -> test condition, default ``as_train``). Returns {section name: path}."""
+    runs = board_runs(records, dataset)
+    if not runs:
+        return {}
+    metric = primary_metric(runs, dataset)
+    written = {}
+    for section in build_sections(runs):
+        headline = (headlines or {}).get(section.name, "as_train")
+        ranking = rank_section(section, metric_measure(metric, headline))
+        if ranking is not None and ranking.cd is not None:
+            title = f"{section.name}: mean rank over {ranking.blocks} settings ({metric}, final {headline})"
+            written[section.name] = plot_cd_diagram(ranking, Path(out_dir) / cd_plot_name(dataset, section.name), title)
+    return written
+
+
+def plot_cd_diagram(ranking: Ranking, path: Path, title: str) -> Path:
+    """Save ``ranking``'s critical-difference diagram: mean ranks on an axis (1 = best, left), bars
+    joining the methods Nemenyi's test cannot tell apart, and the critical difference above."""
+    import pandas as pd
+    import scikit_posthocs
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    assert ranking.nemenyi_p is not None and ranking.cd is not None, "a ranking without a rank test has no diagram"
+    names = list(ranking.methods)
+    fig = Figure(figsize=(7.0, 1.4 + 0.3 * len(names)), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    artists = scikit_posthocs.critical_difference_diagram(
+        dict(zip(names, ranking.mean_ranks, strict=True)), pd.DataFrame(ranking.nemenyi_p, index=names, columns=names),
+        ax=ax, alpha=ALPHA, label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
+        color_palette={n: f"C{i % 10}" for i, n in enumerate(names)},
+    )
+    for bar in (line for lines in artists["crossbars"] for line in lines):
+        # a crossbar visits its methods in set order, which changes with the hash seed, and so would
+        # the PNG's bytes: draw it left to right
+        xs, ys = bar.get_data()
+        bar.set_data(sorted(xs), ys)
+    # the critical difference as a bar above the rank axis's labels, from the best rank
+    start = min(ranking.mean_ranks)
+    ax.plot([start, start + ranking.cd], [1.4, 1.4], color="k", linewidth=2)
+    ax.text(start + ranking.cd / 2, 1.6, f"CD = {ranking.cd:.2f} (Nemenyi, alpha {ALPHA:.2g})", ha="center",
+            va="bottom", fontsize="small")
+    ax.set_ylim(top=2.4)
+    ax.set_xlim(0.9, max(len(names), start + ranking.cd) + 0.1)  # the whole rank scale, 1 to k
+    ax.set_title(title, fontsize="small")
     return _save(fig, path)
 
 

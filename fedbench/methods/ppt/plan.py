@@ -95,6 +95,7 @@ TABLES = {
 PLAN = BenchPlan(
     baselines=("fedavg-pt", "fedprox-pt", "scaffold-pt", "fedopt-pt", "gmm-pt", "pfedpg"),
     ablations=("ppt-official",),
+    reference="fedavg-pt",  # PPT's tables compare with FedAvg-PT
     types=("text",),
     protocol="per_sample",
     tables=TABLES,
