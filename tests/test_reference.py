@@ -5,31 +5,12 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
-import pytest
 from committed import committed_record, committed_record_paths
 from fixtures import hashed
 
 import fedbench.bench as bench_module
-from fedbench.tracking.bootstrap import mean_ci
 from fedbench.tracking.records import write_record
 from fedbench.tracking.reference import cell_of, reference_line
-
-
-def test_bootstrap_ci_of_two_seeds_by_hand():
-    # resampling two values gives means 0.5, 0.6, 0.7 with chances 1/4, 1/2, 1/4: the 2.5% and
-    # 97.5% quantiles of that distribution are the two values themselves
-    mean, lo, hi = mean_ci([0.5, 0.7])
-    assert mean == pytest.approx(0.6) and lo == pytest.approx(0.5) and hi == pytest.approx(0.7)
-
-
-def test_bootstrap_ci_agrees_with_scipy():
-    from scipy.stats import bootstrap
-
-    x = np.array([0.61, 0.58, 0.66, 0.70, 0.55])
-    theirs = bootstrap((x,), np.mean, method="percentile", n_resamples=20_000, random_state=1).confidence_interval
-    _, lo, hi = mean_ci(x)
-    assert lo == pytest.approx(theirs.low, abs=0.004) and hi == pytest.approx(theirs.high, abs=0.004)
 
 
 def _cell(seeds: dict[int, float]) -> list[dict]:

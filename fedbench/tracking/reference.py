@@ -5,7 +5,7 @@ A user's runs go to their own folder (``runs/`` by default), so a fresh clone tr
 finding every cell recorded. Each run is then set beside the reference cell of the same
 configuration (its identity without the seed): **identical** where the reference holds the same
 run (same run id) with the same final metrics, bit for bit; else **within** or **outside** the
-reference's 95% CI of the cell's headline metric over its seeds (a bootstrap over the seeds; with
+reference's 95% CI of the cell's headline metric over its seeds (seed_stats.bootstrap_ci; with
 one reference seed there is no CI and the line says so). Each line names the precision, machine
 and versions of both sides, since those decide whether bit-identity can be expected at all.
 """
@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fedbench.tracking.bootstrap import mean_ci
 from fedbench.tracking.identity import config_hash, record_identity
 from fedbench.tracking.records import is_diverged, load_records, metric_value
+from fedbench.tracking.seed_stats import bootstrap_ci
 
 __all__ = ["cell_of", "compare_with_reference", "reference_line"]
 
@@ -57,7 +57,7 @@ def reference_line(record: dict[str, Any], reference: list[dict[str, Any]]) -> s
     shown = f"{HEADLINE} {metric} {100 * mine:.2f}"
     if len(values) < 2:
         return f"{name}: {shown} vs the reference's single seed {100 * values[0]:.2f}, no CI ({both})"
-    mean, lo, hi = mean_ci(values)
+    mean, (lo, hi) = sum(values) / len(values), bootstrap_ci([values])
     verdict = "within" if lo <= mine <= hi else "outside"
     return (f"{name}: {shown} is {verdict} the reference's 95% CI [{100 * lo:.2f}, {100 * hi:.2f}] "
             f"(mean {100 * mean:.2f} over {len(values)} seeds; {both})")
