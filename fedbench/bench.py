@@ -10,10 +10,17 @@ from fedbench.errors import ConfigError
 from fedbench.sweep import Grid, load_config, run_grid
 
 REPO = Path(__file__).resolve().parent.parent
-USER_RESULTS = "runs"  # a user's own records and boards (ignored by git); results/ and leaderboards/ are the reference
+USER_RESULTS = (
+    "runs"  # a user's own records and boards (ignored by git); results/ and leaderboards/ are the reference
+)
 REFERENCE = "results"
 PROFILES = {
-    "quick": {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1], "workers": 2},
+    "quick": {
+        "config": "experiments/emoji_quick.yaml",
+        "rates": [0.1, 0.5, 0.9],
+        "seeds": [0, 1],
+        "workers": 2,
+    },
     "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
 }
 
@@ -27,13 +34,28 @@ def _repo_file(rel: str, what: str = "the paper's table") -> Path:
     for path in (Path(rel), REPO / rel):
         if path.is_file():
             return path
-    raise ConfigError(f"{what}: {rel} is not in this folder or beside the package; run from the fedbench repository")
+    raise ConfigError(
+        f"{what}: {rel} is not in this folder or beside the package; run from the fedbench repository"
+    )
 
 
 def bench(
-    method: str, profile: str, *, dataset: str | None = None, rates=None, seeds=None, types=None, ablations=False,
-    results: str | None = None, leaderboards: str | None = None, wandb=True, workers: int | None = None,
-    executor: str | None = None, precision: str | None = None, accelerator: str | None = None, smoke: bool = False,
+    method: str,
+    profile: str,
+    *,
+    dataset: str | None = None,
+    rates=None,
+    seeds=None,
+    types=None,
+    ablations=False,
+    results: str | None = None,
+    leaderboards: str | None = None,
+    wandb=True,
+    workers: int | None = None,
+    executor: str | None = None,
+    precision: str | None = None,
+    accelerator: str | None = None,
+    smoke: bool = False,
     cells: str | None = None,
 ) -> list[dict]:
     """Run ``method``'s bench plan on the embedded dataset, or (``dataset`` set to a real one) the
@@ -53,12 +75,38 @@ def bench(
     base = load_config(profile_config(profile))
     methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
     words = ["make", "bench", f"METHOD={method}", f"PROFILE={profile}"]
-    words += [f"{k}={v}" for k, v in (("CELLS", cells), ("EXECUTOR", executor), ("PRECISION", precision),
-                                      ("ACCELERATOR", accelerator)) if v]
+    words += [
+        f"{k}={v}"
+        for k, v in (
+            ("CELLS", cells),
+            ("EXECUTOR", executor),
+            ("PRECISION", precision),
+            ("ACCELERATOR", accelerator),
+        )
+        if v
+    ]
     if dataset is not None and dataset != base.data.dataset:
-        return _paper_table(method, plan, dataset, profile, methods, words, rates=rates, seeds=seeds, types=types,
-                            ablations=ablations, results=results, leaderboards=leaderboards, wandb=wandb, workers=workers,
-                            executor=executor, precision=precision, accelerator=accelerator, smoke=smoke, cells=cells)
+        return _paper_table(
+            method,
+            plan,
+            dataset,
+            profile,
+            methods,
+            words,
+            rates=rates,
+            seeds=seeds,
+            types=types,
+            ablations=ablations,
+            results=results,
+            leaderboards=leaderboards,
+            wandb=wandb,
+            workers=workers,
+            executor=executor,
+            precision=precision,
+            accelerator=accelerator,
+            smoke=smoke,
+            cells=cells,
+        )
     _run_settings(base, executor, precision, accelerator)
     base.missing.protocol = plan.protocol
     base.method.name = method
@@ -66,24 +114,56 @@ def bench(
     for section, values in plan_profile.get("overrides", {}).items():
         for key, value in values.items():
             setattr(getattr(base, section), key, value)
-    axes = {"missing.type": types or list(plan.types), "missing.rate": rates or plan_profile.get("rates", prof["rates"])}
+    axes = {
+        "missing.type": types or list(plan.types),
+        "missing.rate": rates or plan_profile.get("rates", prof["rates"]),
+    }
     axes |= plan_profile.get("axes", {})
-    grid = Grid(methods=methods, seeds=seeds if seeds is not None else plan_profile.get("seeds", prof["seeds"]), axes=axes,
-                per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()})
+    grid = Grid(
+        methods=methods,
+        seeds=seeds if seeds is not None else plan_profile.get("seeds", prof["seeds"]),
+        axes=axes,
+        per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()},
+    )
     reference = REFERENCE  # the committed records the committed boards are made of
     results, leaderboards = results or USER_RESULTS, leaderboards or str(Path(USER_RESULTS) / "leaderboards")
-    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, bench_sweep(method, profile), wandb
+    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = (
+        results,
+        bench_sweep(method, profile),
+        wandb,
+    )
     base.tracking.command = _command(words, rates, seeds, types, ablations)
     if smoke:
         return _smoke(base, grid)
     workers = prof.get("workers", 1) if workers is None else workers
     say_where(results, leaderboards)
-    return _against(reference, run_grid(base, grid, leaderboards=leaderboards, workers=workers, cells=cells or "local"))
+    return _against(
+        reference, run_grid(base, grid, leaderboards=leaderboards, workers=workers, cells=cells or "local")
+    )
 
 
-def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds, types, ablations, results,
-                 leaderboards, wandb, workers, executor=None, precision=None, accelerator=None, smoke=False,
-                 cells=None) -> list[dict]:
+def _paper_table(
+    method,
+    plan,
+    dataset,
+    profile,
+    methods,
+    words,
+    *,
+    rates,
+    seeds,
+    types,
+    ablations,
+    results,
+    leaderboards,
+    wandb,
+    workers,
+    executor=None,
+    precision=None,
+    accelerator=None,
+    smoke=False,
+    cells=None,
+) -> list[dict]:
     """The paper's table of ``method`` on ``dataset``: its experiments/ YAML as the base config, the
     table's axes (RATES / TYPES replace the rate / type axis), results and boards kept per paper."""
     table = plan.tables.get(dataset)
@@ -105,9 +185,15 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
     run_seeds = seeds if seeds is not None else list(table.seeds[:1] if profile == "quick" else table.seeds)
     from fedbench.methods.registry import table_sweep
 
-    reference = base.tracking.results_dir  # the paper's committed records (results/<paper>), where there are any
+    reference = (
+        base.tracking.results_dir
+    )  # the paper's committed records (results/<paper>), where there are any
     results = results or str(Path(USER_RESULTS) / Path(reference).name)
-    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = results, table_sweep(method, dataset), wandb
+    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = (
+        results,
+        table_sweep(method, dataset),
+        wandb,
+    )
     base.tracking.command = _command([*words, f"DATASET={dataset}"], rates, seeds, types, ablations)
     leaderboards = leaderboards or str(Path(results).parent / "leaderboards" / Path(results).name)
     per_method = {m: opts for m in methods if (opts := table.options_for(m, _option_names(m)))}
@@ -115,7 +201,10 @@ def _paper_table(method, plan, dataset, profile, methods, words, *, rates, seeds
     if smoke:
         return _smoke(base, grid)
     say_where(results, leaderboards)
-    return _against(reference, run_grid(base, grid, leaderboards=leaderboards, workers=workers or 1, cells=cells or "local"))
+    return _against(
+        reference,
+        run_grid(base, grid, leaderboards=leaderboards, workers=workers or 1, cells=cells or "local"),
+    )
 
 
 def _against(reference: str, records: list[dict]) -> list[dict]:
@@ -125,7 +214,10 @@ def _against(reference: str, records: list[dict]) -> list[dict]:
 
     from fedbench.tracking.reference import compare_with_reference
 
-    if records and Path(records[0]["config"]["tracking"]["results_dir"]).resolve() != Path(reference).resolve():
+    if (
+        records
+        and Path(records[0]["config"]["tracking"]["results_dir"]).resolve() != Path(reference).resolve()
+    ):
         print(f"against the reference in {reference}:", file=sys.stderr)
         for line in compare_with_reference(records, reference):
             print(f"  {line}", file=sys.stderr, flush=True)
@@ -147,9 +239,17 @@ def say_where(results: str, leaderboards: str) -> None:
     import sys
 
     relative = not Path(results).is_absolute() or not Path(leaderboards).is_absolute()
-    outside = " (in the current folder, which is not the fedbench checkout)" if relative and Path.cwd().resolve() != REPO.resolve() else ""
-    print(f"fedbench bench: records go to {Path(results).absolute()}, boards to {Path(leaderboards).absolute()}{outside}; "
-          "--results and --leaderboards choose others", file=sys.stderr, flush=True)
+    outside = (
+        " (in the current folder, which is not the fedbench checkout)"
+        if relative and Path.cwd().resolve() != REPO.resolve()
+        else ""
+    )
+    print(
+        f"fedbench bench: records go to {Path(results).absolute()}, boards to {Path(leaderboards).absolute()}{outside}; "
+        "--results and --leaderboards choose others",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _smoke(base, grid: Grid) -> list[dict]:
@@ -159,13 +259,22 @@ def _smoke(base, grid: Grid) -> list[dict]:
     from fedbench.federation.loop import run_experiment
     from fedbench.sweep import cell_configs
 
-    first = Grid(methods=grid.methods, seeds=grid.seeds[:1], axes={k: v[:1] for k, v in grid.axes.items()},
-                 per_method=grid.per_method)
+    first = Grid(
+        methods=grid.methods,
+        seeds=grid.seeds[:1],
+        axes={k: v[:1] for k, v in grid.axes.items()},
+        per_method=grid.per_method,
+    )
     reports = []
     for cfg in cell_configs(base, first):
         reports.append(run_experiment(cfg, smoke=True)["smoke"])
-    print("smoke: " + ", ".join(f"{r['method']} {r['status']} ({r['run_s']}s, peak {r['peak_rss_gib']} GiB)" for r in reports),
-          file=sys.stderr)
+    print(
+        "smoke: "
+        + ", ".join(
+            f"{r['method']} {r['status']} ({r['run_s']}s, peak {r['peak_rss_gib']} GiB)" for r in reports
+        ),
+        file=sys.stderr,
+    )
     return reports
 
 

@@ -42,15 +42,22 @@ def cmd_run(argv: list[str]) -> int:
     final = record["final"]
     if record.get("status") == "diverged":
         d = record["diverged"]
-        print(f"{record['method']} seed {record['seed']}: diverged in round {d['round']}"
-              + (f" (client {d['client']})" if d.get("client") is not None else "") + f": {d['what']}; recorded as diverged")
+        print(
+            f"{record['method']} seed {record['seed']}: diverged in round {d['round']}"
+            + (f" (client {d['client']})" if d.get("client") is not None else "")
+            + f": {d['what']}; recorded as diverged"
+        )
         print(f"record: {Path(cfg.tracking.results_dir) / cfg.data.dataset / (record['run_id'] + '.json')}")
         return 0
     from fedbench.batch import TEST_CONDITIONS
 
-    order = [c for c in TEST_CONDITIONS if c in final] + sorted(set(final) - set(TEST_CONDITIONS))  # a stored record's are sorted
-    print(f"{record['method']} seed {record['seed']} {record['missing']['type']}@{record['missing']['rate']}: "
-          + ", ".join(f"{c} {final[c][record['metric']]:.4f}" for c in order))
+    order = [c for c in TEST_CONDITIONS if c in final] + sorted(
+        set(final) - set(TEST_CONDITIONS)
+    )  # a stored record's are sorted
+    print(
+        f"{record['method']} seed {record['seed']} {record['missing']['type']}@{record['missing']['rate']}: "
+        + ", ".join(f"{c} {final[c][record['metric']]:.4f}" for c in order)
+    )
     print(f"record: {Path(cfg.tracking.results_dir) / cfg.data.dataset / (record['run_id'] + '.json')}")
     return 0
 
@@ -62,77 +69,162 @@ def cmd_sweep(argv: list[str]) -> int:
     from fedbench.sweep import Grid, run_grid
 
     p = experiment_parser("fedbench sweep", with_choices=asks_help(argv))
-    p.add_argument("--methods", type=str | None, default=None, help='methods, e.g. "fedavg fedprox" (--method.options apply to each)')
-    p.add_argument("--per_method", type=str | None, default=None, help='options of single methods, e.g. \'{"fedprox": {"mu": 0.5}}\'')
+    p.add_argument(
+        "--methods",
+        type=str | None,
+        default=None,
+        help='methods, e.g. "fedavg fedprox" (--method.options apply to each)',
+    )
+    p.add_argument(
+        "--per_method",
+        type=str | None,
+        default=None,
+        help='options of single methods, e.g. \'{"fedprox": {"mu": 0.5}}\'',
+    )
     p.add_argument("--alphas", type=str | None, default=None, help='Dirichlet alphas, e.g. "0.1 0.5"')
-    p.add_argument("--cells", type=str, default="local",
-                   help="where the cells run: local (this machine, --workers processes) or ray (Ray tasks; a run's "
-                        "clients run where its executor section says)")
-    p.add_argument("--cells_options", type=str | None, default=None,
-                   help='Ray options of --cells ray, e.g. \'{"address": "auto", "gpus_per_actor": 1}\'')
+    p.add_argument(
+        "--cells",
+        type=str,
+        default="local",
+        help="where the cells run: local (this machine, --workers processes) or ray (Ray tasks; a run's "
+        "clients run where its executor section says)",
+    )
+    p.add_argument(
+        "--cells_options",
+        type=str | None,
+        default=None,
+        help='Ray options of --cells ray, e.g. \'{"address": "auto", "gpus_per_actor": 1}\'',
+    )
     grid_arguments(p)
     ns = parse(p, argv)
     cfg = config_from(ns)
     try:
         per_method = json.loads(ns.per_method) if ns.per_method else {}
     except json.JSONDecodeError as err:
-        raise ConfigError(f"--per_method: not JSON ({err.msg}); give e.g. '{{\"fedprox\": {{\"mu\": 0.5}}}}'") from err
+        raise ConfigError(
+            f'--per_method: not JSON ({err.msg}); give e.g. \'{{"fedprox": {{"mu": 0.5}}}}\''
+        ) from err
     if not isinstance(per_method, dict) or not all(isinstance(v, dict) for v in per_method.values()):
-        raise ConfigError("--per_method: give a JSON object of method -> options, e.g. '{\"fedprox\": {\"mu\": 0.5}}'")
+        raise ConfigError(
+            '--per_method: give a JSON object of method -> options, e.g. \'{"fedprox": {"mu": 0.5}}\''
+        )
     methods = split(ns.methods) or [cfg.method.name]
     if stray := sorted(set(per_method) - set(methods)):
-        raise ConfigError(f"--per_method: {stray[0]!r} is not one of the sweep's methods ({', '.join(methods)})")
-    axes = {"missing.type": split(ns.types) or [cfg.missing.type], "missing.rate": split(ns.rates, float) or [cfg.missing.rate],
-            "partition.alpha": split(ns.alphas, float) or [cfg.partition.alpha]}
+        raise ConfigError(
+            f"--per_method: {stray[0]!r} is not one of the sweep's methods ({', '.join(methods)})"
+        )
+    axes = {
+        "missing.type": split(ns.types) or [cfg.missing.type],
+        "missing.rate": split(ns.rates, float) or [cfg.missing.rate],
+        "partition.alpha": split(ns.alphas, float) or [cfg.partition.alpha],
+    }
     grid = Grid(methods=methods, seeds=split(ns.seeds, int) or [cfg.seed], axes=axes, per_method=per_method)
     cells_options = json_dict(ns.cells_options, "--cells_options", '{"address": "auto"}')
     cfg.tracking.sweep = cfg.tracking.sweep or "sweep"
     cfg.tracking.command = "fedbench sweep " + shlex.join(argv)
-    run_grid(cfg, grid, leaderboards=ns.leaderboards, workers=1 if ns.workers is None else ns.workers, cells=ns.cells,
-             cells_options=cells_options)
+    run_grid(
+        cfg,
+        grid,
+        leaderboards=ns.leaderboards,
+        workers=1 if ns.workers is None else ns.workers,
+        cells=ns.cells,
+        cells_options=cells_options,
+    )
     return 0
 
 
 def cmd_bench(argv: list[str]) -> int:
     from fedbench.bench import bench
 
-    p = ArgumentParser(prog="fedbench bench", exit_on_error=False, description="The benchmark of one method beside its baselines.")
+    p = ArgumentParser(
+        prog="fedbench bench",
+        exit_on_error=False,
+        description="The benchmark of one method beside its baselines.",
+    )
     p.add_argument("--method", type=str, default="fedavg")
     p.add_argument("--profile", type=str, default="quick", help="quick (about 20 min on 2 CPU cores) or full")
     p.add_argument("--ablations", type=bool, default=False)
-    p.add_argument("--dataset", type=str | None, default=None,
-                   help="a real dataset: run the paper's table of METHOD on it (default: the embedded emoji benchmark)")
-    p.add_argument("--results", type=str | None, default=None,
-                   help="your records (default: runs, or runs/<paper>, e.g. runs/fedprime); each run is compared "
-                        "with the reference in results/ (RESULTS=results regenerates the reference)")
+    p.add_argument(
+        "--dataset",
+        type=str | None,
+        default=None,
+        help="a real dataset: run the paper's table of METHOD on it (default: the embedded emoji benchmark)",
+    )
+    p.add_argument(
+        "--results",
+        type=str | None,
+        default=None,
+        help="your records (default: runs, or runs/<paper>, e.g. runs/fedprime); each run is compared "
+        "with the reference in results/ (RESULTS=results regenerates the reference)",
+    )
     p.add_argument("--wandb", type=bool, default=True, help="log to W&B (offline without WANDB_API_KEY)")
-    p.add_argument("--executor", type=str | None, default=None,
-                   help="ray: run each run's clients on Ray actors (executor.name); CELLS=ray runs the cells as Ray tasks")
-    p.add_argument("--cells", type=str | None, default=None,
-                   help="ray: run the cells as Ray tasks on a local Ray (for a cluster: fedbench sweep --cells ray --cells_options)")
-    p.add_argument("--precision", type=str | None, default=None,
-                   help="train.precision for every cell (32-true, bf16-mixed, 16-mixed, auto); default: the profile's")
-    p.add_argument("--accelerator", type=str | None, default=None,
-                   help="train.accelerator for every cell (cpu, gpu, auto); default: the experiment file's")
-    p.add_argument("--smoke", type=bool, default=False,
-                   help="each method once on the real data path with one short round (minutes on a CPU); nothing is recorded")
+    p.add_argument(
+        "--executor",
+        type=str | None,
+        default=None,
+        help="ray: run each run's clients on Ray actors (executor.name); CELLS=ray runs the cells as Ray tasks",
+    )
+    p.add_argument(
+        "--cells",
+        type=str | None,
+        default=None,
+        help="ray: run the cells as Ray tasks on a local Ray (for a cluster: fedbench sweep --cells ray --cells_options)",
+    )
+    p.add_argument(
+        "--precision",
+        type=str | None,
+        default=None,
+        help="train.precision for every cell (32-true, bf16-mixed, 16-mixed, auto); default: the profile's",
+    )
+    p.add_argument(
+        "--accelerator",
+        type=str | None,
+        default=None,
+        help="train.accelerator for every cell (cpu, gpu, auto); default: the experiment file's",
+    )
+    p.add_argument(
+        "--smoke",
+        type=bool,
+        default=False,
+        help="each method once on the real data path with one short round (minutes on a CPU); nothing is recorded",
+    )
     grid_arguments(p, leaderboards=None)
     ns = parse(p, argv)
-    bench(ns.method, ns.profile, dataset=ns.dataset, rates=split(ns.rates, float), seeds=split(ns.seeds, int),
-          types=split(ns.types), ablations=ns.ablations, results=ns.results, leaderboards=ns.leaderboards,
-          wandb=ns.wandb, workers=ns.workers, executor=ns.executor, precision=ns.precision, accelerator=ns.accelerator,
-          smoke=ns.smoke, cells=ns.cells)
+    bench(
+        ns.method,
+        ns.profile,
+        dataset=ns.dataset,
+        rates=split(ns.rates, float),
+        seeds=split(ns.seeds, int),
+        types=split(ns.types),
+        ablations=ns.ablations,
+        results=ns.results,
+        leaderboards=ns.leaderboards,
+        wandb=ns.wandb,
+        workers=ns.workers,
+        executor=ns.executor,
+        precision=ns.precision,
+        accelerator=ns.accelerator,
+        smoke=ns.smoke,
+        cells=ns.cells,
+    )
     return 0
 
 
 def cmd_leaderboard(argv: list[str]) -> int:
     from fedbench.sweep import regenerate_leaderboard
 
-    p = ArgumentParser(prog="fedbench leaderboard", exit_on_error=False, description="Regenerate markdown leaderboards from results.")
+    p = ArgumentParser(
+        prog="fedbench leaderboard",
+        exit_on_error=False,
+        description="Regenerate markdown leaderboards from results.",
+    )
     p.add_argument("--results", type=str, default="results")
     p.add_argument("--leaderboards", type=str, default="leaderboards")
     p.add_argument("--dataset", type=str, default="emoji")
-    p.add_argument("--command", type=str | None, default=None, help="the command shown as the way to reproduce the board")
+    p.add_argument(
+        "--command", type=str | None, default=None, help="the command shown as the way to reproduce the board"
+    )
     ns = parse(p, argv)
     path = regenerate_leaderboard(ns.results, ns.leaderboards, ns.dataset, ns.command)
     print(f"wrote {path}")
@@ -150,8 +242,10 @@ def _lister(kind: str):
         import importlib
 
         module, name = {
-            "methods": ("fedbench.methods.registry", "METHODS"), "datasets": ("fedbench.data.registry", "DATASETS"),
-            "backbones": ("fedbench.backbones.registry", "BACKBONES"), "executors": ("fedbench.federation.executors", "EXECUTORS"),
+            "methods": ("fedbench.methods.registry", "METHODS"),
+            "datasets": ("fedbench.data.registry", "DATASETS"),
+            "backbones": ("fedbench.backbones.registry", "BACKBONES"),
+            "executors": ("fedbench.federation.executors", "EXECUTORS"),
         }[kind]
         registry = getattr(importlib.import_module(module), name)
         for entry in registry.names():
@@ -188,7 +282,12 @@ HELP = {
 }
 
 COMMANDS = {
-    "run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "data": cmd_data, "cache": cmd_cache,
+    "run": cmd_run,
+    "sweep": cmd_sweep,
+    "bench": cmd_bench,
+    "leaderboard": cmd_leaderboard,
+    "data": cmd_data,
+    "cache": cmd_cache,
     "reproduce": cmd_reproduce,
     **{kind: _lister(kind) for kind in ("methods", "datasets", "backbones", "executors")},
 }
@@ -198,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         asked = bool(argv) and argv[0] in ("-h", "--help")
-        lines = ["usage: fedbench COMMAND [--help] ...", ""] + [f"  {name:12s} {HELP[name]}" for name in COMMANDS]
+        lines = ["usage: fedbench COMMAND [--help] ...", ""] + [
+            f"  {name:12s} {HELP[name]}" for name in COMMANDS
+        ]
         if argv and not asked:
             lines.insert(0, f"fedbench: unknown command {argv[0]!r}")
         print("\n".join(lines), file=sys.stdout if asked else sys.stderr)
@@ -223,7 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     except (RunInterrupted, KeyboardInterrupt) as err:
         where = f" at round {err.round}" if getattr(err, "round", None) else ""
         cause = f" ({err.cause})" if isinstance(err, RunInterrupted) and err.cause != "Ctrl-C" else ""
-        print(f"fedbench: interrupted{cause}{where}; finished rounds and runs are kept, run the same command to resume", file=sys.stderr)
+        print(
+            f"fedbench: interrupted{cause}{where}; finished rounds and runs are kept, run the same command to resume",
+            file=sys.stderr,
+        )
         return err.exit_code if isinstance(err, RunInterrupted) else EXIT_INTERRUPTED
 
 

@@ -33,16 +33,25 @@ def field_choices() -> dict[str, tuple[str, ...]]:
     from fedbench.methods.registry import METHODS
 
     return {
-        "data.dataset": tuple(DATASETS.names()), "backbone.name": tuple(BACKBONES.names()), "method.name": tuple(METHODS.names()),
-        "executor.name": tuple(EXECUTORS.names()), "missing.protocol": MISSING_PROTOCOLS, "missing.type": MISSING_TYPES,
-        "partition.name": tuple(PARTITIONS), "train.precision": PRECISIONS, "train.lr_schedule": LR_SCHEDULES,
-        "train.accelerator": ACCELERATORS, "federation.personal_store": STORE_KINDS,
+        "data.dataset": tuple(DATASETS.names()),
+        "backbone.name": tuple(BACKBONES.names()),
+        "method.name": tuple(METHODS.names()),
+        "executor.name": tuple(EXECUTORS.names()),
+        "missing.protocol": MISSING_PROTOCOLS,
+        "missing.type": MISSING_TYPES,
+        "partition.name": tuple(PARTITIONS),
+        "train.precision": PRECISIONS,
+        "train.lr_schedule": LR_SCHEDULES,
+        "train.accelerator": ACCELERATORS,
+        "federation.personal_store": STORE_KINDS,
     }
 
 
 def experiment_parser(prog: str, with_choices: bool = False) -> ArgumentParser:
     p = ArgumentParser(prog=prog, exit_on_error=False, description="Run one federated experiment.")
-    p.add_argument("--config", action=ActionConfigFile, help="experiment YAML (e.g. experiments/emoji_quick.yaml)")
+    p.add_argument(
+        "--config", action=ActionConfigFile, help="experiment YAML (e.g. experiments/emoji_quick.yaml)"
+    )
     p.add_class_arguments(ExperimentConfig, nested_key=None, fail_untyped=False)
     if with_choices:  # only for --help: the registries load every installed plugin
         choices = field_choices()
@@ -50,8 +59,12 @@ def experiment_parser(prog: str, with_choices: bool = False) -> ArgumentParser:
             if action.dest in choices:
                 action.help = f"one of: {', '.join(choices[action.dest])}"
     p.add_argument("--force", type=bool, default=False, help="rerun even if a record with this config exists")
-    p.add_argument("--smoke", type=bool, default=False,
-                   help="the whole real data path with one short round on a capped sample; nothing is recorded")
+    p.add_argument(
+        "--smoke",
+        type=bool,
+        default=False,
+        help="the whole real data path with one short round on a capped sample; nothing is recorded",
+    )
     return p
 
 
@@ -63,9 +76,18 @@ def grid_arguments(p: ArgumentParser, leaderboards: str | None = "leaderboards")
     p.add_argument("--rates", type=str | None, default=None, help='missing rates, e.g. "0.1 0.5 0.9"')
     p.add_argument("--types", type=str | None, default=None, help='missing types, e.g. "text image both"')
     p.add_argument("--seeds", type=str | None, default=None, help='seeds, e.g. "0 1 2"')
-    p.add_argument("--leaderboards", type=str | None, default=leaderboards,
-                   help="where the boards go (bench: runs/leaderboards, or runs/leaderboards/<paper> for a paper's table)")
-    p.add_argument("--workers", type=int | None, default=None, help="runs in parallel processes (CPU threads are shared out)")
+    p.add_argument(
+        "--leaderboards",
+        type=str | None,
+        default=leaderboards,
+        help="where the boards go (bench: runs/leaderboards, or runs/leaderboards/<paper> for a paper's table)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int | None,
+        default=None,
+        help="runs in parallel processes (CPU threads are shared out)",
+    )
 
 
 def split(text: str | None, cast=str) -> list | None:
@@ -84,7 +106,11 @@ def check_config_file(argv: list[str]) -> None:
     from fedbench.yaml_files import read_mapping
 
     for i, arg in enumerate(argv):
-        path = arg.split("=", 1)[1] if arg.startswith("--config=") else (argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
+        path = (
+            arg.split("=", 1)[1]
+            if arg.startswith("--config=")
+            else (argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
+        )
         if path is not None:
             read_mapping(path, "--config: file")
 
@@ -101,7 +127,9 @@ def options_flags(argv: list[str]) -> tuple[list[str], dict[str, dict]]:
     rest, given, i = [], {}, 0
     while i < len(argv):
         arg = argv[i]
-        name = next((s for s in OPTION_SECTIONS if arg == f"--{s}.options" or arg.startswith(f"--{s}.options=")), None)
+        name = next(
+            (s for s in OPTION_SECTIONS if arg == f"--{s}.options" or arg.startswith(f"--{s}.options=")), None
+        )
         if name is None:
             rest.append(arg)
             i += 1
@@ -115,7 +143,9 @@ def options_flags(argv: list[str]) -> tuple[list[str], dict[str, dict]]:
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise ConfigError(f"--{name}.options: not a JSON/YAML dict ({str(err).splitlines()[0]}); give e.g. '{{\"key\": value}}'") from err
+            raise ConfigError(
+                f"--{name}.options: not a JSON/YAML dict ({str(err).splitlines()[0]}); give e.g. '{{\"key\": value}}'"
+            ) from err
         if not isinstance(value, dict):
             raise ConfigError(f"--{name}.options: {text!r} is not a dict; give e.g. '{{\"key\": value}}'")
         given[name] = {**given.get(name, {}), **value}
@@ -150,7 +180,21 @@ def json_dict(text: str | None, flag: str, example: str) -> dict | None:
 
 def config_from(ns) -> ExperimentConfig:
     d = ns.as_dict()
-    for key in ("config", "force", "smoke", "__path__", "methods", "per_method", "rates", "types", "alphas", "seeds",
-                "leaderboards", "workers", "cells", "cells_options"):
+    for key in (
+        "config",
+        "force",
+        "smoke",
+        "__path__",
+        "methods",
+        "per_method",
+        "rates",
+        "types",
+        "alphas",
+        "seeds",
+        "leaderboards",
+        "workers",
+        "cells",
+        "cells_options",
+    ):
         d.pop(key, None)
     return from_dict(d)

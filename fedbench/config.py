@@ -21,7 +21,14 @@ MISSING_PROTOCOLS = ("per_sample", "per_client", "heterogeneous")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "auto")  # auto: fedbench.hardware.concrete_precision
 LR_SCHEDULES = ("constant", "linear", "cosine")
 ACCELERATORS = ("cpu", "gpu", "cuda", "auto")
-PARTITION_NAMES = ("iid", "dirichlet", "shards", "dominant", "imbalanced", "quantity")  # fedbench.data.partition
+PARTITION_NAMES = (
+    "iid",
+    "dirichlet",
+    "shards",
+    "dominant",
+    "imbalanced",
+    "quantity",
+)  # fedbench.data.partition
 STORE_KINDS = ("memory", "disk")  # federation.personal_store
 
 
@@ -150,7 +157,11 @@ class ExperimentConfig:
 
 
 NOT_IDENTITY = ("tracking", "executor")
-TRAIN_ADDED = {"accumulate": 1, "max_steps": None, "eval_samples": None}  # left out of the identity at these values
+TRAIN_ADDED = {
+    "accumulate": 1,
+    "max_steps": None,
+    "eval_samples": None,
+}  # left out of the identity at these values
 
 
 def _finite(cfg: ExperimentConfig) -> None:
@@ -163,8 +174,10 @@ def _finite(cfg: ExperimentConfig) -> None:
         for f in dataclasses.fields(part):
             value = getattr(part, f.name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{section.name}.{f.name}: {value} is not a finite number; give a finite value "
-                                  f"(default {f.default!r})")
+                raise ConfigError(
+                    f"{section.name}.{f.name}: {value} is not a finite number; give a finite value "
+                    f"(default {f.default!r})"
+                )
 
 
 def check(cfg: ExperimentConfig) -> None:
@@ -173,8 +186,10 @@ def check(cfg: ExperimentConfig) -> None:
     options against the registries and makes the resolved copy)."""
     _finite(cfg)
     if not str(cfg.tracking.results_dir).strip():
-        raise ConfigError("tracking.results_dir: empty; give the folder for run records (default runs), "
-                          "or leave the option out")
+        raise ConfigError(
+            "tracking.results_dir: empty; give the folder for run records (default runs), "
+            "or leave the option out"
+        )
     checks.choice("missing.protocol", cfg.missing.protocol, MISSING_PROTOCOLS)
     checks.within("missing.rate", cfg.missing.rate, 0.0, 1.0)
     checks.choice("missing.type", cfg.missing.type, MISSING_TYPES)
@@ -189,15 +204,24 @@ def check(cfg: ExperimentConfig) -> None:
     checks.within("federation.client_fraction", cfg.federation.client_fraction, 0, 1, open_lo=True)
     n = cfg.federation.clients_per_round
     if n is not None and not 1 <= n <= cfg.partition.n_clients:
-        raise ConfigError(f"federation.clients_per_round: {n} must be between 1 and partition.n_clients={cfg.partition.n_clients}")
+        raise ConfigError(
+            f"federation.clients_per_round: {n} must be between 1 and partition.n_clients={cfg.partition.n_clients}"
+        )
     checks.at_least("federation.local_epochs", cfg.federation.local_epochs, 1)
-    checks.at_least("federation.personalized_clients", cfg.federation.personalized_clients, 1, null="every client")
+    checks.at_least(
+        "federation.personalized_clients", cfg.federation.personalized_clients, 1, null="every client"
+    )
     checks.choice("federation.personal_store", cfg.federation.personal_store, STORE_KINDS)
     _validate_train(cfg.train)
     for name in ("drop_rate", "straggler_rate", "partial_rate"):
         checks.within(f"failures.{name}", getattr(cfg.failures, name), 0.0, 1.0)
     checks.at_least("failures.slowdown", cfg.failures.slowdown, 1, "2 (times slower than a normal client)")
-    checks.at_least("failures.deadline", cfg.failures.deadline, 0, "0 (no deadline; in units of a normal client's local work)")
+    checks.at_least(
+        "failures.deadline",
+        cfg.failures.deadline,
+        0,
+        "0 (no deadline; in units of a normal client's local work)",
+    )
 
 
 def _validate_train(t: TrainConfig) -> None:
@@ -216,7 +240,9 @@ def _validate_train(t: TrainConfig) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise ConfigError(f"train.accelerator: {t.accelerator!r} but no GPU is visible to torch; use cpu (or auto)")
+            raise ConfigError(
+                f"train.accelerator: {t.accelerator!r} but no GPU is visible to torch; use cpu (or auto)"
+            )
         if t.devices > torch.cuda.device_count():
             raise ConfigError(f"train.devices: {t.devices} GPUs asked, {torch.cuda.device_count()} visible")
 

@@ -32,7 +32,9 @@ class Registry(Generic[S]):
     def __init__(self, kind: str, group: str, builtin_module: str, field: str):
         self.kind, self.group, self.builtin_module, self.field = kind, group, builtin_module, field
         self._specs: dict[str, S] = {}
-        self._origin: dict[str, str | None] = {}  # name -> the distribution that registered it (None: this process)
+        self._origin: dict[
+            str, str | None
+        ] = {}  # name -> the distribution that registered it (None: this process)
         self._loaded = False
 
     def register(self, spec: S, replace: bool = False) -> S:
@@ -49,8 +51,10 @@ class Registry(Generic[S]):
         name = spec.name  # type: ignore[attr-defined]
         known, before = self._specs.get(name), self._origin.get(name)
         if known is not None and known is not spec and origin and before and origin != before:
-            raise ConfigError(f"{self.field}: {self.kind} {name!r} is registered by both {before} and {origin}; "
-                              f"uninstall one of them or rename the {self.kind} in one")
+            raise ConfigError(
+                f"{self.field}: {self.kind} {name!r} is registered by both {before} and {origin}; "
+                f"uninstall one of them or rename the {self.kind} in one"
+            )
         self._specs[name], self._origin[name] = spec, origin
         return spec
 
@@ -67,7 +71,9 @@ class Registry(Generic[S]):
         try:
             obj = ep.load()
         except Exception as err:  # a broken plugin names itself instead of breaking every command
-            raise ConfigError(f"plugin {ep.name!r} ({ep.value}) in {self.group} failed to load: {err}; fix or uninstall it") from err
+            raise ConfigError(
+                f"plugin {ep.name!r} ({ep.value}) in {self.group} failed to load: {err}; fix or uninstall it"
+            ) from err
         if isinstance(obj, types.ModuleType):  # registered its specs when imported
             return
         if callable(obj) and not hasattr(obj, "name"):
@@ -75,9 +81,11 @@ class Registry(Generic[S]):
         specs = list(obj) if isinstance(obj, (list, tuple)) else [obj]
         bad = [s for s in specs if s is not None and not hasattr(s, "name")]
         if bad or not specs:
-            raise ConfigError(f"plugin {ep.name!r} ({ep.value}) in {self.group} is not a {self.kind} spec "
-                              f"(got {type(bad[0]).__name__ if bad else 'nothing'}); point the entry point at a spec, "
-                              "a list of specs or a function returning them")
+            raise ConfigError(
+                f"plugin {ep.name!r} ({ep.value}) in {self.group} is not a {self.kind} spec "
+                f"(got {type(bad[0]).__name__ if bad else 'nothing'}); point the entry point at a spec, "
+                "a list of specs or a function returning them"
+            )
         origin = getattr(getattr(ep, "dist", None), "name", None) or distribution_of(ep.value.split(":")[0])
         for spec in specs:
             if spec is not None:

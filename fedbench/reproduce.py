@@ -56,13 +56,19 @@ def reproduce(record_path: str | Path, results: str | Path = DEFAULT_RESULTS, ou
         raise ConfigError(f"reproduce: {path} is not a valid run record ({found.skipped[0][1]})")
     record = (found.own or [f.record for f in found.foreign])[0]
     if not isinstance(record.get("config"), dict):
-        raise ConfigError(f"reproduce: {path} holds no config to rerun (a record from before configs were stored)")
+        raise ConfigError(
+            f"reproduce: {path} holds no config to rerun (a record from before configs were stored)"
+        )
     if Path(results).resolve() == path.parent.parent.resolve():
-        raise ConfigError(f"reproduce: --results {results} is the record's own results folder; give another one")
+        raise ConfigError(
+            f"reproduce: --results {results} is the record's own results folder; give another one"
+        )
     cfg = from_dict(record["config"])
     if run_id_of(cfg) != record["run_id"]:
-        raise ConfigError(f"reproduce: {path}'s config gives run id {run_id_of(cfg)} here, not its {record['run_id']} "
-                          "(another fedbench version, or a plugin that is not installed here)")
+        raise ConfigError(
+            f"reproduce: {path}'s config gives run id {run_id_of(cfg)} here, not its {record['run_id']} "
+            "(another fedbench version, or a plugin that is not installed here)"
+        )
     cfg.tracking.results_dir, cfg.tracking.wandb = str(results), False
     rerun = run_experiment(cfg)
     differences = compare(record, rerun)
@@ -84,13 +90,21 @@ def find_record_file(given: str | Path) -> Path:
         return path
     name = str(given)
     if len(name) == 16 and all(c in "0123456789abcdef" for c in name):
-        found = sorted(Path(REFERENCE).glob(f"*/{name}.json")) + sorted(Path(REFERENCE).glob(f"*/*/{name}.json"))
+        found = sorted(Path(REFERENCE).glob(f"*/{name}.json")) + sorted(
+            Path(REFERENCE).glob(f"*/*/{name}.json")
+        )
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            raise ConfigError(f"reproduce: run id {name} is in {len(found)} records ({', '.join(map(str, found))}); give the file")
-        raise ConfigError(f"reproduce: no record of run id {name} under {REFERENCE}/ (run from the fedbench checkout, or give the file)")
-    raise ConfigError(f"reproduce: {path} is not a file; give a run record (results/<dataset>/<run_id>.json) or its run id")
+            raise ConfigError(
+                f"reproduce: run id {name} is in {len(found)} records ({', '.join(map(str, found))}); give the file"
+            )
+        raise ConfigError(
+            f"reproduce: no record of run id {name} under {REFERENCE}/ (run from the fedbench checkout, or give the file)"
+        )
+    raise ConfigError(
+        f"reproduce: {path} is not a file; give a run record (results/<dataset>/<run_id>.json) or its run id"
+    )
 
 
 def compare(record: dict[str, Any], rerun: dict[str, Any]) -> list[str]:
@@ -106,6 +120,10 @@ def compare(record: dict[str, Any], rerun: dict[str, Any]) -> list[str]:
             x, y = a.get(metric), b.get(metric)
             if x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)):
                 continue
-            delta = f" ({100 * (y - x):+.2f} points)" if isinstance(x, (int, float)) and isinstance(y, (int, float)) else ""
+            delta = (
+                f" ({100 * (y - x):+.2f} points)"
+                if isinstance(x, (int, float)) and isinstance(y, (int, float))
+                else ""
+            )
             out.append(f"{condition} {metric}: {x} in the record, {y} here{delta}")
     return out

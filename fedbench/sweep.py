@@ -57,7 +57,9 @@ def set_field(cfg: ExperimentConfig, dotted: str, value: Any) -> None:
     ``setting`` takes a dict of such paths, set together (one column of a paper's table)."""
     if dotted == SETTING_AXIS:
         if not isinstance(value, dict):
-            raise ConfigError(f"sweep axis {SETTING_AXIS!r}: values must be dicts of config paths, got {value!r}")
+            raise ConfigError(
+                f"sweep axis {SETTING_AXIS!r}: values must be dicts of config paths, got {value!r}"
+            )
         for path, v in value.items():
             set_field(cfg, path, v)
         return
@@ -108,8 +110,15 @@ def cell_configs(base: ExperimentConfig, grid: Grid) -> list[ExperimentConfig]:
 CELLS = ("local", "ray")  # where a sweep's cells run: this machine's processes, or Ray tasks
 
 
-def run_grid(base: ExperimentConfig, grid: Grid, *, leaderboards: str | None, workers: int = 1, cells: str = "local",
-             cells_options: dict | None = None) -> list[dict]:
+def run_grid(
+    base: ExperimentConfig,
+    grid: Grid,
+    *,
+    leaderboards: str | None,
+    workers: int = 1,
+    cells: str = "local",
+    cells_options: dict | None = None,
+) -> list[dict]:
     """Run every cell (records, sweep name, W&B and command come from ``base.tracking``): on
     ``workers`` local processes, or with ``cells="ray"`` as Ray tasks (``cells_options``: where and
     how large). Where a run's clients run is each cell's own ``executor`` section."""
@@ -121,9 +130,17 @@ def run_grid(base: ExperimentConfig, grid: Grid, *, leaderboards: str | None, wo
     configs = [run.cfg for run in runs]
     records, t0 = [], time.time()
     for i, (cfg, rec, seconds) in enumerate(_execute(runs, workers, cells, cells_options), 1):
-        outcome = "diverged" if rec.get("status") == "diverged" else f"as_train {rec['final']['as_train'][rec['metric']]:.4f}"
-        print(f"[{i}/{len(configs)}] {cfg.method.name} {cfg.missing.type}@{cfg.missing.rate} {cfg.partition.name} "
-              f"alpha {cfg.partition.alpha} seed {cfg.seed}: {outcome} ({seconds:.0f}s)", file=sys.stderr, flush=True)
+        outcome = (
+            "diverged"
+            if rec.get("status") == "diverged"
+            else f"as_train {rec['final']['as_train'][rec['metric']]:.4f}"
+        )
+        print(
+            f"[{i}/{len(configs)}] {cfg.method.name} {cfg.missing.type}@{cfg.missing.rate} {cfg.partition.name} "
+            f"alpha {cfg.partition.alpha} seed {cfg.seed}: {outcome} ({seconds:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
         records.append(rec)
     print(f"sweep {base.tracking.sweep}: {len(configs)} runs in {time.time() - t0:.0f}s", file=sys.stderr)
     if leaderboards:
@@ -197,19 +214,25 @@ def _execute(runs: list[ResolvedRun], workers: int, cells: str = "local", cells_
         cfg.tracking.progress = False  # several live bars would garble the terminal
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid()))
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())
+    )
     try:
         futures = [pool.submit(_worker_run, cfg) for cfg in configs]
         for future in as_completed(futures):
             try:
                 yield future.result()
             except BrokenProcessPool:
-                raise ConfigError("a sweep worker was stopped (a signal, or out of memory) and the sweep with it; finished runs "
-                                  "are kept, run the same command to resume") from None
+                raise ConfigError(
+                    "a sweep worker was stopped (a signal, or out of memory) and the sweep with it; finished runs "
+                    "are kept, run the same command to resume"
+                ) from None
     except BaseException:  # Ctrl-C, SIGTERM or a failed cell: stop the queued cells and the workers now
         processes = list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        _stop_workers(processes)  # checkpoints are atomic: a cell stopped mid-round resumes from its last round
+        _stop_workers(
+            processes
+        )  # checkpoints are atomic: a cell stopped mid-round resumes from its last round
         raise
     pool.shutdown()
 
@@ -221,8 +244,17 @@ def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, comman
 
     records = read_records(Path(results), dataset, warn=False).own  # write_leaderboard warns, once
     if command is None:
-        commands = sorted({r.get("config", {}).get("tracking", {}).get("command") or "" for r in records} - {""})
+        commands = sorted(
+            {r.get("config", {}).get("tracking", {}).get("command") or "" for r in records} - {""}
+        )
         command = "\n".join(commands) or "fedbench leaderboard"
     notes = {m: get_method(m).notes or get_method(m).description for m in available()}
-    return write_leaderboard(Path(results), Path(leaderboards), dataset, command, method_notes=notes, headlines=plan_headlines(),
-                             references=plan_references())
+    return write_leaderboard(
+        Path(results),
+        Path(leaderboards),
+        dataset,
+        command,
+        method_notes=notes,
+        headlines=plan_headlines(),
+        references=plan_references(),
+    )

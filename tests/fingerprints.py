@@ -62,8 +62,12 @@ def fingerprint(method: str, folder: Path) -> dict[str, Any]:
         torch.set_num_threads(before)
     flat = [final.state[k].flatten() for k in sorted(final.state)]
     values = torch.cat(flat) if flat else torch.zeros(0, dtype=torch.float64)
-    metrics = {f"{cond}.{name}": float(v) for cond, ms in sorted((record.get("final") or {}).items())
-               for name, v in sorted(ms.items()) if isinstance(v, (int, float))}
+    metrics = {
+        f"{cond}.{name}": float(v)
+        for cond, ms in sorted((record.get("final") or {}).items())
+        for name, v in sorted(ms.items())
+        if isinstance(v, (int, float))
+    }
     return {
         "version": METHODS.get(method).version,
         "loss": [r.get("train_loss") for r in record["rounds"]],
@@ -85,10 +89,16 @@ def differences(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
         a, b = stored[key], now[key]
         if len(a) != len(b) or any(far(x, y) for x, y in zip(a, b, strict=True)):
             out.append(f"{key} {a} -> {b}")
-    moved = sorted(k for k in stored["metrics"].keys() | now["metrics"].keys()
-                   if far(stored["metrics"].get(k), now["metrics"].get(k)))
+    moved = sorted(
+        k
+        for k in stored["metrics"].keys() | now["metrics"].keys()
+        if far(stored["metrics"].get(k), now["metrics"].get(k))
+    )
     if moved:
-        out.append("metrics " + ", ".join(f"{k} {stored['metrics'].get(k)} -> {now['metrics'].get(k)}" for k in moved))
+        out.append(
+            "metrics "
+            + ", ".join(f"{k} {stored['metrics'].get(k)} -> {now['metrics'].get(k)}" for k in moved)
+        )
     return out
 
 

@@ -23,14 +23,24 @@ def tiny_data(n: int = 150, seed: int = 0) -> ModalData:
     labels = gen.integers(0, CLASSES, n)
     words = gen.integers(10, 100, (n, TEXT_LEN - 2))
     words[:, 0] = 3 + labels  # a label word
-    palette = np.random.default_rng(123).integers(0, 200, (CLASSES * 3, IMAGE_PX, IMAGE_PX, 3)).astype(np.uint8)
+    palette = (
+        np.random.default_rng(123).integers(0, 200, (CLASSES * 3, IMAGE_PX, IMAGE_PX, 3)).astype(np.uint8)
+    )
     images = palette[labels * 3 + gen.integers(0, 3, n)]
     order = gen.permutation(n)
-    splits = {"train": np.sort(order[: n * 6 // 10]), "val": np.sort(order[n * 6 // 10 : n * 8 // 10]), "test": np.sort(order[n * 8 // 10 :])}
+    splits = {
+        "train": np.sort(order[: n * 6 // 10]),
+        "val": np.sort(order[n * 6 // 10 : n * 8 // 10]),
+        "test": np.sort(order[n * 8 // 10 :]),
+    }
     return ModalData(
-        name="tiny", labels=labels.astype(np.int64), label_names=[f"c{i}" for i in range(CLASSES)],
-        texts=[" ".join(map(str, w)) for w in words], images=ArrayImages(images, key=f"tiny-{seed}"),
-        splits=splits, fingerprint=f"tiny-{n}-{seed}",
+        name="tiny",
+        labels=labels.astype(np.int64),
+        label_names=[f"c{i}" for i in range(CLASSES)],
+        texts=[" ".join(map(str, w)) for w in words],
+        images=ArrayImages(images, key=f"tiny-{seed}"),
+        splits=splits,
+        fingerprint=f"tiny-{n}-{seed}",
     )
 
 
@@ -43,7 +53,9 @@ class TinyBackbone(MiniLMEffNetBackbone):
         return ids, torch.ones_like(ids, dtype=torch.bool)
 
     def build_image_bank(self, data, ids, keep):
-        pixels = np.concatenate([data.images.array, np.full_like(data.images.array[:1], 255)])  # + white canvas
+        pixels = np.concatenate(
+            [data.images.array, np.full_like(data.images.array[:1], 255)]
+        )  # + white canvas
         flat = torch.as_tensor(pixels.reshape(len(pixels), -1), dtype=torch.float32) / 255.0
         proj = torch.randn(flat.shape[1], CELLS * HIDDEN, generator=torch.Generator().manual_seed(7))
         return (flat @ proj / flat.shape[1] ** 0.5).reshape(len(pixels), CELLS, HIDDEN)
@@ -56,8 +68,15 @@ def tiny_bert(seed: int = 0, save_dir=None):
     # initializer_range 0.2, not BERT's 0.02: at 0.02 two random layers keep the [CLS] state nearly
     # constant across samples (spread 0.002 of its scale; a linear probe is at chance), so no method
     # could learn and a broken one would pass; at 0.2 a probe of the read-out reads the label
-    config = BertConfig(hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=100,
-                        max_position_embeddings=64, initializer_range=0.2)
+    config = BertConfig(
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=100,
+        max_position_embeddings=64,
+        initializer_range=0.2,
+    )
     bert = BertModel(config)
     if save_dir is not None:  # exercise the same save/load path real models take
         bert.save_pretrained(save_dir)
@@ -80,9 +99,18 @@ def tiny_bundle(seed: int = 0):
 
 
 def register_tiny() -> None:
-    DATASETS.register(DatasetSpec("tiny", lambda options, split_seed: tiny_data(seed=split_seed), None, "test fixture"))
-    BACKBONES.register(BackboneSpec("tiny", lambda options: TinyBackbone(tiny_bert(0)), None, "test fixture: 2-layer random BERT",
-                                    capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"})))
+    DATASETS.register(
+        DatasetSpec("tiny", lambda options, split_seed: tiny_data(seed=split_seed), None, "test fixture")
+    )
+    BACKBONES.register(
+        BackboneSpec(
+            "tiny",
+            lambda options: TinyBackbone(tiny_bert(0)),
+            None,
+            "test fixture: 2-layer random BERT",
+            capabilities=frozenset({"prompts", "multimodal", "text_tokens", "modality_features"}),
+        )
+    )
 
 
 def tiny_config(tmp_path, method: str = "fedavg", rounds: int = 2):
@@ -103,7 +131,6 @@ def tiny_config(tmp_path, method: str = "fedavg", rounds: int = 2):
     cfg.tracking.results_dir = str(tmp_path / "results")
     cfg.tracking.progress = False
     return cfg
-
 
 
 def hashed(record: dict) -> dict:

@@ -67,7 +67,10 @@ def test_paper_table_on_a_real_dataset(monkeypatch):
     assert grid.methods[0] == "fedprime" and "centralized" in grid.methods and "fedmsplit" in grid.methods
     assert grid.axes == {"missing.type": ["text", "image", "both"]} and grid.seeds == [0]
     # the user's own folder; the YAML's results/fedprime is the reference it is compared with
-    assert written["tracking"]["results_dir"] == "results/fedprime" and base.tracking.results_dir == "runs/fedprime"
+    assert (
+        written["tracking"]["results_dir"] == "results/fedprime"
+        and base.tracking.results_dir == "runs/fedprime"
+    )
     assert seen["leaderboards"] == "runs/leaderboards/fedprime"
     assert seen["command"] == "make bench METHOD=fedprime PROFILE=quick DATASET=food101"
 

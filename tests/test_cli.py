@@ -7,8 +7,22 @@ from fixtures import register_tiny
 
 from fedbench.cli import main
 
-TINY = ["--data.dataset", "tiny", "--backbone.name", "tiny", "--partition.n_clients", "3", "--partition.min_size", "4", "--federation.rounds", "1",
-        "--method.options", '{"prompt_length": 2, "prompt_layers": 1}', "--tracking.progress", "false"]
+TINY = [
+    "--data.dataset",
+    "tiny",
+    "--backbone.name",
+    "tiny",
+    "--partition.n_clients",
+    "3",
+    "--partition.min_size",
+    "4",
+    "--federation.rounds",
+    "1",
+    "--method.options",
+    '{"prompt_length": 2, "prompt_layers": 1}',
+    "--tracking.progress",
+    "false",
+]
 
 
 @pytest.mark.parametrize(
@@ -60,7 +74,10 @@ def test_run_then_leaderboard(tmp_path, capsys):
     results, boards = tmp_path / "results", tmp_path / "boards"
     assert main(["run", *TINY, "--tracking.results_dir", str(results)]) == 0
     assert "record:" in capsys.readouterr().out
-    assert main(["leaderboard", "--results", str(results), "--leaderboards", str(boards), "--dataset", "tiny"]) == 0
+    assert (
+        main(["leaderboard", "--results", str(results), "--leaderboards", str(boards), "--dataset", "tiny"])
+        == 0
+    )
     text = (boards / "tiny.md").read_text()
     (record,) = [json.loads(p.read_text()) for p in (results / "tiny").glob("*.json")]
     shown = f"{100 * record['final']['as_train']['accuracy']:.1f}"  # the board's percent, one decimal
@@ -72,7 +89,18 @@ def test_run_then_leaderboard(tmp_path, capsys):
 
 def test_sweep_refuses_bad_grid_before_running(tmp_path, capsys):
     register_tiny()
-    code = main(["sweep", *TINY, "--methods", "fedavg", "--rates", "0.5 1.7", "--tracking.results_dir", str(tmp_path / "r")])
+    code = main(
+        [
+            "sweep",
+            *TINY,
+            "--methods",
+            "fedavg",
+            "--rates",
+            "0.5 1.7",
+            "--tracking.results_dir",
+            str(tmp_path / "r"),
+        ]
+    )
     assert code == 2 and "missing.rate" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # nothing was run or written
 
@@ -82,9 +110,22 @@ def test_sweep_honours_results_dir_and_per_method_options(tmp_path, capsys):
 
     register_tiny()
     results = tmp_path / "elsewhere"
-    args = ["sweep", *TINY, "--methods", "fedavg fedprox", "--per_method", '{"fedprox": {"mu": 0.5}}',
-            "--tracking.results_dir", str(results), "--tracking.sweep", "mine", "--tracking.wandb", "false",
-            "--leaderboards", str(tmp_path / "boards")]
+    args = [
+        "sweep",
+        *TINY,
+        "--methods",
+        "fedavg fedprox",
+        "--per_method",
+        '{"fedprox": {"mu": 0.5}}',
+        "--tracking.results_dir",
+        str(results),
+        "--tracking.sweep",
+        "mine",
+        "--tracking.wandb",
+        "false",
+        "--leaderboards",
+        str(tmp_path / "boards"),
+    ]
     assert main(args) == 0
     records = [json.loads(p.read_text()) for p in (results / "tiny").glob("*.json")]
     assert sorted(r["method"] for r in records) == ["fedavg", "fedprox"]
@@ -105,5 +146,11 @@ def test_help_lists_every_command_and_the_choices_of_enumerated_fields(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for field in ("missing.protocol", "train.precision", "federation.personal_store", "executor.name", "partition.name"):
+    for field in (
+        "missing.protocol",
+        "train.precision",
+        "federation.personal_store",
+        "executor.name",
+        "partition.name",
+    ):
         assert "one of: " + ", ".join(field_choices()[field]) in text, field

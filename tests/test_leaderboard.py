@@ -26,8 +26,19 @@ COMMAND = "make bench METHOD=fedprime"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def rec(method, mtype, rate, seed, acc, *, created="2025-01-01T00:00:00+00:00", protocol="per_sample",
-        sweep=None, set_=None, **extra):
+def rec(
+    method,
+    mtype,
+    rate,
+    seed,
+    acc,
+    *,
+    created="2025-01-01T00:00:00+00:00",
+    protocol="per_sample",
+    sweep=None,
+    set_=None,
+    **extra,
+):
     """A schema-1 record whose test conditions are derived from ``acc`` in known ways.
 
     ``set_`` overrides config fields by dotted path (``{"federation.rounds": 10}``).
@@ -146,7 +157,10 @@ def table_rows(text, title=None):
 @pytest.fixture
 def md():
     return render_leaderboard(
-        records_fixture(), dataset="emoji", command=COMMAND, method_notes={"fedprime": "prompts matched by CKA"},
+        records_fixture(),
+        dataset="emoji",
+        command=COMMAND,
+        method_notes={"fedprime": "prompts matched by CKA"},
         references=REFERENCES,
     )
 
@@ -180,17 +194,32 @@ def test_at_a_glance_cells_are_the_mean_and_its_bootstrap_ci(md):
     assert header == ["accuracy, final as_train", "both@0.3", "both@0.7"]
     assert glance_cell([0.69, 0.71, 0.73]).startswith("71.0 [")  # the stale 0.30 run is not averaged in
     # fedprime - fedavg on seeds 0 and 1: +5.0 and +7.0, both above zero: bold; 80.0 has one seed: no CI
-    assert rows == {"fedavg": ["80.0", glance_cell([0.69, 0.71, 0.73])],
-                    "fedprime": ["–", f"**{glance_cell([0.74, 0.78])}**"]}
+    assert rows == {
+        "fedavg": ["80.0", glance_cell([0.69, 0.71, 0.73])],
+        "fedprime": ["–", f"**{glance_cell([0.74, 0.78])}**"],
+    }
 
 
 def test_detail_table_has_every_condition_and_the_extra_measures(md):
     header, rows = table(sections(md)["Other runs"], "Missing both")
-    assert header == ["rate", "method", "as_train", "both_missing", "complete", "text_only", "image_only",
-                      "val-selected", "personalized", "MB up/round", "seeds"]
+    assert header == [
+        "rate",
+        "method",
+        "as_train",
+        "both_missing",
+        "complete",
+        "text_only",
+        "image_only",
+        "val-selected",
+        "personalized",
+        "MB up/round",
+        "seeds",
+    ]
     # text_only = acc - 0.1, selected = acc - 0.01; bytes up 2 MB and 4 MB: 3.0 MB per round
     assert rows["0.3"] == ["fedavg", "80.0", "75.0", "85.0", "70.0", "60.0", "79.0", "–", "3.0", "1"]
-    at_07 = [cells for rate, *cells in table_rows(sections(md)["Other runs"], "Missing both")[1] if rate == "0.7"]
+    at_07 = [
+        cells for rate, *cells in table_rows(sections(md)["Other runs"], "Missing both")[1] if rate == "0.7"
+    ]
     assert at_07[0][:2] == ["fedavg", hand_cell([0.69, 0.71, 0.73])]
     assert at_07[0][4] == hand_cell([0.59, 0.61, 0.63])
     assert at_07[0][-2:] == ["3.0", "3"]
@@ -201,7 +230,9 @@ def test_detail_table_has_every_condition_and_the_extra_measures(md):
 
 def test_bold_rule_is_a_paired_ci_above_zero():
     assert ahead((0.1, 3.0))
-    assert not ahead((-0.1, 3.0)) and not ahead((0.0, 3.0)) and not ahead((-3.0, -0.1))  # below zero: not "ahead"
+    assert (
+        not ahead((-0.1, 3.0)) and not ahead((0.0, 3.0)) and not ahead((-3.0, -0.1))
+    )  # below zero: not "ahead"
     assert not ahead(None)  # fewer than two paired seeds: no CI
 
 
@@ -212,7 +243,11 @@ def test_nothing_is_bold_without_a_reference_or_with_one_seed():
     for references in (None, {"Other runs": "missing-method"}):
         md = render_leaderboard(runs, dataset="emoji", command=COMMAND, references=references)
         _, rows = table(sections(md)["Other runs"])
-        assert rows == {"a": [glance_cell([0.80, 0.84])], "b": [glance_cell([0.69, 0.71, 0.73])], "c": ["95.0"]}
+        assert rows == {
+            "a": [glance_cell([0.80, 0.84])],
+            "b": [glance_cell([0.69, 0.71, 0.73])],
+            "c": ["95.0"],
+        }
         assert "**" not in md.split("## Other runs", 1)[1].split("## Notes")[0]
     md = render_leaderboard(runs, dataset="emoji", command=COMMAND, references={"Other runs": "b"})
     _, rows = table(sections(md)["Other runs"])
@@ -224,11 +259,17 @@ def test_nothing_is_bold_without_a_reference_or_with_one_seed():
     [
         ("federation.rounds", (5, 10), ("text@0.7, rounds=5", "text@0.7, rounds=10")),
         ("missing.both_ratio", (0.3, 0.5), ("text@0.7, both_ratio=0.3", "text@0.7, both_ratio=0.5")),
-        ("federation.clients_per_round", (None, 3), ("text@0.7, clients_per_round=none", "text@0.7, clients_per_round=3")),
+        (
+            "federation.clients_per_round",
+            (None, 3),
+            ("text@0.7, clients_per_round=none", "text@0.7, clients_per_round=3"),
+        ),
     ],
 )
 def test_runs_differing_in_any_identity_field_are_separate_settings(path, values, labels):
-    records = [rec("fedavg", "text", 0.7, 0, acc, set_={path: v}) for v, acc in zip(values, (0.5, 0.6), strict=True)]
+    records = [
+        rec("fedavg", "text", 0.7, 0, acc, set_={path: v}) for v, acc in zip(values, (0.5, 0.6), strict=True)
+    ]
     md = render_leaderboard(records, dataset="emoji", command=COMMAND)
     header, rows = table(sections(md)["Other runs"])
     assert header == ["accuracy, final as_train", *labels]
@@ -237,7 +278,10 @@ def test_runs_differing_in_any_identity_field_are_separate_settings(path, values
 
 
 def test_runs_differing_in_a_method_option_are_separate_rows():
-    records = [rec("fedprox", "text", 0.7, 0, acc, set_={"method.options.mu": mu}) for mu, acc in ((0.01, 0.5), (0.1, 0.6))]
+    records = [
+        rec("fedprox", "text", 0.7, 0, acc, set_={"method.options.mu": mu})
+        for mu, acc in ((0.01, 0.5), (0.1, 0.6))
+    ]
     records.append(rec("fedavg", "text", 0.7, 0, 0.55))
     _, rows = table(sections(render_leaderboard(records, dataset="emoji", command=COMMAND))["Other runs"])
     assert rows == {"fedavg": ["55.0"], "fedprox (mu=0.01)": ["50.0"], "fedprox (mu=0.1)": ["60.0"]}
@@ -248,8 +292,10 @@ def test_options_spelled_out_with_defaults_do_not_clutter_the_board():
     method make rows (and appear under "Varies")."""
     fedprime = {"method.options.selection": "sample", "method.options.kappa": 5}  # fedprime's defaults
     records = [rec("fedprime", "text", 0.7, 0, 0.5, set_=fedprime)]
-    records += [rec("fedprox", "text", 0.7, 0, acc, set_={"method.options.mu": mu, "method.options.prompt_length": 4})
-                for mu, acc in ((0.01, 0.5), (0.1, 0.6))]
+    records += [
+        rec("fedprox", "text", 0.7, 0, acc, set_={"method.options.mu": mu, "method.options.prompt_length": 4})
+        for mu, acc in ((0.01, 0.5), (0.1, 0.6))
+    ]
     md = render_leaderboard(records, dataset="emoji", command=COMMAND)
     _, rows = table(sections(md)["Other runs"])
     assert rows == {"fedprime": ["50.0"], "fedprox (mu=0.01)": ["50.0"], "fedprox (mu=0.1)": ["60.0"]}
@@ -263,26 +309,38 @@ def test_equal_identity_dedupes_to_the_newest_whatever_tracking_and_executor_say
     new = rec("fedavg", "text", 0.7, 0, 0.60, created="2025-03-01T00:00:00+00:00")
     new["config"]["tracking"] = {"command": "fedbench run", "wandb": False}
     new["config"]["executor"] = {"name": "ray", "workers": 4}
-    mid = {**copy.deepcopy(new), "created": "2025-02-01T00:00:00+00:00", "final": {"as_train": {"accuracy": 0.5}}}
+    mid = {
+        **copy.deepcopy(new),
+        "created": "2025-02-01T00:00:00+00:00",
+        "final": {"as_train": {"accuracy": 0.5}},
+    }
     md = render_leaderboard([new, old, mid], dataset="emoji", command=COMMAND)
     _, rows = table(sections(md)["Other runs"])
     assert rows == {"fedavg": ["60.0"]}
     assert "Runs: 1 " in md
     # an explicit identity wins over the config: equal identities dedupe even if configs differ
     a = hashed({**rec("fedavg", "text", 0.7, 0, 0.4), "identity": {"k": 1}})
-    b = hashed({**rec("fedavg", "text", 0.9, 1, 0.6, created="2025-05-01T00:00:00+00:00"), "identity": {"k": 1}})
+    b = hashed(
+        {**rec("fedavg", "text", 0.9, 1, 0.6, created="2025-05-01T00:00:00+00:00"), "identity": {"k": 1}}
+    )
     assert "Runs: 1 " in render_leaderboard([a, b], dataset="emoji", command=COMMAND)
 
 
 def diverged_record(method, seed):
-    r = rec(method, "text", 0.7, seed, 0.0, status="diverged", diverged={"round": 3, "client": 1, "what": "loss"})
+    r = rec(
+        method, "text", 0.7, seed, 0.0, status="diverged", diverged={"round": 3, "client": 1, "what": "loss"}
+    )
     r["final"] = {"as_train": {"accuracy": None}, "complete": {"accuracy": float("nan")}}
     r["selected"] = None
     return r
 
 
 def test_diverged_runs_are_shown_and_never_averaged_in():
-    records = [rec("fedavg", "text", 0.7, 0, 0.60), rec("fedavg", "text", 0.7, 1, 0.64), diverged_record("fedavg", 2)]
+    records = [
+        rec("fedavg", "text", 0.7, 0, 0.60),
+        rec("fedavg", "text", 0.7, 1, 0.64),
+        diverged_record("fedavg", 2),
+    ]
     records += [diverged_record("fedprox", 0), diverged_record("fedprox", 1)]
     md = render_leaderboard(records, dataset="emoji", command=COMMAND, references={"Other runs": "fedavg"})
     assert glance_cell([0.60, 0.64], diverged=1).endswith("] (1 diverged)")
@@ -300,7 +358,11 @@ def test_diverged_runs_are_shown_and_never_averaged_in():
 
 def test_write_leaderboard_with_diverged_records_written_as_strict_json(tmp_path):
     results, out = tmp_path / "results", tmp_path / "out"
-    for r in [rec("fedavg", "text", 0.7, 0, 0.60), rec("fedavg", "text", 0.7, 1, 0.64), diverged_record("fedavg", 2)]:
+    for r in [
+        rec("fedavg", "text", 0.7, 0, 0.60),
+        rec("fedavg", "text", 0.7, 1, 0.64),
+        diverged_record("fedavg", 2),
+    ]:
         write_record(results, r)
     text = write_leaderboard(results, out, "emoji", COMMAND).read_text()
     assert glance_cell([0.60, 0.64], diverged=1) in text
@@ -332,11 +394,18 @@ def test_every_method_on_the_board_has_its_own_full_note():
     fedmvp-fedavg share one) or extending one (an ablation) each show theirs in full."""
     base = "Retrieval is per sample; the inter pool is matched with the PFPT matcher before averaging."
     shared = "A network trained on completed modalities, aggregated by CKA (fedmvp-fedavg: by sample counts)."
-    notes = {"fedavg": "plain FedAvg", "fedprime": base, "fed-inter": "One pool. " + base, "local": "alone",
-             "fedmvp": shared, "fedmvp-fedavg": shared}
+    notes = {
+        "fedavg": "plain FedAvg",
+        "fedprime": base,
+        "fed-inter": "One pool. " + base,
+        "local": "alone",
+        "fedmvp": shared,
+        "fedmvp-fedavg": shared,
+    }
     methods = ["fedavg", "fedprime", "fed-inter", "fedmvp", "fedmvp-fedavg"]
-    md = render_leaderboard([rec(m, "text", 0.7, 0, 0.5) for m in methods], dataset="emoji", command=COMMAND,
-                            method_notes=notes)
+    md = render_leaderboard(
+        [rec(m, "text", 0.7, 0, 0.5) for m in methods], dataset="emoji", command=COMMAND, method_notes=notes
+    )
     lines = [ln for ln in sections(md)["Notes"].splitlines() if ln.startswith("- **")]
     assert lines == [f"- **{m}**: {notes[m]}" for m in sorted(methods)]
     assert "Otherwise as" not in md and "local" not in sections(md)["Notes"]
@@ -363,8 +432,15 @@ def test_committed_records_from_git_make_a_short_board(tmp_path):
     commands = "\n".join(sorted({r["config"]["tracking"]["command"] for r in records}))
     from fedbench.methods.registry import plan_headlines, plan_references
 
-    md = render_leaderboard(records, dataset="emoji", command=commands, method_notes=notes, headlines=plan_headlines(),
-                            references=plan_references())
+    md = render_leaderboard(
+        records,
+        dataset="emoji",
+        command=commands,
+        method_notes=notes,
+        headlines=plan_headlines(),
+        references=plan_references(),
+    )
+
     # the board grows with what it shows, not with the number of runs (seeds and duplicates fold
     # into cells): a fixed head and notes, and per (plan, method, setting) cell its at-a-glance
     # entry, its detail row and a share of the tables' heads: under about 4 lines per cell
@@ -419,7 +495,11 @@ def test_shared_settings_name_the_precision_the_runs_had():
     """`precision: auto` resolves per machine, so a section says which precision its runs had, and
     runs in two precisions are two settings, never one cell."""
     bf16 = {"train.precision": "bf16-mixed"}
-    runs = [rec(m, "text", 0.5, s, 0.6, sweep="bench-p", set_=bf16) for m in ("fedavg", "fedprime") for s in (0, 1)]
+    runs = [
+        rec(m, "text", 0.5, s, 0.6, sweep="bench-p", set_=bf16)
+        for m in ("fedavg", "fedprime")
+        for s in (0, 1)
+    ]
     intro = sections(render_leaderboard(runs, dataset="emoji", command=COMMAND))["bench-p"].split("\n\n")[1]
     assert "category labels, bf16-mixed." in intro
     runs.append(rec("fedavg", "text", 0.5, 0, 0.9, sweep="bench-p", set_={"train.precision": "32-true"}))
@@ -435,12 +515,30 @@ def test_shared_line_names_every_field_set_away_from_the_defaults():
     and method options away from their defaults are named (the defaults, written out here: lr
     5e-3, batch 32, weight decay 0.02, no failures, fedprox mu 0.01, prompt_length 4)."""
     away = {"failures.drop_rate": 0.5, "train.lr": 0.01, "train.batch_size": 16, "train.weight_decay": 0.02}
-    runs = [rec(m, "text", 0.5, s, 0.6, sweep="bench-p",
-                set_={**away, "method.options.prompt_length": 4, **({"method.options.mu": 0.5} if m == "fedprox" else {})})
-            for m in ("fedavg", "fedprox") for s in (0, 1)]
+    runs = [
+        rec(
+            m,
+            "text",
+            0.5,
+            s,
+            0.6,
+            sweep="bench-p",
+            set_={
+                **away,
+                "method.options.prompt_length": 4,
+                **({"method.options.mu": 0.5} if m == "fedprox" else {}),
+            },
+        )
+        for m in ("fedavg", "fedprox")
+        for s in (0, 1)
+    ]
     intro = sections(render_leaderboard(runs, dataset="emoji", command=COMMAND))["bench-p"].split("\n\n")[1]
-    for said in ("`failures.drop_rate=0.5`", "`train.batch_size=16`", "`train.lr=0.01`",
-                 "Method options set away from their defaults: fedprox mu=0.5."):
+    for said in (
+        "`failures.drop_rate=0.5`",
+        "`train.batch_size=16`",
+        "`train.lr=0.01`",
+        "Method options set away from their defaults: fedprox mu=0.5.",
+    ):
         assert said in intro, intro
     assert "weight_decay" not in intro and "prompt_length" not in intro  # at their defaults
     runs.append(rec("fedavg", "text", 0.5, 2, 0.6, sweep="bench-p", set_={**away, "failures.drop_rate": 0.0}))

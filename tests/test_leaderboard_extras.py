@@ -26,8 +26,10 @@ SWEEP = "bench-ppt-quick"
 
 def ppt(method, seed, acc, partition, pool=None):
     """A PPT-plan record: image-only task (text missing at rate 1), one of PPT's three partitions."""
-    rounds = [{"round": i + 1, "bytes_up": 1_000_000} | ({} if pool is None else {"pool_size": p})
-              for i, p in enumerate(pool or [0, 0, 0])]
+    rounds = [
+        {"round": i + 1, "bytes_up": 1_000_000} | ({} if pool is None else {"pool_size": p})
+        for i, p in enumerate(pool or [0, 0, 0])
+    ]
     return rec(method, "text", 1.0, seed, acc, sweep=SWEEP, set_=partition, rounds=rounds)
 
 
@@ -53,7 +55,10 @@ def test_setting_labels_show_only_the_options_their_partitioner_reads():
         "text@1, partition=imbalanced, n_dominant=5",  # its alpha (0.5, unused) is not shown
     ]
     assert rows["ppt"] == ["40.0", glance_cell([0.50, 0.54]), "45.0"]
-    for title in ("Missing text, partition=imbalanced, n_dominant=5 at rate 1", "Missing text, partition=dirichlet, alpha=0.5 at rate 1"):
+    for title in (
+        "Missing text, partition=imbalanced, n_dominant=5 at rate 1",
+        "Missing text, partition=dirichlet, alpha=0.5 at rate 1",
+    ):
         assert f"\n### {title}\n" in md
     assert "n_dominant=none" not in md and "imbalanced, alpha" not in md
 
@@ -80,7 +85,9 @@ def test_hidden_options_come_back_when_settings_would_read_the_same():
 
 
 def test_pool_size_per_round_is_the_seed_mean_per_method_and_setting():
-    md = sections(render_leaderboard(ppt_records(), dataset="emoji", command=COMMAND, pool_plot_path="emoji_pool.png"))[SWEEP]
+    md = sections(
+        render_leaderboard(ppt_records(), dataset="emoji", command=COMMAND, pool_plot_path="emoji_pool.png")
+    )[SWEEP]
     header, rows = table_rows(md, "Pool size per round")
     assert header == ["setting", "method", "seeds", "r1", "r2", "r3"]
     # dirichlet 0.5, seeds 0 and 1: (20+20)/2, (16+14)/2, (12+11)/2
@@ -133,14 +140,22 @@ def fedmvp(method, seed, acc, text=None, image=None):
     record = rec(method, "both", 0.5, seed, acc, sweep="bench-fedmvp-quick")
     if text is not None:
         record["rounds"][-1]["completion"] = {
-            "completer": "retrieval", "text/n": 40.0, "image/n": 40.0, "text/cosine": 0.3,
-            "text/label_agreement": text, "image/label_agreement": image,
+            "completer": "retrieval",
+            "text/n": 40.0,
+            "image/n": 40.0,
+            "text/cosine": 0.3,
+            "text/label_agreement": text,
+            "image/label_agreement": image,
         }
     return record
 
 
 def test_completion_quality_columns_for_runs_that_report_it():
-    records = [fedmvp("fedmvp", 0, 0.6, 0.60, 0.71), fedmvp("fedmvp", 1, 0.6, 0.64, 0.75), fedmvp("fedavg", 0, 0.5)]
+    records = [
+        fedmvp("fedmvp", 0, 0.6, 0.60, 0.71),
+        fedmvp("fedmvp", 1, 0.6, 0.64, 0.75),
+        fedmvp("fedavg", 0, 0.5),
+    ]
     md = render_leaderboard(records, dataset="emoji", command=COMMAND)
     header, rows = table(sections(md)["bench-fedmvp-quick"], "Missing both at rate 0.5")
     assert header[-3:] == ["text completion", "image completion", "seeds"]
@@ -162,7 +177,13 @@ def test_the_board_reads_the_keys_fedmvp_writes():
     from fedbench.tracking.board_extras import _COMPLETION
 
     filled = torch.tensor([[True, False], [False, True], [False, False]])
-    done = Completion(torch.zeros(3, 4), torch.zeros(3, 4), torch.ones(3, dtype=torch.bool), filled, torch.tensor([0, 1, -1]))
+    done = Completion(
+        torch.zeros(3, 4),
+        torch.zeros(3, 4),
+        torch.ones(3, dtype=torch.bool),
+        filled,
+        torch.tensor([0, 1, -1]),
+    )
     quality = completion_quality(done, torch.tensor([0, 1, 2]), pool_labels=torch.tensor([0, 0]))
     assert {key for key, _ in _COMPLETION.values()} <= set(quality)
     assert quality["text/label_agreement"] == 1.0 and quality["image/label_agreement"] == 0.0
@@ -207,23 +228,43 @@ def food(method, mtype, seed, acc, variant="fedprime"):
 def test_the_papers_number_beside_ours_where_dataset_method_and_setting_match(tmp_path):
     (tmp_path / "numbers.yaml").write_text(NUMBERS)
     numbers = load_paper_numbers(tmp_path / "numbers.yaml")
-    records = [food("fedprime", "text", 0, 0.74), food("fedprime", "text", 1, 0.78), food("fedavg", "text", 0, 0.20),
-               food("fedprime", "image", 0, 0.80), food("fedavg", "image", 0, 0.25)]
+    records = [
+        food("fedprime", "text", 0, 0.74),
+        food("fedprime", "text", 1, 0.78),
+        food("fedavg", "text", 0, 0.20),
+        food("fedprime", "image", 0, 0.80),
+        food("fedavg", "image", 0, 0.25),
+    ]
     md = render_leaderboard(records, dataset="food101", command=COMMAND, paper_numbers=numbers)
     block = sections(md)["fedprime-food101"].split("\n### Paper's numbers\n", 1)[1]
-    assert "[1] FedPrime (Phung et al., ICCV 2025), main table, UPMC Food-101; [2] FedPrime (Phung et al., ICCV 2025), ablation table." in block
+    assert (
+        "[1] FedPrime (Phung et al., ICCV 2025), main table, UPMC Food-101; [2] FedPrime (Phung et al., ICCV 2025), ablation table."
+        in block
+    )
     assert "MAP" not in md and "99" not in block  # MAP's variant is another task
     header, rows = table_rows(block)
     assert header == ["setting", "method", "as_train", "as_train (macro_f1)", "complete"]
     # fedbench: as_train = acc, macro_f1 = acc - 0.1, complete = acc + 0.05 (see rec)
     assert rows == [
         ["text@0.7", "fedavg", "–", f"{100 * (0.20 - 0.1):.1f} / 11.5 [2]", f"{100 * 0.25:.1f} / 21.56 [1]"],
-        ["text@0.7", "fedprime", f"{hand_cell([0.74, 0.78])} / 78.88 [1]", "–", f"{hand_cell([0.79, 0.83])} / 92.12 [1]"],
+        [
+            "text@0.7",
+            "fedprime",
+            f"{hand_cell([0.74, 0.78])} / 78.88 [1]",
+            "–",
+            f"{hand_cell([0.79, 0.83])} / 92.12 [1]",
+        ],
         ["image@0.7", "fedavg", "–", "–", f"{100 * 0.30:.1f} / 16.84 [1]"],
     ]  # fedprime on missing images: no number in the file, no row
-    assert "Paper's numbers" not in render_leaderboard(records, dataset="food101", command=COMMAND, paper_numbers=[])
-    mapped = render_leaderboard([food("fedavg", "text", 0, 0.2, variant="map")], dataset="food101", command=COMMAND,
-                                paper_numbers=numbers)  # MAP's 101-way task: MAP's number, none of FedPrime's
+    assert "Paper's numbers" not in render_leaderboard(
+        records, dataset="food101", command=COMMAND, paper_numbers=[]
+    )
+    mapped = render_leaderboard(
+        [food("fedavg", "text", 0, 0.2, variant="map")],
+        dataset="food101",
+        command=COMMAND,
+        paper_numbers=numbers,
+    )  # MAP's 101-way task: MAP's number, none of FedPrime's
     assert "Source: MAP, Table 1." in mapped and "| fedavg | 25.0 / 99 |" in mapped and "21.56" not in mapped
 
 
@@ -234,8 +275,15 @@ def test_the_shipped_numbers_file_reads_and_names_registered_parts():
     assert len(numbers) == 47
     assert {n.dataset for n in numbers} <= set(DATASETS.names())
     assert {n.method for n in numbers} <= set(available())
-    main_table = {(n.method, dict(n.setting)["missing.type"], n.condition): n.value for n in numbers if n.source.startswith("main")}
-    assert main_table["fedprime", "text", "as_train"] == 78.88 and main_table["fed-inter", "image", "image_only"] == 37.56
+    main_table = {
+        (n.method, dict(n.setting)["missing.type"], n.condition): n.value
+        for n in numbers
+        if n.source.startswith("main")
+    }
+    assert (
+        main_table["fedprime", "text", "as_train"] == 78.88
+        and main_table["fed-inter", "image", "image_only"] == 37.56
+    )
     assert ("fedavg", "both", "both_missing") not in main_table  # the paper gives none
 
 
@@ -243,7 +291,10 @@ def test_the_shipped_numbers_file_reads_and_names_registered_parts():
     ("change", "says"),
     [
         (lambda t: t["numbers"][0].update(value="n/a"), "number 1: value must be a number"),
-        (lambda t: t["numbers"][1].update(condition="full_modal"), "number 2: condition 'full_modal' is not one of"),
+        (
+            lambda t: t["numbers"][1].update(condition="full_modal"),
+            "number 2: condition 'full_modal' is not one of",
+        ),
         (lambda t: t["numbers"][0].pop("method"), "number 1: `method` must be a non-empty string"),
         (lambda t: t["numbers"][0].update(conditon="complete"), "number 1: unknown field conditon"),
         (lambda t: t.update(setting=["missing.type"]), "`setting` must map dotted config paths"),
@@ -267,7 +318,10 @@ def test_a_malformed_file_stops_the_cli_with_one_line_and_writes_nothing(tmp_pat
     write_record(results, food("fedavg", "text", 0, 0.2))
     bad.write_text(NUMBERS.replace("value: 21.56", "value: [21.56]"))
     monkeypatch.setattr(paper_module, "PAPER_NUMBERS", bad)
-    assert main(["leaderboard", "--results", str(results), "--leaderboards", str(out), "--dataset", "food101"]) == 2
+    assert (
+        main(["leaderboard", "--results", str(results), "--leaderboards", str(out), "--dataset", "food101"])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "table 1" in err and "number 3: value must be a number" in err
     assert not out.exists() or not any(out.iterdir())
@@ -280,7 +334,10 @@ def test_leaderboard_command_works_for_every_registered_dataset(tmp_path, datase
         record = copy.deepcopy(rec("fedavg", "text", 0.7, seed, acc))
         record["dataset"] = record["config"]["data"]["dataset"] = dataset
         write_record(results, hashed(record))
-    assert main(["leaderboard", "--results", str(results), "--leaderboards", str(out), "--dataset", dataset]) == 0
+    assert (
+        main(["leaderboard", "--results", str(results), "--leaderboards", str(out), "--dataset", dataset])
+        == 0
+    )
     text = (out / f"{dataset}.md").read_text()
     assert text.startswith(f"# fedbench leaderboard: {dataset}\n")
     mean = 100 * (0.5 + 0.6) / 2

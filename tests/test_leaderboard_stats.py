@@ -72,7 +72,12 @@ def test_bootstrap_ci_agrees_with_scipy_on_one_stratum():
     x = np.array([61.2, 63.8, 60.1, 65.4, 62.0, 64.9, 59.7, 63.1])
     ours = bootstrap_ci([x])
     theirs = bootstrap(
-        (x,), np.mean, method="percentile", n_resamples=20_000, confidence_level=0.95, rng=np.random.default_rng(7)
+        (x,),
+        np.mean,
+        method="percentile",
+        n_resamples=20_000,
+        confidence_level=0.95,
+        rng=np.random.default_rng(7),
     ).confidence_interval
     assert ours[0] == pytest.approx(theirs.low, abs=0.1) and ours[1] == pytest.approx(theirs.high, abs=0.1)
     assert ours[0] < x.mean() < ours[1]
@@ -94,8 +99,12 @@ def test_probability_of_improvement_by_hand():
 
 def test_minimum_detectable_difference_from_a_t_table():
     # t(0.975, 4) = 2.7764, t(0.80, 4) = 0.9410; t(0.975, 1) = 12.7062, t(0.80, 1) = 1.3764
-    assert minimum_detectable_difference(2.0, 5) == pytest.approx((2.7764 + 0.9410) * 2.0 / math.sqrt(5), abs=1e-3)
-    assert minimum_detectable_difference(0.5, 2) == pytest.approx((12.7062 + 1.3764) * 0.5 / math.sqrt(2), abs=1e-3)
+    assert minimum_detectable_difference(2.0, 5) == pytest.approx(
+        (2.7764 + 0.9410) * 2.0 / math.sqrt(5), abs=1e-3
+    )
+    assert minimum_detectable_difference(0.5, 2) == pytest.approx(
+        (12.7062 + 1.3764) * 0.5 / math.sqrt(2), abs=1e-3
+    )
     assert minimum_detectable_difference(1.0, 1) is None and minimum_detectable_difference(None, 5) is None
     # pooled: group deviations 1,-1 (a: mean 2) and -2,0,2 (b: mean 5); (2 + 8) / (1 + 2) dof
     assert pooled_std([[1.0, 3.0], [3.0, 5.0, 7.0], [9.0]]) == pytest.approx(math.sqrt(10 / 3))
@@ -124,7 +133,9 @@ def constructed_board():
 
 
 def test_paired_significance_bolds_the_method_whose_lead_exceeds_its_ci_only():
-    md = render_leaderboard(constructed_board(), dataset="emoji", command=COMMAND, references={"bench-c": "fedavg"})
+    md = render_leaderboard(
+        constructed_board(), dataset="emoji", command=COMMAND, references={"bench-c": "fedavg"}
+    )
     section = sections(md)["bench-c"]
     _, glance = table(section)
     for j in range(len(SETTINGS)):
@@ -144,47 +155,85 @@ def test_paired_significance_bolds_the_method_whose_lead_exceeds_its_ci_only():
     assert paired["big"][3] == paired["small"][3] == "10"
     assert paired["fedavg (reference)"][:4] == ["–"] * 4
     # P(big run > fedavg run) at a setting: every big run beats every fedavg run here but the pairs across seeds
-    p_big = np.mean([np.mean([[x + d / 100 > y for y in REF[j]] for x, d in zip(REF[j], BIG[j], strict=True)])
-                     for j in range(2)])
+    p_big = np.mean(
+        [
+            np.mean([[x + d / 100 > y for y in REF[j]] for x, d in zip(REF[j], BIG[j], strict=True)])
+            for j in range(2)
+        ]
+    )
     assert paired["big"][2] == f"{p_big:.2f}"
     # the summary at the top names big, with its CI, as significant
     _, summary = table(sections(md)["At a glance"])
-    assert summary["bench-c"] == ["final as_train", "fedavg", "big", f"{big_mean:+.1f}",
-                                  f"[{big_ci[0]:+.1f}, {big_ci[1]:+.1f}]", f"{p_big:.2f}", "yes (CI above 0)", "5"]
+    assert summary["bench-c"] == [
+        "final as_train",
+        "fedavg",
+        "big",
+        f"{big_mean:+.1f}",
+        f"[{big_ci[0]:+.1f}, {big_ci[1]:+.1f}]",
+        f"{p_big:.2f}",
+        "yes (CI above 0)",
+        "5",
+    ]
     assert md.index("## At a glance") < md.index("## bench-c")
 
 
 def test_minimum_detectable_difference_is_stated_under_the_plan():
-    md = render_leaderboard(constructed_board(), dataset="emoji", command=COMMAND, references={"bench-c": "fedavg"})
+    md = render_leaderboard(
+        constructed_board(), dataset="emoji", command=COMMAND, references={"bench-c": "fedavg"}
+    )
     groups = [*BIG, *SMALL]
     std = math.sqrt(sum(sum((d - sum(g) / 5) ** 2 for d in g) for g in groups) / (4 * len(groups)))
     mdd = (2.7764 + 0.9410) * std / math.sqrt(5)  # t table, 4 degrees of freedom
-    line = next(ln for ln in sections(md)["bench-c"].splitlines() if ln.startswith("Minimum detectable difference"))
+    line = next(
+        ln for ln in sections(md)["bench-c"].splitlines() if ln.startswith("Minimum detectable difference")
+    )
     assert f"this section's 5 seeds: {mdd:.1f} points (paired-difference std {std:.2f}" in line
 
 
 def test_one_seed_plans_say_there_is_no_ci():
-    runs = [rec(m, "text", r, 0, acc, sweep="bench-1") for m, acc in (("fedavg", 0.5), ("mine", 0.6)) for r in (0.3, 0.7)]
+    runs = [
+        rec(m, "text", r, 0, acc, sweep="bench-1")
+        for m, acc in (("fedavg", 0.5), ("mine", 0.6))
+        for r in (0.3, 0.7)
+    ]
     md = render_leaderboard(runs, dataset="emoji", command=COMMAND, references={"bench-1": "fedavg"})
     _, summary = table(sections(md)["At a glance"])
-    assert summary["bench-1"][2:] == ["mine", "+10.0", "–", "1.00", "no CI (fewer than 2 paired seeds in a setting)", "1"]
+    assert summary["bench-1"][2:] == [
+        "mine",
+        "+10.0",
+        "–",
+        "1.00",
+        "no CI (fewer than 2 paired seeds in a setting)",
+        "1",
+    ]
     assert "Minimum detectable difference: not estimable here" in sections(md)["bench-1"]
     assert "**" not in sections(md)["bench-1"]
 
 
 def ranked_records():
     """3 methods x 3 settings x 2 seeds; seed means give the ranks a > b > c, a > c > b, b > a > c."""
-    means = {0.1: {"a": 0.9, "b": 0.8, "c": 0.7}, 0.5: {"a": 0.9, "b": 0.6, "c": 0.7}, 0.9: {"a": 0.8, "b": 0.9, "c": 0.5}}
-    return [rec(m, "text", rate, s, acc + (0.01 if s else -0.01), sweep="bench-r")
-            for rate, row in means.items() for m, acc in row.items() for s in (0, 1)]
+    means = {
+        0.1: {"a": 0.9, "b": 0.8, "c": 0.7},
+        0.5: {"a": 0.9, "b": 0.6, "c": 0.7},
+        0.9: {"a": 0.8, "b": 0.9, "c": 0.5},
+    }
+    return [
+        rec(m, "text", rate, s, acc + (0.01 if s else -0.01), sweep="bench-r")
+        for rate, row in means.items()
+        for m, acc in row.items()
+        for s in (0, 1)
+    ]
 
 
 def test_mean_ranks_and_friedman_statistic_by_hand():
     md = render_leaderboard(ranked_records(), dataset="emoji", command=COMMAND, references={"bench-r": "a"})
     _, paired = table(sections(md)["bench-r"], "Compared with a")
     ranks = {"a": (1 + 1 + 2) / 3, "b": (2 + 3 + 1) / 3, "c": (3 + 2 + 3) / 3}
-    assert {m: row[-1] for m, row in paired.items()} == {"a (reference)": f"{ranks['a']:.2f}",
-                                                          "b": f"{ranks['b']:.2f}", "c": f"{ranks['c']:.2f}"}
+    assert {m: row[-1] for m, row in paired.items()} == {
+        "a (reference)": f"{ranks['a']:.2f}",
+        "b": f"{ranks['b']:.2f}",
+        "c": f"{ranks['c']:.2f}",
+    }
     n, k = 3, 3
     chi2 = 12 * n / (k * (k + 1)) * sum(r * r for r in ranks.values()) - 3 * n * (k + 1)  # no ties
     cd = 3.314 / math.sqrt(2) * math.sqrt(k * (k + 1) / (6 * n))  # studentized range q(0.95; 3, inf) = 3.314
@@ -234,4 +283,9 @@ def test_each_plan_names_its_reference_among_its_methods():
         assert plan.reference == method or plan.reference in plan.baselines, method
     references = plan_references()
     assert references["bench-ppt-quick"] == references["table-ppt-cifar10"] == "fedavg-pt"
-    assert references["bench-fedprime-quick"] == references["bench-fedmvp-quick"] == references["bench-fedavg-quick"] == "fedavg"
+    assert (
+        references["bench-fedprime-quick"]
+        == references["bench-fedmvp-quick"]
+        == references["bench-fedavg-quick"]
+        == "fedavg"
+    )

@@ -19,7 +19,9 @@ def test_a_committed_quick_cell_from_git_reproduces_bit_for_bit(tmp_path, monkey
     from fedbench.config import from_dict
 
     records = [committed_record(p) for p in committed_record_paths() if p.startswith("results/emoji/")]
-    record = min((r for r in records if r["method"] == "fedavg"), key=lambda r: r["wall_time_s"])  # the quickest
+    record = min(
+        (r for r in records if r["method"] == "fedavg"), key=lambda r: r["wall_time_s"]
+    )  # the quickest
     if run_id_of(from_dict(record["config"])) != record["run_id"]:
         pytest.skip(f"{record['config']['train']['precision']} resolves to another precision on this machine")
     path = tmp_path / "results" / "emoji" / f"{record['run_id']}.json"

@@ -52,7 +52,11 @@ def test_a_new_behaviour_version_is_a_new_run_and_the_initial_one_keeps_old_ids(
     from fedbench.methods.registry import METHODS
 
     cfg = tiny_config(tmp_path, "fedavg")
-    registry, name = {"method": (METHODS, "fedavg"), "data": (DATASETS, "tiny"), "backbone": (BACKBONES, "tiny")}[part]
+    registry, name = {
+        "method": (METHODS, "fedavg"),
+        "data": (DATASETS, "tiny"),
+        "backbone": (BACKBONES, "tiny"),
+    }[part]
     first = resolve(cfg)
     assert "version" not in first.identity[part]  # version 1: identities (and ids) as before versions existed
     assert first.specs()[part]["version"] == 1

@@ -26,5 +26,7 @@ class BackboneSpec:
     version: int = 1  # bump with any change to what the frozen backbone computes
 
 
-BACKBONES: Registry[BackboneSpec] = Registry("backbone", "fedbench.backbones", "fedbench.backbones.builtin", "backbone.name")
+BACKBONES: Registry[BackboneSpec] = Registry(
+    "backbone", "fedbench.backbones", "fedbench.backbones.builtin", "backbone.name"
+)
 register_backbone = BACKBONES.register

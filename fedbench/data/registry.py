@@ -24,5 +24,7 @@ class DatasetSpec:
     version: int = 1  # bump with any change to the rows, labels, splits or texts a run sees
 
 
-DATASETS: Registry[DatasetSpec] = Registry("dataset", "fedbench.datasets", "fedbench.data.builtin", "data.dataset")
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset", "fedbench.datasets", "fedbench.data.builtin", "data.dataset"
+)
 register_dataset = DATASETS.register

@@ -29,8 +29,12 @@ from fedbench.interrupt import RunInterrupted
 
 
 def run_experiment(
-    cfg: ExperimentConfig | ResolvedRun, *, stop_after_rounds: int | None = None, force: bool = False,
-    callbacks: list[Callback] | None = None, smoke: bool = False,
+    cfg: ExperimentConfig | ResolvedRun,
+    *,
+    stop_after_rounds: int | None = None,
+    force: bool = False,
+    callbacks: list[Callback] | None = None,
+    smoke: bool = False,
 ) -> dict[str, Any] | None:
     """Run (or resume) one experiment and return its record; ``None`` if stopped early on purpose.
     ``cfg`` is resolved here once (:func:`~fedbench.federation.resolve.resolve`) unless it already is.
@@ -87,7 +91,13 @@ def _smoke(cfg: ExperimentConfig) -> dict[str, Any]:
     return {**(record or {}), "smoke": report.report}
 
 
-def _run(fed: Federation, cfg: ExperimentConfig, callbacks: list[Callback], t0: float, stop_after_rounds: int | None):
+def _run(
+    fed: Federation,
+    cfg: ExperimentConfig,
+    callbacks: list[Callback],
+    t0: float,
+    stop_after_rounds: int | None,
+):
     r = fed.start_round
     try:
         for cb in callbacks:

@@ -59,11 +59,18 @@ class ResolvedRun:
         from fedbench.tracking.provenance import dist_version
 
         out = {}
-        for part, spec, registry in (("data", self.dataset, DATASETS), ("backbone", self.backbone, BACKBONES),
-                                     ("method", self.method, METHODS)):
+        for part, spec, registry in (
+            ("data", self.dataset, DATASETS),
+            ("backbone", self.backbone, BACKBONES),
+            ("method", self.method, METHODS),
+        ):
             origin = registry.origin(spec.name)
-            out[part] = {"name": spec.name, "version": spec.version, "distribution": origin,
-                         "distribution_version": dist_version(origin) if origin else None}
+            out[part] = {
+                "name": spec.name,
+                "version": spec.version,
+                "distribution": origin,
+                "distribution_version": dist_version(origin) if origin else None,
+            }
         return out
 
 
@@ -72,7 +79,9 @@ def resolve(cfg: ExperimentConfig) -> ResolvedRun:
     wrong) and compute its identity; ``cfg`` itself is left as it was."""
     check(cfg)
     cfg = copy.deepcopy(cfg)
-    cfg.train.precision = concrete_precision(cfg.train.precision, cfg.train.accelerator)  # what runs, and what is recorded
+    cfg.train.precision = concrete_precision(
+        cfg.train.precision, cfg.train.accelerator
+    )  # what runs, and what is recorded
     dataset, backbone = DATASETS.get(cfg.data.dataset), BACKBONES.get(cfg.backbone.name)
     method, executor = METHODS.get(cfg.method.name), EXECUTORS.get(cfg.executor.name)
     options = {
@@ -82,11 +91,27 @@ def resolve(cfg: ExperimentConfig) -> ResolvedRun:
         "method": build_options(method.options, cfg.method.options, "method.options"),
     }
     if not method.supports(backbone):
-        raise ConfigError(f"backbone.name: {cfg.method.name} cannot run on {backbone.name} ({method.requirement}); choose another backbone")
-    identity = _identity(cfg, {k: options[k] for k in ("data", "backbone", "method")},
-                         {"data": dataset, "backbone": backbone, "method": method})
-    return ResolvedRun(cfg, dataset, options["data"], backbone, options["backbone"], method, options["method"], executor,
-                       options["executor"], identity, config_hash(identity))
+        raise ConfigError(
+            f"backbone.name: {cfg.method.name} cannot run on {backbone.name} ({method.requirement}); choose another backbone"
+        )
+    identity = _identity(
+        cfg,
+        {k: options[k] for k in ("data", "backbone", "method")},
+        {"data": dataset, "backbone": backbone, "method": method},
+    )
+    return ResolvedRun(
+        cfg,
+        dataset,
+        options["data"],
+        backbone,
+        options["backbone"],
+        method,
+        options["method"],
+        executor,
+        options["executor"],
+        identity,
+        config_hash(identity),
+    )
 
 
 INITIAL_VERSION = 1

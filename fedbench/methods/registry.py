@@ -74,8 +74,12 @@ MAP_PROMPTS = {"prompt_length": 16, "prompt_layers": 6}
 DEFAULT_PLAN = BenchPlan(
     # MAP's Table 1 (eta 0.7, each missing type) on its three datasets, with its centralized row
     tables={
-        dataset: PaperTable(f"experiments/map_{dataset}.yaml", {"missing.type": ["text", "image", "both"]}, ("centralized",),
-                            per_method={ANY_METHOD: MAP_PROMPTS})
+        dataset: PaperTable(
+            f"experiments/map_{dataset}.yaml",
+            {"missing.type": ["text", "image", "both"]},
+            ("centralized",),
+            per_method={ANY_METHOD: MAP_PROMPTS},
+        )
         for dataset in ("mmimdb", "food101", "hatememes")
     },
 )
@@ -90,7 +94,9 @@ class MethodSpec:
     description: str
     personalized: bool = False  # clients keep state: report per-client (personalized) metrics
     centralized: bool = False  # pool every client's data into one
-    local_only: bool = False  # no global model: scored as the mean over the clients' own models (local, pFedPG)
+    local_only: bool = (
+        False  # no global model: scored as the mean over the clients' own models (local, pFedPG)
+    )
     notes: str = ""  # shown on the leaderboard (once, when the method is on the board)
     bench_plan: BenchPlan | None = None  # None: the default plan (MAP's protocol beside fedavg, fedprox)
     test_options: dict[str, Any] | None = None  # None: the options class's TEST_OPTIONS, if any
@@ -122,7 +128,9 @@ class MethodSpec:
         return dict(getattr(self.options, "TEST_OPTIONS", {}))
 
 
-METHODS: Registry[MethodSpec] = Registry("method", "fedbench.methods", "fedbench.methods.builtin", "method.name")
+METHODS: Registry[MethodSpec] = Registry(
+    "method", "fedbench.methods", "fedbench.methods.builtin", "method.name"
+)
 register = METHODS.register
 
 
@@ -145,14 +153,21 @@ def plan_sections(method: str, profiles=("quick", "full")) -> list[str]:
 def plan_headlines(profiles=("quick", "full")) -> dict[str, str]:
     """Board section -> the test condition of its at-a-glance table, for the plans that name one
     other than ``as_train`` (``BenchPlan.headline``)."""
-    return {section: get_method(method).plan.headline for method in available()
-            if get_method(method).plan.headline != "as_train" for section in plan_sections(method, profiles)}
+    return {
+        section: get_method(method).plan.headline
+        for method in available()
+        if get_method(method).plan.headline != "as_train"
+        for section in plan_sections(method, profiles)
+    }
 
 
 def plan_references(profiles=("quick", "full")) -> dict[str, str]:
     """Board section -> the baseline its methods are compared with (``BenchPlan.reference``)."""
-    return {section: get_method(method).plan.reference for method in available()
-            for section in plan_sections(method, profiles)}
+    return {
+        section: get_method(method).plan.reference
+        for method in available()
+        for section in plan_sections(method, profiles)
+    }
 
 
 def available() -> list[str]:

@@ -21,10 +21,24 @@ __all__ = ["DESCRIBED", "method_option_notes", "unusual_shared"]
 
 # paths Section.shared_text() already puts in words (or that a board states elsewhere)
 DESCRIBED = {
-    "seed", "data.dataset", "missing.protocol", "missing.type", "missing.rate", "missing.both_ratio", "partition.name",
-    "partition.alpha", "partition.shards_per_client", "partition.n_clients", "federation.clients_per_round",
-    "federation.client_fraction", "federation.rounds", "federation.local_epochs", "data.options.label", "data.label",
-    "backbone.name", "train.precision",
+    "seed",
+    "data.dataset",
+    "missing.protocol",
+    "missing.type",
+    "missing.rate",
+    "missing.both_ratio",
+    "partition.name",
+    "partition.alpha",
+    "partition.shards_per_client",
+    "partition.n_clients",
+    "federation.clients_per_round",
+    "federation.client_fraction",
+    "federation.rounds",
+    "federation.local_epochs",
+    "data.options.label",
+    "data.label",
+    "backbone.name",
+    "train.precision",
 }
 _OPTIONS = "method.options."
 
@@ -58,9 +72,16 @@ def method_option_notes(section: Section) -> list[str]:
         defaults = _option_defaults("method", method)
         paths = sorted({p for f in mine for p in f if p.startswith(_OPTIONS)})
         fixed = [p for p in paths if len({f.get(p) for f in mine}) == 1 and p in mine[0]]
-        unusual = [p for p in fixed if defaults is None or defaults.get(p[len(_OPTIONS):], _ABSENT) != json.loads(mine[0][p])]
+        unusual = [
+            p
+            for p in fixed
+            if defaults is None or defaults.get(p[len(_OPTIONS) :], _ABSENT) != json.loads(mine[0][p])
+        ]
         if defaults is not None and unusual:
-            notes.append(f"{method} " + ", ".join(f"{p[len(_OPTIONS):]}={show(json.loads(mine[0][p]))}" for p in unusual))
+            notes.append(
+                f"{method} "
+                + ", ".join(f"{p[len(_OPTIONS) :]}={show(json.loads(mine[0][p]))}" for p in unusual)
+            )
     return notes
 
 

@@ -56,7 +56,9 @@ def _completion_value(key: str) -> Callable[[dict[str, Any]], float | None]:
     return value
 
 
-def completion_columns(runs: list[dict[str, Any]]) -> list[tuple[str, Callable[[dict[str, Any]], float | None]]]:
+def completion_columns(
+    runs: list[dict[str, Any]],
+) -> list[tuple[str, Callable[[dict[str, Any]], float | None]]]:
     """Detail-table columns for the completion-quality keys that any of ``runs`` reports."""
     columns = [(name, _completion_value(key)) for name, (key, _) in _COMPLETION.items()]
     return [(name, value) for name, value in columns if any(value(r) is not None for r in runs)]
@@ -68,7 +70,9 @@ def _per_round(record: dict[str, Any], key: str) -> list[float | None] | None:
     return values if any(v is not None for v in values) else None
 
 
-def round_series(section: Section, key: str = POOL_KEY) -> dict[tuple[Setting, str], tuple[int, list[float | None]]]:
+def round_series(
+    section: Section, key: str = POOL_KEY
+) -> dict[tuple[Setting, str], tuple[int, list[float | None]]]:
     """{(setting, method row): (runs, seed mean of ``key`` per round)} for the cells whose runs log ``key``.
 
     A round's mean is over the runs that logged the key in that round (a round where every client
@@ -78,7 +82,9 @@ def round_series(section: Section, key: str = POOL_KEY) -> dict[tuple[Setting, s
     out: dict[tuple[Setting, str], tuple[int, list[float | None]]] = {}
     for setting in section.settings:
         for method in section.methods:
-            series = [s for r in section.cells.get((method, setting), []) if (s := _per_round(r, key)) is not None]
+            series = [
+                s for r in section.cells.get((method, setting), []) if (s := _per_round(r, key)) is not None
+            ]
             if not series:
                 continue
             means: list[float | None] = []
@@ -111,9 +117,13 @@ def pool_block(section: Section, plot_link: str | None = None, key: str = POOL_K
     shown = _shown_rounds(n)
     by_setting = len(section.settings) > 1
     out = [f"### {key.replace('_', ' ').capitalize()} per round", ""]
-    out.append(f"Mean over seeds of each run's `{key}` after the round's aggregation (`seeds`: runs averaged).")
+    out.append(
+        f"Mean over seeds of each run's `{key}` after the round's aggregation (`seeds`: runs averaged)."
+    )
     out.append("")
-    out += table_head([*(["setting"] if by_setting else []), "method", "seeds", *(f"r{i + 1}" for i in shown)])
+    out += table_head(
+        [*(["setting"] if by_setting else []), "method", "seeds", *(f"r{i + 1}" for i in shown)]
+    )
     for (setting, method), (runs, means) in series.items():
         cells = [_number_text(means[i]) if i < len(means) else DASH for i in shown]
         out.append(table_row([*([setting.label] if by_setting else []), method, str(runs), *cells]))

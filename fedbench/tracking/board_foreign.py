@@ -16,9 +16,11 @@ from fedbench.tracking.record_file import Foreign
 from fedbench.tracking.records import is_diverged, metric_value
 
 TITLE = "Not produced here"
-NOTICE = ("_Not produced here; verify with `fedbench reproduce RECORD` (it reruns the record's config and compares). "
-          "These records are valid but carry no signature of this machine's key and are not committed to this "
-          "repository, so they are never averaged with the runs above._")
+NOTICE = (
+    "_Not produced here; verify with `fedbench reproduce RECORD` (it reruns the record's config and compares). "
+    "These records are valid but carry no signature of this machine's key and are not committed to this "
+    "repository, so they are never averaged with the runs above._"
+)
 
 
 def foreign_block(foreign: list[Foreign]) -> list[str]:
@@ -30,10 +32,18 @@ def foreign_block(foreign: list[Foreign]) -> list[str]:
     for item in sorted(foreign, key=lambda f: str(f.path)):
         r = item.record
         missing = r.get("missing") or {}
-        setting = f"{missing.get('type', '?')}@{missing.get('rate', '?')}" + (f", {r['sweep']}" if r.get("sweep") else "")
+        setting = f"{missing.get('type', '?')}@{missing.get('rate', '?')}" + (
+            f", {r['sweep']}" if r.get("sweep") else ""
+        )
         value = None if is_diverged(r) else metric_value(r, r["metric"], "as_train")
-        shown = "diverged" if is_diverged(r) else DASH if value is None else f"{100 * value:.1f} ({r['metric']})"
-        out.append(table_row([f"`{_shown_path(item.path)}`", str(r["method"]), setting, str(r["seed"]), shown, item.reason]))
+        shown = (
+            "diverged" if is_diverged(r) else DASH if value is None else f"{100 * value:.1f} ({r['metric']})"
+        )
+        out.append(
+            table_row(
+                [f"`{_shown_path(item.path)}`", str(r["method"]), setting, str(r["seed"]), shown, item.reason]
+            )
+        )
     return [*out, ""]
 
 

@@ -93,7 +93,10 @@ class Section:
         if PROTOCOL in v:
             parts.append(f"{v[PROTOCOL]} missingness")
         if TYPE in v:
-            parts.append(f"missing {v[TYPE]}" + (f" (both_ratio {show(v[RATIO])})" if v[TYPE] == "both" and RATIO in v else ""))
+            parts.append(
+                f"missing {v[TYPE]}"
+                + (f" (both_ratio {show(v[RATIO])})" if v[TYPE] == "both" and RATIO in v else "")
+            )
         if RATE in v:
             parts.append(f"rate {show(v[RATE])}")
         if "partition.name" in v:
@@ -156,7 +159,9 @@ def primary_metric(runs: list[dict[str, Any]], dataset: str) -> str:
     return metrics[0]
 
 
-def metric_measure(metric: str, condition: str | None, source: str = "final") -> Callable[[dict], float | None]:
+def metric_measure(
+    metric: str, condition: str | None, source: str = "final"
+) -> Callable[[dict], float | None]:
     """A record's ``metric`` (×100) under ``condition`` from ``source`` (see ``metric_value``)."""
 
     def value(record: dict[str, Any]) -> float | None:
@@ -203,7 +208,9 @@ def _layout(name: str, runs: list[dict[str, Any]]) -> Section:
         shown_options.update(differ)
         for i, f in enumerate(flats):
             if method_of[i] == method and differ:
-                shown = ", ".join(f"{p[len(_OPTIONS):]}={show(json.loads(f[p])) if p in f else 'default'}" for p in differ)
+                shown = ", ".join(
+                    f"{p[len(_OPTIONS) :]}={show(json.loads(f[p])) if p in f else 'default'}" for p in differ
+                )
                 labels[i] = f"{method} ({shown})"
     # options that are fixed per method (each method's own, spelled out with its defaults) vary
     # between methods only because the methods differ: the row already says that
@@ -215,12 +222,16 @@ def _layout(name: str, runs: list[dict[str, Any]]) -> Section:
         first_flat.setdefault(tuple(flat.get(p) for p in setting_paths), flat)
     settings = {key: _setting(key, setting_paths, flat) for key, flat in first_flat.items()}
     clash = Counter(s.label for s in settings.values())
-    settings = {key: _setting(key, setting_paths, first_flat[key], hide=False) if clash[s.label] > 1 else s
-                for key, s in settings.items()}
+    settings = {
+        key: _setting(key, setting_paths, first_flat[key], hide=False) if clash[s.label] > 1 else s
+        for key, s in settings.items()
+    }
     for run, flat, label in zip(runs, flats, labels, strict=True):
         section.cells.setdefault((label, settings[tuple(flat.get(p) for p in setting_paths)]), []).append(run)
     section.methods = sorted(set(labels))
-    section.settings = sorted(settings.values(), key=lambda s: [_order(p, v) for p, v in zip(setting_paths, s.key, strict=True)])
+    section.settings = sorted(
+        settings.values(), key=lambda s: [_order(p, v) for p, v in zip(setting_paths, s.key, strict=True)]
+    )
     return section
 
 
@@ -233,10 +244,16 @@ def _path_order(path: str) -> tuple[bool, int, str]:
 def used_by_partition(path: str, flat: dict[str, str]) -> bool:
     """False for a partition option that the run's partitioner does not read."""
     name = _plain(flat.get("partition.name"))
-    return path not in _PARTITION_FIELDS or name not in PARTITION_OPTIONS or path[len("partition."):] in PARTITION_OPTIONS[name]
+    return (
+        path not in _PARTITION_FIELDS
+        or name not in PARTITION_OPTIONS
+        or path[len("partition.") :] in PARTITION_OPTIONS[name]
+    )
 
 
-def _setting(key: tuple[str | None, ...], paths: list[str], flat: dict[str, str], hide: bool = True) -> Setting:
+def _setting(
+    key: tuple[str | None, ...], paths: list[str], flat: dict[str, str], hide: bool = True
+) -> Setting:
     """Label a setting by what varies: ``text@0.1`` for type and rate, ``name=value`` for the rest
     (with ``hide``, leaving out the partition options its partitioner does not read)."""
     values = {p: v for p, v in zip(paths, key, strict=True) if not hide or used_by_partition(p, flat)}

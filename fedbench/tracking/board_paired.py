@@ -35,12 +35,23 @@ from fedbench.tracking.seed_stats import (
 )
 
 __all__ = [
-    "PLANNING_SEEDS", "Paired", "ahead_at", "ci_text", "comparison_block", "detectable_text", "paired", "paired_all",
-    "seed_count", "signed", "winner",
+    "PLANNING_SEEDS",
+    "Paired",
+    "ahead_at",
+    "ci_text",
+    "comparison_block",
+    "detectable_text",
+    "paired",
+    "paired_all",
+    "seed_count",
+    "signed",
+    "winner",
 ]
 
 Measure = Callable[[dict[str, Any]], float | None]
-PLANNING_SEEDS = 5  # the board of record's seed count (issue 19): the detectable difference is also given there
+PLANNING_SEEDS = (
+    5  # the board of record's seed count (issue 19): the detectable difference is also given there
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +99,9 @@ def _by_seed(runs: list[dict[str, Any]], measure: Measure) -> dict[Any, float]:
     return out
 
 
-def paired(section: Section, method: str, reference: str, measure: Measure,
-           settings: list[Setting] | None = None) -> Paired:
+def paired(
+    section: Section, method: str, reference: str, measure: Measure, settings: list[Setting] | None = None
+) -> Paired:
     """``method`` against ``reference`` over ``settings`` (default: all of the section's)."""
     strata = []
     for setting in section.settings if settings is None else settings:
@@ -113,7 +125,11 @@ def ahead_at(section: Section, reference: str | None, measure: Measure, setting:
     """The methods to bold at ``setting`` on ``measure``: ahead of ``reference`` by the paired rule."""
     if reference is None or reference not in section.methods:
         return set()
-    return {m for m in section.methods if m != reference and paired(section, m, reference, measure, [setting]).is_ahead}
+    return {
+        m
+        for m in section.methods
+        if m != reference and paired(section, m, reference, measure, [setting]).is_ahead
+    }
 
 
 def winner(results: list[Paired]) -> Paired | None:
@@ -144,22 +160,34 @@ def detectable_text(section: Section, results: list[Paired]) -> str:
     groups = [d for p in results for d in p.differences]
     std = pooled_std(groups)
     if std is None:
-        return (f"Minimum detectable difference: not estimable here, as no method has two paired seeds at one "
-                f"setting (with {seeds} seed{'s' if seeds != 1 else ''} there is no spread of paired differences).")
+        return (
+            f"Minimum detectable difference: not estimable here, as no method has two paired seeds at one "
+            f"setting (with {seeds} seed{'s' if seeds != 1 else ''} there is no spread of paired differences)."
+        )
     mdd = minimum_detectable_difference(std, seeds)
     at_seeds = "not defined with one seed" if mdd is None else f"{mdd:.1f} points"
     planning = minimum_detectable_difference(std, PLANNING_SEEDS)
-    return (f"Minimum detectable difference at one setting with this section's {seeds} seed{'s' if seeds != 1 else ''}: "
-            f"{at_seeds} (paired-difference std {std:.2f}, pooled over {len([g for g in groups if len(g) > 1])} "
-            f"method x setting cells); at {PLANNING_SEEDS} seeds it would be {planning:.1f}.")
+    return (
+        f"Minimum detectable difference at one setting with this section's {seeds} seed{'s' if seeds != 1 else ''}: "
+        f"{at_seeds} (paired-difference std {std:.2f}, pooled over {len([g for g in groups if len(g) > 1])} "
+        f"method x setting cells); at {PLANNING_SEEDS} seeds it would be {planning:.1f}."
+    )
 
 
-def comparison_block(section: Section, reference: str | None, results: list[Paired], ranking: Ranking | None,
-                     cd_link: str | None = None) -> list[str]:
+def comparison_block(
+    section: Section,
+    reference: str | None,
+    results: list[Paired],
+    ranking: Ranking | None,
+    cd_link: str | None = None,
+) -> list[str]:
     """Markdown: every method against ``reference`` (paired Δ, CI, P(improvement), pairs) and its
     mean rank, the minimum detectable difference, and the ranking's tests with the CD diagram."""
     if reference is None:
-        title, why = "Ranking", "No reference baseline is named for this section: no paired differences, nothing bold."
+        title, why = (
+            "Ranking",
+            "No reference baseline is named for this section: no paired differences, nothing bold.",
+        )
     elif not results:
         title, why = "Ranking", f"This section has no {reference} run: no paired differences, nothing bold."
     else:
@@ -186,8 +214,18 @@ def comparison_block(section: Section, reference: str | None, results: list[Pair
             p = by_method[method]
             delta = signed(p.mean)
             poi = DASH if p.p_improvement is None else f"{p.p_improvement:.2f}"
-            out.append(table_row([method, f"**{delta}**" if p.is_ahead else delta, ci_text(p.ci), poi, str(p.n),
-                                  rank(method)]))
+            out.append(
+                table_row(
+                    [
+                        method,
+                        f"**{delta}**" if p.is_ahead else delta,
+                        ci_text(p.ci),
+                        poi,
+                        str(p.n),
+                        rank(method),
+                    ]
+                )
+            )
     out.append("")
     if results:
         out += [detectable_text(section, results), ""]

@@ -79,13 +79,16 @@ def rank_section(section: Section, measure: Any) -> Ranking | None:
     import scikit_posthocs
 
     p = scikit_posthocs.posthoc_nemenyi_friedman(values).to_numpy()
-    cd = float(studentized_range.ppf(1 - ALPHA, k, math.inf) / math.sqrt(2) * math.sqrt(k * (k + 1) / (6 * n)))
+    cd = float(
+        studentized_range.ppf(1 - ALPHA, k, math.inf) / math.sqrt(2) * math.sqrt(k * (k + 1) / (6 * n))
+    )
     friedman = None
     if k >= 3:
         stat, pvalue = friedmanchisquare(*values.T)
         friedman = None if math.isnan(pvalue) else (float(stat), float(pvalue))  # NaN: every setting a tie
-    return Ranking(tuple(ranked), mean_ranks, n, left_out, friedman, cd,
-                   tuple(tuple(float(x) for x in row) for row in p))
+    return Ranking(
+        tuple(ranked), mean_ranks, n, left_out, friedman, cd, tuple(tuple(float(x) for x in row) for row in p)
+    )
 
 
 def _mean(section: Section, method: str, setting: Any, measure: Any) -> float | None:
@@ -97,15 +100,21 @@ def ranking_text(ranking: Ranking | None, plot_link: str | None = None) -> list[
     """Markdown lines under a section's paired table: the tests, what they find, the diagram."""
     if ranking is None:
         return ["Ranking: fewer than two methods have a score at every setting.", ""]
-    parts = [f"Mean ranks over the {ranking.blocks} setting{'s' if ranking.blocks != 1 else ''} are in the table"]
+    parts = [
+        f"Mean ranks over the {ranking.blocks} setting{'s' if ranking.blocks != 1 else ''} are in the table"
+    ]
     if ranking.cd is None:
         parts.append("one setting is too few for a rank test")
     else:
         if ranking.friedman is not None:
             chi2, p = ranking.friedman
-            parts.append(f"Friedman's test over {len(ranking.methods)} methods: chi² = {chi2:.2f}, p = {p:.3g}")
+            parts.append(
+                f"Friedman's test over {len(ranking.methods)} methods: chi² = {chi2:.2f}, p = {p:.3g}"
+            )
         found = ranking.different_pairs()
-        said = "; ".join(f"{a} ahead of {b} (p = {p:.3g})" for a, b, p in found) or "no pair of methods differs"
+        said = (
+            "; ".join(f"{a} ahead of {b} (p = {p:.3g})" for a, b, p in found) or "no pair of methods differs"
+        )
         parts.append(f"Nemenyi's critical difference at alpha {ALPHA:.2g}: {ranking.cd:.2f} ranks, so {said}")
     if ranking.left_out:
         parts.append("not ranked (no score at every setting): " + ", ".join(ranking.left_out))

@@ -72,7 +72,9 @@ class Stat:
         return body + (f" ({self.diverged} diverged)" if self.diverged else "")
 
 
-def collect(runs: Iterable[dict[str, Any]], value_of: Callable[[dict[str, Any]], float | None]) -> Stat | None:
+def collect(
+    runs: Iterable[dict[str, Any]], value_of: Callable[[dict[str, Any]], float | None]
+) -> Stat | None:
     """The :class:`Stat` of ``value_of`` over ``runs``, or None when no run reports it at all.
 
     A run with ``status: "diverged"`` or a non-finite value counts as diverged; a ``None`` value

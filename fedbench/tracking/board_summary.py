@@ -59,10 +59,16 @@ def summary_block(plans: list[PlanResult]) -> list[str]:
     if not plans:
         return []
     out = ["## At a glance", ""]
-    out.append(f"Per section: the method with the largest mean paired difference to the reference, and whether its "
-               f"{CI_LABEL} lies above zero.")
-    out += ["", *table_head(["section", "measure", "reference", "best", "Δ", CI_LABEL, "P(improvement)", "ahead",
-                             "seeds"])]
+    out.append(
+        f"Per section: the method with the largest mean paired difference to the reference, and whether its "
+        f"{CI_LABEL} lies above zero."
+    )
+    out += [
+        "",
+        *table_head(
+            ["section", "measure", "reference", "best", "Δ", CI_LABEL, "P(improvement)", "ahead", "seeds"]
+        ),
+    ]
     for plan in plans:
         best = winner(plan.results)
         if plan.reference is None or not plan.results:
@@ -71,10 +77,17 @@ def summary_block(plans: list[PlanResult]) -> list[str]:
         elif best is None:
             row = [f"none ahead of {plan.reference}", DASH, DASH, DASH, "no"]
         else:
-            verdict = ("no CI (fewer than 2 paired seeds in a setting)" if best.ci is None
-                       else "yes (CI above 0)" if best.is_ahead else "no (CI includes 0)")
+            verdict = (
+                "no CI (fewer than 2 paired seeds in a setting)"
+                if best.ci is None
+                else "yes (CI above 0)"
+                if best.is_ahead
+                else "no (CI includes 0)"
+            )
             row = [best.method, signed(best.mean), ci_text(best.ci), f"{best.p_improvement:.2f}", verdict]
-        out.append(table_row([plan.section, f"final {plan.headline}", plan.reference or DASH, *row, str(plan.seeds)]))
+        out.append(
+            table_row([plan.section, f"final {plan.headline}", plan.reference or DASH, *row, str(plan.seeds)])
+        )
     return [*out, ""]
 
 
@@ -109,8 +122,12 @@ def not_counted(skipped: int, foreign: list[Foreign]) -> list[str]:
         return [""]
     parts = []
     if skipped:
-        parts.append(f"{skipped} invalid record{'s' if skipped != 1 else ''} skipped (each named in a warning)")
+        parts.append(
+            f"{skipped} invalid record{'s' if skipped != 1 else ''} skipped (each named in a warning)"
+        )
     if foreign:
-        parts.append(f"{len(foreign)} record{'s' if len(foreign) != 1 else ''} not produced here "
-                     f"(listed under \"{FOREIGN_TITLE}\", never averaged in)")
+        parts.append(
+            f"{len(foreign)} record{'s' if len(foreign) != 1 else ''} not produced here "
+            f'(listed under "{FOREIGN_TITLE}", never averaged in)'
+        )
     return [f"- Not counted: {'; '.join(parts)}", ""]

@@ -21,7 +21,10 @@ def strict_json(value: Any) -> Any:
     would throw away the whole run, while this keeps the numbers as numbers.
     """
     if isinstance(value, dict):
-        return {k if isinstance(k, (str, int, float, bool)) or k is None else str(k): strict_json(v) for k, v in value.items()}
+        return {
+            k if isinstance(k, (str, int, float, bool)) or k is None else str(k): strict_json(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [strict_json(v) for v in value]
     if isinstance(value, (set, frozenset)):

@@ -111,8 +111,15 @@ def render_leaderboard(
     out += ["_Generated from the run records in `results/`; never edit by hand. Regenerate with:_", ""]
     out += ["```bash", *dict.fromkeys(commands), "```", ""]
     if not runs:
-        return "\n".join([*out, *not_counted(skipped + skipped_files, foreign), "_No runs recorded yet._", "",
-                          *foreign_block(foreign)])
+        return "\n".join(
+            [
+                *out,
+                *not_counted(skipped + skipped_files, foreign),
+                "_No runs recorded yet._",
+                "",
+                *foreign_block(foreign),
+            ]
+        )
     metric = primary_metric(runs, dataset)
     out += provenance_lines(runs)[:-1] + not_counted(skipped + skipped_files, foreign)
     out += [
@@ -141,8 +148,9 @@ def render_leaderboard(
         body += pool_block(section, pool_link)
         body += paper_block(section, paper_numbers or [], dataset, metric)
     shown = sorted({str(r.get("method")) for r in runs})
-    return "\n".join([*out, *summary_block(plans), *body, *notes_block(shown, method_notes or {}),
-                      *foreign_block(foreign)])
+    return "\n".join(
+        [*out, *summary_block(plans), *body, *notes_block(shown, method_notes or {}), *foreign_block(foreign)]
+    )
 
 
 def write_leaderboard(
@@ -188,9 +196,17 @@ def write_leaderboard(
     for stale in set(out_dir.glob(cd_plot_name(dataset, None))) - set(cd_plots.values()):
         stale.unlink()
     text = render_leaderboard(
-        records, dataset=dataset, command=command, method_notes=method_notes, plot_path=Path(png.name),
-        pool_plot_path=None if pool is None else Path(pool.name), paper_numbers=numbers,
-        foreign=found.foreign, skipped_files=len(found.skipped), headlines=headlines, references=references,
+        records,
+        dataset=dataset,
+        command=command,
+        method_notes=method_notes,
+        plot_path=Path(png.name),
+        pool_plot_path=None if pool is None else Path(pool.name),
+        paper_numbers=numbers,
+        foreign=found.foreign,
+        skipped_files=len(found.skipped),
+        headlines=headlines,
+        references=references,
         cd_plots={name: Path(path.name) for name, path in cd_plots.items()},
     )
     return atomic_write_text(out_dir / f"{dataset}.md", text)
@@ -221,17 +237,25 @@ def _section(section: Section, metric: str, headline: str, reference: str | None
     bold = {s: ahead_at(section, reference, measure, s) for s in section.settings}
     out += table_head(header)
     for method in section.methods:
-        cells = [cell_text(collect(section.cells.get((method, s), []), measure), method in bold[s], "ci")
-                 for s in section.settings]
+        cells = [
+            cell_text(collect(section.cells.get((method, s), []), measure), method in bold[s], "ci")
+            for s in section.settings
+        ]
         out.append(table_row([method, *cells]))
     return [*out, ""]
 
 
 def _details(section: Section, metric: str, reference: str | None) -> list[str]:
-    return [line for title, settings in section.groups() for line in _detail(section, title, settings, metric, reference)]
+    return [
+        line
+        for title, settings in section.groups()
+        for line in _detail(section, title, settings, metric, reference)
+    ]
 
 
-def _detail(section: Section, title: str, settings: list[Setting], metric: str, reference: str | None) -> list[str]:
+def _detail(
+    section: Section, title: str, settings: list[Setting], metric: str, reference: str | None
+) -> list[str]:
     """Rows = (rate, method) present in the group; columns = test conditions and the extra measures."""
     rows = [(s, m) for s in settings for m in section.methods if (m, s) in section.cells]
     runs = [r for s, m in rows for r in section.cells[m, s]]
@@ -243,13 +267,24 @@ def _detail(section: Section, title: str, settings: list[Setting], metric: str, 
     out += table_head([*(["rate"] if by_rate else []), "method", *(name for name, _ in columns), SEEDS])
     stats = {(s, m, name): collect(section.cells[m, s], value) for s, m in rows for name, value in columns}
     # fewer bytes is not "ahead"; completion quality describes the input, not the result
-    bold = {(s, name): ahead_at(section, reference, value, s) for name, value in columns
-            if name != UPLOAD and name not in COMPLETION_HELP for s in settings}
+    bold = {
+        (s, name): ahead_at(section, reference, value, s)
+        for name, value in columns
+        if name != UPLOAD and name not in COMPLETION_HELP
+        for s in settings
+    }
     for setting, method in rows:
         runs = section.cells[method, setting]
         diverged = sum(is_diverged(r) for r in runs)  # said once, in the seeds column
-        cells = [cell_text(stats[setting, method, name], method in bold.get((setting, name), ()),
-                           "std" if name != UPLOAD else None, diverged) for name, _ in columns]
+        cells = [
+            cell_text(
+                stats[setting, method, name],
+                method in bold.get((setting, name), ()),
+                "std" if name != UPLOAD else None,
+                diverged,
+            )
+            for name, _ in columns
+        ]
         lead = [f"{setting.rate:g}" if setting.rate is not None else setting.label] if by_rate else []
         seeds = f"{len(runs) - diverged} + {diverged} diverged" if diverged else str(len(runs))
         out.append(table_row([*lead, method, *cells, seeds]))

@@ -112,8 +112,18 @@ def _table(path: Path, i: int, table: Any) -> list[PaperNumber]:
         merged = dict(setting) | dict(_setting(here, number.get("setting", {})))
         method = _text(here, number, "method")
         _registered(here, "method", method, available())
-        out.append(PaperNumber(head["paper"], head["source"], head["dataset"], method,
-                               tuple(sorted(merged.items())), condition, head["metric"], float(value)))
+        out.append(
+            PaperNumber(
+                head["paper"],
+                head["source"],
+                head["dataset"],
+                method,
+                tuple(sorted(merged.items())),
+                condition,
+                head["metric"],
+                float(value),
+            )
+        )
     return out
 
 
@@ -121,13 +131,17 @@ def _registered(where: str, what: str, name: str, known: list[str]) -> None:
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"{where}: {what} {name!r} is not registered; {hint}the {what}s are {', '.join(known)}")
+        raise ConfigError(
+            f"{where}: {what} {name!r} is not registered; {hint}the {what}s are {', '.join(known)}"
+        )
 
 
 def _known(where: str, entry: dict[str, Any], fields: set[str]) -> None:
     unknown = sorted(str(k) for k in set(entry) - fields)
     if unknown:
-        raise ConfigError(f"{where}: unknown field {', '.join(unknown)}; the fields are {', '.join(sorted(fields))}")
+        raise ConfigError(
+            f"{where}: unknown field {', '.join(unknown)}; the fields are {', '.join(sorted(fields))}"
+        )
 
 
 def _text(where: str, entry: dict[str, Any], key: str) -> str:
@@ -140,7 +154,9 @@ def _text(where: str, entry: dict[str, Any], key: str) -> str:
 def _setting(where: str, setting: Any) -> tuple[tuple[str, Any], ...]:
     ok = isinstance(setting, dict) and all(isinstance(k, str) and "." in k for k in setting)
     if not ok or any(isinstance(v, (dict, list)) for v in setting.values()):
-        raise ConfigError(f"{where}: `setting` must map dotted config paths to values, e.g. {{missing.type: text}}; got {setting!r}")
+        raise ConfigError(
+            f"{where}: `setting` must map dotted config paths to values, e.g. {{missing.type: text}}; got {setting!r}"
+        )
     return tuple(sorted(setting.items()))
 
 
@@ -165,12 +181,21 @@ def paper_block(section: Section, numbers: list[PaperNumber], dataset: str, metr
     marks = len(sources) > 1
     by_setting = len(section.settings) > 1
     out = ["### Paper's numbers", ""]
-    out.append("fedbench's value (mean ± std over seeds, final round) / the paper's, where the paper reports "
-               "this method in this setting. Source" + ("s: " if marks else ": ")
-               + "; ".join(f"[{i}] {s}" if marks else s for i, s in enumerate(sources, 1)) + ".")
+    out.append(
+        "fedbench's value (mean ± std over seeds, final round) / the paper's, where the paper reports "
+        "this method in this setting. Source"
+        + ("s: " if marks else ": ")
+        + "; ".join(f"[{i}] {s}" if marks else s for i, s in enumerate(sources, 1))
+        + "."
+    )
     out.append("")
-    out += table_head([*(["setting"] if by_setting else []), "method",
-                       *(c if m == metric else f"{c} ({m})" for c, m in columns)])
+    out += table_head(
+        [
+            *(["setting"] if by_setting else []),
+            "method",
+            *(c if m == metric else f"{c} ({m})" for c, m in columns),
+        ]
+    )
     for (si, mi), cell in sorted(found.items()):
         setting, method = section.settings[si], section.methods[mi]
         texts = []

@@ -52,7 +52,9 @@ def plot_metric_vs_rate(records: list[dict[str, Any]], path: Path, dataset: str)
     return _save(fig, path)
 
 
-def plot_round_series(records: list[dict[str, Any]], path: Path, dataset: str, key: str = POOL_KEY) -> Path | None:
+def plot_round_series(
+    records: list[dict[str, Any]], path: Path, dataset: str, key: str = POOL_KEY
+) -> Path | None:
     """Save ``key`` against the round (seed mean), one panel per section whose runs log it, one line per
     (setting, method): colour by method, line style by setting. None (and nothing written) when no
     run of ``dataset`` logs ``key``."""
@@ -60,7 +62,9 @@ def plot_round_series(records: list[dict[str, Any]], path: Path, dataset: str, k
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    panels = [(s, series) for s in build_sections(board_runs(records, dataset)) if (series := round_series(s, key))]
+    panels = [
+        (s, series) for s in build_sections(board_runs(records, dataset)) if (series := round_series(s, key))
+    ]
     if not panels:
         return None
     fig = Figure(figsize=(max(6.4, 4.8 * len(panels)), 3.8), layout="constrained")
@@ -72,9 +76,15 @@ def plot_round_series(records: list[dict[str, Any]], path: Path, dataset: str, k
         settings = sorted({s for s, _ in series}, key=section.settings.index)
         for (setting, method), (_, means) in series.items():
             points = [(i + 1, v) for i, v in enumerate(means) if v is not None]
-            ax.plot([x for x, _ in points], [y for _, y in points], marker="o", markersize=3,
-                    color=f"C{methods.index(method) % 10}", linestyle=styles[settings.index(setting) % len(styles)],
-                    label=method if len(settings) == 1 else f"{method}, {setting.label}")
+            ax.plot(
+                [x for x, _ in points],
+                [y for _, y in points],
+                marker="o",
+                markersize=3,
+                color=f"C{methods.index(method) % 10}",
+                linestyle=styles[settings.index(setting) % len(styles)],
+                label=method if len(settings) == 1 else f"{method}, {setting.label}",
+            )
         ax.set_title(section.name)
         ax.set_xlabel("round")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -85,8 +95,9 @@ def plot_round_series(records: list[dict[str, Any]], path: Path, dataset: str, k
     return _save(fig, path)
 
 
-def plot_cd_diagrams(records: list[dict[str, Any]], out_dir: Path, dataset: str,
-                     headlines: dict[str, str] | None = None) -> dict[str, Path]:
+def plot_cd_diagrams(
+    records: list[dict[str, Any]], out_dir: Path, dataset: str, headlines: dict[str, str] | None = None
+) -> dict[str, Path]:
     """Draw the critical-difference diagram of every section of ``dataset`` whose ranking has a
     rank test (two methods scored at two settings or more), on its at-a-glance measure
     (``headlines``: section -> test condition, default ``as_train``). Returns {section name: path}."""
@@ -100,7 +111,9 @@ def plot_cd_diagrams(records: list[dict[str, Any]], out_dir: Path, dataset: str,
         ranking = rank_section(section, metric_measure(metric, headline))
         if ranking is not None and ranking.cd is not None:
             title = f"{section.name}: mean rank over {ranking.blocks} settings ({metric}, final {headline})"
-            written[section.name] = plot_cd_diagram(ranking, Path(out_dir) / cd_plot_name(dataset, section.name), title)
+            written[section.name] = plot_cd_diagram(
+                ranking, Path(out_dir) / cd_plot_name(dataset, section.name), title
+            )
     return written
 
 
@@ -112,14 +125,20 @@ def plot_cd_diagram(ranking: Ranking, path: Path, title: str) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    assert ranking.nemenyi_p is not None and ranking.cd is not None, "a ranking without a rank test has no diagram"
+    assert ranking.nemenyi_p is not None and ranking.cd is not None, (
+        "a ranking without a rank test has no diagram"
+    )
     names = list(ranking.methods)
     fig = Figure(figsize=(7.0, 1.4 + 0.3 * len(names)), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     artists = scikit_posthocs.critical_difference_diagram(
-        dict(zip(names, ranking.mean_ranks, strict=True)), pd.DataFrame(ranking.nemenyi_p, index=names, columns=names),
-        ax=ax, alpha=ALPHA, label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
+        dict(zip(names, ranking.mean_ranks, strict=True)),
+        pd.DataFrame(ranking.nemenyi_p, index=names, columns=names),
+        ax=ax,
+        alpha=ALPHA,
+        label_fmt_left="{label} ({rank:.2f})",
+        label_fmt_right="({rank:.2f}) {label}",
         color_palette={n: f"C{i % 10}" for i, n in enumerate(names)},
     )
     for bar in (line for lines in artists["crossbars"] for line in lines):
@@ -130,8 +149,14 @@ def plot_cd_diagram(ranking: Ranking, path: Path, title: str) -> Path:
     # the critical difference as a bar above the rank axis's labels, from the best rank
     start = min(ranking.mean_ranks)
     ax.plot([start, start + ranking.cd], [1.4, 1.4], color="k", linewidth=2)
-    ax.text(start + ranking.cd / 2, 1.6, f"CD = {ranking.cd:.2f} (Nemenyi, alpha {ALPHA:.2g})", ha="center",
-            va="bottom", fontsize="small")
+    ax.text(
+        start + ranking.cd / 2,
+        1.6,
+        f"CD = {ranking.cd:.2f} (Nemenyi, alpha {ALPHA:.2g})",
+        ha="center",
+        va="bottom",
+        fontsize="small",
+    )
     ax.set_ylim(top=2.4)
     ax.set_xlim(0.9, max(len(names), start + ranking.cd) + 0.1)  # the whole rank scale, 1 to k
     ax.set_title(title, fontsize="small")

@@ -86,7 +86,9 @@ def record_problem(record: Any, path: Path | None = None) -> str | None:
         return problem
     expected = config_hash(record_identity(record))
     if record["run_id"] != expected:
-        return f"run_id {record['run_id']} is not the hash of its identity ({expected}): its config was edited"
+        return (
+            f"run_id {record['run_id']} is not the hash of its identity ({expected}): its config was edited"
+        )
     if path is not None and Path(path).stem != record["run_id"]:
         return f"the file is named {Path(path).name} but holds run {record['run_id']}"
     if path is not None and Path(path).parent.name != record["dataset"]:
@@ -117,8 +119,11 @@ def warn_about(found: RecordSet, foreign: bool = True) -> None:
     for path, reason in found.skipped:
         warnings.warn(f"skipping run record {path}: {reason}; fix or delete it", stacklevel=3)
     for item in found.foreign if foreign else ():
-        warnings.warn(f"run record {item.path} is not produced here ({item.reason}): the board lists it apart and never "
-                      f"averages it in; check it with `fedbench reproduce {item.path}`", stacklevel=3)
+        warnings.warn(
+            f"run record {item.path} is not produced here ({item.reason}): the board lists it apart and never "
+            f"averages it in; check it with `fedbench reproduce {item.path}`",
+            stacklevel=3,
+        )
 
 
 def check_record_file(path: Path) -> RecordSet:

@@ -66,7 +66,9 @@ def _conditions(block: Any, where: str, metric: str, optional: bool, scores: boo
     if not isinstance(block, dict):
         return f"{where} is {_kind(block)}, expected an object of test conditions"
     for condition, metrics in block.items():
-        problem = _metrics(metrics, f"{where}.{condition}", metric, optional=True, scores=all if scores else None)
+        problem = _metrics(
+            metrics, f"{where}.{condition}", metric, optional=True, scores=all if scores else None
+        )
         if problem is not None:
             return problem
     return None
@@ -103,7 +105,11 @@ def _per_client(values: Any) -> str | None:
     if not isinstance(values, list):
         return f"personalized.per_client is {_kind(values)}, expected a list of scores"
     bad = next((i for i, v in enumerate(values) if v is not None and not _is_fraction(v)), None)
-    return None if bad is None else f"personalized.per_client[{bad}] is {values[bad]!r}, outside [0, 1] (a score is a fraction)"
+    return (
+        None
+        if bad is None
+        else f"personalized.per_client[{bad}] is {values[bad]!r}, outside [0, 1] (a score is a fraction)"
+    )
 
 
 def _selected(block: Any, metric: str, scores: bool = True) -> str | None:
@@ -163,7 +169,11 @@ def _fraction(record: dict[str, Any], key: str) -> str | None:
     value = record.get(key)
     if value is None or _is_fraction(value):
         return None
-    return f"{key} is {value!r}, outside [0, 1]" if _is_number(value) else _wrong(record, key, "a fraction in [0, 1] or null")
+    return (
+        f"{key} is {value!r}, outside [0, 1]"
+        if _is_number(value)
+        else _wrong(record, key, "a fraction in [0, 1] or null")
+    )
 
 
 def _optional(record: dict[str, Any], key: str, check: Any, expected: str) -> str | None:

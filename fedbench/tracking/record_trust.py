@@ -32,7 +32,9 @@ def canonical_bytes(record: dict[str, Any]) -> bytes:
     writer (which signs what it is about to write, after a JSON round trip) and every reader agree.
     """
     body = {k: v for k, v in record.items() if k != SIGNATURE}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("utf-8")
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def signed(plain: dict[str, Any]) -> dict[str, Any]:
@@ -53,8 +55,9 @@ def signature_problem(record: dict[str, Any]) -> str | None:
     return None
 
 
-def provenance(path: Path | None, record: dict[str, Any], data: bytes | None = None,
-               blobs: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+def provenance(
+    path: Path | None, record: dict[str, Any], data: bytes | None = None, blobs: dict[str, str] | None = None
+) -> tuple[str | None, str | None]:
     """(how ``record`` was verified: "signed" or "committed", or None; why not, when None).
     ``data`` are the file's bytes and ``blobs`` its folder's :func:`head_blobs`, when already read."""
     problem = signature_problem(record)
@@ -85,7 +88,12 @@ def head_blobs(folder: Path) -> dict[str, str]:
     """{file name: blob id at HEAD} for the files directly in ``folder`` (one ``git ls-tree``; {}
     outside a repository or without git)."""
     try:
-        out = subprocess.run(["git", "-C", str(folder), "ls-tree", "-z", "HEAD", "--", "."], capture_output=True, timeout=30, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(folder), "ls-tree", "-z", "HEAD", "--", "."],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return {}
     if out.returncode != 0:

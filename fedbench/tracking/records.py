@@ -65,7 +65,9 @@ def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
         if not isinstance(value, str) or not value:
             raise DataError(f"run record has no '{key}' string; set record['{key}'] before writing it")
         if "/" in value or "\\" in value or value.startswith("."):
-            raise DataError(f"run record {key} {value!r} is not a valid file name; use letters, digits, - and _")
+            raise DataError(
+                f"run record {key} {value!r} is not a valid file name; use letters, digits, - and _"
+            )
     path = Path(results_dir) / record["dataset"] / f"{record['run_id']}.json"
     plain = signed(json.loads(json.dumps(strict_json(record), allow_nan=False)))
 
@@ -130,7 +132,9 @@ def is_diverged(record: dict[str, Any]) -> bool:
     return record.get("status") == "diverged"
 
 
-def metric_value(record: dict[str, Any], metric: str, condition: str | None, source: str = "final") -> float | None:
+def metric_value(
+    record: dict[str, Any], metric: str, condition: str | None, source: str = "final"
+) -> float | None:
     """A metric of a run, or None where the run did not report it (NaN stays NaN: the caller decides).
 
     ``source`` is ``"final"`` (last round), ``"selected"`` (round chosen on validation) or
@@ -146,5 +150,3 @@ def metric_value(record: dict[str, Any], metric: str, condition: str | None, sou
         raise ValueError(f"unknown metric source {source!r}")
     value = (block or {}).get(metric)
     return None if value is None else float(value)
-
-

@@ -34,8 +34,10 @@ def _side(record: dict[str, Any]) -> str:
     specs = record.get("specs") or {}
     method_version = (specs.get("method") or {}).get("version", 1)
     machine = str(versions.get("platform") or "?").split("-with-")[0]
-    return (f"{(config.get('train') or {}).get('precision', '?')}, {machine}, fedbench {versions.get('fedbench', '?')}, "
-            f"torch {versions.get('torch', '?')}, {record.get('method', '?')} v{method_version}")
+    return (
+        f"{(config.get('train') or {}).get('precision', '?')}, {machine}, fedbench {versions.get('fedbench', '?')}, "
+        f"torch {versions.get('torch', '?')}, {record.get('method', '?')} v{method_version}"
+    )
 
 
 def reference_line(record: dict[str, Any], reference: list[dict[str, Any]]) -> str:
@@ -59,8 +61,10 @@ def reference_line(record: dict[str, Any], reference: list[dict[str, Any]]) -> s
         return f"{name}: {shown} vs the reference's single seed {100 * values[0]:.2f}, no CI ({both})"
     mean, (lo, hi) = sum(values) / len(values), bootstrap_ci([values])
     verdict = "within" if lo <= mine <= hi else "outside"
-    return (f"{name}: {shown} is {verdict} the reference's 95% CI [{100 * lo:.2f}, {100 * hi:.2f}] "
-            f"(mean {100 * mean:.2f} over {len(values)} seeds; {both})")
+    return (
+        f"{name}: {shown} is {verdict} the reference's 95% CI [{100 * lo:.2f}, {100 * hi:.2f}] "
+        f"(mean {100 * mean:.2f} over {len(values)} seeds; {both})"
+    )
 
 
 def compare_with_reference(records: list[dict[str, Any]], reference_dir: str | Path) -> list[str]:

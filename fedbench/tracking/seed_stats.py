@@ -57,8 +57,13 @@ ALPHA = 1 - CONFIDENCE  # the paired t-test of the minimum detectable difference
 POWER = 0.8
 
 
-def bootstrap_ci(strata: Sequence[Sequence[float]], *, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED,
-                 confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+def bootstrap_ci(
+    strata: Sequence[Sequence[float]],
+    *,
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float] | None:
     """Percentile CI of the mean of all values, resampling within each stratum; None when a
     stratum has fewer than two values (one seed has no spread to resample).
 
@@ -72,7 +77,9 @@ def bootstrap_ci(strata: Sequence[Sequence[float]], *, reps: int = BOOTSTRAP_REP
     """
     # canonical order (values within a stratum, then strata), so the interval depends on the values
     # alone, not on the order the records were read in
-    groups = [np.asarray(g, dtype=float) for g in sorted((sorted(s) for s in strata), key=lambda g: (len(g), g))]
+    groups = [
+        np.asarray(g, dtype=float) for g in sorted((sorted(s) for s in strata), key=lambda g: (len(g), g))
+    ]
     if not groups or min(len(g) for g in groups) < 2:
         return None
     rng = np.random.default_rng(seed)
@@ -112,7 +119,9 @@ def pooled_std(groups: Sequence[Sequence[float]]) -> float | None:
     return math.sqrt(sum(float(((g - g.mean()) ** 2).sum()) for g in usable) / dof)
 
 
-def minimum_detectable_difference(std: float | None, n: int, *, alpha: float = ALPHA, power: float = POWER) -> float | None:
+def minimum_detectable_difference(
+    std: float | None, n: int, *, alpha: float = ALPHA, power: float = POWER
+) -> float | None:
     """The smallest true mean difference a two-sided paired t-test over ``n`` seeds detects with
     probability ``power`` at level ``alpha``, when the paired differences have std ``std``:
     ``(t[1 - alpha/2, n-1] + t[power, n-1]) * std / sqrt(n)``; None below two seeds.

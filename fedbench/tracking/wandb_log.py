@@ -55,10 +55,14 @@ class WandbRun:
         if self.mode == "disabled":
             return
         try:
-            os.environ.setdefault("WANDB_SILENT", "true")  # one sweep = many runs: keep the console for fedbench
+            os.environ.setdefault(
+                "WANDB_SILENT", "true"
+            )  # one sweep = many runs: keep the console for fedbench
             import wandb
         except Exception as err:  # ImportError, or a broken install failing at import time
-            self._disable(f"W&B logging off: cannot import wandb ({err}); pip install wandb or set FEDBENCH_WANDB=0")
+            self._disable(
+                f"W&B logging off: cannot import wandb ({err}); pip install wandb or set FEDBENCH_WANDB=0"
+            )
             return
         try:
             Path(dir).mkdir(parents=True, exist_ok=True)
@@ -72,7 +76,9 @@ class WandbRun:
                 reinit="create_new",
             )
         except Exception as err:
-            self._disable(f"W&B logging off: wandb.init failed ({type(err).__name__}: {err}); set FEDBENCH_WANDB=0")
+            self._disable(
+                f"W&B logging off: wandb.init failed ({type(err).__name__}: {err}); set FEDBENCH_WANDB=0"
+            )
 
     @property
     def active(self) -> bool:
@@ -99,7 +105,10 @@ class WandbRun:
             try:
                 run.finish(exit_code=exit_code)
             except Exception as err:
-                warnings.warn(f"W&B finish failed ({type(err).__name__}: {err}); the run record is unaffected", stacklevel=2)
+                warnings.warn(
+                    f"W&B finish failed ({type(err).__name__}: {err}); the run record is unaffected",
+                    stacklevel=2,
+                )
 
     def __enter__(self) -> WandbRun:
         return self
@@ -120,7 +129,9 @@ class WandbRun:
             action(self._run)
         except Exception as err:
             run, self._run = self._run, None
-            self._disable(f"W&B logging off after an error ({type(err).__name__}: {err}); the run record is unaffected")
+            self._disable(
+                f"W&B logging off after an error ({type(err).__name__}: {err}); the run record is unaffected"
+            )
             try:
                 run.finish(exit_code=1)
             except Exception:
@@ -141,7 +152,11 @@ def round_metrics(entry: dict[str, Any]) -> dict[str, float]:
     FedPrime's prompt usage and W_q drift, PPT's pool size, FedMVP's completion quality). Lists and
     matrices (client ids, aggregation weights, CKA) stay in the record only."""
     metrics = {f"val/{k}": v for k, v in entry["val"].items()}
-    metrics |= {"train/loss": entry["train_loss"], "bytes/up": entry["bytes_up"], "bytes/down": entry["bytes_down"]}
+    metrics |= {
+        "train/loss": entry["train_loss"],
+        "bytes/up": entry["bytes_up"],
+        "bytes/down": entry["bytes_down"],
+    }
     if is_finite_number(entry.get("lr")):
         metrics["train/lr"] = entry["lr"]
     for key, value in entry.items():
@@ -152,4 +167,3 @@ def round_metrics(entry: dict[str, Any]) -> dict[str, float]:
         elif isinstance(value, dict):
             metrics |= {f"server/{key}/{sub}": v for sub, v in value.items() if is_finite_number(v)}
     return metrics
-
