@@ -245,7 +245,8 @@ def say_where(results: str, leaderboards: str) -> None:
         else ""
     )
     print(
-        f"fedbench bench: records go to {Path(results).absolute()}, boards to {Path(leaderboards).absolute()}{outside}; "
+        f"fedbench bench: records go to {Path(results).absolute()}, "
+        f"boards to {Path(leaderboards).absolute()}{outside}; "
         "--results and --leaderboards choose others",
         file=sys.stderr,
         flush=True,

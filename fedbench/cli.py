@@ -1,4 +1,5 @@
-"""``fedbench run | sweep | bench | leaderboard | reproduce | data | methods | datasets | backbones | executors``.
+"""``fedbench run | sweep | bench | leaderboard | reproduce | data | methods | datasets |
+backbones | executors``.
 
 Configs are YAML files under ``experiments/`` plus dotted overrides (``--missing.rate 0.5``),
 parsed by jsonargparse against the typed dataclasses in :mod:`fedbench.config`. Every user error
@@ -162,13 +163,18 @@ def cmd_bench(argv: list[str]) -> int:
         "--executor",
         type=str | None,
         default=None,
-        help="ray: run each run's clients on Ray actors (executor.name); CELLS=ray runs the cells as Ray tasks",
+        help=(
+            "ray: run each run's clients on Ray actors (executor.name); CELLS=ray runs the cells as Ray tasks"
+        ),
     )
     p.add_argument(
         "--cells",
         type=str | None,
         default=None,
-        help="ray: run the cells as Ray tasks on a local Ray (for a cluster: fedbench sweep --cells ray --cells_options)",
+        help=(
+            "ray: run the cells as Ray tasks on a local Ray "
+            "(for a cluster: fedbench sweep --cells ray --cells_options)"
+        ),
     )
     p.add_argument(
         "--precision",
@@ -186,7 +192,10 @@ def cmd_bench(argv: list[str]) -> int:
         "--smoke",
         type=bool,
         default=False,
-        help="each method once on the real data path with one short round (minutes on a CPU); nothing is recorded",
+        help=(
+            "each method once on the real data path with one short round (minutes on a CPU); "
+            "nothing is recorded"
+        ),
     )
     grid_arguments(p, leaderboards=None)
     ns = parse(p, argv)
@@ -272,7 +281,9 @@ HELP = {
     "sweep": "run a grid of experiments (methods x seeds x missing rates, types, alphas) and write the board",
     "bench": "run a method beside its paper's baselines under its protocol (make bench METHOD=...)",
     "leaderboard": "regenerate the markdown leaderboard (and plots) from the run records",
-    "reproduce": "rerun a run record's config here and compare its final metrics (a record not produced here)",
+    "reproduce": (
+        "rerun a run record's config here and compare its final metrics (a record not produced here)"
+    ),
     "data": "check a dataset download and convert it once (prepare), or list what is prepared",
     "cache": "list what the cache holds on disk, or free it (list, clean)",
     "methods": "list the registered methods (built-in and plugins)",
@@ -325,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f" at round {err.round}" if getattr(err, "round", None) else ""
         cause = f" ({err.cause})" if isinstance(err, RunInterrupted) and err.cause != "Ctrl-C" else ""
         print(
-            f"fedbench: interrupted{cause}{where}; finished rounds and runs are kept, run the same command to resume",
+            f"fedbench: interrupted{cause}{where}; finished rounds and runs are kept, "
+            "run the same command to resume",
             file=sys.stderr,
         )
         return err.exit_code if isinstance(err, RunInterrupted) else EXIT_INTERRUPTED

@@ -80,7 +80,9 @@ def grid_arguments(p: ArgumentParser, leaderboards: str | None = "leaderboards")
         "--leaderboards",
         type=str | None,
         default=leaderboards,
-        help="where the boards go (bench: runs/leaderboards, or runs/leaderboards/<paper> for a paper's table)",
+        help=(
+            "where the boards go (bench: runs/leaderboards, or runs/leaderboards/<paper> for a paper's table)"
+        ),
     )
     p.add_argument(
         "--workers",
@@ -144,7 +146,8 @@ def options_flags(argv: list[str]) -> tuple[list[str], dict[str, dict]]:
             value = yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise ConfigError(
-                f"--{name}.options: not a JSON/YAML dict ({str(err).splitlines()[0]}); give e.g. '{{\"key\": value}}'"
+                f"--{name}.options: not a JSON/YAML dict ({str(err).splitlines()[0]}); "
+                f"give e.g. '{{\"key\": value}}'"
             ) from err
         if not isinstance(value, dict):
             raise ConfigError(f"--{name}.options: {text!r} is not a dict; give e.g. '{{\"key\": value}}'")

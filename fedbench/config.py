@@ -205,7 +205,8 @@ def check(cfg: ExperimentConfig) -> None:
     n = cfg.federation.clients_per_round
     if n is not None and not 1 <= n <= cfg.partition.n_clients:
         raise ConfigError(
-            f"federation.clients_per_round: {n} must be between 1 and partition.n_clients={cfg.partition.n_clients}"
+            f"federation.clients_per_round: {n} must be between 1 and "
+            f"partition.n_clients={cfg.partition.n_clients}"
         )
     checks.at_least("federation.local_epochs", cfg.federation.local_epochs, 1)
     checks.at_least(

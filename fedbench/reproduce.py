@@ -19,7 +19,10 @@ from fedbench.bench import REFERENCE  # the committed records
 from fedbench.errors import ConfigError
 
 DEFAULT_RESULTS = "runs/reproduced"
-USAGE = f"usage: fedbench reproduce RECORD|RUN_ID [--results FOLDER]   (FOLDER: where the rerun's record goes, default {DEFAULT_RESULTS})"
+USAGE = (
+    "usage: fedbench reproduce RECORD|RUN_ID [--results FOLDER]   "
+    f"(FOLDER: where the rerun's record goes, default {DEFAULT_RESULTS})"
+)
 
 
 def reproduce_command(argv: list[str]) -> int:
@@ -97,10 +100,12 @@ def find_record_file(given: str | Path) -> Path:
             return found[0]
         if len(found) > 1:
             raise ConfigError(
-                f"reproduce: run id {name} is in {len(found)} records ({', '.join(map(str, found))}); give the file"
+                f"reproduce: run id {name} is in {len(found)} records "
+                f"({', '.join(map(str, found))}); give the file"
             )
         raise ConfigError(
-            f"reproduce: no record of run id {name} under {REFERENCE}/ (run from the fedbench checkout, or give the file)"
+            f"reproduce: no record of run id {name} under {REFERENCE}/ "
+            "(run from the fedbench checkout, or give the file)"
         )
     raise ConfigError(
         f"reproduce: {path} is not a file; give a run record (results/<dataset>/<run_id>.json) or its run id"

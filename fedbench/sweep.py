@@ -92,7 +92,8 @@ def cell_runs(base: ExperimentConfig, grid: Grid) -> list[ResolvedRun]:
         own = {f.name for f in __import__("dataclasses").fields(get_method(cfg.method.name).options)}
         if unknown := sorted(set(base.method.options) - own - set(grid.per_method.get(cfg.method.name, {}))):
             raise ConfigError(
-                f"method.options: {cfg.method.name} has no option {unknown[0]!r}; give options of one method with "
+                f"method.options: {cfg.method.name} has no option {unknown[0]!r}; "
+                "give options of one method with "
                 f"--per_method '{{\"METHOD\": {{...}}}}'"
             )
         cfg.method.options = options
@@ -136,8 +137,8 @@ def run_grid(
             else f"as_train {rec['final']['as_train'][rec['metric']]:.4f}"
         )
         print(
-            f"[{i}/{len(configs)}] {cfg.method.name} {cfg.missing.type}@{cfg.missing.rate} {cfg.partition.name} "
-            f"alpha {cfg.partition.alpha} seed {cfg.seed}: {outcome} ({seconds:.0f}s)",
+            f"[{i}/{len(configs)}] {cfg.method.name} {cfg.missing.type}@{cfg.missing.rate} "
+            f"{cfg.partition.name} alpha {cfg.partition.alpha} seed {cfg.seed}: {outcome} ({seconds:.0f}s)",
             file=sys.stderr,
             flush=True,
         )
@@ -150,7 +151,8 @@ def run_grid(
 
 
 def _worker_run(cfg: ExperimentConfig) -> tuple[ExperimentConfig, dict, float]:
-    """One cell in a worker process (resolved once there): a SIGTERM stops it (and the worker) like a Ctrl-C."""
+    """One cell in a worker process (resolved once there):
+    a SIGTERM stops it (and the worker) like a Ctrl-C."""
     from fedbench.federation.loop import timed_run
     from fedbench.interrupt import worker_task
 
@@ -224,8 +226,8 @@ def _execute(runs: list[ResolvedRun], workers: int, cells: str = "local", cells_
                 yield future.result()
             except BrokenProcessPool:
                 raise ConfigError(
-                    "a sweep worker was stopped (a signal, or out of memory) and the sweep with it; finished runs "
-                    "are kept, run the same command to resume"
+                    "a sweep worker was stopped (a signal, or out of memory) and the sweep with it; "
+                    "finished runs are kept, run the same command to resume"
                 ) from None
     except BaseException:  # Ctrl-C, SIGTERM or a failed cell: stop the queued cells and the workers now
         processes = list((pool._processes or {}).values())

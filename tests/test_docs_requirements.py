@@ -19,7 +19,8 @@ def _block() -> str:
 
 def test_the_page_holds_the_table_generated_from_the_committed_reports():
     assert _block() == table(load(REPORTS)).strip(), (
-        "docs/real-benchmarks.md is stale: run python benchmarks/requirements.py --write docs/real-benchmarks.md"
+        "docs/real-benchmarks.md is stale: "
+        "run python benchmarks/requirements.py --write docs/real-benchmarks.md"
     )
 
 

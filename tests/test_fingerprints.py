@@ -16,7 +16,8 @@ STORED = load()
 def test_every_builtin_method_has_a_fingerprint():
     missing = sorted(set(builtin_methods()) - set(STORED))
     assert not missing, (
-        f"no fingerprint for {', '.join(missing)}: run python tests/fingerprints.py --write {' '.join(missing)}"
+        f"no fingerprint for {', '.join(missing)}: "
+        f"run python tests/fingerprints.py --write {' '.join(missing)}"
     )
 
 
@@ -24,16 +25,19 @@ def test_every_builtin_method_has_a_fingerprint():
 def test_behaviour_matches_the_fingerprint_of_its_version(method, tmp_path):
     if method not in METHODS:
         pytest.fail(
-            f"tests/fingerprints.json has {method}, which is not registered: remove it (python tests/fingerprints.py --write)"
+            f"tests/fingerprints.json has {method}, which is not registered: "
+            "remove it (python tests/fingerprints.py --write)"
         )
     stored, version = STORED[method], METHODS.get(method).version
     if stored["version"] != version:
         pytest.fail(
-            f"{method} is at version {version} but tests/fingerprints.json holds version {stored['version']}: "
+            f"{method} is at version {version} but "
+            f"tests/fingerprints.json holds version {stored['version']}: "
             f"run python tests/fingerprints.py --write {method} and rerun the boards it feeds"
         )
     moved = differences(stored, fingerprint(method, tmp_path))
     assert not moved, (
-        f"{method} computes something else than version {version} did ({'; '.join(moved)}): bump its MethodSpec.version, "
-        f"rerun the boards it feeds (make bench METHOD=...), then python tests/fingerprints.py --write {method}"
+        f"{method} computes something else than version {version} did ({'; '.join(moved)}): "
+        "bump its MethodSpec.version, rerun the boards it feeds (make bench METHOD=...), "
+        f"then python tests/fingerprints.py --write {method}"
     )

@@ -183,7 +183,10 @@ def test_one_section_per_sweep_stating_shared_and_varying_settings(md):
     assert list(sections(md)) == ["At a glance", "bench-x", "Other runs", "Notes"]
     other = sections(md)["Other runs"]
     intro = other.split("\n\n")[1]
-    shared = "per_sample missingness, missing both (both_ratio 0.5), dirichlet(alpha=0.5), 5 clients, all per round"
+    shared = (
+        "per_sample missingness, missing both (both_ratio 0.5), dirichlet(alpha=0.5), "
+        "5 clients, all per round"
+    )
     assert f"Shared: {shared}, 5 rounds, 1 local epoch, category labels." in intro
     assert "Varies: `missing.rate`, `method.name`." in intro
     assert "Varies: `method.name`." in sections(md)["bench-x"]

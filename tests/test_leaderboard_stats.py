@@ -92,7 +92,8 @@ def test_bootstrap_ci_needs_two_values_per_stratum_and_ignores_order():
 
 
 def test_probability_of_improvement_by_hand():
-    # setting 1: x in {2, 3} vs y in {1, 3}: 2>1, 2<3, 3>1, 3=3 -> (2 + 0.5) / 4 = 0.625; setting 2: 0 < 1 -> 0
+    # setting 1: x in {2, 3} vs y in {1, 3}: 2>1, 2<3, 3>1, 3=3 -> (2 + 0.5) / 4 = 0.625;
+    # setting 2: 0 < 1 -> 0
     assert probability_of_improvement([([2.0, 3.0], [1.0, 3.0]), ([0.0], [1.0])]) == pytest.approx(0.3125)
     assert probability_of_improvement([([], [1.0])]) is None
 
@@ -154,7 +155,8 @@ def test_paired_significance_bolds_the_method_whose_lead_exceeds_its_ci_only():
     assert paired["small"][:2] == [f"{small_mean:+.1f}", f"[{small_ci[0]:+.1f}, {small_ci[1]:+.1f}]"]
     assert paired["big"][3] == paired["small"][3] == "10"
     assert paired["fedavg (reference)"][:4] == ["–"] * 4
-    # P(big run > fedavg run) at a setting: every big run beats every fedavg run here but the pairs across seeds
+    # P(big run > fedavg run) at a setting: every big run beats every fedavg run here
+    # but the pairs across seeds
     p_big = np.mean(
         [
             np.mean([[x + d / 100 > y for y in REF[j]] for x, d in zip(REF[j], BIG[j], strict=True)])

@@ -85,6 +85,7 @@ def already_recorded(results_dir: Path, dataset: str, run_id: str) -> dict[str, 
         else f"not a valid record: {found.skipped[0][1]}"
     )
     raise ConfigError(
-        f"{path} holds this configuration's record but it is {why}; check it with `fedbench reproduce {path}`, "
+        f"{path} holds this configuration's record but it is {why}; "
+        f"check it with `fedbench reproduce {path}`, "
         "move it away, or pass --force to run again and replace it"
     )

@@ -92,7 +92,8 @@ def resolve(cfg: ExperimentConfig) -> ResolvedRun:
     }
     if not method.supports(backbone):
         raise ConfigError(
-            f"backbone.name: {cfg.method.name} cannot run on {backbone.name} ({method.requirement}); choose another backbone"
+            f"backbone.name: {cfg.method.name} cannot run on {backbone.name} ({method.requirement}); "
+            "choose another backbone"
         )
     identity = _identity(
         cfg,

@@ -145,7 +145,8 @@ def table_sweep(method: str, dataset: str) -> str:
 
 
 def plan_sections(method: str, profiles=("quick", "full")) -> list[str]:
-    """The board sections (sweep names) that ``method``'s plan writes: its bench profiles and its paper tables."""
+    """The board sections (sweep names) that ``method``'s plan writes:
+    its bench profiles and its paper tables."""
     plan = get_method(method).plan
     return [*(bench_sweep(method, p) for p in profiles), *(table_sweep(method, d) for d in plan.tables)]
 

@@ -17,7 +17,8 @@ from fedbench.tracking.records import is_diverged, metric_value
 
 TITLE = "Not produced here"
 NOTICE = (
-    "_Not produced here; verify with `fedbench reproduce RECORD` (it reruns the record's config and compares). "
+    "_Not produced here; verify with `fedbench reproduce RECORD` "
+    "(it reruns the record's config and compares). "
     "These records are valid but carry no signature of this machine's key and are not committed to this "
     "repository, so they are never averaged with the runs above._"
 )

@@ -154,7 +154,8 @@ def primary_metric(runs: list[dict[str, Any]], dataset: str) -> str:
     metrics = sorted({str(r.get("metric")) for r in runs})
     if len(metrics) != 1:
         raise DataError(
-            f"records of {dataset!r} use different primary metrics {metrics}; move the stale runs out of results/"
+            f"records of {dataset!r} use different primary metrics {metrics}; "
+            "move the stale runs out of results/"
         )
     return metrics[0]
 

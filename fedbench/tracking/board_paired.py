@@ -162,13 +162,15 @@ def detectable_text(section: Section, results: list[Paired]) -> str:
     if std is None:
         return (
             f"Minimum detectable difference: not estimable here, as no method has two paired seeds at one "
-            f"setting (with {seeds} seed{'s' if seeds != 1 else ''} there is no spread of paired differences)."
+            f"setting (with {seeds} seed{'s' if seeds != 1 else ''} "
+            "there is no spread of paired differences)."
         )
     mdd = minimum_detectable_difference(std, seeds)
     at_seeds = "not defined with one seed" if mdd is None else f"{mdd:.1f} points"
     planning = minimum_detectable_difference(std, PLANNING_SEEDS)
     return (
-        f"Minimum detectable difference at one setting with this section's {seeds} seed{'s' if seeds != 1 else ''}: "
+        "Minimum detectable difference at one setting with this section's "
+        f"{seeds} seed{'s' if seeds != 1 else ''}: "
         f"{at_seeds} (paired-difference std {std:.2f}, pooled over {len([g for g in groups if len(g) > 1])} "
         f"method x setting cells); at {PLANNING_SEEDS} seeds it would be {planning:.1f}."
     )

@@ -184,7 +184,8 @@ def write_leaderboard(
     if not records and not found.foreign:
         invalid = f" ({len(found.skipped)} invalid, named in the warnings above)" if found.skipped else ""
         raise DataError(
-            f"no run records for dataset {dataset!r} under {Path(results_dir) / dataset}{invalid}; run a benchmark first"
+            f"no run records for dataset {dataset!r} under {Path(results_dir) / dataset}{invalid}; "
+            "run a benchmark first"
         )
     numbers = load_paper_numbers(paper_numbers)
     out_dir = Path(out_dir)

@@ -155,7 +155,8 @@ def _setting(where: str, setting: Any) -> tuple[tuple[str, Any], ...]:
     ok = isinstance(setting, dict) and all(isinstance(k, str) and "." in k for k in setting)
     if not ok or any(isinstance(v, (dict, list)) for v in setting.values()):
         raise ConfigError(
-            f"{where}: `setting` must map dotted config paths to values, e.g. {{missing.type: text}}; got {setting!r}"
+            f"{where}: `setting` must map dotted config paths to values, "
+            f"e.g. {{missing.type: text}}; got {setting!r}"
         )
     return tuple(sorted(setting.items()))
 

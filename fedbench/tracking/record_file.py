@@ -120,8 +120,9 @@ def warn_about(found: RecordSet, foreign: bool = True) -> None:
         warnings.warn(f"skipping run record {path}: {reason}; fix or delete it", stacklevel=3)
     for item in found.foreign if foreign else ():
         warnings.warn(
-            f"run record {item.path} is not produced here ({item.reason}): the board lists it apart and never "
-            f"averages it in; check it with `fedbench reproduce {item.path}`",
+            f"run record {item.path} is not produced here ({item.reason}): "
+            "the board lists it apart and never averages it in; "
+            f"check it with `fedbench reproduce {item.path}`",
             stacklevel=3,
         )
 

@@ -35,7 +35,8 @@ def _side(record: dict[str, Any]) -> str:
     method_version = (specs.get("method") or {}).get("version", 1)
     machine = str(versions.get("platform") or "?").split("-with-")[0]
     return (
-        f"{(config.get('train') or {}).get('precision', '?')}, {machine}, fedbench {versions.get('fedbench', '?')}, "
+        f"{(config.get('train') or {}).get('precision', '?')}, {machine}, "
+        f"fedbench {versions.get('fedbench', '?')}, "
         f"torch {versions.get('torch', '?')}, {record.get('method', '?')} v{method_version}"
     )
 

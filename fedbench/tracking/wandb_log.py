@@ -147,10 +147,10 @@ _ROUND_BASICS = {"round", "val", "train_loss", "bytes_up", "bytes_down", "lr"}
 
 
 def round_metrics(entry: dict[str, Any]) -> dict[str, float]:
-    """What W&B gets for one round of the record: ``val/*``, ``train/loss``, ``train/lr``, ``bytes/*``, and every
-    scalar the aggregator reported (``server/<key>``, one dict level deep as ``server/<key>/<sub>``:
-    FedPrime's prompt usage and W_q drift, PPT's pool size, FedMVP's completion quality). Lists and
-    matrices (client ids, aggregation weights, CKA) stay in the record only."""
+    """What W&B gets for one round of the record: ``val/*``, ``train/loss``, ``train/lr``, ``bytes/*``,
+    and every scalar the aggregator reported (``server/<key>``, one dict level deep as
+    ``server/<key>/<sub>``: FedPrime's prompt usage and W_q drift, PPT's pool size, FedMVP's completion
+    quality). Lists and matrices (client ids, aggregation weights, CKA) stay in the record only."""
     metrics = {f"val/{k}": v for k, v in entry["val"].items()}
     metrics |= {
         "train/loss": entry["train_loss"],
