@@ -29,6 +29,7 @@ from fedbench.config import ExperimentConfig
 from fedbench.errors import ConfigError, FedbenchError
 from fedbench.flower import codec
 from fedbench.flower.config import checked, config_of
+from fedbench.safe_io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,8 @@ class FedbenchStrategy(Strategy):
         )
 
     def save(self, path: Path | None = None) -> Path:
-        """The final global state, server state and history (``torch.save``, written atomically);
+        """The final global state, server state and history (``torch.save`` through the one atomic
+        writer, :func:`fedbench.safe_io.atomic_torch_save`);
         by default ``<results_dir>/<dataset>/flower/<run id>.pt``."""
         path = (
             path
@@ -199,18 +201,15 @@ class FedbenchStrategy(Strategy):
             / "flower"
             / f"{self.resolved.run_id}.pt"
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{path.name}")
-        torch.save(
+        atomic_torch_save(
             {
                 "global_state": self.global_state,
                 "server_state": self.aggregator.server_state(),
                 "history": self.history,
                 "config": self.cfg.to_dict(),
             },
-            tmp,
+            path,
         )
-        tmp.replace(path)
         return path
 
 
