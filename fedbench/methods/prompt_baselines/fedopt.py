@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fedbench import checks
 from fedbench.aggregation.fedopt import FedAdamOptions, fedadam_step
 from fedbench.aggregation.weighted import weighted_mean
 from fedbench.errors import ConfigError
@@ -42,11 +43,7 @@ class FedOptPTOptions(VPTOptions):
 
     def validate(self) -> None:
         super().validate()
-        if self.client_start not in CLIENT_STARTS:
-            raise ConfigError(
-                f"method.options.client_start: {self.client_start!r} is not valid; choose one of "
-                f"{', '.join(CLIENT_STARTS)}"
-            )
+        checks.choice("method.options.client_start", self.client_start, CLIENT_STARTS)
         try:
             self.adam()
         except ValueError as err:

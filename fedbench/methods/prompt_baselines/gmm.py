@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fedbench import checks
 from fedbench.aggregation.gmm import COVARIANCE_TYPES, gmm_prompts
 from fedbench.aggregation.weighted import weighted_mean
-from fedbench.errors import ConfigError
 from fedbench.methods.base import Aggregator, ClientUpdate, State
 from fedbench.methods.prompt_baselines.vpt import PROMPTS_KEY, VPTOptions
 
@@ -37,13 +37,8 @@ class GMMPTOptions(VPTOptions):
 
     def validate(self) -> None:
         super().validate()
-        if self.covariance_type not in COVARIANCE_TYPES:
-            raise ConfigError(
-                f"method.options.covariance_type: {self.covariance_type!r} is not valid; choose one of "
-                f"{', '.join(COVARIANCE_TYPES)}"
-            )
-        if self.max_iter < 1:
-            raise ConfigError(f"method.options.max_iter must be >= 1, got {self.max_iter} (try 100)")
+        checks.choice("method.options.covariance_type", self.covariance_type, COVARIANCE_TYPES)
+        checks.at_least("method.options.max_iter", self.max_iter, 1, "100")
 
 
 class GMMPTAggregator(Aggregator):

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from fedbench import checks
 from fedbench.aggregation.scaffold import client_control_update, scaffold_server_update, zero_controls
 from fedbench.errors import ConfigError
 from fedbench.methods.base import Aggregator, ClientUpdate, State
@@ -59,22 +60,12 @@ class ScaffoldPTOptions(VPTOptions):
 
     def validate(self) -> None:
         super().validate()
-        if not self.server_lr > 0 or not self.lr_scale > 0:
-            raise ConfigError(
-                f"method.options.server_lr and lr_scale must be > 0, got {self.server_lr}, {self.lr_scale} "
-                "(try 1.0 and 20.0)"
-            )
-        if self.weighting not in WEIGHTINGS:
-            raise ConfigError(
-                f"method.options.weighting: {self.weighting!r} is not valid; choose one of "
-                f"{', '.join(WEIGHTINGS)}"
-            )
-        if self.step is not None and not self.step > 0:
-            raise ConfigError(f"method.options.step must be > 0 or null, got {self.step} (try 1e-3)")
-        if self.n_clients < 0:
-            raise ConfigError(
-                f"method.options.n_clients must be >= 0, got {self.n_clients} (0 = the federation's count)"
-            )
+        checks.positive("method.options.server_lr", self.server_lr, "1.0")
+        checks.positive("method.options.lr_scale", self.lr_scale, "20.0")
+        checks.choice("method.options.weighting", self.weighting, WEIGHTINGS)
+        if self.step is not None:
+            checks.positive("method.options.step", self.step, "1e-3, or null (lr_scale x the round's lr)")
+        checks.at_least("method.options.n_clients", self.n_clients, 0, "0 (the federation's count)")
 
 
 class ScaffoldVPTModule(VPTModule):
