@@ -62,6 +62,7 @@ leaderboard: install
 
 lint: install
 	$(VENV)/bin/ruff check fedbench tests benchmarks
+	$(VENV)/bin/ruff format --check fedbench tests benchmarks
 	$(VENV)/bin/lint-imports
 
 clean:
