@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from fedbench import checks
 from fedbench.batch import COMPLETE
 from fedbench.errors import ConfigError
 from fedbench.methods.base import ClientModule
@@ -53,10 +54,8 @@ class MAPOptions:
     IDENTITY_NEUTRAL = {"drop_incomplete": False}
 
     def validate(self) -> None:
-        if self.prompt_length < 1:
-            raise ConfigError("method.options.prompt_length must be >= 1 (try 4)")
-        if self.prompt_layers < 0:
-            raise ConfigError("method.options.prompt_layers must be >= 0 (try 3)")
+        checks.at_least("method.options.prompt_length", self.prompt_length, 1, "4")
+        checks.at_least("method.options.prompt_layers", self.prompt_layers, 0, "3")
 
 
 class MissingAwarePromptModule(ClientModule):
@@ -64,8 +63,8 @@ class MissingAwarePromptModule(ClientModule):
         super().__init__(backbone, num_classes, train, options)
         if options.prompt_layers > backbone.num_layers:
             raise ConfigError(
-                f"method.options.prompt_layers={options.prompt_layers} exceeds the backbone's "
-                f"{backbone.num_layers} layers"
+                f"method.options.prompt_layers: {options.prompt_layers} exceeds the backbone's "
+                f"{backbone.num_layers} layers; try {backbone.num_layers} or fewer"
             )
         h, p, layers = backbone.hidden_size, options.prompt_length, options.prompt_layers
         prompts = torch.zeros(3, layers, p, h)

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from fedbench import checks
 from fedbench.aggregation.weighted import weighted_mean
-from fedbench.errors import ConfigError
 from fedbench.methods.base import Aggregator, ClientUpdate, State
 from fedbench.methods.fedmsplit.server import attention, mixing_weights, personalise
 from fedbench.methods.fedprox import ProximalAnchor
@@ -35,8 +35,7 @@ class FedMSplitOptions(MAPOptions):
 
     def validate(self) -> None:
         super().validate()
-        if not self.prox_lambda >= 0:
-            raise ConfigError(f"method.options.prox_lambda must be >= 0, got {self.prox_lambda} (try 0.01)")
+        checks.at_least("method.options.prox_lambda", self.prox_lambda, 0, "0.01")
 
 
 class FedMSplitModule(MissingAwarePromptModule):

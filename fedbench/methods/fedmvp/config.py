@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedbench import checks
 from fedbench.errors import ConfigError
 
 FUSIONS = ("sequence", "tokens")
@@ -119,43 +120,39 @@ class FedMVPOptions:
     def validate(self) -> FedMVPOptions:
         for name, default in (("latent_dim", 512), ("embed_dim", 256), ("num_heads", 4), ("joint_layers", 3)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int):
                 raise ConfigError(
-                    f"method.options.{name} must be an integer >= 1, got {value!r} (try {default})"
+                    f"method.options.{name}: must be an integer >= 1, got {value!r}; try {default}"
                 )
+            checks.at_least(f"method.options.{name}", value, 1, str(default))
         for name, width in (("embed_dim", self.embed_dim), ("latent_dim", self.latent_dim)):
             heads = self.num_heads * (2 if name == "latent_dim" else 1)
             if width % heads:
                 raise ConfigError(
-                    f"method.options.{name}={width} must be divisible by {heads} attention heads "
-                    f"(change it or method.options.num_heads)"
+                    f"method.options.{name}: {width} is not divisible by {heads} attention heads; "
+                    "try changing it or method.options.num_heads"
                 )
         if self.fusion == "tokens" and self.latent_dim != 2 * self.embed_dim:
             raise ConfigError(
-                f"method.options.fusion=tokens needs latent_dim == 2 * embed_dim, got {self.latent_dim} "
-                f"and {self.embed_dim} (set latent_dim to {2 * self.embed_dim} or use fusion=sequence)"
+                "method.options.fusion: 'tokens' needs latent_dim == 2 * embed_dim, got "
+                f"{self.latent_dim} and {self.embed_dim}; "
+                f"try latent_dim {2 * self.embed_dim} or fusion sequence"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"method.options.dropout must be in [0, 1), got {self.dropout} (try 0.1)")
+        checks.within("method.options.dropout", self.dropout, 0.0, 1.0, open_hi=True, hint="0.1")
         if self.local_epochs is not None and (
-            isinstance(self.local_epochs, bool)
-            or not isinstance(self.local_epochs, int)
-            or self.local_epochs < 1
+            isinstance(self.local_epochs, bool) or not isinstance(self.local_epochs, int)
         ):
             raise ConfigError(
-                f"method.options.local_epochs must be an integer >= 1 or null, got {self.local_epochs!r} "
-                "(try 10)"
+                "method.options.local_epochs: must be an integer >= 1 or null, "
+                f"got {self.local_epochs!r}; try 10"
             )
-        for name, default in (("lr", 2e-4), ("tau", 0.1)):
-            if not getattr(self, name) > 0:
-                raise ConfigError(
-                    f"method.options.{name} must be > 0, got {getattr(self, name)} (try {default})"
-                )
-        for name, default in (("weight_decay", 0.01), ("alpha", 0.01), ("beta", 0.5)):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(
-                    f"method.options.{name} must be >= 0, got {getattr(self, name)} (try {default})"
-                )
+        checks.at_least(
+            "method.options.local_epochs", self.local_epochs, 1, "10", null="federation.local_epochs"
+        )
+        checks.positive("method.options.lr", self.lr, "2e-4")
+        checks.positive("method.options.tau", self.tau, "0.1")
+        for name, default in (("weight_decay", "0.01"), ("alpha", "0.01"), ("beta", "0.5")):
+            checks.at_least(f"method.options.{name}", getattr(self, name), 0, default)
         for name, allowed in (
             ("fusion", FUSIONS),
             ("joint_kv", JOINT_KV),
@@ -168,17 +165,16 @@ class FedMVPOptions:
             ("joint_image", JOINT_IMAGES),
             ("image_head", IMAGE_HEADS),
         ):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(
-                    f"method.options.{name}: {getattr(self, name)!r} is not valid; choose one of "
-                    f"{', '.join(allowed)}"
-                )
-        if self.patch_size < 1 or self.pixel_size < self.patch_size or self.pixel_size % self.patch_size:
+            checks.choice(f"method.options.{name}", getattr(self, name), allowed)
+        checks.at_least("method.options.patch_size", self.patch_size, 1, "16")
+        if self.pixel_size < self.patch_size or self.pixel_size % self.patch_size:
             raise ConfigError(
-                f"method.options.pixel_size={self.pixel_size} must be a positive multiple of "
-                f"patch_size={self.patch_size} (try 224 and 16)"
+                f"method.options.pixel_size: {self.pixel_size} is not a positive multiple of "
+                f"patch_size={self.patch_size}; try 224 and 16"
             )
         for name in ("use_mcm", "use_ram", "use_cka"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"method.options.{name} must be true or false, got {getattr(self, name)!r}")
+                raise ConfigError(
+                    f"method.options.{name}: must be true or false, got {getattr(self, name)!r}; try true"
+                )
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedbench import checks
 from fedbench.aggregation.matched_centres import MatcherOptions
 from fedbench.errors import ConfigError
 
@@ -92,36 +93,35 @@ class FedPrimeOptions(MatcherOptions):
         return self.new_cluster_cost
 
     def validate(self) -> None:
-        def bad(name: str, why: str, hint: str) -> ConfigError:
-            return ConfigError(f"method.options.{name} {why} (try {hint})")
-
-        if self.kappa < 1:
-            raise bad("kappa", f"must be >= 1, got {self.kappa}", "5")
+        checks.at_least("method.options.kappa", self.kappa, 1, "5")
         if self.pool_size < self.kappa:
-            raise bad("pool_size", f"={self.pool_size} must be >= kappa={self.kappa}", "20")
-        if not self.lambda_r >= 0:
-            raise bad("lambda_r", f"must be >= 0, got {self.lambda_r}", "0.01")
+            raise ConfigError(
+                f"method.options.pool_size: must be >= kappa ({self.kappa}), got {self.pool_size}; try 20"
+            )
+        checks.at_least("method.options.lambda_r", self.lambda_r, 0, "0.01")
         for name, allowed in CHOICES.items():
-            value = getattr(self, name)
-            if value not in allowed:
+            checks.choice(f"method.options.{name}", getattr(self, name), allowed)
+        # null by default, so build_options checks no type, and checks.number would read "64" as 64
+        for name in ("batch_size", "batch_size_both", "lr"):
+            if isinstance(getattr(self, name), str):
                 raise ConfigError(
-                    f"method.options.{name}: {value!r} is not valid; choose one of {', '.join(allowed)}"
+                    f"method.options.{name}: must be a number or null, got {getattr(self, name)!r}; try null"
                 )
         for name in ("batch_size", "batch_size_both"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise bad(name, f"must be >= 1 or null, got {value}", "null")
-        if not self.query_lr >= 0:
-            raise bad("query_lr", f"must be >= 0, got {self.query_lr}", "0.05")
-        if self.lr is not None and not self.lr > 0:
-            raise bad("lr", f"must be > 0 or null, got {self.lr}", "null")
+            checks.at_least(f"method.options.{name}", getattr(self, name), 1, "null", null="train.batch_size")
+        checks.at_least("method.options.query_lr", self.query_lr, 0, "0.05")
+        if self.lr is not None:
+            checks.positive("method.options.lr", self.lr, "null")
         self.check_matcher()
         cost = self.new_cluster_cost
         if isinstance(cost, str):
             if cost != "auto":
-                raise bad("new_cluster_cost", f"must be 'auto', a number >= 0 or null, got {cost!r}", "auto")
-        elif cost is not None and not 0 <= cost < float("inf"):
-            raise bad("new_cluster_cost", f"must be 'auto', a finite number >= 0 or null, got {cost}", "auto")
+                raise ConfigError(
+                    f"method.options.new_cluster_cost: must be 'auto', a number >= 0 or null, got {cost!r}; "
+                    "try auto"
+                )
+        elif cost is not None:
+            checks.at_least("method.options.new_cluster_cost", cost, 0, "auto")
 
 
 @dataclass

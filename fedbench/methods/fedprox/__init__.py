@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fedbench.errors import ConfigError
+from fedbench import checks
 from fedbench.methods.base import State
 from fedbench.methods.fedavg import FedAvgAggregator
 from fedbench.methods.map_prompts import MAP_NOTES, MAPOptions, MissingAwarePromptModule
@@ -25,8 +25,7 @@ class FedProxOptions(MAPOptions):
 
     def validate(self) -> None:
         super().validate()
-        if self.mu < 0:
-            raise ConfigError(f"method.options.mu must be >= 0, got {self.mu} (try 0.01)")
+        checks.at_least("method.options.mu", self.mu, 0, "0.01")
 
 
 def proximal_term(params: dict[str, torch.Tensor], anchor: State, mu: float) -> torch.Tensor:

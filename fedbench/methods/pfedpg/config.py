@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedbench.errors import ConfigError
+from fedbench import checks
 
 GENERATOR_UPDATES = ("per_client", "mean")
 
@@ -30,19 +30,11 @@ class PFedPGOptions:
     TEST_OPTIONS = {"n_tokens": 2, "key_dim": 8, "adaptor_width": 16}
 
     def validate(self) -> None:
-        if self.n_tokens < 1 or self.key_dim < 1 or self.adaptor_width < 1:
-            raise ConfigError(
-                f"method.options.n_tokens, key_dim and adaptor_width must be >= 1, got {self.n_tokens}, "
-                f"{self.key_dim}, {self.adaptor_width} (try 10, 512, 512)"
-            )
-        if not 0 <= self.adaptor_dropout < 1:
-            raise ConfigError(
-                f"method.options.adaptor_dropout must be in [0, 1), got {self.adaptor_dropout} (try 0.5)"
-            )
-        if not self.prompt_lr > 0:
-            raise ConfigError(f"method.options.prompt_lr must be > 0, got {self.prompt_lr} (try 1e-3)")
-        if self.generator_update not in GENERATOR_UPDATES:
-            raise ConfigError(
-                f"method.options.generator_update: {self.generator_update!r} is not valid; choose one of "
-                f"{', '.join(GENERATOR_UPDATES)}"
-            )
+        checks.at_least("method.options.n_tokens", self.n_tokens, 1, "10")
+        checks.at_least("method.options.key_dim", self.key_dim, 1, "512")
+        checks.at_least("method.options.adaptor_width", self.adaptor_width, 1, "512")
+        checks.within(
+            "method.options.adaptor_dropout", self.adaptor_dropout, 0.0, 1.0, open_hi=True, hint="0.5"
+        )
+        checks.positive("method.options.prompt_lr", self.prompt_lr, "1e-3")
+        checks.choice("method.options.generator_update", self.generator_update, GENERATOR_UPDATES)

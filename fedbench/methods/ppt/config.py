@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedbench import checks
 from fedbench.aggregation.matched_centres import MatcherOptions
 from fedbench.errors import ConfigError
 
@@ -80,38 +81,30 @@ class PPTOptions(MatcherOptions):
     IDENTITY_NEUTRAL = {"eval_vote_batch": None, "alias_shared": False}
 
     def validate(self) -> None:
-        if self.kappa < 1:
-            raise ConfigError(f"method.options.kappa must be >= 1, got {self.kappa} (try 10)")
+        checks.at_least("method.options.kappa", self.kappa, 1, "10")
         if self.pool_size < self.kappa:
             raise ConfigError(
-                f"method.options.pool_size={self.pool_size} must be >= kappa={self.kappa} (try 20)"
+                f"method.options.pool_size: must be >= kappa ({self.kappa}), got {self.pool_size}; try 20"
             )
-        if not self.lambda_r >= 0:
-            raise ConfigError(f"method.options.lambda_r must be >= 0, got {self.lambda_r} (try 0.01)")
-        for name, value, allowed in (
-            ("retrieval_sign", self.retrieval_sign, SIGNS),
-            ("selection", self.selection, SELECTIONS),
-            ("new_centre", self.new_centre, NEW_CENTRE),
-        ):
-            if value not in allowed:
-                raise ConfigError(
-                    f"method.options.{name}: {value!r} is not valid; choose one of {', '.join(allowed)}"
-                )
-        if self.adaptor_width < 1 or not 0 <= self.adaptor_dropout < 1:
-            raise ConfigError(
-                f"method.options.adaptor_width must be >= 1 and adaptor_dropout in [0, 1), got "
-                f"{self.adaptor_width}, {self.adaptor_dropout} (try 512, 0.5)"
-            )
+        checks.at_least("method.options.lambda_r", self.lambda_r, 0, "0.01")
+        checks.choice("method.options.retrieval_sign", self.retrieval_sign, SIGNS)
+        checks.choice("method.options.selection", self.selection, SELECTIONS)
+        checks.choice("method.options.new_centre", self.new_centre, NEW_CENTRE)
+        checks.at_least("method.options.adaptor_width", self.adaptor_width, 1, "512")
+        checks.within(
+            "method.options.adaptor_dropout", self.adaptor_dropout, 0.0, 1.0, open_hi=True, hint="0.5"
+        )
         self.check_matcher()
-        if self.eval_vote_batch is not None and self.eval_vote_batch < 1:
+        # null by default, so build_options checks no type, and checks.number would read "16" as 16
+        if isinstance(self.eval_vote_batch, str):
             raise ConfigError(
-                f"method.options.eval_vote_batch must be >= 1 or null, got {self.eval_vote_batch} (try 16)"
+                "method.options.eval_vote_batch: must be a number or null, "
+                f"got {self.eval_vote_batch!r}; try 16"
             )
-        if not 0 <= self.new_centre_cost < float("inf"):
-            raise ConfigError(
-                f"method.options.new_centre_cost must be a finite number >= 0, got {self.new_centre_cost} "
-                "(try 2.0)"
-            )
+        checks.at_least(
+            "method.options.eval_vote_batch", self.eval_vote_batch, 1, "16", null="the whole batch"
+        )
+        checks.at_least("method.options.new_centre_cost", self.new_centre_cost, 0, "2.0")
 
     def new_centre_price(self) -> float | str | None:
         return {"auto": "auto", "fixed": self.new_centre_cost, "none": None}[self.new_centre]

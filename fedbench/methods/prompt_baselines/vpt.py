@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fedbench.errors import ConfigError
+from fedbench import checks
 from fedbench.methods.base import ClientModule, State
 from fedbench.methods.fedprox import ProximalAnchor
 from fedbench.methods.ppt.prompted import (
@@ -40,13 +40,11 @@ class VPTOptions:
     TEST_OPTIONS = {"n_tokens": 2, "adaptor_width": 16}
 
     def validate(self) -> None:
-        if self.n_tokens < 1:
-            raise ConfigError(f"method.options.n_tokens must be >= 1, got {self.n_tokens} (try 10)")
-        if self.adaptor_width < 1 or not 0 <= self.adaptor_dropout < 1:
-            raise ConfigError(
-                f"method.options.adaptor_width must be >= 1 and adaptor_dropout in [0, 1), got "
-                f"{self.adaptor_width}, {self.adaptor_dropout} (try 512, 0.5)"
-            )
+        checks.at_least("method.options.n_tokens", self.n_tokens, 1, "10")
+        checks.at_least("method.options.adaptor_width", self.adaptor_width, 1, "512")
+        checks.within(
+            "method.options.adaptor_dropout", self.adaptor_dropout, 0.0, 1.0, open_hi=True, hint="0.5"
+        )
 
 
 class VPTModule(ClientModule):
@@ -81,12 +79,8 @@ class FedProxPTOptions(VPTOptions):
 
     def validate(self) -> None:
         super().validate()
-        if not self.mu >= 0:
-            raise ConfigError(f"method.options.mu must be >= 0, got {self.mu} (try 1e-3)")
-        if self.prox_from_round < 1:
-            raise ConfigError(
-                f"method.options.prox_from_round must be >= 1, got {self.prox_from_round} (try 2)"
-            )
+        checks.at_least("method.options.mu", self.mu, 0, "1e-3")
+        checks.at_least("method.options.prox_from_round", self.prox_from_round, 1, "2")
 
 
 class FedProxVPTModule(VPTModule):
