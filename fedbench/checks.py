@@ -19,7 +19,10 @@ def _hint(hint: str | None) -> str:
 
 
 def number(field: str, value: Any) -> float:
-    """``value`` as a float, or one line naming ``field`` when it is not a finite number."""
+    """``value`` as a float, or one line naming ``field`` when it is not a finite number (a quoted
+    number such as ``"64"`` or a boolean is not one)."""
+    if isinstance(value, (str, bool)):
+        raise ConfigError(f"{field}: must be a number, got {value!r}")
     try:
         out = float(value)
     except (TypeError, ValueError):
