@@ -15,6 +15,24 @@ from fedbench.data.registry import DATASETS, DatasetSpec
 
 HIDDEN, CELLS, CLASSES, TEXT_LEN, IMAGE_PX = 32, 4, 3, 6, 4
 
+# the command-line flags of a one-round run on the tiny fixture (register_tiny() first)
+TINY_CLI = [
+    "--data.dataset",
+    "tiny",
+    "--backbone.name",
+    "tiny",
+    "--partition.n_clients",
+    "3",
+    "--partition.min_size",
+    "4",
+    "--federation.rounds",
+    "1",
+    "--method.options",
+    '{"prompt_length": 2, "prompt_layers": 1}',
+    "--tracking.progress",
+    "false",
+]
+
 
 def tiny_data(n: int = 150, seed: int = 0) -> ModalData:
     """Texts are word-id strings ("5 41 77 12") whose first word names the label; images are

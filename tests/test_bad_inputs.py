@@ -7,26 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fixtures import register_tiny
+from fixtures import TINY_CLI, register_tiny
 
 from fedbench.cli import main
-
-TINY = [
-    "--data.dataset",
-    "tiny",
-    "--backbone.name",
-    "tiny",
-    "--partition.n_clients",
-    "3",
-    "--partition.min_size",
-    "4",
-    "--federation.rounds",
-    "1",
-    "--method.options",
-    '{"prompt_length": 2, "prompt_layers": 1}',
-    "--tracking.progress",
-    "false",
-]
 
 RUN_CASES = [
     (["--train.accelerator", "gpu"], "train.accelerator"),
@@ -78,7 +61,7 @@ RUN_CASES = [
 def test_bad_value_is_one_line_naming_the_field(args, field, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     register_tiny()
-    code = main(["run", *TINY, *args, "--tracking.results_dir", str(tmp_path / "r")])
+    code = main(["run", *TINY_CLI, *args, "--tracking.results_dir", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert field in err
@@ -114,7 +97,7 @@ def test_bad_yaml_file_is_one_line_naming_it(text, says, tmp_path, capsys):
     register_tiny()
     cfg = tmp_path / "experiment.yaml"
     cfg.write_text(text)
-    code = main(["run", "--config", str(cfg), *TINY, "--tracking.results_dir", str(tmp_path / "r")])
+    code = main(["run", "--config", str(cfg), *TINY_CLI, "--tracking.results_dir", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and says in err and len(err.splitlines()) == 1, err
     if "finite" not in says:  # a problem of the file itself names the file
@@ -126,7 +109,7 @@ def test_empty_results_dir_is_refused(tmp_path, capsys, monkeypatch):
     """`--tracking.results_dir ""` wrote records into the current folder."""
     register_tiny()
     monkeypatch.chdir(tmp_path)
-    _one_line(capsys, main(["run", *TINY, "--tracking.results_dir", ""]), "tracking.results_dir: empty")
+    _one_line(capsys, main(["run", *TINY_CLI, "--tracking.results_dir", ""]), "tracking.results_dir: empty")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -150,7 +133,7 @@ def test_full_disk_during_a_checkpoint_is_one_line_naming_it(tmp_path, capsys, m
     monkeypatch.setattr(safe_io.tempfile, "mkstemp", onto_a_full_disk)
     register_tiny()
     results = tmp_path / "r"
-    code = main(["run", *TINY, "--federation.rounds", "2", "--tracking.results_dir", str(results)])
+    code = main(["run", *TINY_CLI, "--federation.rounds", "2", "--tracking.results_dir", str(results)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert (
@@ -214,7 +197,9 @@ def test_results_dir_that_is_a_file(tmp_path, capsys):
     register_tiny()
     (tmp_path / "file").write_text("x")
     _one_line(
-        capsys, main(["run", *TINY, "--tracking.results_dir", str(tmp_path / "file")]), "tracking.results_dir"
+        capsys,
+        main(["run", *TINY_CLI, "--tracking.results_dir", str(tmp_path / "file")]),
+        "tracking.results_dir",
     )
 
 
@@ -224,14 +209,14 @@ def test_unwritable_results_dir(tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    _one_line(capsys, main(["run", *TINY, "--tracking.results_dir", str(ro)]), "tracking.results_dir")
+    _one_line(capsys, main(["run", *TINY_CLI, "--tracking.results_dir", str(ro)]), "tracking.results_dir")
 
 
 @pytest.mark.parametrize("value, field", [("0", "--workers"), ("-3", "--workers")])
 def test_sweep_workers(value, field, tmp_path, capsys):
     register_tiny()
     _one_line(
-        capsys, main(["sweep", *TINY, "--workers", value, "--tracking.results_dir", str(tmp_path)]), field
+        capsys, main(["sweep", *TINY_CLI, "--workers", value, "--tracking.results_dir", str(tmp_path)]), field
     )
 
 
@@ -239,7 +224,7 @@ def test_sweep_option_that_a_method_lacks(tmp_path, capsys):
     register_tiny()
     args = [
         "sweep",
-        *TINY,
+        *TINY_CLI,
         "--methods",
         "fedavg fedprox",
         "--method.options",
@@ -254,7 +239,7 @@ def test_per_method_for_a_method_not_in_the_sweep(tmp_path, capsys):
     register_tiny()
     args = [
         "sweep",
-        *TINY,
+        *TINY_CLI,
         "--methods",
         "fedavg",
         "--per_method",

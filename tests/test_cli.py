@@ -3,26 +3,9 @@
 import json
 
 import pytest
-from fixtures import register_tiny
+from fixtures import TINY_CLI, register_tiny
 
 from fedbench.cli import main
-
-TINY = [
-    "--data.dataset",
-    "tiny",
-    "--backbone.name",
-    "tiny",
-    "--partition.n_clients",
-    "3",
-    "--partition.min_size",
-    "4",
-    "--federation.rounds",
-    "1",
-    "--method.options",
-    '{"prompt_length": 2, "prompt_layers": 1}',
-    "--tracking.progress",
-    "false",
-]
 
 
 @pytest.mark.parametrize(
@@ -50,7 +33,7 @@ def test_bad_run_input(args, expected, capsys, tmp_path):
 
 def test_more_clients_than_samples(capsys, tmp_path):
     register_tiny()
-    args = [a if a != "3" else "5000" for a in TINY]
+    args = [a if a != "3" else "5000" for a in TINY_CLI]
     code = main(["run", *args, "--tracking.results_dir", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "n_clients" in err and "fewer clients" in err
@@ -72,7 +55,7 @@ def test_bad_bench_profile(capsys):
 def test_run_then_leaderboard(tmp_path, capsys):
     register_tiny()
     results, boards = tmp_path / "results", tmp_path / "boards"
-    assert main(["run", *TINY, "--tracking.results_dir", str(results)]) == 0
+    assert main(["run", *TINY_CLI, "--tracking.results_dir", str(results)]) == 0
     assert "record:" in capsys.readouterr().out
     assert (
         main(["leaderboard", "--results", str(results), "--leaderboards", str(boards), "--dataset", "tiny"])
@@ -92,7 +75,7 @@ def test_sweep_refuses_bad_grid_before_running(tmp_path, capsys):
     code = main(
         [
             "sweep",
-            *TINY,
+            *TINY_CLI,
             "--methods",
             "fedavg",
             "--rates",
@@ -112,7 +95,7 @@ def test_sweep_honours_results_dir_and_per_method_options(tmp_path, capsys):
     results = tmp_path / "elsewhere"
     args = [
         "sweep",
-        *TINY,
+        *TINY_CLI,
         "--methods",
         "fedavg fedprox",
         "--per_method",
