@@ -46,7 +46,8 @@ def reference_line(record: dict[str, Any], reference: list[dict[str, Any]]) -> s
     every reference record of its dataset; those of other cells are ignored)."""
     metric = record.get("metric") or "accuracy"
     name = f"{record.get('method')} seed {record.get('seed')} ({record.get('run_id')})"
-    cell = [r for r in reference if cell_of(r) == cell_of(record) and not is_diverged(r)]
+    key = cell_of(record)
+    cell = [r for r in reference if not is_diverged(r) and cell_of(r) == key]
     if not cell:
         return f"{name}: no reference for this configuration"
     mine = metric_value(record, metric, HEADLINE)
