@@ -138,7 +138,9 @@ def bench(
     workers = prof.get("workers", 1) if workers is None else workers
     say_where(results, leaderboards)
     return _against(
-        reference, run_grid(base, grid, leaderboards=leaderboards, workers=workers, cells=cells or "local")
+        reference,
+        results,
+        run_grid(base, grid, leaderboards=leaderboards, workers=workers, cells=cells or "local"),
     )
 
 
@@ -203,21 +205,20 @@ def _paper_table(
     say_where(results, leaderboards)
     return _against(
         reference,
+        results,
         run_grid(base, grid, leaderboards=leaderboards, workers=workers or 1, cells=cells or "local"),
     )
 
 
-def _against(reference: str, records: list[dict]) -> list[dict]:
+def _against(reference: str, results: str, records: list[dict]) -> list[dict]:
     """Print how each run compares with the reference records (tracking/reference.py), unless the
-    runs were written into the reference folder itself (a maintainer regenerating it)."""
+    runs were written into the reference folder itself (``results`` is ``reference``: a maintainer
+    regenerating it)."""
     import sys
 
     from fedbench.tracking.reference import compare_with_reference
 
-    if (
-        records
-        and Path(records[0]["config"]["tracking"]["results_dir"]).resolve() != Path(reference).resolve()
-    ):
+    if records and Path(results).resolve() != Path(reference).resolve():
         print(f"against the reference in {reference}:", file=sys.stderr)
         for line in compare_with_reference(records, reference):
             print(f"  {line}", file=sys.stderr, flush=True)
