@@ -68,6 +68,8 @@ def at_least(
     """``value >= minimum``; ``null`` (its meaning, e.g. "no cap") allows None as well."""
     if value is None and null is not None:
         return
+    if null is not None and isinstance(value, (str, bool)):  # e.g. "64" for a field that defaults to null
+        raise ConfigError(f"{field}: must be a number or null, got {value!r}{_hint(hint)}")
     if value is None or not number(field, value) >= minimum:
         also = f" or null ({null})" if null is not None else ""
         raise ConfigError(f"{field}: must be >= {minimum}{also}, got {value}{_hint(hint)}")

@@ -101,12 +101,6 @@ class FedPrimeOptions(MatcherOptions):
         checks.at_least("method.options.lambda_r", self.lambda_r, 0, "0.01")
         for name, allowed in CHOICES.items():
             checks.choice(f"method.options.{name}", getattr(self, name), allowed)
-        # null by default, so build_options checks no type, and checks.number would read "64" as 64
-        for name in ("batch_size", "batch_size_both", "lr"):
-            if isinstance(getattr(self, name), str):
-                raise ConfigError(
-                    f"method.options.{name}: must be a number or null, got {getattr(self, name)!r}; try null"
-                )
         for name in ("batch_size", "batch_size_both"):
             checks.at_least(f"method.options.{name}", getattr(self, name), 1, "null", null="train.batch_size")
         checks.at_least("method.options.query_lr", self.query_lr, 0, "0.05")

@@ -95,12 +95,6 @@ class PPTOptions(MatcherOptions):
             "method.options.adaptor_dropout", self.adaptor_dropout, 0.0, 1.0, open_hi=True, hint="0.5"
         )
         self.check_matcher()
-        # null by default, so build_options checks no type, and checks.number would read "16" as 16
-        if isinstance(self.eval_vote_batch, str):
-            raise ConfigError(
-                "method.options.eval_vote_batch: must be a number or null, "
-                f"got {self.eval_vote_batch!r}; try 16"
-            )
         checks.at_least(
             "method.options.eval_vote_batch", self.eval_vote_batch, 1, "16", null="the whole batch"
         )
