@@ -315,11 +315,11 @@ def main(argv: list[str] | None = None) -> int:
             lines.insert(0, f"fedbench: unknown command {argv[0]!r}")
         print("\n".join(lines), file=sys.stdout if asked else sys.stderr)
         return 0 if asked else 2
-    from fedbench.interrupt import EXIT_INTERRUPTED, RunInterrupted, interruptible
+    from fedbench.interrupt import EXIT_INTERRUPTED, RunInterrupted, interruptible, surfacing_interrupts
 
     warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
     try:
-        with interruptible():
+        with interruptible(), surfacing_interrupts():  # also an interrupt that a clean-up's error hid
             return COMMANDS[argv[0]](argv[1:])
     except FedbenchError as err:
         print(f"fedbench: error: {err}", file=sys.stderr)

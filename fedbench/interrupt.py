@@ -80,6 +80,32 @@ def interruptible():
             signal.signal(s, handler)
 
 
+def interruption_behind(err: BaseException) -> RunInterrupted | None:
+    """The :class:`RunInterrupted` that ``err`` was raised while handling, if any: Lightning's
+    teardown after an interrupt can fail in turn (a Ctrl-C while a fit starts its epoch leaves
+    ``len(combined_loader)`` raising ``RuntimeError``), which would hide the interrupt."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, RunInterrupted):
+            return err
+        seen.add(id(err))
+        err = err.__context__
+    return None
+
+
+@contextlib.contextmanager
+def surfacing_interrupts():
+    """Re-raise the interrupt behind an error that a library's clean-up raised while unwinding it,
+    so the run stops with the one-line message (and a sweep cell as stopped, not failed)."""
+    try:
+        yield
+    except Exception as err:
+        interrupted = interruption_behind(err)
+        if interrupted is None:
+            raise
+        raise interrupted from None
+
+
 def reclaim_signals() -> None:
     """Put fedbench's handlers back after a library replaced them (``ray.init`` installs a SIGTERM
     handler that calls ``sys.exit``), so SIGTERM still ends in the one-line stop."""

@@ -20,7 +20,7 @@ import torch
 from fedbench.config import TrainConfig
 from fedbench.data.bundle import DataBundle
 from fedbench.data.loader import make_loader
-from fedbench.federation.trainer import make_trainer
+from fedbench.federation.trainer import fit, make_trainer
 from fedbench.methods.base import ClientModule, ClientUpdate, State
 
 ClientResult = ClientUpdate  # the executor's name for what a fit returns
@@ -80,7 +80,7 @@ class ClientRunner:
         max_steps = -1 if task.work >= 1.0 else max(1, math.ceil(task.work * steps))
         if self.train.max_steps is not None and (max_steps < 0 or max_steps > self.train.max_steps):
             max_steps = self.train.max_steps
-        make_trainer(self.train, self.local_epochs, max_steps).fit(module, loader)
+        fit(make_trainer(self.train, self.local_epochs, max_steps), module, loader)
         return self._result(
             task, len(index), module.epoch_losses[-1] if module.epoch_losses else float("nan")
         )

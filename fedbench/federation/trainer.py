@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 import lightning as L
 
 from fedbench.config import TrainConfig
+from fedbench.interrupt import surfacing_interrupts
 
 for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
     logging.getLogger(name).setLevel(logging.ERROR)
@@ -35,3 +37,21 @@ def make_trainer(train: TrainConfig, epochs: int, max_steps: int = -1) -> L.Trai
         accumulate_grad_batches=train.accumulate,
         deterministic=False,
     )
+
+
+# Lightning's error when its teardown follows a loader whose iterator never started
+_TEARDOWN_LEN = re.compile(r"call `iter\(combined_loader\)` first")
+
+
+def fit(trainer: L.Trainer, module: L.LightningModule, loader) -> None:
+    """``trainer.fit`` that raises what stopped the fit. When a loader's iterator fails to start (or
+    Ctrl-C lands there: our loader gathers its first batch then), Lightning's teardown asks
+    ``len(combined_loader)`` and raises ``RuntimeError`` over the real error or interrupt."""
+    with surfacing_interrupts():
+        try:
+            trainer.fit(module, loader)
+        except RuntimeError as err:
+            hidden = err.__context__
+            if hidden is None or not _TEARDOWN_LEN.search(str(err)):
+                raise
+            raise hidden from None
