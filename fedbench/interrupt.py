@@ -11,6 +11,12 @@ worker processes and waits for them, and the CLI prints one line and exits 130 (
 (SIGTERM). A second signal ends the process at once. Finished rounds are in the round checkpoint
 (written atomically after every round), finished runs in their records.
 
+A signal can land where its exception would be lost: inside a finaliser (Python prints and drops
+it; the handler then only keeps it), or under a library's clean-up that fails in turn (Lightning's
+teardown raises ``RuntimeError`` over it; :func:`surfacing_interrupts` digs it out). So the
+interrupt received is also kept until its command ends, and :func:`raise_if_interrupted` raises it
+at every training batch, round and sweep wait.
+
 Sweep workers (:func:`worker_signals`) handle SIGTERM the same way: the cell in flight unwinds and
 the worker exits at once (a process pool's worker would otherwise wait for its next cell); they
 ignore SIGINT (the parent, which a terminal's Ctrl-C also reaches, stops them) and get SIGTERM when
@@ -32,6 +38,9 @@ import threading
 EXIT_INTERRUPTED = 130
 SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 _HANDLERS: list = []  # the handlers of the interruptible() blocks now open (innermost last)
+# the interrupt received, kept until its command ends: a handler's exception raised while Python runs a
+# finaliser (a ``__del__``, a weakref callback, a GC pass) is printed and dropped, and the run went on
+_pending: RunInterrupted | None = None
 
 
 class RunInterrupted(BaseException):
@@ -68,16 +77,38 @@ def interruptible():
         received += 1
         if received > 1:
             os._exit(128 + signum)
-        raise RunInterrupted(signum=signum)
+        _interrupt(signum, frame)
 
+    global _pending
     previous = {s: signal.signal(s, on_signal) for s in SIGNALS}
     _HANDLERS.append(on_signal)
     try:
         yield
     finally:
         _HANDLERS.pop()
+        if not _HANDLERS:
+            _pending = None
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _interrupt(signum: int, frame) -> None:
+    """Raise the interrupt, except inside a finaliser, where Python would print the exception as
+    ignored and drop it: there it is only kept, and :func:`raise_if_interrupted` raises it."""
+    global _pending
+    _pending = RunInterrupted(signum=signum)
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return
+        frame = frame.f_back
+    raise RunInterrupted(signum=signum)
+
+
+def raise_if_interrupted() -> None:
+    """Raise the interrupt already received, if any: called at every training batch and round, so a
+    signal whose exception a finaliser swallowed still stops the run within a batch."""
+    if _pending is not None:
+        raise RunInterrupted(signum=_pending.signum)
 
 
 def interruption_behind(err: BaseException) -> RunInterrupted | None:
@@ -132,7 +163,7 @@ def worker_signals(parent_pid: int) -> None:
         global _stopping
         _stopping = True
         if _in_task:
-            raise RunInterrupted(signum=signum)  # the cell unwinds; worker_task then ends the worker
+            _interrupt(signum, frame)  # the cell unwinds; worker_task then ends the worker
         _exit_worker()
 
     signal.signal(signal.SIGTERM, on_sigterm)

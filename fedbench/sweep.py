@@ -205,7 +205,7 @@ def _execute(runs: list[ResolvedRun], workers: int, cells: str = "local", cells_
         return
     import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     from fedbench.federation.parts import featurized
@@ -220,15 +220,20 @@ def _execute(runs: list[ResolvedRun], workers: int, cells: str = "local", cells_
         max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())
     )
     try:
-        futures = [pool.submit(_worker_run, cfg) for cfg in configs]
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except BrokenProcessPool:
-                raise ConfigError(
-                    "a sweep worker was stopped (a signal, or out of memory) and the sweep with it; "
-                    "finished runs are kept, run the same command to resume"
-                ) from None
+        from fedbench.interrupt import raise_if_interrupted
+
+        left = {pool.submit(_worker_run, cfg) for cfg in configs}
+        while left:
+            raise_if_interrupted()  # a signal whose exception a finaliser dropped
+            done, left = wait(left, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    raise ConfigError(
+                        "a sweep worker was stopped (a signal, or out of memory) and the sweep with it; "
+                        "finished runs are kept, run the same command to resume"
+                    ) from None
     except BaseException:  # Ctrl-C, SIGTERM or a failed cell: stop the queued cells and the workers now
         processes = list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)

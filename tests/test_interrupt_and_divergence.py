@@ -16,7 +16,7 @@ from fedbench.tracking.records import load_records
 TESTS = Path(__file__).parent
 PRELUDE = (
     f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); "
-    "from fedbench.cli import main; "
+    "from fedbench.cli import entry; "
 )
 TINY = [
     "--data.dataset",
@@ -37,7 +37,9 @@ TINY = [
 
 
 def _start(args, tmp_path):
-    code = PRELUDE + f"sys.exit(main({args!r}))"
+    # as the console script runs it: entry() ends an interrupted process with os._exit (no interpreter
+    # shutdown, where torch's threads could abort it with "terminate called without an active exception")
+    code = PRELUDE + f"sys.argv = ['fedbench', *{args!r}]; entry()"
     env = {**os.environ, "FEDBENCH_WANDB": "0"}
     return subprocess.Popen(
         [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path

@@ -1,9 +1,16 @@
-"""A Ctrl-C whose unwinding makes a library's clean-up fail still stops the run as an interrupt.
+"""A Ctrl-C that a library hides or Python drops still stops the run as an interrupt.
 
-Lightning's teardown after an interrupt that lands while a fit creates its loader's iterator (our
-loader gathers its first batch there) asks ``len(combined_loader)`` and raises ``RuntimeError``,
-which hid the interrupt: the run ended with status 1 and a traceback (found by sending SIGINT at
-random moments of a run; 1 in 12 ended so)."""
+Both were found by sending SIGINT to a tiny run at random moments. Lightning's teardown after an
+interrupt that lands while a fit creates its loader's iterator (our loader gathers its first batch
+there) asks ``len(combined_loader)`` and raises ``RuntimeError``, which hid the interrupt: the run
+ended with status 1 and a traceback (1 in 12 tries). And a signal that lands while Python runs a
+finaliser (a ``__del__``: our loader's prefetcher closes its threads in one) has its exception
+printed and dropped: the run trained on to its last round (1 in 52)."""
+
+import os
+import signal
+import time
+import weakref
 
 import lightning as L
 import pytest
@@ -13,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from fedbench.cli import main
 from fedbench.config import TrainConfig
 from fedbench.federation.trainer import fit, make_trainer
-from fedbench.interrupt import RunInterrupted, interruption_behind
+from fedbench.interrupt import RunInterrupted, interruptible, interruption_behind
 
 
 class _Linear(L.LightningModule):
@@ -74,3 +81,52 @@ def test_the_cli_reports_a_hidden_interrupt_in_one_line(monkeypatch, capsys):
     assert err == (
         "fedbench: interrupted at round 3; finished rounds and runs are kept, run the same command to resume"
     )
+
+
+def _signal_and_wait():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.5)  # the handler runs here, inside the finaliser
+
+
+class _SignalsInDel:
+    def __del__(self):
+        _signal_and_wait()  # a raise here would be printed and dropped: the handler only keeps it
+
+
+def _signals_in_a_weakref_callback():
+    weakref.finalize(_Linear(), _signal_and_wait)  # the raise is printed and dropped; the flag stays
+
+
+class _InterruptedAtBatch(_Linear):
+    def __init__(self, at: int, finaliser=_SignalsInDel):
+        super().__init__()
+        self.at, self.finaliser, self.batches = at, finaliser, 0
+
+    def training_step(self, batch, batch_idx):
+        self.batches += 1
+        if batch_idx == self.at:
+            self.finaliser()  # made and collected at once
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize("finaliser", [_SignalsInDel, _signals_in_a_weakref_callback])
+def test_a_signal_inside_a_finaliser_stops_the_fit_at_the_next_batch(finaliser):
+    module = _InterruptedAtBatch(at=1, finaliser=finaliser)
+    loader = DataLoader(TensorDataset(torch.randn(40, 2)), batch_size=2)
+    with interruptible(), pytest.raises(RunInterrupted) as caught:
+        fit(make_trainer(TrainConfig(), 1), module, loader)
+    assert caught.value.signum == signal.SIGINT
+    assert module.batches == 2  # of 20: the batch after the one the signal landed in did not run
+
+
+def test_a_dropped_signal_is_forgotten_once_its_command_ends():
+    with interruptible(), pytest.raises(RunInterrupted):
+        fit(
+            make_trainer(TrainConfig(), 1),
+            _InterruptedAtBatch(at=0),
+            DataLoader(TensorDataset(torch.randn(8, 2))),
+        )
+    module = _InterruptedAtBatch(at=-1)
+    with interruptible():
+        fit(make_trainer(TrainConfig(), 1), module, DataLoader(TensorDataset(torch.randn(8, 2))))
+    assert module.batches == 8

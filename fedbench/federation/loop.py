@@ -25,7 +25,7 @@ from fedbench.federation.resolve import ResolvedRun, resolve
 from fedbench.federation.rounds import Federation
 from fedbench.federation.setup import prepare
 from fedbench.federation.validity import check_writable
-from fedbench.interrupt import RunInterrupted
+from fedbench.interrupt import RunInterrupted, raise_if_interrupted
 
 
 def run_experiment(
@@ -103,6 +103,7 @@ def _run(
         for cb in callbacks:
             cb.on_run_start(fed)
         for r in range(fed.start_round, cfg.federation.rounds):
+            raise_if_interrupted()  # a signal whose exception a finaliser dropped
             entry = fed.run_round(r, callbacks)
             if fed.diverged is not None:
                 break

@@ -9,13 +9,21 @@ import warnings
 import lightning as L
 
 from fedbench.config import TrainConfig
-from fedbench.interrupt import surfacing_interrupts
+from fedbench.interrupt import raise_if_interrupted, surfacing_interrupts
 
 for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
     logging.getLogger(name).setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
 warnings.filterwarnings("ignore", message=".*Precision bf16-mixed is not supported.*")
+
+
+class _StopWhenInterrupted(L.Callback):
+    """Stops a fit at the next batch after Ctrl-C or SIGTERM, even when the signal's own exception
+    was dropped (it landed while Python ran a finaliser)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        raise_if_interrupted()
 
 
 def make_trainer(train: TrainConfig, epochs: int, max_steps: int = -1) -> L.Trainer:
@@ -36,6 +44,7 @@ def make_trainer(train: TrainConfig, epochs: int, max_steps: int = -1) -> L.Trai
         limit_val_batches=0,
         accumulate_grad_batches=train.accumulate,
         deterministic=False,
+        callbacks=[_StopWhenInterrupted()],
     )
 
 
