@@ -1,0 +1,150 @@
+"""SCAFFOLD's client side (option II control update, the VPT client's hooks), the matcher options'
+refusals and the scenario helpers, each against a hand-worked example.
+
+The client hooks are called unbound on a plain namespace that holds exactly the state they read, so
+no backbone is built. Devices are checked with PyTorch's ``meta`` device (no GPU needed): a tensor
+left on CPU either fails to mix with ``meta`` or comes back on CPU."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from fedbench.aggregation.matched_centres import MatcherOptions
+from fedbench.aggregation.matching_scenarios import _min_distance, make_scenario
+from fedbench.aggregation.scaffold import client_control_update
+from fedbench.errors import ConfigError
+from fedbench.methods.prompt_baselines.scaffold import ScaffoldVPTModule
+
+F64 = torch.float64
+
+
+def _one(v):
+    return {"w": torch.tensor([v], dtype=F64)}
+
+
+# ----- client_control_update ----------------------------------------------------------------------
+def test_one_local_step_gives_the_options_ii_control_by_hand():
+    # c_i+ = c_i - c + (x - y) / (K lr) = 0.5 - 0.25 + (1.0 - 0.8) / (1 * 0.1) = 2.25
+    out = client_control_update(_one(0.5), _one(0.25), _one(1.0), _one(0.8), 1, 0.1)
+    assert out["w"].item() == pytest.approx(2.25, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("steps", "lr", "message"),
+    [
+        (True, 0.1, "client_control_update: local_steps must be a positive integer, got True"),
+        (0, 0.1, "client_control_update: local_steps must be a positive integer, got 0"),
+        (2, 0.0, "client_control_update: lr must be finite and > 0, got 0.0"),
+    ],
+)
+def test_bad_steps_or_step_size_are_refused_word_for_word(steps, lr, message):
+    with pytest.raises(ValueError) as err:
+        client_control_update(_one(0.0), _one(0.0), _one(0.0), _one(0.0), steps, lr)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("missing", ["server_control", "start", "end"])
+def test_a_state_with_other_keys_is_refused_naming_it(missing):
+    states = {"server_control": _one(0.0), "start": _one(0.0), "end": _one(0.0)}
+    states[missing] = {"v": torch.zeros(1)}
+    with pytest.raises(ValueError) as err:
+        client_control_update(_one(0.0), states["server_control"], states["start"], states["end"], 1, 0.1)
+    assert str(err.value) == f"client_control_update: {missing} has keys ['v'] but expected ['w']"
+
+
+def test_the_new_control_lives_on_the_client_controls_device():
+    ci = {"w": torch.zeros(3, device="meta")}
+    cpu = {"w": torch.zeros(3)}
+    out = client_control_update(ci, cpu, cpu, cpu, 2, 0.1)
+    assert out["w"].device.type == "meta" and out["w"].shape == (3,)
+
+
+# ----- the VPT client's hooks -----------------------------------------------------------------------
+def _client(**state):
+    return SimpleNamespace(**state)
+
+
+def test_round_start_without_controls_starts_both_at_zero_like_the_global_state():
+    client = _client()
+    ScaffoldVPTModule.on_round_start(client, {"w": torch.tensor([1.0, 2.0])}, 0, {})
+    assert torch.equal(client._c["w"], torch.zeros(2)) and torch.equal(client._ci["w"], torch.zeros(2))
+    assert client._steps == 0
+
+
+def test_gradient_correction_adds_c_minus_ci_only_to_controlled_parameters_with_a_gradient():
+    a, b, free = (torch.nn.Parameter(torch.zeros(1)) for _ in range(3))
+    a.grad, free.grad = torch.tensor([1.0]), torch.tensor([1.0])
+    client = _client(
+        named_parameters=lambda: [("a", a), ("b", b), ("free", free)],
+        _c={"a": torch.tensor([0.5], dtype=F64), "b": torch.tensor([9.0], dtype=F64)},
+        _ci={"a": torch.tensor([0.25], dtype=F64), "b": torch.tensor([9.0], dtype=F64)},
+        _steps=3,
+    )
+    ScaffoldVPTModule.on_before_optimizer_step(client, None)
+    assert a.grad.item() == 1.25 and b.grad is None and free.grad.item() == 1.0 and client._steps == 4
+
+
+def test_gradient_correction_is_rounded_once_to_the_gradients_dtype():
+    # c - c_i = 2**-8 + 2**-20 is first rounded to bfloat16 (2**-8), then 1 + 2**-8 is a tie that
+    # rounds to even: 1.0. Adding the float64 value directly would round up to 1 + 2**-7.
+    p = torch.nn.Parameter(torch.zeros(1, dtype=torch.bfloat16))
+    p.grad = torch.ones(1, dtype=torch.bfloat16)
+    client = _client(
+        named_parameters=lambda: [("p", p)],
+        _c={"p": torch.tensor([2.0**-8 + 2.0**-20], dtype=F64)},
+        _ci={"p": torch.zeros(1, dtype=F64)},
+        _steps=0,
+    )
+    ScaffoldVPTModule.on_before_optimizer_step(client, None)
+    assert p.grad.dtype == torch.bfloat16 and p.grad.item() == 1.0
+
+
+def test_round_metadata_without_a_step_reports_a_zero_delta():
+    client = _client(_steps=0, _start={"w": torch.tensor([3.0, 4.0])})
+    assert set(ScaffoldVPTModule.round_metadata(client)) == {"control_delta"}
+    assert torch.equal(ScaffoldVPTModule.round_metadata(client)["control_delta"]["w"], torch.zeros(2))
+
+
+def test_round_metadata_after_one_step_reports_the_options_ii_delta():
+    # delta = c_i+ - c_i = -c + (x - y) / (K lr) = -0.25 + (1.0 - 0.8) / 0.1 = 1.75
+    client = _client(
+        _steps=1,
+        _start=_one(1.0),
+        _c=_one(0.25),
+        _ci=_one(0.5),
+        step_size=0.1,
+        trainable_state=lambda: {"w": torch.tensor([0.8], dtype=F64), "head": torch.zeros(1)},
+    )
+    delta = ScaffoldVPTModule.round_metadata(client)["control_delta"]
+    assert set(delta) == {"w"} and delta["w"].item() == pytest.approx(1.75, abs=1e-12)
+
+
+# ----- the matcher's options ------------------------------------------------------------------------
+def test_a_one_unit_matcher_net_is_allowed():
+    MatcherOptions(matcher_hidden=1).check_matcher()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("matcher_hidden", 0, "method.options.matcher_hidden: must be >= 1, got 0; try 128"),
+        ("matcher_lr", 0.0, "method.options.matcher_lr: must be > 0, got 0.0; try 0.001"),
+    ],
+)
+def test_matcher_net_settings_are_refused_word_for_word(field, value, message):
+    with pytest.raises(ConfigError) as err:
+        MatcherOptions(**{field: value}).check_matcher()
+    assert str(err.value) == message
+
+
+# ----- scenario helpers -----------------------------------------------------------------------------
+def test_min_distance_of_one_point_is_its_norm_and_of_two_their_distance():
+    assert _min_distance(np.array([[3.0, 4.0]])) == 5.0
+    assert _min_distance(np.array([[1.0, 0.0], [4.0, 4.0]])) == pytest.approx(5.0)  # their norm: 5.74
+
+
+def test_a_scenario_without_a_seed_is_seed_zeros():
+    plain, seeded = make_scenario("shared", 3, 2, 0.1, d=4), make_scenario("shared", 3, 2, 0.1, d=4, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(plain.clients, seeded.clients, strict=True))
