@@ -15,8 +15,8 @@ from fedbench.data.registry import DATASETS, DatasetSpec
 
 HIDDEN, CELLS, CLASSES, TEXT_LEN, IMAGE_PX = 32, 4, 3, 6, 4
 
-# the command-line flags of a one-round run on the tiny fixture (register_tiny() first)
-TINY_CLI = [
+# the command-line flags of a run on the tiny fixture, rounds left to the caller (register_tiny() first)
+TINY_RUN = [
     "--data.dataset",
     "tiny",
     "--backbone.name",
@@ -25,13 +25,13 @@ TINY_CLI = [
     "3",
     "--partition.min_size",
     "4",
-    "--federation.rounds",
-    "1",
     "--method.options",
     '{"prompt_length": 2, "prompt_layers": 1}',
     "--tracking.progress",
     "false",
 ]
+# ... and of a one-round run
+TINY_CLI = [*TINY_RUN, "--federation.rounds", "1"]
 
 
 def tiny_data(n: int = 150, seed: int = 0) -> ModalData:

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from fixtures import TINY_RUN
+
 from fedbench.federation.loop import run_experiment
 from fedbench.federation.resolve import run_id_of
 from fedbench.tracking.records import load_records
@@ -18,22 +20,7 @@ PRELUDE = (
     f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fixtures import register_tiny; register_tiny(); "
     "from fedbench.cli import entry; "
 )
-TINY = [
-    "--data.dataset",
-    "tiny",
-    "--backbone.name",
-    "tiny",
-    "--partition.n_clients",
-    "3",
-    "--partition.min_size",
-    "4",
-    "--train.batch_size",
-    "16",
-    "--method.options",
-    '{"prompt_length": 2, "prompt_layers": 1}',
-    "--tracking.progress",
-    "false",
-]
+TINY = [*TINY_RUN, "--train.batch_size", "16"]  # the first 4: dataset and backbone
 
 
 def _start(args, tmp_path):

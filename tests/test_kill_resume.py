@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from fixtures import tiny_config
+from fixtures import TINY_RUN, tiny_config
 
 from fedbench.federation.loop import run_experiment
 from fedbench.federation.resolve import run_id_of
@@ -21,24 +21,13 @@ ROUNDS = 25
 def cli(results: Path) -> list[str]:
     args = [
         "run",
-        "--data.dataset",
-        "tiny",
-        "--backbone.name",
-        "tiny",
-        "--partition.n_clients",
-        "3",
-        "--partition.min_size",
-        "4",
+        *TINY_RUN,
         "--federation.rounds",
         str(ROUNDS),
         "--train.batch_size",
         "16",
         "--train.lr",
         "0.01",
-        "--method.options",
-        '{"prompt_length": 2, "prompt_layers": 1}',
-        "--tracking.progress",
-        "false",
         "--tracking.results_dir",
         str(results),
     ]

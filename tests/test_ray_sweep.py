@@ -20,7 +20,7 @@ import torch
 
 pytest.importorskip("ray")
 
-from fixtures import tiny_config  # noqa: E402
+from fixtures import TINY_RUN, tiny_config  # noqa: E402
 
 from fedbench.federation.loop import run_experiment  # noqa: E402
 from fedbench.federation.resolve import run_id_of  # noqa: E402
@@ -33,14 +33,7 @@ ROUNDS = 50
 def cli(results: Path) -> list[str]:
     args = [
         "sweep",
-        "--data.dataset",
-        "tiny",
-        "--backbone.name",
-        "tiny",
-        "--partition.n_clients",
-        "3",
-        "--partition.min_size",
-        "4",
+        *TINY_RUN,
         "--federation.rounds",
         str(ROUNDS),
         "--train.batch_size",
@@ -49,10 +42,6 @@ def cli(results: Path) -> list[str]:
         "0.01",
         "--train.threads",
         "1",
-        "--method.options",
-        '{"prompt_length": 2, "prompt_layers": 1}',
-        "--tracking.progress",
-        "false",
         "--tracking.wandb",
         "false",
         "--tracking.results_dir",

@@ -19,30 +19,17 @@ def _record_path(cfg) -> Path:
 def test_a_recorded_config_is_not_run_again_and_a_record_not_produced_here_is_not_overwritten(
     tiny_cfg, capsys
 ):
-    from fixtures import register_tiny
+    from fixtures import TINY_CLI, register_tiny
 
     cfg = tiny_cfg("fedavg", rounds=1)
     register_tiny()
     args = [
         "run",
-        "--data.dataset",
-        "tiny",
-        "--backbone.name",
-        "tiny",
-        "--partition.n_clients",
-        "3",
-        "--partition.min_size",
-        "4",
-        "--federation.rounds",
-        "1",
+        *TINY_CLI,
         "--train.batch_size",
         "16",
         "--train.lr",
         "0.01",
-        "--tracking.progress",
-        "false",
-        "--method.options",
-        '{"prompt_length": 2, "prompt_layers": 1}',
         "--tracking.results_dir",
         cfg.tracking.results_dir,
     ]
