@@ -69,6 +69,32 @@ def test_mcm_is_lower_when_pairs_align():
     assert mcm_loss(h, [h], 1.0, 0.1) < mcm_loss(h, [other], 1.0, 0.1)
 
 
+def test_mcm_defaults_are_the_papers_alpha_and_tau():
+    g = _gen(7)
+    h_j = torch.nn.functional.normalize(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=1)
+    h_i = torch.nn.functional.normalize(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=1)
+    expected = _mcm_by_loops(h_j, [h_i], 0.01, 0.1)  # alpha = 0.01, tau = 0.1
+    assert float(mcm_loss(h_j, [h_i])) == pytest.approx(expected, rel=1e-10)
+    assert float(mcm_loss(h_j, [h_i])) == float(mcm_loss(h_j, [h_i], alpha=0.01, tau=0.1))
+
+
+def test_mcm_error_messages_name_the_problem():
+    h = torch.zeros(2, 3)
+    with pytest.raises(ValueError) as err:
+        mcm_loss(h, [])
+    assert str(err.value) == "mcm_loss: need at least one unimodal embedding"
+    with pytest.raises(ValueError) as err:
+        mcm_loss(h, [torch.zeros(2, 4)])
+    assert str(err.value) == "mcm_loss: unimodal shape (2, 4) != joint (2, 3)"
+
+
+def test_mcm_builds_its_self_mask_on_the_inputs_device():
+    """meta stands in for an accelerator: a mask left on CPU cannot be applied to meta logits."""
+    h_j, h_i = torch.empty(3, 4, device="meta"), torch.empty(3, 4, device="meta")
+    loss = mcm_loss(h_j, [h_i], 1.0, 0.5)
+    assert loss.device.type == "meta" and loss.shape == ()
+
+
 # ----- RAM ------------------------------------------------------------------------------------
 def test_ram_indicator_and_frobenius_norm_on_a_hand_built_batch():
     h_j = torch.tensor([[3.0, 0.0], [0.0, 0.0]])
@@ -90,6 +116,22 @@ def test_ram_indicator_and_frobenius_norm_on_a_hand_built_batch():
     assert float(
         ram_loss(h_j, [h_i], ce_j, [torch.tensor(0.0)], beta=1.0, batch_size=10).detach()
     ) == pytest.approx(0.5)
+
+
+def test_ram_defaults_to_beta_half_and_divides_by_the_rows_of_h_joint():
+    h_j = torch.tensor([[3.0, 0.0], [0.0, 0.0], [0.0, 0.0]])  # B = 3 rows, d = 2 columns
+    h_i = torch.tensor([[0.0, 0.0], [0.0, 4.0], [0.0, 0.0]])  # ||h_J - h_I||_F = 5
+    ce_j, ce_i = torch.tensor(1.0), [torch.tensor(0.5)]  # image is better: active
+    loss = ram_loss(h_j, [h_i], ce_j, ce_i)
+    assert float(loss) == pytest.approx(0.5 * 5.0 / 3.0)
+    assert float(loss) == float(ram_loss(h_j, [h_i], ce_j, ce_i, beta=0.5))
+
+
+def test_ram_rejects_a_missing_ce_value_with_its_message():
+    h = torch.zeros(2, 3)
+    with pytest.raises(ValueError) as err:
+        ram_loss(h, [h, h], torch.tensor(1.0), [torch.tensor(0.5)])
+    assert str(err.value) == "ram_loss: one CE value per unimodal embedding"
 
 
 # ----- completion -----------------------------------------------------------------------------
