@@ -24,7 +24,7 @@ from fedbench.methods.fedprime import (
     FedPrimeOfficialOptions,
     FedPrimeOptions,
 )
-from fedbench.methods.fedprime.aggregator import inter_centres
+from fedbench.methods.fedprime.aggregator import inter_centres, used_union
 
 
 def update(c, n, used, **state):
@@ -188,3 +188,19 @@ def test_calibrated_price_recovers_the_planted_prompt_count(kind, extra):
         agg = FedPrimeAggregator(FedPrimeOptions())
         updates = [update(c, 10, list(range(12)), inter_pool=p) for c, p in enumerate(scenario.clients)]
         assert abs(agg.aggregate({}, updates, 0, seed=0)["inter_pool"].shape[0] - 12) <= 2
+
+
+def test_used_union_counts_a_client_without_a_report_as_using_its_whole_pool():
+    assert used_union([{"used_inter": [3, 1]}, {"used_inter": None}], 4) == [0, 1, 2, 3]
+    assert used_union([{"used_inter": [1]}, {}], 3) == [0, 1, 2]  # no key at all: also the whole pool
+    assert used_union([{"used_inter": [np.int64(2), 0]}, {"used_inter": []}], 5) == [0, 2]
+
+
+def test_used_union_adds_the_server_used_rows_inside_the_pool_only():
+    # pool of 4 rows 0..3: server rows 0 and 3 are kept, -1 and 4 lie outside the pool and are dropped
+    metas = [
+        {"used_inter": [1], "server_used_inter": [0, 4]},
+        {"used_inter": [], "server_used_inter": [3, -1]},
+    ]
+    assert used_union(metas, 4) == [0, 1, 3]
+    assert used_union([{"used_inter": [2], "server_used_inter": [0]}], 3) == [0, 2]

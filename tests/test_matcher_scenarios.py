@@ -57,3 +57,64 @@ def test_invalid_scenarios():
         make_scenario("shared", 5, 2, 0.1, scale="huge")
     with pytest.raises(ValueError, match="common"):
         make_scenario("shared", 5, 2, 0.1, common=1.0)
+
+
+def _replayed(kind, k, n_clients, noise, d, common, groups, seed, per_client=(5, 20)):
+    """make_scenario written out again in numpy, drawing from the same seeded stream in the
+    documented order: K true prompts, then one common vector per group, then per client."""
+    rng = np.random.default_rng(seed)
+    own = rng.uniform(-0.04, 0.04, size=(k, d))
+    shared = rng.uniform(-0.04, 0.04, size=(groups, d))
+    truth = np.sqrt(1 - common) * own + np.sqrt(common) * shared[[i % groups for i in range(k)]]
+    sep = min(np.linalg.norm(truth[i] - truth[j]) for i in range(k) for j in range(i + 1, k))
+    sigma = noise * sep / np.sqrt(d)
+    clients, labels = [], []
+    for _ in range(n_clients):
+        if kind == "shared":
+            held = rng.permutation(k)
+            per_prompt, shift = rng.normal(size=(k, d)), rng.normal(size=(1, d))
+            eps = sigma * np.sqrt(0.5) * (per_prompt + shift)  # the shift is common to the client's rows
+        else:
+            n = int(rng.integers(min(per_client[0], k), min(per_client[1], k) + 1))
+            held = rng.choice(k, size=n, replace=False)
+            eps = sigma * rng.normal(size=(n, d))
+        clients.append(truth[held] + eps)
+        labels.append(held)
+    return truth, clients, labels
+
+
+@pytest.mark.parametrize("kind", ["shared", "subsets"])
+def test_scenario_is_the_documented_formula_replayed_in_numpy(kind):
+    # per_client=(2, 3) (subsets only) so that the subset sizes vary between clients
+    k, n_clients, noise, d, common, groups, sizes = 4, 3, 0.5, 6, 0.6, 2, (2, 3)
+    scenario = make_scenario(
+        kind, k, n_clients, noise, d=d, per_client=sizes, common=common, groups=groups, seed=3
+    )
+    truth, clients, labels = _replayed(kind, k, n_clients, noise, d, common, groups, seed=3, per_client=sizes)
+    np.testing.assert_allclose(scenario.truth.numpy(), truth, rtol=1e-5, atol=1e-7)
+    assert len(scenario.clients) == n_clients
+    for got, want, lab, want_lab in zip(scenario.clients, clients, scenario.labels, labels, strict=True):
+        np.testing.assert_array_equal(lab, want_lab)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-7)
+
+
+def test_scenario_tensors_are_float32_and_labels_int64():
+    for kind in ("shared", "subsets"):
+        scenario = make_scenario(kind, 3, 2, 0.1, d=4, per_client=(1, 2), seed=0)
+        assert scenario.truth.dtype == torch.float32
+        assert all(q.dtype == torch.float32 for q in scenario.clients)
+        assert all(lab.dtype == np.int64 for lab in scenario.labels)
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [
+        ({}, "shared K=3 T=2 rho=0.25 init"),
+        ({"scale": "unit", "groups": 1}, "shared K=3 T=2 rho=0.25 unit"),
+        ({"common": 0.5}, "shared K=3 T=2 rho=0.25 init common=0.5"),
+        ({"groups": 2}, "shared K=3 T=2 rho=0.25 init groups=2"),
+        ({"common": 0.25, "groups": 3}, "shared K=3 T=2 rho=0.25 init common=0.25 groups=3"),
+    ],
+)
+def test_scenario_name_lists_only_the_settings_off_their_defaults(extra, name):
+    assert make_scenario("shared", 3, 2, 0.25, d=4, **extra).name == name

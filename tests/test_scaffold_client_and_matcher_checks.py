@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fedbench.aggregation.matched_centres import MatcherOptions
+from fedbench.aggregation.matched_centres import MatcherOptions, centre_means
 from fedbench.aggregation.matching_scenarios import _min_distance, make_scenario
 from fedbench.aggregation.scaffold import client_control_update
 from fedbench.errors import ConfigError
@@ -148,3 +148,37 @@ def test_min_distance_of_one_point_is_its_norm_and_of_two_their_distance():
 def test_a_scenario_without_a_seed_is_seed_zeros():
     plain, seeded = make_scenario("shared", 3, 2, 0.1, d=4), make_scenario("shared", 3, 2, 0.1, d=4, seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(plain.clients, seeded.clients, strict=True))
+
+
+# ----- centre_means ---------------------------------------------------------------------------------
+def test_centre_means_with_weights_below_one_are_still_weighted_means():
+    local = [torch.tensor([[2.0, 0.0], [0.0, 4.0]]), torch.tensor([[6.0, 0.0]])]
+    # centre 0 <- client 0 row 0 (weight 0.25) and client 1 row 0 (weight 0.5): (0.5 + 3) / 0.75 = 14/3
+    # centre 1 <- client 0 row 1 alone (weight 0.25): the row itself
+    out = centre_means(local, [np.array([0, 1]), np.array([0])], [0.25, 0.5], 2)
+    torch.testing.assert_close(out, torch.tensor([[14 / 3, 0.0], [0.0, 4.0]], dtype=F64))
+
+
+def test_centre_means_of_zero_weight_centres_are_plain_means():
+    a, b, c = torch.tensor([[1.0, 0.0], [0.0, 3.0]]), torch.tensor([[5.0, 2.0]]), torch.tensor([[7.0, 7.0]])
+    # clients a and b weigh 0: centre 0 <- a row 0 and b row 0, plain mean (1 + 5) / 2, (0 + 2) / 2;
+    # centre 1 <- a row 1 alone; centre 2 <- c's row (weight 2); centre 3 gets no row: zeros
+    out = centre_means([a, b, c], [np.array([0, 1]), np.array([0]), np.array([2])], [0.0, 0.0, 2.0], 4)
+    want = torch.tensor([[3.0, 1.0], [0.0, 3.0], [7.0, 7.0], [0.0, 0.0]], dtype=F64)
+    torch.testing.assert_close(out, want)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16])
+def test_centre_means_take_assignments_of_any_integer_dtype(dtype):
+    local = [torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[3.0, 0.0]])]
+    # as in test_ppt: centre 0 <- (1 * 1 + 3 * 3) / 4 = 2.5; centre 1 <- client 0 row 1 alone
+    assignments = [np.array([0, 1], dtype=dtype), np.array([0], dtype=dtype)]
+    out = centre_means(local, assignments, [1.0, 3.0], 2)
+    torch.testing.assert_close(out, torch.tensor([[2.5, 0.0], [0.0, 2.0]], dtype=F64))
+
+
+def test_centre_means_refuse_a_weight_list_of_another_length():
+    local = [torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 0.0]])]
+    with pytest.raises(ValueError) as err:
+        centre_means(local, [np.array([0]), np.array([0])], [1.0], 1)
+    assert str(err.value) == "zip() argument 3 is shorter than arguments 1-2"
