@@ -204,3 +204,36 @@ def test_used_union_adds_the_server_used_rows_inside_the_pool_only():
     ]
     assert used_union(metas, 4) == [0, 1, 3]
     assert used_union([{"used_inter": [2], "server_used_inter": [0]}], 3) == [0, 2]
+
+
+def _three_clients_pooler(values=(1.0, 2.0, 3.0)):
+    """Clients 0..2 with n_samples 1, 2, 3 whose only shared tensor is a pooler bias [v, -v]."""
+    return [
+        ClientUpdate(c, {"pooler.dense.bias": torch.tensor([v, -v])}, c + 1) for c, v in enumerate(values)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "round_index", "expected"),
+    [
+        # weights 1, 2, 3: (1 * 1 + 2 * 2 + 3 * 3) / 6 = 14 / 6 when every client's own state counts
+        (FedPrimeOptions(), 1, 14 / 6),
+        (FedPrimeOfficialOptions(), 0, 14 / 6),  # round 1 of the code trains separate copies
+        (FedPrimeOfficialOptions(), 1, 3.0),  # later rounds: N references to the last client's result
+        (FedPrimeOfficialOptions(parallel_first_round=False), 0, 3.0),
+    ],
+)
+def test_official_aliasing_averages_the_last_clients_state_from_round_two(options, round_index, expected):
+    out = FedPrimeAggregator(options).aggregate({}, _three_clients_pooler(), round_index, 0)
+    assert torch.allclose(out["pooler.dense.bias"], torch.tensor([expected, -expected]))
+
+
+def test_a_single_client_round_returns_its_own_state():
+    state = {"pooler.dense.bias": torch.tensor([0.5, 2.0])}
+    out = FedPrimeAggregator(FedPrimeOptions()).aggregate({}, [ClientUpdate(0, state, 4)], 1, 0)
+    assert torch.equal(out["pooler.dense.bias"], state["pooler.dense.bias"])
+
+
+def test_metadata_before_any_round_is_empty():
+    # the loop may record metadata for a round in which the server aggregated nothing
+    assert FedPrimeAggregator(FedPrimeOptions()).metadata() == {}
