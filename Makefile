@@ -43,7 +43,7 @@ test: install
 	$(PY) -m pytest
 
 bench: install
-	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(CELLS),--cells $(CELLS)) $(if $(PRECISION),--precision $(PRECISION)) $(if $(ACCELERATOR),--accelerator $(ACCELERATOR)) $(if $(SMOKE),--smoke true) \
+	$(PY) -m fedbench.cli bench --method $(METHOD) --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(CELLS),--cells $(CELLS)) $(if $(PRECISION),--precision $(PRECISION)) $(if $(ACCELERATOR),--accelerator $(ACCELERATOR)) $(if $(SMOKE),--smoke true) $(if $(ROUNDS),--rounds $(ROUNDS)) \
 		$(if $(RATES),--rates "$(RATES)") $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(TYPES),--types "$(TYPES)") \
 		$(if $(ABLATIONS),--ablations true) $(if $(WORKERS),--workers $(WORKERS)) \
 		$(if $(RESULTS),--results $(RESULTS)) $(if $(LEADERBOARDS),--leaderboards $(LEADERBOARDS))

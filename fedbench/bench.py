@@ -57,6 +57,7 @@ def bench(
     accelerator: str | None = None,
     smoke: bool = False,
     cells: str | None = None,
+    rounds: int | None = None,
 ) -> list[dict]:
     """Run ``method``'s bench plan on the embedded dataset, or (``dataset`` set to a real one) the
     paper's table of ``method`` on that dataset (:class:`~fedbench.methods.registry.PaperTable`).
@@ -64,8 +65,10 @@ def bench(
     ``executor="ray"`` runs each run's clients on Ray actors;
     it never changes a result. ``precision`` replaces the profile's ``train.precision`` (its quick
     profile says ``auto``: bf16-mixed on a CPU with native bf16, else 32-true); ``accelerator``
-    replaces ``train.accelerator``. ``smoke`` runs each method of the plan once, in smoke mode
-    (:mod:`fedbench.federation.smoke`: the real data path, one short round, nothing recorded)."""
+    replaces ``train.accelerator``; ``rounds`` replaces ``federation.rounds`` of every cell (after the
+    plan's own overrides: validation curves past the profile's rounds). ``smoke`` runs each method of
+    the plan once, in smoke mode (:mod:`fedbench.federation.smoke`: the real data path, one short
+    round, nothing recorded)."""
     from fedbench.methods.registry import bench_sweep, get_method
 
     plan = get_method(method).plan
@@ -82,6 +85,7 @@ def bench(
             ("EXECUTOR", executor),
             ("PRECISION", precision),
             ("ACCELERATOR", accelerator),
+            ("ROUNDS", rounds),
         )
         if v
     ]
@@ -106,6 +110,7 @@ def bench(
             accelerator=accelerator,
             smoke=smoke,
             cells=cells,
+            rounds=rounds,
         )
     _run_settings(base, executor, precision, accelerator)
     base.missing.protocol = plan.protocol
@@ -114,6 +119,7 @@ def bench(
     for section, values in plan_profile.get("overrides", {}).items():
         for key, value in values.items():
             setattr(getattr(base, section), key, value)
+    _set_rounds(base, rounds)
     axes = {
         "missing.type": types or list(plan.types),
         "missing.rate": rates or plan_profile.get("rates", prof["rates"]),
@@ -165,6 +171,7 @@ def _paper_table(
     accelerator=None,
     smoke=False,
     cells=None,
+    rounds=None,
 ) -> list[dict]:
     """The paper's table of ``method`` on ``dataset``: its experiments/ YAML as the base config, the
     table's axes (RATES / TYPES replace the rate / type axis), results and boards kept per paper."""
@@ -178,6 +185,7 @@ def _paper_table(
     base = load_config(_repo_file(table.config))
     base.method.name = method
     _run_settings(base, executor, precision, accelerator)
+    _set_rounds(base, rounds)
     methods = list(dict.fromkeys([*methods, *table.extra_methods]))
     axes = dict(table.axes)
     if types:
@@ -289,6 +297,14 @@ def _run_settings(base, executor: str | None, precision: str | None, accelerator
         base.train.precision = precision
     if accelerator:
         base.train.accelerator = accelerator
+
+
+def _set_rounds(base, rounds: int | None) -> None:
+    """ROUNDS= on the base config, after the plan's or table's own settings."""
+    if rounds is not None:
+        if rounds < 1:
+            raise ConfigError(f"ROUNDS={rounds}: the number of federated rounds must be at least 1")
+        base.federation.rounds = rounds
 
 
 def _command(words: list[str], rates, seeds, types, ablations) -> str:

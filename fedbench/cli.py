@@ -189,6 +189,12 @@ def cmd_bench(argv: list[str]) -> int:
         help="train.accelerator for every cell (cpu, gpu, auto); default: the experiment file's",
     )
     p.add_argument(
+        "--rounds",
+        type=int | None,
+        default=None,
+        help="federation.rounds for every cell (e.g. validation curves past the profile's rounds)",
+    )
+    p.add_argument(
         "--smoke",
         type=bool,
         default=False,
@@ -216,6 +222,7 @@ def cmd_bench(argv: list[str]) -> int:
         accelerator=ns.accelerator,
         smoke=ns.smoke,
         cells=ns.cells,
+        rounds=ns.rounds,
     )
     return 0
 

@@ -128,3 +128,24 @@ def test_executor_reaches_every_cell_and_the_command(monkeypatch):
     assert seen["command"] == "make bench METHOD=fedavg PROFILE=quick EXECUTOR=ray"
     bench_module.bench("fedprime", "quick", dataset="food101", executor="ray")
     assert seen["base"].executor.name == "ray" and seen["base"].data.dataset == "food101"
+
+
+def test_rounds_replaces_the_plans_own_rounds_in_every_cell(monkeypatch):
+    seen = capture(monkeypatch)
+    # FedMVP's full profile sets 20 rounds itself; ROUNDS wins over it, in every cell and the command
+    bench_module.bench("fedmvp", "full", rounds=40)
+    cells = sweep.cell_configs(seen["base"], seen["grid"])
+    assert len(cells) > 1 and {c.federation.rounds for c in cells} == {40}
+    assert seen["command"] == "make bench METHOD=fedmvp PROFILE=full ROUNDS=40"
+    bench_module.bench("fedprime", "quick", dataset="food101", rounds=3, wandb=False)
+    assert seen["base"].federation.rounds == 3
+
+
+def test_rounds_below_one_is_refused_in_one_line(monkeypatch):
+    capture(monkeypatch)
+    import pytest
+
+    from fedbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ROUNDS=0: the number of federated rounds must be at least 1"):
+        bench_module.bench("fedavg", "quick", rounds=0)
