@@ -65,9 +65,16 @@ def completion_columns(
 
 
 def _per_round(record: dict[str, Any], key: str) -> list[float | None] | None:
-    """The run's ``key`` per round (None in a round without it), or None when no round has it."""
-    values = [_number(r.get(key)) if isinstance(r, dict) else None for r in record.get("rounds") or []]
+    """The run's ``key`` per round (None in a round without it), or None when no round has it. A dotted
+    key reads into a round's dicts: ``val.accuracy`` is ``round["val"]["accuracy"]``."""
+    values = [_lookup(r, key.split(".")) for r in record.get("rounds") or []]
     return values if any(v is not None for v in values) else None
+
+
+def _lookup(value: Any, path: list[str]) -> float | None:
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return _number(value)
 
 
 def round_series(

@@ -1,0 +1,60 @@
+"""Choosing a board's number of rounds from validation curves (issue 19's board of record).
+
+The rule: smooth each (setting, method) curve of seed-mean validation accuracy with a trailing mean
+over ``window`` rounds; the curve has plateaued at the first round whose smoothed value is within
+``tolerance`` of the best smoothed value the curve reaches. A curve whose first such round falls in
+its last ``window`` rounds is still climbing (None): run more rounds before choosing. A plan's
+rounds are the latest plateau round over its methods and settings, so no method is cut off while it
+still improves. Validation only: test accuracy never enters the choice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fedbench.tracking.board_extras import round_series
+from fedbench.tracking.board_model import board_runs, build_sections
+
+__all__ = ["VAL_KEY", "plan_rounds", "plateau_round"]
+
+VAL_KEY = "val.accuracy"
+WINDOW = 5  # rounds in the trailing mean
+TOLERANCE = 0.01  # one point of accuracy
+
+
+def plateau_round(
+    values: list[float | None], window: int = WINDOW, tolerance: float = TOLERANCE
+) -> int | None:
+    """The 1-based round at which ``values`` (one per round) has plateaued under the module's rule,
+    or None while the curve is still climbing at its end (or has fewer than ``window`` rounds)."""
+    if window < 1 or tolerance < 0:
+        raise ValueError(f"plateau_round: window must be >= 1 and tolerance >= 0, got {window}, {tolerance}")
+    smoothed: list[float | None] = []
+    for end in range(window, len(values) + 1):
+        span = [v for v in values[end - window : end] if v is not None]
+        smoothed.append(sum(span) / len(span) if span else None)
+    known = [v for v in smoothed if v is not None]
+    if not known:
+        return None
+    best = max(known)
+    first = next(i for i, v in enumerate(smoothed) if v is not None and v >= best - tolerance)
+    last_round = first + window  # smoothed[i] ends at round i + window (1-based)
+    return None if last_round > len(values) - window else last_round
+
+
+def plan_rounds(
+    records: list[dict[str, Any]], dataset: str, window: int = WINDOW, tolerance: float = TOLERANCE
+) -> dict[str, dict[str, Any]]:
+    """Per board section (bench plan): {"curves": {(setting, method): plateau round or None},
+    "rounds": the latest plateau, or None when any curve is still climbing}."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in build_sections(board_runs(records, dataset)):
+        curves = {
+            cell: plateau_round(means, window, tolerance)
+            for cell, (_, means) in round_series(section, VAL_KEY).items()
+        }
+        if curves:
+            done = list(curves.values())
+            rounds = None if any(r is None for r in done) else max(done)
+            out[section.name] = {"curves": curves, "rounds": rounds}
+    return out
