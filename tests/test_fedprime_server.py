@@ -237,3 +237,14 @@ def test_a_single_client_round_returns_its_own_state():
 def test_metadata_before_any_round_is_empty():
     # the loop may record metadata for a round in which the server aggregated nothing
     assert FedPrimeAggregator(FedPrimeOptions()).metadata() == {}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_inter_centres_of_a_single_client_are_its_own_rows_in_its_dtype(dtype):
+    # One client: the matcher maps its rows to distinct centres, each the mean of one row (exact
+    # in float64), cast back to the prompts' dtype.
+    local = [torch.tensor([[1.0, 0.5], [-2.0, 0.25], [0.75, 3.0]], dtype=dtype)]
+    opts = FedPrimeOptions(new_cluster_cost=1.0, outer_loops=2, matcher_hidden=4)
+    centres, result = inter_centres(local, [7.0], opts, 0)
+    assert centres.dtype == dtype and centres.shape == (3, 2)
+    assert torch.equal(centres[torch.as_tensor(result.assignments[0])], local[0])

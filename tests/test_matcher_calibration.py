@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fedbench.aggregation.matching_calibration import merge_bonus, merge_radius
+from fedbench.aggregation.matching_calibration import merge_bonus, merge_radius, neighbour_distances
 from fedbench.aggregation.matching_scenarios import make_scenario, score_assignments
 from fedbench.aggregation.prob_matching import (
     PopularityNet,
@@ -36,6 +36,20 @@ def test_merge_radius_by_hand():
     # One client: N falls back to S/2: (9/2 + 9) / 2. A single prompt: nothing to measure.
     assert merge_radius([_pts(0.0, 3.0)]) == pytest.approx(6.75)
     assert merge_radius([_pts(1.0)]) == 0.0
+
+
+def test_neighbour_distances_by_hand_per_prompt():
+    # 1-d, clients A = {0, 3}, B = {1}. Nearest same-client prompt^2: 0 -> 3: 9, 3 -> 0: 9, B's only
+    # prompt has none (inf). Nearest other-client prompt^2: 0 -> 1: 1, 3 -> 1: 4, 1 -> 0: 1.
+    within, across = neighbour_distances([_pts(0.0, 3.0), _pts(1.0)])
+    np.testing.assert_array_equal(within, np.array([9.0, 9.0, np.inf]))
+    np.testing.assert_array_equal(across, np.array([1.0, 4.0, 1.0]))
+
+
+def test_merge_radius_is_capped_at_three_quarters_of_s_when_copies_are_far():
+    # 1-d, A = {0, 1}, B = {10, 11}: same-client distances^2 all 1, so S = 1; other-client nearest
+    # 100, 81, 81, 100 -> lower quartile N = 81 > S/2. theta^2 = (min(81, 1/2) + 1) / 2 = 3/4.
+    assert merge_radius([_pts(0.0, 1.0), _pts(10.0, 11.0)]) == pytest.approx(0.75)
 
 
 def test_merge_radius_is_in_the_prompts_units():

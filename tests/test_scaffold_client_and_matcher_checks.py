@@ -5,14 +5,18 @@ The client hooks are called unbound on a plain namespace that holds exactly the 
 no backbone is built. Devices are checked with PyTorch's ``meta`` device (no GPU needed): a tensor
 left on CPU either fails to mix with ``meta`` or comes back on CPU."""
 
+import inspect
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from fedbench.aggregation import matched_centres as matched_centres_module
 from fedbench.aggregation.matched_centres import MatcherOptions, centre_means
 from fedbench.aggregation.matching_scenarios import _min_distance, make_scenario
+from fedbench.aggregation.prob_matching import MatchResult
 from fedbench.aggregation.scaffold import client_control_update
 from fedbench.errors import ConfigError
 from fedbench.methods.prompt_baselines.scaffold import ScaffoldVPTModule
@@ -182,3 +186,81 @@ def test_centre_means_refuse_a_weight_list_of_another_length():
     with pytest.raises(ValueError) as err:
         centre_means(local, [np.array([0]), np.array([0])], [1.0], 1)
     assert str(err.value) == "zip() argument 3 is shorter than arguments 1-2"
+
+
+def test_centre_means_of_a_single_client_by_hand():
+    # centre 0 <- row 1 alone; centre 1 <- rows 0 and 2, whose one weight cancels: ([1, 2] + [7, 0]) / 2
+    local = [torch.tensor([[1.0, 2.0], [3.0, 4.0], [7.0, 0.0]])]
+    out = centre_means(local, [np.array([1, 0, 1])], [2.0], 2)
+    torch.testing.assert_close(out, torch.tensor([[3.0, 4.0], [4.0, 1.0]], dtype=F64))
+
+
+# ----- MatcherOptions.matched_centres ---------------------------------------------------------------
+@dataclass
+class _Priced(MatcherOptions):
+    """A method whose new-centre price (nats per prompt dimension) is a field."""
+
+    price: float | str | None = None
+
+    def new_centre_price(self):
+        return self.price
+
+
+@pytest.mark.parametrize(
+    ("price", "cost"),
+    [(0.5, 1.5), (2, 6.0), ("auto", "auto"), (None, None)],  # a number is priced per dimension: d = 3
+)
+@pytest.mark.parametrize("centre_update", ["mean", "matcher"])
+def test_matched_centres_runs_the_matcher_with_the_options_settings(monkeypatch, price, cost, centre_update):
+    # One client of n = 2 rows of width d = 3. The matcher is replaced by a recorder that returns
+    # centre 0 <- row 1, centre 1 <- row 0, and centres of its own (all 9).
+    local = [torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])]
+    signature = inspect.signature(matched_centres_module.match_prompts)
+    seen = {}
+
+    def recorder(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        seen.update(bound.arguments)
+        return MatchResult(torch.full((2, 3), 9.0), [np.array([1, 0])], [0.0])
+
+    monkeypatch.setattr(matched_centres_module, "match_prompts", recorder)
+    opts = _Priced(
+        matcher_cost="official",
+        standardise=False,
+        centre_update=centre_update,
+        outer_loops=3,
+        matcher_hidden=7,
+        matcher_lr=0.25,
+        price=price,
+    )
+    centres, result = opts.matched_centres(local, [4.0], seed=11)
+    assert seen.pop("local") is local
+    assert seen == {
+        "outer_loops": 3,
+        "hidden": 7,
+        "lr": 0.25,
+        "seed": 11,
+        "new_cluster_cost": cost,
+        "cost": "official",
+        "standardise": False,
+    }
+    assert type(seen["new_cluster_cost"]) is type(cost)
+    want = [[4.0, 5.0, 6.0], [1.0, 2.0, 3.0]] if centre_update == "mean" else [[9.0] * 3] * 2
+    assert centres.dtype == F64 and torch.equal(centres, torch.tensor(want, dtype=F64))
+    assert result.assignments[0].tolist() == [1, 0]
+
+
+def test_matched_centres_of_a_single_client_are_its_own_rows():
+    # One client: the matcher maps its rows to distinct centres, so each centre is one row's mean
+    local = [torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])]
+    opts = _Priced(outer_loops=2, matcher_hidden=4, price=1.0)
+    centres, result = opts.matched_centres(local, [5.0], seed=0)
+    assert centres.shape == (3, 2) and centres.dtype == F64
+    assert torch.equal(centres[torch.as_tensor(result.assignments[0])], local[0].double())
+
+
+def test_matched_centres_refuse_a_client_without_a_row_dimension_word_for_word():
+    with pytest.raises(ValueError) as err:
+        _Priced(price=1.0).matched_centres([torch.zeros(3)], [1.0], seed=0)
+    assert str(err.value) == "match_prompts: client 0 has prompts of shape (3,); need [n_t >= 1, 3]"

@@ -86,3 +86,74 @@ def test_state_bytes_by_hand():
     }
     assert state_bytes(state) == 48 + 20 + 16
     assert state_bytes({}) == 0
+
+
+def test_no_states_is_refused_word_for_word():
+    with pytest.raises(ValueError) as err:
+        weighted_mean([], [])
+    assert str(err.value) == "weighted_mean: no client states to average"
+
+
+def _ab(b):
+    return {"a": torch.zeros(2), "b": b}
+
+
+@pytest.mark.parametrize(
+    ("third", "message"),
+    [
+        # keys {a, b} in states 0 and 1; state 2 lacks b and adds c, d (both listed sorted)
+        (
+            {"a": torch.zeros(2), "d": torch.zeros(2), "c": torch.zeros(2)},
+            "weighted_mean: state 2 has different keys from state 0 (missing ['b'], extra ['c', 'd'])",
+        ),
+        (
+            {"a": torch.zeros(2)},
+            "weighted_mean: state 2 has different keys from state 0 (missing ['b'], extra [])",
+        ),
+        (
+            {**_ab(torch.zeros(2)), "e": torch.zeros(2)},
+            "weighted_mean: state 2 has different keys from state 0 (missing [], extra ['e'])",
+        ),
+        (_ab(torch.zeros(3, 1)), "weighted_mean: 'b' has shape (3, 1) in state 2 but (2,) in state 0"),
+        (
+            _ab(torch.zeros(2, dtype=torch.float64)),
+            "weighted_mean: 'b' is torch.float64 in state 2 but torch.float32 in state 0",
+        ),
+    ],
+)
+def test_a_mismatched_third_state_is_named_by_its_index_word_for_word(third, message):
+    states = [_ab(torch.zeros(2)), _ab(torch.ones(2)), third]
+    with pytest.raises(ValueError) as err:
+        weighted_mean(states, [1, 1, 1])
+    assert str(err.value) == message
+
+
+def test_an_integer_state_is_weighted_in_float64_not_float32():
+    # 2**24 + 1 is exact in float64 but is rounded to 2**24 by a float32 product
+    out = weighted_mean([{"n": torch.tensor(2**24 + 1)}], [3])["n"]
+    assert out.dtype == torch.int64 and out.item() == 2**24 + 1
+
+
+def test_a_float16_state_is_weighted_in_float64_not_float16():
+    # 2**-24 is the smallest float16 subnormal: half of it rounds to 0 in float16, but the float64
+    # mean of two copies is 2**-24 again
+    tiny = 2.0**-24
+    states = [{"p": torch.tensor([tiny], dtype=torch.float16)} for _ in range(2)]
+    out = weighted_mean(states, [1, 1])["p"]
+    assert out.dtype == torch.float16 and out.item() == tiny
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64])
+def test_the_mean_lives_on_the_first_states_device(dtype):
+    # PyTorch's meta device (no GPU needed): the first state on meta, the second on CPU
+    states = [{"w": torch.zeros(2, 3, dtype=dtype, device="meta")}, {"w": torch.ones(2, 3, dtype=dtype)}]
+    out = weighted_mean(states, [1, 1])["w"]
+    assert out.device.type == "meta" and out.dtype == dtype and out.shape == (2, 3)
+
+
+def test_a_later_state_is_copied_to_the_first_states_device():
+    # The second state is copied to the first state's device (CPU). A meta tensor holds no data, so
+    # the copy fails instead of its contribution being silently left out of a CPU result.
+    states = [{"w": torch.tensor([1.0, 2.0])}, {"w": torch.zeros(2, device="meta")}]
+    with pytest.raises(NotImplementedError, match="meta tensor"):
+        weighted_mean(states, [1, 1])
