@@ -136,3 +136,45 @@ def test_official_matcher_rarely_merges_and_differs_from_joint():
 def test_unknown_cost_is_rejected():
     with pytest.raises(ValueError, match="cost must be one of"):
         match_prompts([torch.zeros(2, 4)], cost="paper")
+
+
+def test_official_cost_without_a_previous_assignment_is_refused_word_for_word():
+    scale_net, pop_net, centres, clients, _ = _tiny_case(0)
+    phi = torch.as_tensor(centres)
+    with torch.no_grad(), pytest.raises(ValueError) as err:
+        client_cost(
+            torch.as_tensor(clients[0]), phi, scale_net.log_std(phi), pop_net.logit(phi), cost="official"
+        )
+    assert str(err.value) == "client_cost: cost='official' needs the previous assignment"
+
+
+@pytest.mark.parametrize("cost", ["joint", "official"])
+def test_a_price_without_the_other_clients_usage_is_refused_word_for_word(cost):
+    scale_net, pop_net, centres, clients, z = _tiny_case(0)
+    phi = torch.as_tensor(centres)
+    with torch.no_grad(), pytest.raises(ValueError) as err:
+        client_cost(
+            torch.as_tensor(clients[0]),
+            phi,
+            scale_net.log_std(phi),
+            pop_net.logit(phi),
+            new_cluster_cost=1.0,
+            cost=cost,
+            previous=z[0],
+        )
+    assert str(err.value) == "client_cost: new_cluster_cost needs used_by_others"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16])
+def test_official_terms_take_assignments_of_any_integer_dtype(dtype):
+    # uint8 columns are positions, not a mask: [4, 0, 2] is assigned columns 4, 0 and 2 of 5
+    scale_net, pop_net, centres, clients, z = _tiny_case(1)
+    phi = torch.as_tensor(centres)
+    with torch.no_grad():
+        log_std, logit = scale_net.log_std(phi), pop_net.logit(phi)
+    loss, cost = _hand(scale_net, pop_net, centres, clients[0], z[0])
+    q, zt = torch.as_tensor(clients[0]), z[0].astype(dtype)
+    got_cost = client_cost(q, phi, log_std, logit, cost="official", previous=zt)
+    np.testing.assert_allclose(got_cost, cost, rtol=1e-10, atol=1e-9)
+    got_loss = -float(client_log_likelihood(q, phi, zt, log_std, logit, cost="official"))
+    assert got_loss == pytest.approx(loss, rel=1e-10)

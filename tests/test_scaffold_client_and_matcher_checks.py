@@ -6,7 +6,9 @@ no backbone is built. Devices are checked with PyTorch's ``meta`` device (no GPU
 left on CPU either fails to mix with ``meta`` or comes back on CPU."""
 
 import inspect
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,7 +18,14 @@ import torch
 from fedbench.aggregation import matched_centres as matched_centres_module
 from fedbench.aggregation.matched_centres import MatcherOptions, centre_means
 from fedbench.aggregation.matching_scenarios import _min_distance, make_scenario
-from fedbench.aggregation.prob_matching import MatchResult
+from fedbench.aggregation.prob_matching import (
+    MatchResult,
+    PopularityNet,
+    ScaleNet,
+    assign_client,
+    match_prompts,
+    matching_objective,
+)
 from fedbench.aggregation.scaffold import client_control_update
 from fedbench.errors import ConfigError
 from fedbench.methods.prompt_baselines.scaffold import ScaffoldVPTModule
@@ -264,3 +273,78 @@ def test_matched_centres_refuse_a_client_without_a_row_dimension_word_for_word()
     with pytest.raises(ValueError) as err:
         _Priced(price=1.0).matched_centres([torch.zeros(3)], [1.0], seed=0)
     assert str(err.value) == "match_prompts: client 0 has prompts of shape (3,); need [n_t >= 1, 3]"
+
+
+# ----- the matcher's input checks, assignment step and objective ------------------------------------
+@pytest.mark.parametrize(
+    ("local", "kwargs", "message"),
+    [
+        ([], {}, "match_prompts: no clients"),
+        (
+            [torch.zeros(2, 3), torch.tensor([[0.0, 1.0, 2.0], [0.0, float("nan"), 0.0]])],
+            {},
+            "match_prompts: client 1 has non-finite prompt values",
+        ),
+        ([torch.zeros(2, 3)], {"outer_loops": 0}, "match_prompts: outer_loops must be >= 1, got 0"),
+        (
+            [torch.zeros(2, 3)],
+            {"new_cluster_cost": -1.0},
+            "match_prompts: new_cluster_cost must be a finite number >= 0, 'auto' or None, got -1.0",
+        ),
+    ],
+)
+def test_match_prompts_refuses_bad_input_word_for_word(local, kwargs, message):
+    with pytest.raises(ValueError) as err:
+        match_prompts(local, **kwargs)
+    assert str(err.value) == message
+
+
+def test_match_prompts_refuses_a_zero_dimensional_tensor_as_having_no_client_dimension():
+    # a stacked [T, n, d] input is split along its first dimension, which a 0-d tensor lacks
+    with pytest.raises(IndexError) as err:
+        match_prompts(torch.tensor(1.0))
+    assert str(err.value) == "Dimension specified as 0 but tensor has no dimensions"
+
+
+def test_one_outer_loop_is_allowed_and_leaves_one_objective():
+    # two clients of two prompts; objective_trace holds one total per outer loop
+    local = [torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([[0.0, 1.0], [1.0, 1.0]])]
+    result = match_prompts(local, outer_loops=1, hidden=2)
+    assert len(result.objective_trace) == 1
+    assert all(sorted(set(z.tolist())) == sorted(z.tolist()) and len(z) == 2 for z in result.assignments)
+
+
+def test_assign_client_takes_exact_fractions_by_hand():
+    # rows pick distinct columns with the largest total: row 0 -> 2 (1/2), row 1 -> 0 (2/3): 7/6,
+    # beating row 0 -> 0 and row 1 -> 2 (1/3 + 1/4) and every other pair
+    cost = [[Fraction(1, 3), Fraction(0), Fraction(1, 2)], [Fraction(2, 3), Fraction(1, 5), Fraction(1, 4)]]
+    out = assign_client(cost)
+    assert out.dtype == np.int64 and out.tolist() == [2, 0]
+
+
+def _flat_nets(d):
+    """Nets with zero weights: s = sigmoid(0) = 1/2 and pi = 1/2 for every centre."""
+    scale_net, pop_net = ScaleNet(d, 1), PopularityNet(d, 1)
+    with torch.no_grad():
+        for p in [*scale_net.parameters(), *pop_net.parameters()]:
+            p.zero_()
+    return scale_net, pop_net
+
+
+def test_matching_objective_compares_prompts_at_the_centres_precision():
+    # float64 prompt 2**24 + 1 against a float32 centre 2**24: rounded to float32 it is the centre,
+    # so the residual is 0 and the joint term is -log(1/2) - log(2 pi) / 2 + log(1/2) = -log(2 pi) / 2
+    # (unrounded it would be 2 / s = 2 standard deviations away: 2 nats less).
+    scale_net, pop_net = _flat_nets(1)
+    centres = torch.tensor([[2.0**24]], dtype=torch.float32)
+    q = torch.tensor([[2.0**24 + 1]], dtype=F64)
+    got = matching_objective([q], centres, [np.array([0])], scale_net, pop_net)
+    assert got == pytest.approx(-0.5 * math.log(2 * math.pi), abs=1e-6)
+
+
+def test_matching_objective_refuses_fewer_assignments_than_clients():
+    scale_net, pop_net = _flat_nets(2)
+    local = [torch.zeros(1, 2), torch.ones(1, 2)]
+    with pytest.raises(ValueError) as err:
+        matching_objective(local, torch.zeros(2, 2), [np.array([0])], scale_net, pop_net)
+    assert str(err.value) == "zip() argument 2 is shorter than argument 1"
