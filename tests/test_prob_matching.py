@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from matcher_replay import replay
 from torch.distributions import Bernoulli, Normal
 
 from fedbench.aggregation import (
@@ -202,3 +203,121 @@ def test_realistic_size_is_one_to_one():
     local = torch.randn(5, 20, 384, generator=gen)
     result = match_prompts(local, outer_loops=5)
     _check_one_to_one(result, [20] * 5)
+
+
+# ----- the whole loop replayed from the module docstring ------------------------------------------
+def _copies(sizes=(2, 3, 2), d=3, k=3, noise=0.15, seed=0, offset=None):
+    """Clients holding noisy float64 copies of some of k points; offset is added to every row."""
+    gen = torch.Generator().manual_seed(seed)
+    truth = torch.randn(k, d, generator=gen, dtype=torch.float64)
+    clients = []
+    for n in sizes:
+        held = torch.randperm(k, generator=gen)[:n]
+        clients.append(truth[held] + noise * torch.randn(n, d, generator=gen, dtype=torch.float64))
+    return clients if offset is None else [q + torch.as_tensor(offset, dtype=torch.float64) for q in clients]
+
+
+# Cases: the joint and the official costs, with and without a numeric price (the price makes the
+# count of other clients per column matter), standardised prompts whose columns have far apart means,
+# and "auto" standardised (the default) or not (the merge radius is then theta^2 in raw units).
+_REPLAYED = {
+    "joint-price": ({}, {"lr": 0.02, "lam": 1.0}),
+    "joint-no-price": ({}, {"lr": 0.02}),
+    "official": ({}, {"lr": 0.02, "cost": "official"}),
+    "official-price": ({"seed": 1}, {"lr": 0.02, "lam": 0.5, "cost": "official"}),
+    "standardised-price": ({"offset": [40.0, -25.0, 3.0]}, {"lr": 0.05, "lam": 1.0, "standardise": True}),
+    "auto": ({"offset": [5.0, 0.0, -2.0], "seed": 2}, {"lr": 0.05, "auto": True, "standardise": True}),
+    "auto-raw": ({"seed": 3}, {"lr": 0.05, "auto": True}),
+}
+
+
+@pytest.mark.parametrize("case", list(_REPLAYED))
+def test_matcher_loop_agrees_with_a_replay_of_the_documented_algorithm(case):
+    data, opts = _REPLAYED[case]
+    clients = _copies(**data)
+    centres, assignments, trace, radius = replay(
+        clients, outer_loops=3, hidden=5, seed=data.get("seed", 0), **opts
+    )
+    kwargs = {"outer_loops": 3, "hidden": 5, "lr": opts["lr"], "seed": data.get("seed", 0)}
+    kwargs["cost"] = opts.get("cost", "joint")
+    if opts.get("auto"):
+        kwargs["new_cluster_cost"] = "auto"
+    else:
+        kwargs["new_cluster_cost"] = opts.get("lam")
+    kwargs["standardise"] = opts.get("standardise", False)
+    result = match_prompts(clients, **kwargs)
+    for got, want in zip(result.assignments, assignments, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert result.centres.dtype == torch.float64
+    np.testing.assert_allclose(result.centres.numpy(), centres.numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(result.objective_trace, trace, rtol=1e-9)
+    if radius is None:
+        assert result.merge_radius is None
+    else:
+        assert result.merge_radius == pytest.approx(radius, rel=1e-9)
+
+
+def test_defaults_are_fedprimes_five_loops_hidden_128_lr_1e3_seed_0():
+    # methods.md: FedPrime runs PFPT's aggregator with 5 outer loops, hidden size 128, Adam lr 1e-3;
+    # the replay with those settings and seed 0 must give what a call with no options gives.
+    clients = _copies(sizes=(2, 2), d=3, seed=4)
+    centres, assignments, trace, _ = replay(clients, outer_loops=5, hidden=128, lr=1e-3, seed=0)
+    result = match_prompts(clients)
+    assert len(result.objective_trace) == 5
+    np.testing.assert_allclose(result.objective_trace, trace, rtol=1e-9)
+    np.testing.assert_allclose(result.centres.numpy(), centres.numpy(), rtol=1e-9, atol=1e-9)
+    for got, want in zip(result.assignments, assignments, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_single_client_keeps_its_own_prompts_with_int64_assignments():
+    # One client cannot merge with anyone: each prompt gets its own centre. With lr = 0 Adam never
+    # moves phi, so the centres are exactly the client's prompts, in the rows the assignment names.
+    q = torch.tensor([[0.5, -1.0, 2.0], [3.0, 0.25, -0.5], [-2.0, 1.5, 1.0]], dtype=torch.float64)
+    result = match_prompts([q], outer_loops=2, hidden=4, lr=0.0)
+    assert len(result.centres) == 3
+    (z,) = result.assignments
+    assert z.dtype == np.int64  # "an int array" (MatchResult), usable as an index
+    assert torch.equal(result.centres[torch.as_tensor(z)], q)
+    assert torch.equal(result.centres[z], q)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_prompts_give_centres_in_their_dtype(dtype):
+    # The work is done in float32 (half-precision rows are exact there). With lr = 0 phi never moves
+    # and these rows are >= 1.4 apart against stds near 0.5 (a gap of > 4 nats), so each prompt stays on
+    # its own initial centre: the centres are the input rows, returned in the input's dtype.
+    gen = torch.Generator().manual_seed(0)
+    clients = [torch.randn(2, 3, generator=gen).to(dtype) for _ in range(2)]
+    result = match_prompts(clients, outer_loops=2, hidden=4, lr=0.0)
+    assert result.centres.dtype == dtype
+    for q, z in zip(clients, result.assignments, strict=True):
+        assert torch.equal(result.centres[torch.as_tensor(z)], q)
+
+
+def test_integer_prompts_give_float32_centres():
+    # Integer prompts have no float dtype of their own: float32, as the work. lr = 0 and rows >= 3.6
+    # apart keep each prompt on its own initial centre, so the centres are the rows as float32.
+    clients = [torch.tensor([[1, 2], [3, 5]]), torch.tensor([[-4, 2]])]
+    result = match_prompts(clients, outer_loops=2, hidden=4, lr=0.0)
+    assert result.centres.dtype == torch.float32
+    for q, z in zip(clients, result.assignments, strict=True):
+        assert torch.equal(result.centres[torch.as_tensor(z)], q.to(torch.float32))
+
+
+class _SaysMeta(torch.Tensor):
+    """CPU data whose ``.device`` says meta, standing in for an accelerator tensor's cuda."""
+
+    @property
+    def device(self):
+        return torch.device("meta")
+
+
+def test_centres_go_to_the_first_clients_device():
+    # The matcher works on CPU and sends the centres to the device of the first client's prompts:
+    # here meta, so the returned tensor really is a meta tensor (is_meta reads the storage's device).
+    first = torch.randn(2, 3, dtype=torch.float64).as_subclass(_SaysMeta)
+    assert first.device.type == "meta" and not first.is_meta
+    result = match_prompts([first, torch.randn(2, 3, dtype=torch.float64)], outer_loops=1, hidden=4)
+    assert result.centres.is_meta
+    assert result.centres.dtype == torch.float64 and tuple(result.centres.shape[1:]) == (3,)
