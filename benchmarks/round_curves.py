@@ -1,7 +1,7 @@
 """Choose a board's rounds from validation curves: read the records of long runs (made with
 `make bench METHOD=X PROFILE=full ROUNDS=40 SEEDS=0 RESULTS=runs/curves ...`), print each plan's
 plateau round per method and setting under the rule of fedbench/tracking/curves.py, and draw the
-curves (seed-mean validation accuracy per round) beside them.
+curves (seed-mean validation value of the board's primary metric per round) beside them.
 
     .venv/bin/python benchmarks/round_curves.py --results runs/curves --out runs/curves/plots
 """
@@ -15,7 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fedbench.tracking.curves import TOLERANCE, VAL_KEY, WINDOW, plan_rounds  # noqa: E402
+from fedbench.tracking.board_model import board_runs  # noqa: E402
+from fedbench.tracking.curves import TOLERANCE, WINDOW, plan_rounds, val_key  # noqa: E402
 from fedbench.tracking.plots import plot_round_series  # noqa: E402
 from fedbench.tracking.record_file import read_records  # noqa: E402
 
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         for (setting, method), r in sorted(found["curves"].items(), key=str):
             print(f"  {method:<20} {setting.label}: {'still climbing' if r is None else r}")
     if ns.out:
-        path = plot_round_series(records, Path(ns.out) / f"{ns.dataset}_val_curves.png", ns.dataset, VAL_KEY)
+        key = val_key(board_runs(records, ns.dataset), ns.dataset)
+        path = plot_round_series(records, Path(ns.out) / f"{ns.dataset}_val_curves.png", ns.dataset, key)
         print(f"\ncurves: {path}")
     return 0
 

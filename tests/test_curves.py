@@ -4,6 +4,7 @@ on curves worked out by hand, and through board sections built from records."""
 from __future__ import annotations
 
 import pytest
+from fixtures import hashed
 from test_leaderboard import rec
 
 from fedbench.tracking.board_extras import round_series
@@ -65,3 +66,12 @@ def test_a_plan_takes_the_latest_plateau_of_its_methods_seed_means():
     # window 3: fedavg at 8 (above), fedprox's means reach 0.5 at the window ending round 11
     got = plan_rounds(records, "emoji", window=3, tolerance=0.01)[section.name]
     assert sorted(got["curves"].values()) == [8, 11] and got["rounds"] == 11
+
+
+def test_the_plan_follows_the_boards_primary_metric_not_accuracy():
+    # accuracy flattens at once; macro_f1, the primary metric here, is RISE_THEN_FLAT (plateau at 8)
+    rounds = [{"round": i + 1, "val": {"accuracy": 0.5, "macro_f1": v}} for i, v in enumerate(RISE_THEN_FLAT)]
+    record = rec("fedavg", "text", 0.5, 0, 0.6, sweep="bench-x-full", rounds=rounds, metric="macro_f1")
+    record["final"] = {k: {"macro_f1": 0.6} for k in record["final"]}
+    (found,) = plan_rounds([hashed(record)], "emoji", window=3, tolerance=0.01).values()
+    assert found["rounds"] == 8

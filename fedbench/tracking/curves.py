@@ -1,6 +1,7 @@
 """Choosing a board's number of rounds from validation curves (issue 19's board of record).
 
-The rule: smooth each (setting, method) curve of seed-mean validation accuracy with a trailing mean
+The rule: smooth each (setting, method) curve of the seed-mean validation value of the board's
+primary metric (``record["metric"]``: accuracy on emoji) with a trailing mean
 over ``window`` rounds; the curve has plateaued at the first round whose smoothed value is within
 ``tolerance`` of the best smoothed value the curve reaches. A curve whose first such round falls in
 its last ``window`` rounds is still climbing (None): run more rounds before choosing. A plan's
@@ -13,13 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 from fedbench.tracking.board_extras import round_series
-from fedbench.tracking.board_model import board_runs, build_sections
+from fedbench.tracking.board_model import board_runs, build_sections, primary_metric
 
-__all__ = ["VAL_KEY", "plan_rounds", "plateau_round"]
+__all__ = ["plan_rounds", "plateau_round", "val_key"]
 
-VAL_KEY = "val.accuracy"
 WINDOW = 5  # rounds in the trailing mean
 TOLERANCE = 0.01  # one point of accuracy
+
+
+def val_key(runs: list[dict[str, Any]], dataset: str) -> str:
+    """The round key of the runs' primary metric on the validation split (e.g. ``val.accuracy``)."""
+    return f"val.{primary_metric(runs, dataset)}"
 
 
 def plateau_round(
@@ -48,10 +53,12 @@ def plan_rounds(
     """Per board section (bench plan): {"curves": {(setting, method): plateau round or None},
     "rounds": the latest plateau, or None when any curve is still climbing}."""
     out: dict[str, dict[str, Any]] = {}
-    for section in build_sections(board_runs(records, dataset)):
+    runs = board_runs(records, dataset)
+    key = val_key(runs, dataset) if runs else ""
+    for section in build_sections(runs):
         curves = {
             cell: plateau_round(means, window, tolerance)
-            for cell, (_, means) in round_series(section, VAL_KEY).items()
+            for cell, (_, means) in round_series(section, key).items()
         }
         if curves:
             done = list(curves.values())
