@@ -161,3 +161,66 @@ def test_refusals_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match="one after another") as err:
         checked(cfg)
     assert "\n" not in str(err.value)
+
+
+class _Grid:
+    """A Flower grid with two connected nodes (ids 11, 12) of which only ``answering`` reply to
+    the server's query (each says it is client ``node - 11``)."""
+
+    def __init__(self, answering):
+        self.answering, self.timeouts = answering, []
+
+    def get_node_ids(self):
+        return [11, 12]
+
+    def send_and_receive(self, messages, timeout):
+        from types import SimpleNamespace
+
+        self.timeouts.append(timeout)
+        for m in messages:
+            node = m.metadata.dst_node_id
+            if node in self.answering:
+                yield SimpleNamespace(
+                    has_error=lambda: False,
+                    content={"client": {"client-id": node - 11}},
+                    metadata=SimpleNamespace(src_node_id=node),
+                )
+
+
+def test_nodes_that_do_not_answer_in_time_stop_the_run_in_one_line(monkeypatch):
+    """A node that has not answered the query within ``node_wait_s`` must not turn into a round
+    with no clients (it once did under load: ``all_dropped``, no error)."""
+    from types import SimpleNamespace
+
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from fedbench.flower.server import NODE_WAIT_S, FedbenchStrategy
+
+    for field in ("_run_id", "_node_id", "_task_id"):  # what a ServerApp's run sets before it builds Messages
+        monkeypatch.setattr(TaskIdentity, field, 1)
+
+    server = SimpleNamespace(nodes=None, n_clients=2, node_wait_s=42.0)
+    grid = _Grid(answering={12})
+    with pytest.raises(
+        ConfigError, match=r"^1 of 2 Flower nodes said which client they are within 42 s;"
+    ) as err:
+        FedbenchStrategy.find_nodes(server, grid)
+    assert "\n" not in str(err.value) and grid.timeouts == [42.0] and server.nodes is None
+    assert FedbenchStrategy.find_nodes(server, _Grid(answering={11, 12})) == {0: 11, 1: 12}
+    assert NODE_WAIT_S == 900.0  # docs/flower.md states this wait
+
+
+def test_a_sent_fit_without_a_reply_is_recorded_as_no_reply():
+    from types import SimpleNamespace
+
+    from fedbench.flower.server import FedbenchStrategy
+
+    server = SimpleNamespace(
+        _round={"sampled": [0, 1, 2], "unreachable": [2], "bytes_down": 0, "lr": 0.1},
+        history=[],
+        global_state={"w": torch.zeros(1)},
+    )
+    FedbenchStrategy.aggregate_train(server, 1, [])
+    (entry,) = server.history
+    assert entry["clients"] == [] and entry["no_reply"] == [0, 1] and entry["unreachable"] == [2]
+    assert entry["all_dropped"] is True

@@ -25,7 +25,7 @@ except ImportError:
 
 from fedbench.config import ExperimentConfig  # noqa: E402
 from fedbench.flower.client import PERSONAL_KEY, client_app  # noqa: E402
-from fedbench.flower.server import FedbenchStrategy, server_app  # noqa: E402
+from fedbench.flower.server import NODE_WAIT_S, FedbenchStrategy, server_app  # noqa: E402
 
 
 def default_backend_config(cpus_per_client: float = 1.0, verbose: bool = False) -> dict[str, Any]:
@@ -38,12 +38,18 @@ def default_backend_config(cpus_per_client: float = 1.0, verbose: bool = False) 
 
 
 def simulate(
-    cfg: ExperimentConfig, *, backend_config: dict[str, Any] | None = None, verbose: bool = False
+    cfg: ExperimentConfig,
+    *,
+    backend_config: dict[str, Any] | None = None,
+    verbose: bool = False,
+    node_wait_s: float = NODE_WAIT_S,
 ) -> FedbenchStrategy:
     """Run ``cfg`` through Flower's simulation engine (one virtual node per fedbench client, Ray
     actors running the ClientApp) and return the server's strategy: ``global_state``,
     ``history``, ``aggregator``. ``backend_config`` is Flower's (default:
-    :func:`default_backend_config`, one CPU per client actor)."""
+    :func:`default_backend_config`, one CPU per client actor). ``node_wait_s``: how long the
+    server waits for the client actors to start and answer (:class:`FedbenchStrategy`); a fedbench
+    error inside the server (e.g. that wait running out) is raised here, as one line."""
     from flwr.simulation import run_simulation
 
     from fedbench.flower.config import checked
@@ -52,13 +58,16 @@ def simulate(
     n_nodes = 1 if run.method.centralized else cfg.partition.n_clients
     backend_config = backend_config or default_backend_config(verbose=verbose)
     done: list[FedbenchStrategy] = []
+    failed: list[Exception] = []
     run_simulation(
-        server_app(cfg, on_end=done.append),
+        server_app(cfg, on_end=done.append, on_error=failed.append, node_wait_s=node_wait_s),
         client_app(cfg),
         num_supernodes=n_nodes,
         backend_config=backend_config,
         verbose_logging=verbose,
     )
+    if failed:
+        raise failed[0]
     if not done:
         raise ConfigError(
             "the Flower simulation ended without a result; run it again with verbose=True to see Flower's log"

@@ -33,12 +33,19 @@ from fedbench.safe_io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
+NODE_WAIT_S = 900.0  # default of FedbenchStrategy(node_wait_s=...) and of the run config's node-wait-s
+
 
 class FedbenchStrategy(Strategy):
     """Flower strategy around ``cfg``'s method. ``global_state``, ``history`` and ``aggregator``
-    hold the run's server side as fedbench's loop would (without validation scoring)."""
+    hold the run's server side as fedbench's loop would (without validation scoring).
 
-    def __init__(self, cfg: ExperimentConfig, *, node_wait_s: float = 300.0):
+    ``node_wait_s`` bounds the wait for every node to connect and to say which client it is (once,
+    before round 1). Under simulation a node's Ray actor starts on that first message (it imports
+    torch and builds its data), so the wait covers actor start-up, which a loaded machine stretches
+    to minutes; it only guards against a node that never comes."""
+
+    def __init__(self, cfg: ExperimentConfig, *, node_wait_s: float = NODE_WAIT_S):
         from fedbench.federation import parts
         from fedbench.federation.setup import prepare
 
@@ -78,6 +85,12 @@ class FedbenchStrategy(Strategy):
             if cid in nodes:
                 raise ConfigError(f"two Flower nodes have partition-id {cid}; give each node its own")
             nodes[cid] = reply.metadata.src_node_id
+        if len(nodes) < len(ids):
+            raise ConfigError(
+                f"{len(nodes)} of {len(ids)} Flower nodes said which client they are within "
+                f"{self.node_wait_s:g} s; on a slow or loaded machine wait longer (node-wait-s in the "
+                "run config, or simulate(cfg, node_wait_s=...))"
+            )
         self.nodes = nodes
         return nodes
 
@@ -151,9 +164,12 @@ class FedbenchStrategy(Strategy):
                 self.global_state, updates, r, derive_seed(self.cfg.seed, "aggregation", r)
             )
         loss = float(np.mean([u.loss for u in updates])) if updates else None
+        replied = {u.client_id for u in updates}
+        sent = [c for c in self._round["sampled"] if c not in self._round["unreachable"]]
         entry = {
             "round": server_round,
             "clients": [u.client_id for u in updates],
+            "no_reply": [c for c in sent if c not in replied],  # sent a task, no answer within the timeout
             "train_loss": loss,
             "bytes_up": up,
             **self._round,
@@ -219,16 +235,29 @@ def _reason(reply: Message) -> str:
 
 
 def server_app(
-    cfg: ExperimentConfig | None = None, *, on_end: Callable[[FedbenchStrategy], None] | None = None
+    cfg: ExperimentConfig | None = None,
+    *,
+    on_end: Callable[[FedbenchStrategy], None] | None = None,
+    on_error: Callable[[Exception], None] | None = None,
+    node_wait_s: float | None = None,
 ) -> ServerApp:
     """A ``ServerApp`` running ``cfg``'s method for ``cfg.federation.rounds`` rounds, then saving
-    the result (:meth:`FedbenchStrategy.save`). ``cfg=None`` reads the run config's ``config`` key."""
+    the result (:meth:`FedbenchStrategy.save`). ``cfg=None`` reads the run config's ``config`` key;
+    ``node_wait_s=None`` its ``node-wait-s`` key (default :data:`NODE_WAIT_S`). With ``on_error``
+    a fedbench error is handed to it instead of to Flower, which would only log it."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        strategy = FedbenchStrategy(cfg or config_of(context.run_config))
-        strategy.run(grid)
+        wait = node_wait_s or float((context.run_config or {}).get("node-wait-s", NODE_WAIT_S))
+        try:
+            strategy = FedbenchStrategy(cfg or config_of(context.run_config), node_wait_s=wait)
+            strategy.run(grid)
+        except FedbenchError as err:
+            if on_error is None:
+                raise
+            on_error(err)
+            return
         path = strategy.save()
         log.info("fedbench: final global state in %s", path)
         if on_end is not None:
