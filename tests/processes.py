@@ -10,6 +10,12 @@ from pathlib import Path
 
 HAVE_PROC = Path("/proc/self/stat").exists()
 
+# The hang guard of a test that waits on a child process (a fedbench run, a Ray driver, W&B's
+# service). Idle, these children finish in seconds to a minute; on the 2-core CI machine with two
+# trainings beside it everything runs up to ~8x slower (a 300 s guard once fired), so the guard is
+# far above that: it only has to stop a child that will never finish.
+HANG_GUARD_S = 1200
+
 
 def _parents() -> dict[int, int]:
     """{pid: parent pid} of every process now."""

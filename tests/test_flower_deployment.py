@@ -26,7 +26,7 @@ import pytest
 pytest.importorskip("flwr")
 
 import torch  # noqa: E402
-from processes import HAVE_PROC, descendants, running, stop_all  # noqa: E402
+from processes import HANG_GUARD_S, HAVE_PROC, descendants, running, stop_all  # noqa: E402
 
 TESTS = Path(__file__).parent
 BIN = Path(sys.executable).parent  # flower-superlink, flower-supernode, flwr, flower-superexec, flwr-*app
@@ -192,7 +192,7 @@ def test_flwr_run_on_a_superlink_and_two_supernodes_equals_the_loop(tmp_path):
             start_new_session=True,
         )
         started.append(run)
-        deadline = time.monotonic() + 400
+        deadline = time.monotonic() + HANG_GUARD_S
         while run.poll() is None and time.monotonic() < deadline:
             seen |= descendants(*(p.pid for p in started))
             time.sleep(0.5)

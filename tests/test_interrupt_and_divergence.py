@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from fixtures import TINY_RUN
+from processes import HANG_GUARD_S
 
 from fedbench.federation.loop import run_experiment
 from fedbench.federation.resolve import run_id_of
@@ -33,7 +34,7 @@ def _start(args, tmp_path):
     )
 
 
-def _wait_for(path_glob, proc, timeout=240):
+def _wait_for(path_glob, proc, timeout=HANG_GUARD_S):
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         if list(path_glob()):
@@ -51,7 +52,7 @@ def test_sigint_during_a_client_fit_exits_130_with_resume_message(tmp_path, tiny
     time.sleep(0.3)  # now inside a later round's client fits
     sent = time.time()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=HANG_GUARD_S)
     assert time.time() - sent < 10
     assert proc.returncode == 130
     assert "interrupted at round" in err and "run the same command to resume" in err
@@ -95,7 +96,7 @@ def test_sweep_with_two_workers_stops_within_10s_of_sigint(tmp_path):
     )
     sent = time.time()
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=HANG_GUARD_S)
     assert time.time() - sent < 10
     assert proc.returncode == 130
     # no worker keeps running: the checkpoints stop changing

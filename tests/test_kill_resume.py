@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from fixtures import TINY_RUN, tiny_config
+from processes import HANG_GUARD_S
 
 from fedbench.federation.loop import run_experiment
 from fedbench.federation.resolve import run_id_of
@@ -46,7 +47,7 @@ def test_sigkill_then_rerun_matches_uninterrupted(tmp_path):
     results = tmp_path / "killed"
     ckpt = results / "tiny" / "checkpoints" / f"{run_id_of(cfg)}.pt"
     proc = subprocess.Popen(cli(results), env={**os.environ, "FEDBENCH_WANDB": "0"})
-    deadline = time.time() + 300
+    deadline = time.time() + HANG_GUARD_S
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     proc.kill()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import HANG_GUARD_S
 from test_leaderboard import COMMAND, glance_cell, rec, sections, table
 
 from fedbench.tracking import seed_stats
@@ -272,7 +273,9 @@ def test_cd_diagram_bytes_do_not_depend_on_the_hash_seed(tmp_path):
     for seed in ("1", "2"):
         path = tmp_path / f"cd{seed}.png"
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        subprocess.run([sys.executable, "-c", script, str(path)], cwd=REPO, env=env, check=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-c", script, str(path)], cwd=REPO, env=env, check=True, timeout=HANG_GUARD_S
+        )
         outputs.append(path.read_bytes())
     assert outputs[0] == outputs[1]
 

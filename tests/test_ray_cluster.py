@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import HANG_GUARD_S
 
 pytest.importorskip("ray")
 
@@ -48,13 +49,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Hang guards only. A driver takes ~30 s idle; a loaded CI run (2 cores, two trainings beside it)
+# once took over 300 s, so the limits leave room for that and more.
+DRIVER_LIMIT_S = HANG_GUARD_S
+HEAD_START_LIMIT_S = HANG_GUARD_S // 4
+
+
 def _driver(env, address: str, folder: Path, executor: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", DRIVER, address, str(folder), executor],
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=DRIVER_LIMIT_S,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -96,7 +103,7 @@ def test_attaches_to_a_head_node_started_apart_and_matches_sequential(tmp_path, 
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + HEAD_START_LIMIT_S
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -21,6 +21,7 @@ import torch
 pytest.importorskip("ray")
 
 from fixtures import TINY_RUN, tiny_config  # noqa: E402
+from processes import HANG_GUARD_S
 
 from fedbench.federation.loop import run_experiment  # noqa: E402
 from fedbench.federation.resolve import run_id_of  # noqa: E402
@@ -108,7 +109,7 @@ def test_killed_ray_sweep_skips_finished_cells_and_resumes(tmp_path):
     env = {**os.environ, "FEDBENCH_WANDB": "0", "RAY_TMPDIR": ray_tmp}
     try:
         proc = subprocess.Popen(cli(results), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 240
+        deadline = time.time() + HANG_GUARD_S
         while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.02)
         proc.kill()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from processes import HANG_GUARD_S
 
 from fedbench.backbones import pixels as pixels_mod
 from fedbench.backbones import tokens as tokens_mod
@@ -159,7 +160,7 @@ def test_two_processes_share_one_entry(tmp_path):
         "print(len(entries.entries('pixels')), str(col.array.filename) in maps, int(col[[3]].sum()))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=HANG_GUARD_S
     )
     count, mapped, total = out.stdout.split()
     assert count == "1" and mapped == "True"  # the child mapped the parent's file, built nothing

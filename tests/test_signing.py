@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from processes import HANG_GUARD_S
 
 from fedbench import signing
 from fedbench.errors import ConfigError
@@ -41,7 +42,7 @@ def test_processes_racing_to_make_the_key_agree(key_file):
         )
         for _ in range(4)
     ]
-    keys = {p.communicate(timeout=120)[0].strip() for p in procs}
+    keys = {p.communicate(timeout=HANG_GUARD_S)[0].strip() for p in procs}
     assert len(keys) == 1 and keys == {key_file.read_bytes().hex()}
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from processes import HAVE_PROC, descendants, running
+from processes import HANG_GUARD_S, HAVE_PROC, descendants, running
 
 pytestmark = pytest.mark.skipif(not HAVE_PROC, reason="walks /proc (Linux)")
 
@@ -67,7 +67,7 @@ def test_sigterm_stops_a_two_worker_sweep_and_leaves_no_process(tmp_path):
     started: set[int] = set()
     try:
         checkpoints = results / "demo" / "checkpoints"
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + HANG_GUARD_S
         while time.monotonic() < deadline and proc.poll() is None:  # both cells training (a checkpoint each)
             started |= descendants(proc.pid)
             if checkpoints.is_dir() and len(list(checkpoints.glob("*.pt"))) >= 2:
@@ -77,7 +77,7 @@ def test_sigterm_stops_a_two_worker_sweep_and_leaves_no_process(tmp_path):
         started |= descendants(proc.pid)
         assert len(started) >= 2, "the sweep should run two worker processes"
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=HANG_GUARD_S)
         assert proc.returncode == 143, err
         assert "fedbench: interrupted (SIGTERM)" in err and "run the same command to resume" in err
         assert "Traceback" not in err
