@@ -248,3 +248,70 @@ def test_inter_centres_of_a_single_client_are_its_own_rows_in_its_dtype(dtype):
     centres, result = inter_centres(local, [7.0], opts, 0)
     assert centres.dtype == dtype and centres.shape == (3, 2)
     assert torch.equal(centres[torch.as_tensor(result.assignments[0])], local[0])
+
+
+def test_aliasing_keeps_each_clients_own_id_samples_meta_personal_and_loss():
+    # only the shared state is the last client's; the rest of each update stays its own
+    updates = [
+        ClientUpdate(c, {"pooler.dense.bias": torch.tensor([float(c)])}, c + 1, {"m": c}, {"p": c}, 0.5 + c)
+        for c in range(3)
+    ]
+    out = FedPrimeAggregator(FedPrimeOfficialOptions()).aliased(updates, 1)
+    assert [(u.client_id, u.n_samples, u.meta, u.personal, u.loss) for u in out] == [
+        (0, 1, {"m": 0}, {"p": 0}, 0.5),
+        (1, 2, {"m": 1}, {"p": 1}, 1.5),
+        (2, 3, {"m": 2}, {"p": 2}, 2.5),
+    ]
+    assert all(u.state is updates[2].state for u in out)
+
+
+def test_inter_pools_of_different_shapes_are_refused_naming_them():
+    pools = [torch.zeros(4, 2), torch.zeros(5, 2), torch.zeros(4, 2)]
+    with pytest.raises(ValueError) as err:
+        FedPrimeAggregator(FedPrimeOptions()).aggregate_inter(pools, [{}] * 3, [1.0] * 3, 0)
+    assert str(err.value) == "FedPrime: clients returned inter pools of shapes [(4, 2), (5, 2)]"
+
+
+def _rows(size, d, offset, dtype=torch.float32):
+    """A pool whose row j is j + 1 + offset in every column."""
+    return (torch.arange(1.0, size + 1.0)[:, None].expand(size, d) + offset).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_single_clients_inter_pool_is_its_used_rows_then_its_unused_ones(dtype):
+    # one client using rows 1 and 3 of a 4-row pool, kappa 3: its two rows, then unused row 0
+    out = FedPrimeAggregator(FedPrimeOptions(kappa=3)).aggregate(
+        {}, [update(0, 5, [1, 3], inter_pool=_rows(4, 2, 0.0, dtype))], 0, 0
+    )["inter_pool"]
+    assert out.dtype == dtype and out.device.type == "cpu"
+    assert sorted(out[:2, 0].tolist()) == [2.0, 4.0] and out[2].tolist() == [1.0, 1.0]
+
+
+def test_the_padding_reads_every_row_of_a_pool_longer_than_wide():
+    # 5 rows of width 2, both clients use rows 0 and 1, kappa 4: the two merged rows, then unused
+    # rows 2 and 3 (weights 1/4, 3/4: row j -> j + 1.0075)
+    pools = [_rows(5, 2, 0.01 * c) for c in range(2)]
+    agg = FedPrimeAggregator(FedPrimeOptions(kappa=4))
+    out = agg.aggregate(
+        {}, [update(0, 1, [0, 1], inter_pool=pools[0]), update(1, 3, [0, 1], inter_pool=pools[1])], 0, 0
+    )
+    got = out["inter_pool"][:, 0].tolist()
+    assert sorted(got[:2]) == pytest.approx([1.0075, 2.0075]) and got[2:] == pytest.approx([3.0075, 4.0075])
+
+
+def test_metadata_reports_the_calibrated_merge_radius_only_when_the_price_is_auto():
+    # "auto" (the default) prices by a merge radius the matcher reports; the aggregator passes it on
+    from fedbench.aggregation.prob_matching import match_prompts
+
+    pools = [_rows(3, 2, 0.01 * c) for c in range(2)]
+    ups = [update(0, 1, [0, 1, 2], inter_pool=pools[0]), update(1, 1, [0, 1, 2], inter_pool=pools[1])]
+    opts = FedPrimeOptions(outer_loops=2, matcher_hidden=4)
+    agg = FedPrimeAggregator(opts)
+    agg.aggregate({}, ups, 0, 7)
+    direct = match_prompts(
+        pools, outer_loops=2, hidden=4, lr=opts.matcher_lr, seed=7, new_cluster_cost="auto"
+    )
+    assert direct.merge_radius is not None and agg.metadata()["matcher_merge_radius"] == direct.merge_radius
+    fixed = FedPrimeAggregator(FedPrimeOptions(outer_loops=2, matcher_hidden=4, new_cluster_cost=1.0))
+    fixed.aggregate({}, ups, 0, 7)
+    assert not any(k.startswith("matcher_") for k in fixed.metadata())

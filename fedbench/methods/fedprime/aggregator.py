@@ -106,7 +106,9 @@ class FedPrimeAggregator(Aggregator):
     def aggregate_inter(
         self, pools: list[torch.Tensor], metas: list[dict[str, Any]], weights: list[float], seed: int
     ) -> torch.Tensor:
-        """The new inter pool [m', d] from the clients' pools [M, d] (all of one size)."""
+        """The new inter pool [m', d] from the clients' pools [M, d] (all of one size), on the CPU in
+        the pools' dtype: the matched centres (``inter_centres``), then, below kappa rows, the
+        sample-weighted mean of the unused rows and then of the used ones, in pool order."""
         opts = self.options
         size = pools[0].shape[0]
         if any(p.shape != pools[0].shape for p in pools):
@@ -117,15 +119,14 @@ class FedPrimeAggregator(Aggregator):
         local = [p.detach().cpu()[union] for p in pools]  # T x [|U|, d]
         centres, result = inter_centres(local, weights, opts, seed)
         self._meta["inter_used_union"] = len(union)
-        for name in ("merge_radius", "new_cluster_cost"):  # what the matcher reports of its price
-            if getattr(result, name, None) is not None:
-                self._meta[f"matcher_{name}"] = float(getattr(result, name))
+        if result.merge_radius is not None:  # the calibrated price's radius (new_cluster_cost="auto")
+            self._meta["matcher_merge_radius"] = float(result.merge_radius)
         if centres.shape[0] < opts.kappa:
             kept = set(union)
             dropped = [i for i in range(size) if i not in kept]
             filler = weighted_mean([{"p": p.detach().cpu()[dropped + union]} for p in pools], weights)["p"]
             centres = torch.cat([centres, filler[: opts.kappa - centres.shape[0]]], 0)
-        return centres.to(pools[0].dtype)
+        return centres  # inter_centres and weighted_mean both return pools[0]'s dtype
 
     def metadata(self) -> dict[str, Any]:
         return dict(self._meta)
