@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from processes import HANG_GUARD_S
+
 TESTS = Path(__file__).parent
 
 ENTRY_POINTS = """\
@@ -37,7 +39,11 @@ def _install_metadata(site: Path) -> dict:
 
 def _fedbench(env, *args):
     return subprocess.run(
-        [sys.executable, "-m", "fedbench.cli", *args], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "fedbench.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_S,
     )
 
 

@@ -11,6 +11,7 @@ import types
 from pathlib import Path
 
 import pytest
+from processes import HANG_GUARD_S
 
 import fedbench
 from fedbench.tracking.wandb_log import WandbRun, wandb_mode
@@ -46,7 +47,7 @@ def test_disabled_modes_never_import_wandb(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG_GUARD_S,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
@@ -173,13 +174,13 @@ def test_offline_run_reads_back_with_wandbs_own_reader(tmp_path, monkeypatch):
         run_dir = wb.run_dir
     assert not wb.active and run_dir.parent == tmp_path / "wandb"
     wandb_cli = Path(sys.executable).with_name("wandb")
-    records, deadline = [], time.time() + 90
+    records, deadline = [], time.time() + HANG_GUARD_S
     while time.time() < deadline:
         out = subprocess.run(
             [str(wandb_cli), "leet", "inspect", "--json", str(run_dir)],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=HANG_GUARD_S,
         )
         records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
         if any(r["type"] == "exit" for r in records):
