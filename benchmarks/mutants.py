@@ -91,7 +91,8 @@ def render(
         f"timeouts {stats.get('timeout', 0)}; suspicious {stats.get('suspicious', 0)}; no tests "
         f"{stats.get('no_tests', 0)}",
         f"- killed: **{100 * score:.1f}%** of the tested mutants ({verdict} the {100 * TARGET:.0f}% target)",
-        f"- survivors explained as equivalent: {explained} of {len(left)}",
+        "- not killed, with a reason (equivalent, or a timeout a test killed when run by hand): "
+        f"{explained} of {len(left)}",
     ]
     if unchecked:
         lines.append(
