@@ -88,16 +88,22 @@ def _train_msg(cfg, global_state, r: int, client: int) -> Message:
     return Message(content=content, dst_node_id=1, message_type=MessageType.TRAIN)
 
 
-def test_personal_state_stays_on_the_client(tmp_path, monkeypatch):
+@pytest.fixture
+def flower_identity(monkeypatch):
+    """The run, node and task ids a Flower runtime sets in its processes before anything builds a
+    Message; handlers run here directly, without a runtime."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_node_id", 0)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+
+
+def test_personal_state_stays_on_the_client(tmp_path, flower_identity):
     """fedprime's query projections are personal: the ClientApp keeps them in the node's
     context.state (and starts round 2 from them); its reply carries only shared tensors, which
     equal the loop's client fit on the same task. The ClientApp's handler runs here directly,
     as a node would run it, without a Flower runtime."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    monkeypatch.setattr(TaskIdentity, "_run_id", 1)  # what a Flower runtime sets in its processes
-    monkeypatch.setattr(TaskIdentity, "_node_id", 0)
-    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
     cfg = _config(tmp_path, "fedprime", rounds=2)
     fed = _loop_round(cfg)  # round 0 of the loop: the reference fits and personal states
     personal_names = fed.module.personal_names()
@@ -187,17 +193,12 @@ class _Grid:
                 )
 
 
-def test_nodes_that_do_not_answer_in_time_stop_the_run_in_one_line(monkeypatch):
+def test_nodes_that_do_not_answer_in_time_stop_the_run_in_one_line(flower_identity):
     """A node that has not answered the query within ``node_wait_s`` must not turn into a round
     with no clients (it once did under load: ``all_dropped``, no error)."""
     from types import SimpleNamespace
 
-    from flwr.supercore.task_identity import TaskIdentity
-
     from fedbench.flower.server import NODE_WAIT_S, FedbenchStrategy
-
-    for field in ("_run_id", "_node_id", "_task_id"):  # what a ServerApp's run sets before it builds Messages
-        monkeypatch.setattr(TaskIdentity, field, 1)
 
     server = SimpleNamespace(nodes=None, n_clients=2, node_wait_s=42.0)
     grid = _Grid(answering={12})
