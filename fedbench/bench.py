@@ -14,13 +14,11 @@ USER_RESULTS = (
     "runs"  # a user's own records and boards (ignored by git); results/ and leaderboards/ are the reference
 )
 REFERENCE = "results"
+_QUICK = {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1], "workers": 2}
 PROFILES = {
-    "quick": {
-        "config": "experiments/emoji_quick.yaml",
-        "rates": [0.1, 0.5, 0.9],
-        "seeds": [0, 1],
-        "workers": 2,
-    },
+    "quick": _QUICK,  # the smoke benchmark: about 20 minutes on 2 CPU cores
+    # the board of record: each plan's quick settings for its BenchPlan.record_rounds, on 5 seeds
+    "record": {**_QUICK, "seeds": [0, 1, 2, 3, 4]},
     "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
 }
 
@@ -73,7 +71,7 @@ def bench(
 
     plan = get_method(method).plan
     if profile not in PROFILES:
-        raise ConfigError(f"PROFILE={profile!r} is not a profile; use quick or full")
+        raise ConfigError(f"PROFILE={profile!r} is not a profile; use one of {', '.join(PROFILES)}")
     prof = PROFILES[profile]
     base = load_config(profile_config(profile))
     methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
@@ -90,6 +88,11 @@ def bench(
         if v
     ]
     if dataset is not None and dataset != base.data.dataset:
+        if profile == "record":
+            raise ConfigError(
+                f"PROFILE=record is the emoji board of record; DATASET={dataset} runs a paper's table "
+                "(PROFILE=quick for its first seed, PROFILE=full for all)"
+            )
         return _paper_table(
             method,
             plan,
@@ -115,7 +118,7 @@ def bench(
     _run_settings(base, executor, precision, accelerator)
     base.missing.protocol = plan.protocol
     base.method.name = method
-    plan_profile = plan.profiles.get(profile, {})
+    plan_profile = plan.profile(profile)
     for section, values in plan_profile.get("overrides", {}).items():
         for key, value in values.items():
             setattr(getattr(base, section), key, value)

@@ -143,7 +143,13 @@ def cmd_bench(argv: list[str]) -> int:
         description="The benchmark of one method beside its baselines.",
     )
     p.add_argument("--method", type=str, default="fedavg")
-    p.add_argument("--profile", type=str, default="quick", help="quick (about 20 min on 2 CPU cores) or full")
+    p.add_argument(
+        "--profile",
+        type=str,
+        default="quick",
+        help="quick (the smoke benchmark, about 20 min on 2 CPU cores), record (the board of record: "
+        "each plan at its converged rounds on 5 seeds) or full (a larger federation)",
+    )
     p.add_argument("--ablations", type=bool, default=False)
     p.add_argument(
         "--dataset",

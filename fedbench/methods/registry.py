@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fedbench.errors import ConfigError
 from fedbench.methods.base import Aggregator, ClientModule
 from fedbench.registry import Registry, build_options
 
@@ -33,7 +34,30 @@ class BenchPlan:
     # the baseline every method of the plan is compared with on the board (paired differences, bold):
     # the plan's FedAvg variant (FedPrime's FedAvg-P and MAP's are fedavg, PPT's FedAvg-PT fedavg-pt)
     reference: str = "fedavg"
+    # the board of record's rounds (PROFILE=record): the plateau round of the plan's validation curves
+    # (results/curves, benchmarks/round_curves.py, rule in tracking/curves.py); None: not chosen yet
+    record_rounds: int | None = None
 
+    def profile(self, name: str) -> dict[str, Any]:
+        """The plan's settings under bench profile ``name``. ``record`` (the board of record) is the
+        quick profile's federation and model run for ``record_rounds`` rounds, on the record
+        profile's own seeds (the quick entry's seeds are dropped)."""
+        if name != "record":
+            return self.profiles.get(name, {})
+        if self.record_rounds is None:
+            raise ConfigError(
+                "PROFILE=record: this plan's board-of-record rounds are not chosen yet; draw its "
+                "validation curves (benchmarks/round_curves.py) and set BenchPlan.record_rounds"
+            )
+        quick = {k: v for k, v in self.profiles.get("quick", {}).items() if k != "seeds"}
+        overrides = dict(quick.get("overrides", {}))
+        overrides["federation"] = {**overrides.get("federation", {}), "rounds": self.record_rounds}
+        return {**quick, "overrides": overrides}
+
+
+# the bench profiles (fedbench/bench.py PROFILES): quick is the smoke benchmark, record the board of
+# record (quick's model and federation at converged rounds, 5 seeds), full the larger federation
+BENCH_PROFILES = ("quick", "record", "full")
 
 ANY_METHOD = "*"  # PaperTable.per_method key: options for every method of the table that has them
 
@@ -144,14 +168,14 @@ def table_sweep(method: str, dataset: str) -> str:
     return f"table-{method}-{dataset}"
 
 
-def plan_sections(method: str, profiles=("quick", "full")) -> list[str]:
+def plan_sections(method: str, profiles=BENCH_PROFILES) -> list[str]:
     """The board sections (sweep names) that ``method``'s plan writes:
     its bench profiles and its paper tables."""
     plan = get_method(method).plan
     return [*(bench_sweep(method, p) for p in profiles), *(table_sweep(method, d) for d in plan.tables)]
 
 
-def plan_headlines(profiles=("quick", "full")) -> dict[str, str]:
+def plan_headlines(profiles=BENCH_PROFILES) -> dict[str, str]:
     """Board section -> the test condition of its at-a-glance table, for the plans that name one
     other than ``as_train`` (``BenchPlan.headline``)."""
     return {
@@ -162,7 +186,7 @@ def plan_headlines(profiles=("quick", "full")) -> dict[str, str]:
     }
 
 
-def plan_references(profiles=("quick", "full")) -> dict[str, str]:
+def plan_references(profiles=BENCH_PROFILES) -> dict[str, str]:
     """Board section -> the baseline its methods are compared with (``BenchPlan.reference``)."""
     return {
         section: get_method(method).plan.reference
