@@ -58,6 +58,19 @@ class BenchPlan:
 # the bench profiles (fedbench/bench.py PROFILES): quick is the smoke benchmark, record the board of
 # record (quick's model and federation at converged rounds, 5 seeds), full the larger federation
 BENCH_PROFILES = ("quick", "record", "full")
+# what each profile's board section is for, shown under its heading
+PROFILE_ROLES = {
+    "quick": (
+        "A smoke benchmark (PROFILE=quick): a few rounds, where every method is still climbing, on one "
+        "or two seeds. It shows that the methods run and roughly where they land, not which is "
+        "better; cite the board of record (PROFILE=record)."
+    ),
+    "record": (
+        "The board of record (PROFILE=record): the quick settings run to the round where every "
+        "method's validation curve has plateaued (BenchPlan.record_rounds), on 5 seeds."
+    ),
+    "full": "A larger federation (PROFILE=full): 10 clients, half of them per round.",
+}
 
 ANY_METHOD = "*"  # PaperTable.per_method key: options for every method of the table that has them
 
@@ -193,6 +206,11 @@ def plan_references(profiles=BENCH_PROFILES) -> dict[str, str]:
         for method in available()
         for section in plan_sections(method, profiles)
     }
+
+
+def plan_roles(profiles=BENCH_PROFILES) -> dict[str, str]:
+    """Board section -> what it is for (:data:`PROFILE_ROLES`), for every plan's bench sections."""
+    return {bench_sweep(method, p): PROFILE_ROLES[p] for method in available() for p in profiles}
 
 
 def available() -> list[str]:

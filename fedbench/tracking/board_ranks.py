@@ -124,8 +124,13 @@ def ranking_text(ranking: Ranking | None, plot_link: str | None = None) -> list[
     return out
 
 
-def cd_plot_name(dataset: str, section: str | None) -> str:
-    """The file name of a section's critical-difference diagram, beside the board (``section=None``:
-    the glob pattern that matches every section's)."""
+def section_plot_name(dataset: str, kind: str, section: str | None) -> str:
+    """The file name of a section's ``kind`` of plot, beside the board (``section=None``: the glob
+    pattern that matches every section's)."""
     slug = "*" if section is None else re.sub(r"[^a-z0-9]+", "-", section.lower()).strip("-")
-    return f"{dataset}_cd_{slug}.png"
+    return f"{dataset}_{kind}_{slug}.png"
+
+
+def cd_plot_name(dataset: str, section: str | None) -> str:
+    """The file name of a section's critical-difference diagram (``section=None``: every section's)."""
+    return section_plot_name(dataset, "cd", section)

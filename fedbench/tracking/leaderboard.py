@@ -88,6 +88,8 @@ def render_leaderboard(
     headlines: dict[str, str] | None = None,
     references: dict[str, str] | None = None,
     cd_plots: dict[str, Path] | None = None,
+    curve_plots: dict[str, Path] | None = None,
+    roles: dict[str, str] | None = None,
 ) -> str:
     """Render the markdown leaderboard of ``dataset`` from ``records`` (other datasets ignored).
 
@@ -95,13 +97,16 @@ def render_leaderboard(
     (``config.tracking.command``, one per section) as the way to regenerate the board.
     ``plot_path`` and ``pool_plot_path`` are written verbatim as image links, so pass them relative
     to the markdown file, as the values of ``cd_plots`` (section name -> its critical-difference
-    diagram). ``paper_numbers`` are shown beside the runs they match. ``headlines``: section (sweep)
-    name -> the test condition of its at-a-glance table (default ``as_train``); ``references``:
-    section name -> the baseline its methods are compared with (none: no paired statistics, nothing
-    bold). Duplicate runs are collapsed to the newest (see :func:`~fedbench.tracking.records.dedupe_records`);
-    invalid records are skipped with a warning. ``records`` are the caller's own runs; ``foreign``
-    (valid records not produced here) are only listed in their own last section, and
-    ``skipped_files`` (invalid files the caller already skipped) is counted in the header.
+    diagram) and of ``curve_plots`` (section name -> its validation learning curves). ``roles``:
+    section name -> one line on what the section is for (e.g. a smoke benchmark, the board of
+    record), shown under its heading. ``paper_numbers`` are shown beside the runs they match.
+    ``headlines``: section (sweep) name -> the test condition of its at-a-glance table (default
+    ``as_train``); ``references``: section name -> the baseline its methods are compared with
+    (none: no paired statistics, nothing bold). Duplicate runs are collapsed to the newest (see
+    :func:`~fedbench.tracking.records.dedupe_records`); invalid records are skipped with a
+    warning. ``records`` are the caller's own runs; ``foreign`` (valid records not produced here)
+    are only listed in their own last section, and ``skipped_files`` (invalid files the caller
+    already skipped) is counted in the header.
     """
     runs, skipped = valid_runs(records, dataset)
     foreign = [f for f in foreign or [] if f.record.get("dataset") == dataset]
@@ -142,8 +147,11 @@ def render_leaderboard(
         results = paired_all(section, reference, measure)
         plans.append(PlanResult(section.name, reference, headline, seed_count(section), results))
         cd_link = None if section.name not in (cd_plots or {}) else Path(cd_plots[section.name]).as_posix()
-        body += _section(section, metric, headline, reference)
+        body += _section(section, metric, headline, reference, (roles or {}).get(section.name))
         body += comparison_block(section, reference, results, rank_section(section, measure), cd_link)
+        if section.name in (curve_plots or {}):
+            link = Path(curve_plots[section.name]).as_posix()
+            body += [f"![validation {metric} per round, mean over seeds]({link})", ""]
         body += _details(section, metric, reference)
         body += pool_block(section, pool_link)
         body += paper_block(section, paper_numbers or [], dataset, metric)
@@ -162,19 +170,24 @@ def write_leaderboard(
     paper_numbers: Path | None = None,
     headlines: dict[str, str] | None = None,
     references: dict[str, str] | None = None,
+    roles: dict[str, str] | None = None,
 ) -> Path:
     """Regenerate ``out_dir/<dataset>.md`` and ``out_dir/<dataset>.png`` from ``results_dir`` only,
     with ``out_dir/<dataset>_pool.png`` when runs log a pool size per round (a stale one is removed
     when none do), one critical-difference diagram per section that can be ranked,
     ``out_dir/<dataset>_cd_<section>.png`` (stale ones removed), and the papers' numbers from the
     file ``paper_numbers`` (default :data:`~fedbench.tracking.paper_numbers.PAPER_NUMBERS`), which is
-    checked before anything is written. ``headlines`` and ``references`` as in :func:`render_leaderboard`.
+    checked before anything is written, and one validation learning-curve plot per section,
+    ``out_dir/<dataset>_curves_<section>.png`` (stale ones removed). ``headlines``, ``references``
+    and ``roles`` as in :func:`render_leaderboard`.
 
     Files are replaced atomically (mode 0644), so a crash leaves the previous leaderboard
     readable. A malformed record is skipped with one warning naming its file. Returns the markdown path.
     """
     from fedbench.tracking.plots import (  # matplotlib only when plotting
+        curves_plot_name,
         plot_cd_diagrams,
+        plot_learning_curves,
         plot_metric_vs_rate,
         plot_round_series,
     )
@@ -194,7 +207,10 @@ def write_leaderboard(
     if pool is None:
         (out_dir / f"{dataset}_pool.png").unlink(missing_ok=True)  # no run logs a pool size any more
     cd_plots = plot_cd_diagrams(records, out_dir, dataset, headlines)
+    curve_plots = plot_learning_curves(records, out_dir, dataset)
     for stale in set(out_dir.glob(cd_plot_name(dataset, None))) - set(cd_plots.values()):
+        stale.unlink()
+    for stale in set(out_dir.glob(curves_plot_name(dataset, None))) - set(curve_plots.values()):
         stale.unlink()
     text = render_leaderboard(
         records,
@@ -209,6 +225,8 @@ def write_leaderboard(
         headlines=headlines,
         references=references,
         cd_plots={name: Path(path.name) for name, path in cd_plots.items()},
+        curve_plots={name: Path(path.name) for name, path in curve_plots.items()},
+        roles=roles,
     )
     return atomic_write_text(out_dir / f"{dataset}.md", text)
 
@@ -220,8 +238,10 @@ def _column_help(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [*CONDITION_HELP.items(), *COLUMN_HELP.items(), *extra]
 
 
-def _section(section: Section, metric: str, headline: str, reference: str | None) -> list[str]:
-    """The section's heading, what its runs share, and its at-a-glance table (mean [95% CI])."""
+def _section(
+    section: Section, metric: str, headline: str, reference: str | None, role: str | None = None
+) -> list[str]:
+    """The section's heading, its role, what its runs share, and its at-a-glance table (mean [95% CI])."""
     varies = [p for p in section.varying if p != "seed"]
     shared = [t for t in (section.shared_text(), *(f"`{p}`" for p in unusual_shared(section))) if t]
     intro = [f"Shared: {', '.join(shared) or 'nothing'}."]
@@ -231,7 +251,7 @@ def _section(section: Section, metric: str, headline: str, reference: str | None
         intro.append("Method options set away from their defaults: " + "; ".join(options) + ".")
     if section.commands:
         intro.insert(0, "From " + " and ".join(f"`{c}`" for c in section.commands) + ".")
-    out = [f"## {section.name}", "", " ".join(intro), ""]
+    out = [f"## {section.name}", "", *([f"**{role}**", ""] if role else []), " ".join(intro), ""]
 
     measure = metric_measure(metric, headline)
     header = [f"{metric}, final {headline}", *(s.label for s in section.settings)]

@@ -21,7 +21,7 @@ from typing import Any
 
 from fedbench.tracking.board_extras import POOL_KEY, round_series
 from fedbench.tracking.board_model import Section, board_runs, build_sections, metric_measure, primary_metric
-from fedbench.tracking.board_ranks import Ranking, cd_plot_name, rank_section
+from fedbench.tracking.board_ranks import Ranking, cd_plot_name, rank_section, section_plot_name
 from fedbench.tracking.board_stats import collect
 from fedbench.tracking.records import atomic_write
 from fedbench.tracking.seed_stats import ALPHA
@@ -93,6 +93,61 @@ def plot_round_series(
         ax.legend(fontsize="small")
     fig.suptitle(f"{dataset}: {key.replace('_', ' ')} per round (mean over seeds)")
     return _save(fig, path)
+
+
+def curves_plot_name(dataset: str, section: str | None) -> str:
+    """A section's validation learning-curve plot (``section=None``: every section's)."""
+    return section_plot_name(dataset, "curves", section)
+
+
+def plot_learning_curves(records: list[dict[str, Any]], out_dir: Path, dataset: str) -> dict[str, Path]:
+    """One plot per section of ``dataset``: the seed-mean validation value of the board's primary
+    metric against the round, one panel per setting, one line per method. {section name: path}."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    runs = board_runs(records, dataset)
+    if not runs:
+        return {}
+    key = f"val.{primary_metric(runs, dataset)}"
+    written = {}
+    for section in build_sections(runs):
+        series = round_series(section, key)
+        if not series:
+            continue
+        settings = [s for s in section.settings if any(s == t for t, _ in series)]
+        methods = [m for m in section.methods if any(m == n for _, n in series)]
+        cols = min(3, len(settings))
+        rows = -(-len(settings) // cols)
+        fig = Figure(figsize=(4.6 * cols, 3.4 * rows), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, setting in zip(axes, settings, strict=False):
+            for method in methods:
+                if (setting, method) not in series:
+                    continue
+                runs_n, means = series[setting, method]
+                points = [(i + 1, v) for i, v in enumerate(means) if v is not None]
+                ax.plot(
+                    [x for x, _ in points],
+                    [y for _, y in points],
+                    color=f"C{methods.index(method) % 10}",
+                    linestyle="-" if methods.index(method) < 10 else "--",
+                    linewidth=1.2,
+                    label=f"{method} ({runs_n})",
+                )
+            ax.set_title(setting.label, fontsize="medium")
+            ax.set_xlabel("round")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel(key.replace("_", " "))
+            ax.grid(True, alpha=0.3)
+        for ax in axes[len(settings) :]:
+            ax.set_visible(False)
+        axes[0].legend(fontsize="x-small", title="method (seeds)", title_fontsize="x-small")
+        fig.suptitle(f"{section.name}: {key} per round, mean over seeds")
+        written[section.name] = _save(fig, Path(out_dir) / curves_plot_name(dataset, section.name))
+    return written
 
 
 def plot_cd_diagrams(
