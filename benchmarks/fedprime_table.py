@@ -127,6 +127,41 @@ def diagnostics_table(runs: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def load_sweep(results: Path, sweep: str) -> dict[str, dict[str, list[dict]]]:
+    """{missing type: {method: [records]}} of one bench sweep's finished runs (its board section),
+    default options only, as the board shows them."""
+    out: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted((results / "emoji").glob("*.json")):
+        rec = json.loads(path.read_text())
+        if rec.get("sweep") == sweep and rec.get("status", "ok") == "ok":
+            out[rec["config"]["missing"]["type"]][label_of(rec["config"])].append(rec)
+    return out
+
+
+def render(data: dict[str, dict[str, list[dict]]], rate: float = 0.7) -> str:
+    """One accuracy table (and the FedPrime variants' diagnostics) per missing type."""
+    out: list[str] = []
+    for mtype in ("text", "image", "both"):
+        if mtype not in data:
+            continue
+        out += [
+            f"### Missing {mtype} at {rate}: final test accuracy ×100 per condition, mean ± std over seeds",
+            "",
+            *accuracy_table(data[mtype]),
+        ]
+        diag = diagnostics_table(data[mtype])
+        if diag:
+            out += [
+                "",
+                f"Diagnostics (missing {mtype}), per-round values averaged over rounds, then mean ± std "
+                "over seeds:",
+                "",
+                *diag,
+            ]
+        out.append("")
+    return "\n".join(out).strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", default="results")
@@ -134,22 +169,13 @@ def main() -> None:
     parser.add_argument(
         "--precision", default="32-true", help="the runs' train.precision (the study's: 32-true)"
     )
+    parser.add_argument("--sweep", default=None, help="one bench sweep's runs (e.g. bench-fedprime-record)")
     args = parser.parse_args()
-    data = load(Path(args.results), args.options, args.precision)
-    for mtype in ("text", "image", "both"):
-        if mtype not in data:
-            continue
-        print(
-            f"\n### Missing {mtype} at 0.7: final test accuracy ×100 per condition, mean ± std over seeds\n"
-        )
-        print("\n".join(accuracy_table(data[mtype])))
-        diag = diagnostics_table(data[mtype])
-        if diag:
-            print(
-                f"\nDiagnostics (missing {mtype}), per-round values averaged over rounds, then mean ± std "
-                "over seeds:\n"
-            )
-            print("\n".join(diag))
+    if args.sweep:
+        data = load_sweep(Path(args.results), args.sweep)
+    else:
+        data = load(Path(args.results), args.options, args.precision)
+    print(render(data))
 
 
 if __name__ == "__main__":

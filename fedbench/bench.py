@@ -74,7 +74,7 @@ def bench(
         raise ConfigError(f"PROFILE={profile!r} is not a profile; use one of {', '.join(PROFILES)}")
     prof = PROFILES[profile]
     base = load_config(profile_config(profile))
-    methods = list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
+    methods = plan_methods(method, ablations)
     words = ["make", "bench", f"METHOD={method}", f"PROFILE={profile}"]
     words += [
         f"{k}={v}"
@@ -115,6 +115,33 @@ def bench(
             cells=cells,
             rounds=rounds,
         )
+    grid = _plan_grid(
+        base, method, profile, methods, rates, seeds, types, executor, precision, accelerator, rounds
+    )
+    reference = REFERENCE  # the committed records the committed boards are made of
+    results, leaderboards = results or USER_RESULTS, leaderboards or str(Path(USER_RESULTS) / "leaderboards")
+    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = (
+        results,
+        bench_sweep(method, profile),
+        wandb,
+    )
+    base.tracking.command = _command(words, rates, seeds, types, ablations)
+    if smoke:
+        return _smoke(base, grid)
+    workers = prof.get("workers", 1) if workers is None else workers
+    say_where(results, leaderboards)
+    return _against(
+        reference,
+        results,
+        run_grid(base, grid, leaderboards=leaderboards, workers=workers, cells=cells or "local"),
+    )
+
+
+def _plan_grid(base, method, profile, methods, rates, seeds, types, executor, precision, accelerator, rounds):
+    """The emoji plan's grid under ``profile``; sets the plan's protocol and overrides on ``base``."""
+    from fedbench.methods.registry import get_method
+
+    plan, prof = get_method(method).plan, PROFILES[profile]
     _run_settings(base, executor, precision, accelerator)
     base.missing.protocol = plan.protocol
     base.method.name = method
@@ -134,23 +161,25 @@ def bench(
         axes=axes,
         per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()},
     )
-    reference = REFERENCE  # the committed records the committed boards are made of
-    results, leaderboards = results or USER_RESULTS, leaderboards or str(Path(USER_RESULTS) / "leaderboards")
-    base.tracking.results_dir, base.tracking.sweep, base.tracking.wandb = (
-        results,
-        bench_sweep(method, profile),
-        wandb,
-    )
-    base.tracking.command = _command(words, rates, seeds, types, ablations)
-    if smoke:
-        return _smoke(base, grid)
-    workers = prof.get("workers", 1) if workers is None else workers
-    say_where(results, leaderboards)
-    return _against(
-        reference,
-        results,
-        run_grid(base, grid, leaderboards=leaderboards, workers=workers, cells=cells or "local"),
-    )
+    return grid
+
+
+def plan_methods(method: str, ablations: bool) -> list[str]:
+    """``method``, its plan's baselines and (``ablations``) its ablations, in that order."""
+    from fedbench.methods.registry import get_method
+
+    plan = get_method(method).plan
+    return list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
+
+
+def plan_cells(method: str, profile: str, ablations: bool = True) -> list:
+    """Every cell (run config) ``make bench METHOD=method PROFILE=profile`` runs on emoji."""
+    from fedbench.sweep import cell_configs
+
+    methods = plan_methods(method, ablations)
+    base = load_config(profile_config(profile))
+    grid = _plan_grid(base, method, profile, methods, None, None, None, None, None, None, None)
+    return cell_configs(base, grid)
 
 
 def _paper_table(

@@ -1,0 +1,122 @@
+"""The generated blocks of README.md and docs/*.md: numbers a page shows come from committed records
+through the generator its markers name, never by hand.
+
+    <!-- gen:NAME ARG ... -->
+    (generated markdown)
+    <!-- /gen:NAME -->
+
+    .venv/bin/python benchmarks/doc_blocks.py            # rewrite every block from the records
+    .venv/bin/python benchmarks/doc_blocks.py --check    # exit 1, naming each stale block
+
+Generators: ``fedprime-tables SWEEP`` (docs/fedprime.md: per missing type, one bench sweep's
+committed runs, benchmarks/fedprime_table.py), ``record-rounds`` (each plan's plateau round from
+the committed validation curves in results/curves, beside the rounds its BenchPlan records) and
+``record-sizing`` (the board of record's cells x rounds x measured seconds per round).
+tests/test_doc_blocks.py regenerates every block and compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+BLOCK = re.compile(
+    r"<!-- gen:(?P<name>[\w-]+)(?P<args>[^>]*?) -->\n(?P<body>.*?)<!-- /gen:(?P=name) -->", re.S
+)
+RESULTS = ROOT / "results"
+CURVES = RESULTS / "curves"
+
+
+def pages(root: Path = ROOT) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def fedprime_tables(sweep: str) -> str:
+    from benchmarks.fedprime_table import load_sweep, render
+
+    data = load_sweep(RESULTS, sweep)
+    if not data:
+        raise SystemExit(f"doc_blocks: no committed {sweep} runs in {RESULTS}/emoji")
+    return render(data)
+
+
+def record_rounds() -> str:
+    from benchmarks.record_plan import rounds_table
+
+    return rounds_table(CURVES)
+
+
+def record_sizing() -> str:
+    from benchmarks.record_plan import sizing_table
+
+    return sizing_table(CURVES)
+
+
+GENERATORS: dict[str, Callable[..., str]] = {
+    "fedprime-tables": fedprime_tables,
+    "record-rounds": record_rounds,
+    "record-sizing": record_sizing,
+}
+
+
+def blocks(text: str) -> list[re.Match]:
+    return list(BLOCK.finditer(text))
+
+
+def generate(match: re.Match) -> str:
+    name, args = match["name"], match["args"].split()
+    if name not in GENERATORS:
+        raise SystemExit(f"doc_blocks: no generator named {name!r} (have: {', '.join(GENERATORS)})")
+    return GENERATORS[name](*args).strip() + "\n"
+
+
+def rewrite(text: str) -> str:
+    """``text`` with every block's body replaced by its generator's output."""
+    out, at = [], 0
+    for m in blocks(text):
+        out += [text[at : m.start("body")], generate(m)]
+        at = m.end("body")
+    return "".join(out) + text[at:]
+
+
+def stale(root: Path = ROOT) -> list[str]:
+    """'page: block' for every block whose body differs from what its generator writes now."""
+    found = []
+    for page in pages(root):
+        text = page.read_text()
+        for m in blocks(text):
+            if m["body"] != generate(m):
+                found.append(f"{page.relative_to(root)}: gen:{m['name']}{m['args']}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="only report stale blocks (exit 1 if any)")
+    ns = ap.parse_args(argv)
+    if ns.check:
+        bad = stale()
+        for line in bad:
+            print(f"stale: {line} (run python benchmarks/doc_blocks.py)")
+        return 1 if bad else 0
+    from fedbench.safe_io import atomic_write_text
+
+    for page in pages():
+        text = page.read_text()
+        if blocks(text):
+            new = rewrite(text)
+            if new != text:
+                atomic_write_text(page, new)
+                print(f"doc_blocks: wrote {page.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
