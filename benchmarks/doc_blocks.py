@@ -11,7 +11,8 @@ through the generator its markers name, never by hand.
 Generators: ``fedprime-tables SWEEP`` (docs/fedprime.md: per missing type, one bench sweep's
 committed runs, benchmarks/fedprime_table.py), ``record-rounds`` (each plan's plateau round from
 the committed validation curves in results/curves, beside the rounds its BenchPlan records) and
-``record-sizing`` (the board of record's cells x rounds x measured seconds per round).
+``record-sizing`` (the board of record's cells x rounds x measured seconds per round) and
+``record-status`` (its cells committed so far, per plan).
 tests/test_doc_blocks.py regenerates every block and compares.
 """
 
@@ -59,7 +60,14 @@ def record_sizing() -> str:
     return sizing_table(CURVES)
 
 
+def record_status() -> str:
+    from benchmarks.record_plan import status_table
+
+    return status_table(RESULTS)
+
+
 GENERATORS: dict[str, Callable[..., str]] = {
+    "record-status": record_status,
     "fedprime-tables": fedprime_tables,
     "record-rounds": record_rounds,
     "record-sizing": record_sizing,

@@ -1,0 +1,137 @@
+"""The board of record's plan, from the committed validation curves (results/curves): each plan's
+rounds under the plateau rule (fedbench/tracking/curves.py) and its size (cells x rounds x the
+seconds per round the curve runs measured) and how much of it is committed, as markdown tables
+for the docs (benchmarks/doc_blocks.py).
+
+    .venv/bin/python benchmarks/record_plan.py            # both tables
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DATASET = "emoji"
+PLANS = ("fedavg", "fedprime", "ppt", "fedmvp")  # the four bench plans, by their method
+
+
+def plan_of(sweep: str) -> str:
+    """The plan's method of a bench sweep name (``bench-<method>-<profile>``)."""
+    return sweep.split("-", 1)[1].rsplit("-", 1)[0]
+
+
+def curve_records(curves: Path) -> list[dict]:
+    from fedbench.tracking.record_file import read_records
+
+    return list(read_records(curves, DATASET).own)
+
+
+def plateaus(curves: Path) -> dict[str, dict]:
+    """{plan method: plan_rounds' entry (per-curve plateau rounds, the plan's rounds)}."""
+    from fedbench.tracking.curves import plan_rounds
+
+    return {plan_of(section): found for section, found in plan_rounds(curve_records(curves), DATASET).items()}
+
+
+def rounds_table(curves: Path) -> str:
+    from fedbench.methods.registry import get_method
+
+    found = plateaus(curves)
+    runs = curve_records(curves)
+    head = ["plan", "curve rounds", "curves", "latest plateau (method, setting)", "record rounds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for plan in PLANS:
+        chosen = get_method(plan).plan.record_rounds
+        if plan not in found:
+            lines.append(f"| {plan} | – | none drawn | – | {chosen or 'not chosen'} |")
+            continue
+        curves_of = found[plan]["curves"]
+        lengths = sorted({len(r["rounds"]) for r in runs if plan_of(r["sweep"]) == plan})
+        done = {cell: r for cell, r in curves_of.items() if r is not None}
+        climbing = [f"{m} ({s.label})" for (s, m), r in curves_of.items() if r is None]
+        if climbing:
+            latest = "still climbing: " + ", ".join(sorted(climbing))
+        else:
+            (setting, method), r = max(done.items(), key=lambda kv: (kv[1], kv[0][1]))
+            latest = f"{r} ({method}, {setting.label})"
+        lines.append(
+            f"| {plan} | {', '.join(map(str, lengths))} | {len(curves_of)} | {latest} | "
+            f"{chosen if chosen is not None else 'not chosen'} |"
+        )
+    return "\n".join(lines)
+
+
+def seconds_per_round(curves: Path) -> dict[tuple[str, str], float]:
+    """{(plan, method): mean over its curve runs of wall time / rounds} (setup and test included)."""
+    per: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in curve_records(curves):
+        per[plan_of(r["sweep"]), r["method"]].append(r["wall_time_s"] / len(r["rounds"]))
+    return {key: sum(v) / len(v) for key, v in per.items()}
+
+
+def sizing_table(curves: Path) -> str:
+    from fedbench.bench import plan_cells
+    from fedbench.methods.registry import get_method
+
+    speed = seconds_per_round(curves)
+    head = ["plan", "cells (methods x settings x 5 seeds)", "rounds", "s per round (curve runs)", "CPU-hours"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    total = 0.0
+    for plan in PLANS:
+        rounds = get_method(plan).plan.record_rounds
+        if rounds is None:
+            lines.append(f"| {plan} | – | not chosen | – | – |")
+            continue
+        cells = plan_cells(plan, "record")
+        missing = sorted({c.method.name for c in cells} - {m for p, m in speed if p == plan})
+        if missing:
+            lines.append(f"| {plan} | {len(cells)} | {rounds} | no curve for {', '.join(missing)} | – |")
+            continue
+        seconds = sum(speed[plan, c.method.name] * c.federation.rounds for c in cells)
+        total += seconds
+        span = sorted(speed[plan, m] for m in {c.method.name for c in cells})
+        lines.append(
+            f"| {plan} | {len(cells)} | {rounds} | {span[0]:.1f}-{span[-1]:.1f} | {seconds / 3600:.1f} |"
+        )
+    lines.append(f"| all | | | | {total / 3600:.1f} |")
+    return "\n".join(lines)
+
+
+def status_table(results: Path) -> str:
+    """Per plan: the record cells committed in ``results`` against the cells its plan runs."""
+    import json
+
+    from fedbench.bench import plan_cells
+    from fedbench.methods.registry import bench_sweep, get_method
+
+    done: dict[str, int] = defaultdict(int)
+    for path in sorted((results / DATASET).glob("*.json")):
+        rec = json.loads(path.read_text())
+        if rec.get("status") == "ok":
+            done[rec.get("sweep")] += 1
+    head = ["plan", "board section", "cells finished", "cells in the plan"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for plan in PLANS:
+        section = bench_sweep(plan, "record")
+        total = len(plan_cells(plan, "record")) if get_method(plan).plan.record_rounds is not None else "–"
+        lines.append(f"| {plan} | {section} | {done[section]} | {total} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    curves = ROOT / "results" / "curves"
+    print(rounds_table(curves))
+    print()
+    print(sizing_table(curves))
+    print()
+    print(status_table(ROOT / "results"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The board of record's rounds and size (benchmarks/record_plan.py) against the committed
+validation curves in results/curves, recomputed here by hand."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from benchmarks import record_plan
+
+CURVES = Path(__file__).resolve().parents[1] / "results" / "curves" / "emoji"
+
+
+def curve_files() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(CURVES.glob("*.json"))]
+
+
+def plateau_by_hand(values: list[float], window: int = 5, tolerance: float = 0.01) -> int | None:
+    """docs/board-of-record.md's rule, written out: the first round whose trailing 5-round mean is
+    within a point of the best such mean; None when that round is in the curve's last 5."""
+    means = [sum(values[end - window : end]) / window for end in range(window, len(values) + 1)]
+    best = max(means)
+    first = next(i for i, m in enumerate(means) if m >= best - tolerance) + window
+    return None if first > len(values) - window else first
+
+
+def setting_of(rec: dict) -> str:
+    cfg = rec["config"]
+    return json.dumps([cfg["missing"], cfg["partition"]], sort_keys=True)
+
+
+def test_each_plans_record_rounds_is_the_latest_plateau_of_its_committed_curves():
+    from fedbench.methods.registry import get_method
+
+    curves = defaultdict(lambda: defaultdict(list))  # plan -> (setting, method) -> [val per round]
+    for rec in curve_files():
+        assert rec["seed"] == 0 and rec["status"] == "ok"
+        curves[record_plan.plan_of(rec["sweep"])][setting_of(rec), rec["method"]].append(
+            [r["val"]["accuracy"] for r in rec["rounds"]]
+        )
+    assert curves, "no committed validation curves under results/curves/emoji"
+    for plan in record_plan.PLANS:
+        chosen = get_method(plan).plan.record_rounds
+        if plan not in curves:
+            assert chosen is None, f"{plan}: record_rounds set without committed curves"
+            continue
+        plateaus = [plateau_by_hand(series[0]) for series in curves[plan].values()]
+        expected = None if None in plateaus else max(plateaus)
+        assert chosen == expected, f"{plan}: record_rounds {chosen}, curves say {expected}"
+
+
+def test_every_method_of_a_chosen_plan_has_a_curve():
+    from fedbench.bench import plan_methods
+    from fedbench.methods.registry import get_method
+
+    drawn = defaultdict(set)
+    for rec in curve_files():
+        drawn[record_plan.plan_of(rec["sweep"])].add(rec["method"])
+    for plan in record_plan.PLANS:
+        if get_method(plan).plan.record_rounds is not None:
+            assert set(plan_methods(plan, ablations=True)) <= drawn[plan], plan
+
+
+def test_the_sizing_table_is_cells_times_rounds_times_measured_seconds():
+    from fedbench.methods.registry import get_method
+
+    table = record_plan.sizing_table(CURVES.parent)
+    rows = {
+        ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:-1]] for ln in table.splitlines()[2:]
+    }
+    chosen = [p for p in record_plan.PLANS if get_method(p).plan.record_rounds is not None]
+    if not chosen:
+        pytest.skip("no plan has its record rounds yet")
+    per_round = defaultdict(list)
+    for rec in curve_files():
+        per_round[record_plan.plan_of(rec["sweep"]), rec["method"]].append(
+            rec["wall_time_s"] / len(rec["rounds"])
+        )
+    for plan in chosen:
+        plan_spec = get_method(plan).plan
+        methods = {plan, *plan_spec.baselines, *plan_spec.ablations}
+        cells = len(methods) * SETTINGS[plan] * 5
+        assert rows[plan][0] == str(cells)
+        rounds = plan_spec.record_rounds
+        seconds = sum(
+            SETTINGS[plan] * 5 * rounds * sum(per_round[plan, m]) / len(per_round[plan, m]) for m in methods
+        )
+        assert rows[plan][3] == f"{seconds / 3600:.1f}"
+
+
+# each plan's settings, counted by hand from its BenchPlan's quick profile: FedAvg's three missing
+# rates, FedPrime's three missing types, PPT's three partitions, FedMVP's three rates x two partitions
+SETTINGS = {"fedavg": 3, "fedprime": 3, "ppt": 3, "fedmvp": 6}
