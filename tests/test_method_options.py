@@ -33,7 +33,8 @@ CASES = [
     ("fedprox", {"mu": -0.1}, "method.options.mu: must be >= 0, got -0.1; try 0.01"),
     ("fedmsplit", {"prox_lambda": -1.0}, "method.options.prox_lambda: must be >= 0, got -1.0; try 0.01"),
     # PPT's VPT baselines and pFedPG
-    ("fedavg-pt", {"n_tokens": 0}, "method.options.n_tokens: must be >= 1, got 0; try 10"),
+    ("fedavg-pt", {"n_tokens": -1}, "method.options.n_tokens: must be >= 0, got -1; try 10"),
+    ("gmm-pt", {"n_tokens": 0}, "method.options.n_tokens: must be >= 1, got 0; try 10"),
     ("fedavg-pt", {"adaptor_width": 0}, "method.options.adaptor_width: must be >= 1, got 0; try 512"),
     (
         "fedavg-pt",

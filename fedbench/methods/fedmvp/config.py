@@ -30,7 +30,8 @@ class FedMVPOptions:
         encoder's cross-attention tokens (256), as the official code.
     num_heads: heads of the image self-attention and the two cross-attentions (4); the joint
         layers use twice as many (8), as the official code.
-    joint_layers: transformer layers over the fused tokens (3).
+    joint_layers: transformer layers over the fused tokens (3; 0: the cross-attention fusion alone,
+        normalised, the probe of what the joint layers add).
     dropout: dropout inside the residual classifier (0.1).
     fusion: how the two cross-attention streams are joined. "tokens" concatenates them token by
         token to 2 * embed_dim (official; needs as many image tokens as text tokens and
@@ -118,13 +119,18 @@ class FedMVPOptions:
     IDENTITY_NEUTRAL = {"joint_image": "tokens", "pixel_size": 224, "patch_size": 16, "image_head": "trained"}
 
     def validate(self) -> FedMVPOptions:
-        for name, default in (("latent_dim", 512), ("embed_dim", 256), ("num_heads", 4), ("joint_layers", 3)):
+        for name, default, low in (
+            ("latent_dim", 512, 1),
+            ("embed_dim", 256, 1),
+            ("num_heads", 4, 1),
+            ("joint_layers", 3, 0),
+        ):
             value = getattr(self, name)
             if not isinstance(value, int):
                 raise ConfigError(
-                    f"method.options.{name}: must be an integer >= 1, got {value!r}; try {default}"
+                    f"method.options.{name}: must be an integer >= {low}, got {value!r}; try {default}"
                 )
-            checks.at_least(f"method.options.{name}", value, 1, str(default))
+            checks.at_least(f"method.options.{name}", value, low, str(default))
         for name, width in (("embed_dim", self.embed_dim), ("latent_dim", self.latent_dim)):
             heads = self.num_heads * (2 if name == "latent_dim" else 1)
             if width % heads:

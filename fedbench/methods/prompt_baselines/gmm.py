@@ -37,6 +37,8 @@ class GMMPTOptions(VPTOptions):
 
     def validate(self) -> None:
         super().validate()
+        # the server fits its mixture to the clients' prompt tokens: it needs some
+        checks.at_least("method.options.n_tokens", self.n_tokens, 1, "10")
         checks.choice("method.options.covariance_type", self.covariance_type, COVARIANCE_TYPES)
         checks.at_least("method.options.max_iter", self.max_iter, 1, "100")
 

@@ -31,7 +31,8 @@ PROMPTS_KEY = "prompts"
 
 @dataclass
 class VPTOptions:
-    """n_tokens: shallow prompt tokens (PFPT 10); adaptor_width, adaptor_dropout: the head (512, 0.5)."""
+    """n_tokens: shallow prompt tokens (PFPT 10; 0: no prompts, the adaptor head alone on the frozen
+    read-out, the probe of what the prompts add); adaptor_width, adaptor_dropout: the head (512, 0.5)."""
 
     n_tokens: int = 10
     adaptor_width: int = 512
@@ -40,7 +41,7 @@ class VPTOptions:
     TEST_OPTIONS = {"n_tokens": 2, "adaptor_width": 16}
 
     def validate(self) -> None:
-        checks.at_least("method.options.n_tokens", self.n_tokens, 1, "10")
+        checks.at_least("method.options.n_tokens", self.n_tokens, 0, "10")
         checks.at_least("method.options.adaptor_width", self.adaptor_width, 1, "512")
         checks.within(
             "method.options.adaptor_dropout", self.adaptor_dropout, 0.0, 1.0, open_hi=True, hint="0.5"
