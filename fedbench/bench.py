@@ -115,7 +115,7 @@ def bench(
             cells=cells,
             rounds=rounds,
         )
-    grid = _plan_grid(
+    grid = plan_grid(
         base, method, profile, methods, rates, seeds, types, executor, precision, accelerator, rounds
     )
     reference = REFERENCE  # the committed records the committed boards are made of
@@ -137,7 +137,7 @@ def bench(
     )
 
 
-def _plan_grid(base, method, profile, methods, rates, seeds, types, executor, precision, accelerator, rounds):
+def plan_grid(base, method, profile, methods, rates, seeds, types, executor, precision, accelerator, rounds):
     """The emoji plan's grid under ``profile``; sets the plan's protocol and overrides on ``base``."""
     from fedbench.methods.registry import get_method
 
@@ -178,7 +178,7 @@ def plan_cells(method: str, profile: str, ablations: bool = True) -> list:
 
     methods = plan_methods(method, ablations)
     base = load_config(profile_config(profile))
-    grid = _plan_grid(base, method, profile, methods, None, None, None, None, None, None, None)
+    grid = plan_grid(base, method, profile, methods, None, None, None, None, None, None, None)
     return cell_configs(base, grid)
 
 
