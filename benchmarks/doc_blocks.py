@@ -12,7 +12,10 @@ Generators: ``fedprime-tables SWEEP`` (docs/fedprime.md: per missing type, one b
 committed runs, benchmarks/fedprime_table.py), ``record-rounds`` (each plan's plateau round from
 the committed validation curves in results/curves, beside the rounds its BenchPlan records) and
 ``record-sizing`` (the board of record's cells x rounds x measured seconds per round) and
-``record-status`` (its cells committed so far, per plan).
+``record-status`` (its cells committed so far, per plan), ``ppt-tables SWEEP`` and
+``fedmvp-tables SWEEP`` (docs/ppt.md, docs/fedmvp.md: benchmarks/method_pages.py), and the
+small statements of benchmarks/doc_numbers.py (``quick-bench-times``, ``full-profile-cost``,
+``requirement-peaks``).
 tests/test_doc_blocks.py regenerates every block and compares.
 """
 
@@ -66,7 +69,33 @@ def record_status() -> str:
     return status_table(RESULTS)
 
 
+def ppt_tables(sweep: str) -> str:
+    from benchmarks.method_pages import ppt_tables as tables
+
+    return tables(sweep)
+
+
+def fedmvp_tables(sweep: str) -> str:
+    from benchmarks.method_pages import fedmvp_tables as tables
+
+    return tables(sweep)
+
+
+def numbers(name: str) -> Callable[[], str]:
+    def generate() -> str:
+        import benchmarks.doc_numbers as doc_numbers
+
+        return getattr(doc_numbers, name)()
+
+    return generate
+
+
 GENERATORS: dict[str, Callable[..., str]] = {
+    "quick-bench-times": numbers("quick_bench_times"),
+    "full-profile-cost": numbers("full_profile_cost"),
+    "requirement-peaks": numbers("requirement_peaks"),
+    "ppt-tables": ppt_tables,
+    "fedmvp-tables": fedmvp_tables,
     "record-status": record_status,
     "fedprime-tables": fedprime_tables,
     "record-rounds": record_rounds,

@@ -78,3 +78,14 @@ def test_load_sweep_keeps_only_that_sweep(tmp_path):
         (folder / f"{i}.json").write_text(json.dumps({**base, "sweep": sweep, "i": i}))
     data = fedprime_table.load_sweep(tmp_path, "bench-a-quick")
     assert [r["i"] for r in data["text"]["fedavg"]] == [0, 2]
+
+
+def test_the_committed_board_is_what_the_committed_records_give(tmp_path):
+    """leaderboards/emoji.md regenerates byte for byte from results/ (as `make leaderboard`)."""
+    from fedbench.sweep import regenerate_leaderboard
+
+    root = doc_blocks.ROOT
+    made = regenerate_leaderboard(str(root / "results"), str(tmp_path), "emoji", None)
+    assert made.read_text() == (root / "leaderboards" / "emoji.md").read_text(), (
+        "leaderboards/emoji.md is stale: run make leaderboard and commit it with the records"
+    )
