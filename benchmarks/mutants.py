@@ -7,6 +7,12 @@ a survivor without a reason is marked **unexplained**. Not part of `make test` (
 tests once per mutant: an hour or more on 2 cores).
 
     .venv/bin/python benchmarks/mutants.py [--skip-run]    # --skip-run: render from the last run
+    .venv/bin/python benchmarks/mutants.py --from-snapshot # the page from the committed snapshot
+
+mutmut's own results live in the git-ignored mutants/ folder, so each run also writes what the page
+is made of (counts per module, the survivors with their status and diff) to
+docs/mutants-results.json, which is committed; tests/test_mutants_page.py renders the page from it
+with the committed reasons and compares.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REASONS = ROOT / "docs" / "mutants-reasons.yaml"
 PAGE = ROOT / "docs" / "mutants.md"
+SNAPSHOT = ROOT / "docs" / "mutants-results.json"
 TARGET = 0.90
 
 
@@ -128,27 +135,51 @@ def render(
     return "\n".join(lines).rstrip() + "\n"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--skip-run", action="store_true")
-    args = ap.parse_args()
-    import yaml
-
-    from fedbench.safe_io import atomic_write_text
-
-    seconds = None
-    if not args.skip_run:
-        t = time.time()
-        print("mutants: mutmut run (this takes a while)", flush=True)
-        subprocess.run([str(Path(sys.executable).with_name("mutmut")), "run"], cwd=ROOT, check=False)
-        seconds = time.time() - t
+def snapshot(seconds: float | None) -> dict:
+    """What the page is made of, from mutmut's results in mutants/."""
     mutmut("export-cicd-stats")
     stats = json.loads((ROOT / "mutants" / "mutmut-cicd-stats.json").read_text())
     left = survivors()
-    diffs = diffs_of(left)
-    reasons = yaml.safe_load(REASONS.read_text()) if REASONS.is_file() else {}
-    atomic_write_text(PAGE, render(stats, left, reasons or {}, diffs, seconds, by_file()))
-    print(f"mutants: wrote {PAGE} ({shlex.quote(str(len(left)))} survivors)")
+    return {
+        "stats": stats,
+        "left": left,
+        "diffs": diffs_of(left),
+        "seconds": seconds,
+        "files": {module: dict(sorted(c.items())) for module, c in sorted(by_file().items())},
+    }
+
+
+def page_of(snap: dict, reasons: dict[str, str]) -> str:
+    files = {module: Counter(c) for module, c in snap["files"].items()}
+    return render(snap["stats"], snap["left"], reasons, snap["diffs"], snap["seconds"], files)
+
+
+def load_reasons() -> dict[str, str]:
+    import yaml
+
+    return (yaml.safe_load(REASONS.read_text()) if REASONS.is_file() else {}) or {}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-run", action="store_true")
+    ap.add_argument("--from-snapshot", action="store_true", help="render from docs/mutants-results.json only")
+    args = ap.parse_args()
+    from fedbench.safe_io import atomic_write_text
+
+    if args.from_snapshot:
+        snap = json.loads(SNAPSHOT.read_text())
+    else:
+        seconds = None
+        if not args.skip_run:
+            t = time.time()
+            print("mutants: mutmut run (this takes a while)", flush=True)
+            subprocess.run([str(Path(sys.executable).with_name("mutmut")), "run"], cwd=ROOT, check=False)
+            seconds = time.time() - t
+        snap = snapshot(seconds)
+        atomic_write_text(SNAPSHOT, json.dumps(snap, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(PAGE, page_of(snap, load_reasons()))
+    print(f"mutants: wrote {PAGE} ({shlex.quote(str(len(snap['left'])))} survivors)")
 
 
 if __name__ == "__main__":
