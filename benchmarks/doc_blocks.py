@@ -90,7 +90,27 @@ def numbers(name: str) -> Callable[[], str]:
     return generate
 
 
+def probes(name: str) -> Callable[[], str]:
+    def generate() -> str:
+        import benchmarks.method_pages as method_pages
+
+        return getattr(method_pages, name)()
+
+    return generate
+
+
+def matcher_table(name: str) -> str:
+    import json
+
+    from benchmarks.matcher_scenarios import table
+
+    return table(json.loads((RESULTS / "matcher" / f"{name}.json").read_text()))
+
+
 GENERATORS: dict[str, Callable[..., str]] = {
+    "matcher-table": matcher_table,
+    "ppt-probes": probes("ppt_probes"),
+    "fedmvp-probes": probes("fedmvp_probes"),
     "quick-bench-times": numbers("quick_bench_times"),
     "full-profile-cost": numbers("full_profile_cost"),
     "requirement-peaks": numbers("requirement_peaks"),

@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/matcher_scenarios.py            # the table in docs/matcher.md
     .venv/bin/python benchmarks/matcher_scenarios.py --quick    # a few rows, for a smoke check
     .venv/bin/python benchmarks/matcher_scenarios.py --stress   # rows outside the target
+    ... --out results/matcher/loops5.json   # also keep the figures: docs/matcher.md's tables are
+                                            # generated from these files (benchmarks/doc_blocks.py)
 
 Each row is one seeded scenario (fedbench.aggregation.matching_scenarios); each column a matcher
 setting, given the prompts the way its caller would give them:
@@ -22,7 +24,9 @@ the defaults; --outer-loops 50 (PPT) costs about ten times as much per row, so p
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -80,6 +84,56 @@ def grid(quick: bool, blocks: str | None, stress: bool = False) -> list[dict]:
     return [dict(b, noise=r, scale=s) for b in every for r in noises for s in scales]
 
 
+def measure(specs: list[dict], settings: list[str], outer_loops: int, seed: int) -> dict:
+    """Every row's recovered K and ARI per setting, with what it took."""
+    rows, start = [], time.perf_counter()
+    for spec in specs:
+        scenario = make_scenario(**spec, seed=seed)
+        cells = {s: list(run(s, scenario, outer_loops, seed)) for s in settings}
+        rows.append(
+            {"scenario": scenario.name, "held": scenario.k_held, "noise": spec["noise"], "cells": cells}
+        )
+        print(table_row(rows[-1], settings), flush=True)
+    return {
+        "outer_loops": outer_loops,
+        "seed": seed,
+        "settings": settings,
+        "rows": rows,
+        "seconds": round(time.perf_counter() - start),
+    }
+
+
+def _good(row: dict, setting: str) -> bool:
+    return abs(row["cells"][setting][0] - row["held"]) <= 0.2 * row["held"]
+
+
+def table_row(row: dict, settings: list[str]) -> str:
+    cells = [
+        f"{row['cells'][s][0]}{'' if _good(row, s) else '*'} / {row['cells'][s][1]:.2f}" for s in settings
+    ]
+    return f"| {row['scenario']} | {row['held']} | " + " | ".join(cells) + " |"
+
+
+def table(data: dict) -> str:
+    """The markdown table and its summary lines (within 20% of the held K, overall and at rho < 0.5)."""
+    settings, rows = data["settings"], data["rows"]
+    half = [r for r in rows if r["noise"] < 0.5]
+    lines = [
+        f"outer_loops={data['outer_loops']} seed={data['seed']}; cells: recovered K / ARI "
+        f"(* = off by > 20%); {data['seconds']} s",
+        "",
+        "| scenario | held K | " + " | ".join(settings) + " |",
+        "|---|---|" + "---|" * len(settings),
+        *(table_row(r, settings) for r in rows),
+        "",
+        "within 20%: " + ", ".join(f"{s} {sum(_good(r, s) for r in rows)}/{len(rows)}" for s in settings),
+        "",
+        "within 20% at rho < 0.5: "
+        + ", ".join(f"{s} {sum(_good(r, s) for r in half)}/{len(half)}" for s in settings),
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -90,29 +144,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--blocks", help="comma-separated indices into grid()'s blocks (default: all)")
+    parser.add_argument("--out", type=Path, default=None, help="a JSON file for the figures")
     args = parser.parse_args()
     torch.set_num_threads(1)
     settings = args.settings.split(",")
-    print(f"outer_loops={args.outer_loops} seed={args.seed}; cells: recovered K / ARI (* = off by > 20%)\n")
-    print("| scenario | held K | " + " | ".join(settings) + " |")
-    print("|---|---|" + "---|" * len(settings))
-    start, ok = time.perf_counter(), dict.fromkeys(settings, 0)
-    ok_half, rows_half = dict.fromkeys(settings, 0), 0
-    specs = grid(args.quick, args.blocks, args.stress)
-    for spec in specs:
-        scenario = make_scenario(**spec, seed=args.seed)
-        cells = []
-        for setting in settings:
-            found, ari = run(setting, scenario, args.outer_loops, args.seed)
-            good = abs(found - scenario.k_held) <= 0.2 * scenario.k_held
-            ok[setting] += good
-            ok_half[setting] += good and spec["noise"] < 0.5
-            cells.append(f"{found}{'' if good else '*'} / {ari:.2f}")
-        rows_half += spec["noise"] < 0.5
-        print(f"| {scenario.name} | {scenario.k_held} | " + " | ".join(cells) + " |", flush=True)
-    print("\nwithin 20%: " + ", ".join(f"{s} {ok[s]}/{len(specs)}" for s in settings))
-    print("within 20% at rho < 0.5: " + ", ".join(f"{s} {ok_half[s]}/{rows_half}" for s in settings))
-    print(f"{time.perf_counter() - start:.0f} s")
+    data = measure(grid(args.quick, args.blocks, args.stress), settings, args.outer_loops, args.seed)
+    print()
+    print(table(data))
+    if args.out is not None:
+        from fedbench.safe_io import atomic_write_text
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out, json.dumps(data, indent=1) + "\n")
 
 
 if __name__ == "__main__":

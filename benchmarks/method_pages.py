@@ -196,3 +196,104 @@ def fedmvp_tables(sweep: str) -> str:
     rows = [[at, *(paired(cells, at, "fedmvp", o, "complete") for o in others)] for at in settings]
     out += table(["setting", *(f"fedmvp - {o}" for o in others)], rows)
     return "\n".join(out)
+
+
+PROBES = RESULTS / "probes"
+
+
+def probe_cells(probe: str) -> dict[tuple[str, str], dict[int, dict]]:
+    """{(setting, method): {seed: record}} of one probe sweep (benchmarks/probes.py)."""
+    return by_cell(sweep_runs(f"probe-{probe}", PROBES))
+
+
+def across(a: dict, b: dict, at: str, method_a: str, method_b: str, condition: str, key=None) -> str:
+    """Mean ± std over shared seeds of (a's method_a - b's method_b) at setting ``at`` (n)."""
+    ra, rb = a.get((at, method_a), {}), b.get((at, method_b), {})
+
+    def value(rec):
+        return key(rec) if key else 100 * rec["final"][condition]["accuracy"]
+
+    diffs = [value(ra[s]) - value(rb[s]) for s in ra if s in rb]
+    return f"{mean_std(diffs)} ({len(diffs)})" if diffs else "–"
+
+
+def last_val(rec: dict) -> float:
+    return 100 * rec["rounds"][-1]["val"][rec["metric"]]
+
+
+def mean_pool(rec: dict) -> float:
+    return float(np.mean([x["pool_size"] for x in rec["rounds"]]))
+
+
+def ppt_probes() -> str:
+    base, push, bare = probe_cells("ppt-base"), probe_cells("ppt-push"), probe_cells("ppt-no-prompts")
+    settings = sorted({s for s, _ in base})
+    seeds = sorted({s for cell in base.values() for s in cell})
+    out = [
+        f"Quick settings, seeds {', '.join(map(str, seeds))} (`results/probes`); points ×100 (seeds paired):",
+        "",
+    ]
+    rows = []
+    for at in settings:
+        rows.append(
+            [
+                at,
+                across(push, base, at, "ppt", "ppt", "as_train"),
+                across(push, base, at, "ppt", "ppt", "", last_val),
+                across(push, base, at, "ppt", "ppt", "", mean_pool),
+                across(base, bare, at, "fedavg-pt", "fedavg-pt", "as_train"),
+                across(base, bare, at, "ppt", "fedavg-pt", "as_train"),
+                mean_std(
+                    [
+                        100 * r["final"]["as_train"]["accuracy"]
+                        for r in bare.get((at, "fedavg-pt"), {}).values()
+                    ]
+                ),
+            ]
+        )
+    out += table(
+        [
+            "setting",
+            "push - pull, test",
+            "push - pull, last val",
+            "push - pull, pool size",
+            "fedavg-pt - no prompts, test",
+            "ppt - no prompts, test",
+            "no prompts (head alone), test",
+        ],
+        rows,
+    )
+    return "\n".join(out)
+
+
+def fedmvp_probes() -> str:
+    base, flat = probe_cells("fedmvp-base"), probe_cells("fedmvp-no-joint-layers")
+    settings = sorted({s for s, _ in base})
+    seeds = sorted({s for cell in base.values() for s in cell})
+    out = [
+        f"Quick settings, seeds {', '.join(map(str, seeds))} (`results/probes`); points ×100 (seeds paired):",
+        "",
+    ]
+    rows = []
+    for at in settings:
+        spread = [weight_spread(r) for r in base.get((at, "fedmvp"), {}).values()]
+        rows.append(
+            [
+                at,
+                across(base, flat, at, "fedmvp", "fedmvp", "complete"),
+                across(base, flat, at, "fedmvp", "fedmvp", "as_train"),
+                across(base, base, at, "fedmvp", "fedmvp-fedavg", "complete"),
+                mean_std([s[1] for s in spread], 3),
+            ]
+        )
+    out += table(
+        [
+            "setting",
+            "1 joint layer - none, complete",
+            "1 joint layer - none, as_train",
+            "CKA - sample-count weights, complete",
+            "CKA weights' L1 from uniform",
+        ],
+        rows,
+    )
+    return "\n".join(out)
