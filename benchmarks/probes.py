@@ -34,7 +34,7 @@ def sweep_name(probe: str) -> str:
 
 
 def run_probe(name: str, workers: int = 1) -> list[dict]:
-    from fedbench.bench import plan_grid, profile_config
+    from fedbench.bench_plans import plan_grid, profile_config
     from fedbench.sweep import load_config, run_grid
 
     plan, rates, options = PROBES[name]

@@ -75,7 +75,7 @@ def seconds_per_round(curves: Path) -> dict[tuple[str, str], float]:
 
 
 def sizing_table(curves: Path) -> str:
-    from fedbench.bench import plan_cells
+    from fedbench.bench_plans import plan_cells
     from fedbench.methods.registry import get_method
 
     speed = seconds_per_round(curves)
@@ -106,7 +106,7 @@ def status_table(results: Path) -> str:
     """Per plan: the record cells committed in ``results`` against the cells its plan runs."""
     import json
 
-    from fedbench.bench import plan_cells
+    from fedbench.bench_plans import plan_cells
     from fedbench.methods.registry import bench_sweep, get_method
 
     done: dict[str, int] = defaultdict(int)

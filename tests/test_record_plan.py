@@ -53,7 +53,7 @@ def test_each_plans_record_rounds_is_the_latest_plateau_of_its_committed_curves(
 
 
 def test_every_method_of_a_chosen_plan_has_a_curve():
-    from fedbench.bench import plan_methods
+    from fedbench.bench_plans import plan_methods
     from fedbench.methods.registry import get_method
 
     drawn = defaultdict(set)

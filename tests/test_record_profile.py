@@ -87,5 +87,5 @@ def test_an_unknown_profile_names_the_profiles(monkeypatch):
 
 
 def test_the_boards_sections_and_the_bench_know_the_same_profiles():
-    assert tuple(bench_module.PROFILES) == registry.BENCH_PROFILES
+    assert tuple(bench_module.PROFILES) == registry.BENCH_PROFILES  # bench reads bench_plans.PROFILES
     assert "bench-fedprime-record" in registry.plan_sections("fedprime")

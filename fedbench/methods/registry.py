@@ -55,7 +55,7 @@ class BenchPlan:
         return {**quick, "overrides": overrides}
 
 
-# the bench profiles (fedbench/bench.py PROFILES): quick is the smoke benchmark, record the board of
+# the bench profiles (fedbench/bench_plans.py PROFILES): quick is the smoke benchmark, record the board of
 # record (quick's model and federation at converged rounds, 5 seeds), full the larger federation
 BENCH_PROFILES = ("quick", "record", "full")
 # what each profile's board section is for, shown under its heading

@@ -1,0 +1,97 @@
+"""The bench profiles and what a plan runs under each: the cells of ``make bench METHOD=X
+PROFILE=P`` on the embedded emoji benchmark (used by :mod:`fedbench.bench` and by the sizing and
+probe scripts under benchmarks/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fedbench.errors import ConfigError
+from fedbench.sweep import Grid, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+_QUICK = {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1], "workers": 2}
+PROFILES = {
+    "quick": _QUICK,  # the smoke benchmark: about 20 minutes on 2 CPU cores
+    # the board of record: each plan's quick settings for its BenchPlan.record_rounds, on 5 seeds
+    "record": {**_QUICK, "seeds": [0, 1, 2, 3, 4]},
+    "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
+}
+
+
+def profile_config(profile: str) -> Path:
+    """The profile's YAML, from the current folder or else beside the installed package."""
+    return repo_file(PROFILES[profile]["config"], f"PROFILE={profile}")
+
+
+def repo_file(rel: str, what: str = "the paper's table") -> Path:
+    for path in (Path(rel), REPO / rel):
+        if path.is_file():
+            return path
+    raise ConfigError(
+        f"{what}: {rel} is not in this folder or beside the package; run from the fedbench repository"
+    )
+
+
+def plan_grid(base, method, profile, methods, rates, seeds, types, executor, precision, accelerator, rounds):
+    """The emoji plan's grid under ``profile``; sets the plan's protocol and overrides on ``base``."""
+    from fedbench.methods.registry import get_method
+
+    plan, prof = get_method(method).plan, PROFILES[profile]
+    run_settings(base, executor, precision, accelerator)
+    base.missing.protocol = plan.protocol
+    base.method.name = method
+    plan_profile = plan.profile(profile)
+    for section, values in plan_profile.get("overrides", {}).items():
+        for key, value in values.items():
+            setattr(getattr(base, section), key, value)
+    set_rounds(base, rounds)
+    axes = {
+        "missing.type": types or list(plan.types),
+        "missing.rate": rates or plan_profile.get("rates", prof["rates"]),
+    }
+    axes |= plan_profile.get("axes", {})
+    grid = Grid(
+        methods=methods,
+        seeds=seeds if seeds is not None else plan_profile.get("seeds", prof["seeds"]),
+        axes=axes,
+        per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()},
+    )
+    return grid
+
+
+def plan_methods(method: str, ablations: bool) -> list[str]:
+    """``method``, its plan's baselines and (``ablations``) its ablations, in that order."""
+    from fedbench.methods.registry import get_method
+
+    plan = get_method(method).plan
+    return list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
+
+
+def plan_cells(method: str, profile: str, ablations: bool = True) -> list:
+    """Every cell (run config) ``make bench METHOD=method PROFILE=profile`` runs on emoji."""
+    from fedbench.sweep import cell_configs
+
+    methods = plan_methods(method, ablations)
+    base = load_config(profile_config(profile))
+    grid = plan_grid(base, method, profile, methods, None, None, None, None, None, None, None)
+    return cell_configs(base, grid)
+
+
+def run_settings(base, executor: str | None, precision: str | None, accelerator: str | None = None) -> None:
+    """EXECUTOR= (where each run's clients run), PRECISION= and ACCELERATOR= on the base config
+    (checked with every cell's config)."""
+    if executor:
+        base.executor.name = executor
+    if precision:
+        base.train.precision = precision
+    if accelerator:
+        base.train.accelerator = accelerator
+
+
+def set_rounds(base, rounds: int | None) -> None:
+    """ROUNDS= on the base config, after the plan's or table's own settings."""
+    if rounds is not None:
+        if rounds < 1:
+            raise ConfigError(f"ROUNDS={rounds}: the number of federated rounds must be at least 1")
+        base.federation.rounds = rounds
