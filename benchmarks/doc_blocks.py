@@ -107,8 +107,22 @@ def matcher_table(name: str) -> str:
     return table(json.loads((RESULTS / "matcher" / f"{name}.json").read_text()))
 
 
+def matcher_summary(*names: str) -> str:
+    """The summary lines of each named run (e.g. the held-out seeds), one paragraph per run."""
+    import json
+
+    from benchmarks.matcher_scenarios import summary
+
+    out = []
+    for name in names:
+        data = json.loads((RESULTS / "matcher" / f"{name}.json").read_text())
+        out += [f"seed {data['seed']}, {data['outer_loops']} outer loops:", "", *summary(data), ""]
+    return "\n".join(out)
+
+
 GENERATORS: dict[str, Callable[..., str]] = {
     "matcher-table": matcher_table,
+    "matcher-summary": matcher_summary,
     "ppt-probes": probes("ppt_probes"),
     "fedmvp-probes": probes("fedmvp_probes"),
     "quick-bench-times": numbers("quick_bench_times"),
@@ -157,6 +171,7 @@ def stale(root: Path = ROOT) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only report stale blocks (exit 1 if any)")
+    ap.add_argument("pages", nargs="*", type=Path, help="only these pages (default: README.md and docs/*.md)")
     ns = ap.parse_args(argv)
     if ns.check:
         bad = stale()
@@ -165,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if bad else 0
     from fedbench.safe_io import atomic_write_text
 
-    for page in pages():
+    for page in [p.resolve() for p in ns.pages] or pages():
         text = page.read_text()
         if blocks(text):
             new = rewrite(text)

@@ -91,7 +91,13 @@ def measure(specs: list[dict], settings: list[str], outer_loops: int, seed: int)
         scenario = make_scenario(**spec, seed=seed)
         cells = {s: list(run(s, scenario, outer_loops, seed)) for s in settings}
         rows.append(
-            {"scenario": scenario.name, "held": scenario.k_held, "noise": spec["noise"], "cells": cells}
+            {
+                "scenario": scenario.name,
+                "held": scenario.k_held,
+                "noise": spec["noise"],
+                "spec": spec,
+                "cells": cells,
+            }
         )
         print(table_row(rows[-1], settings), flush=True)
     return {
@@ -114,22 +120,32 @@ def table_row(row: dict, settings: list[str]) -> str:
     return f"| {row['scenario']} | {row['held']} | " + " | ".join(cells) + " |"
 
 
-def table(data: dict) -> str:
-    """The markdown table and its summary lines (within 20% of the held K, overall and at rho < 0.5)."""
+def summary(data: dict) -> list[str]:
+    """Per setting: rows within 20% of the held K, overall and at rho < 0.5, and the lowest ARI."""
     settings, rows = data["settings"], data["rows"]
     half = [r for r in rows if r["noise"] < 0.5]
+    return [
+        "within 20%: " + ", ".join(f"{s} {sum(_good(r, s) for r in rows)}/{len(rows)}" for s in settings),
+        "",
+        "within 20% at rho < 0.5: "
+        + ", ".join(f"{s} {sum(_good(r, s) for r in half)}/{len(half)}" for s in settings),
+        "",
+        "lowest ARI: " + ", ".join(f"{s} {min(r['cells'][s][1] for r in rows):.2f}" for s in settings),
+    ]
+
+
+def table(data: dict) -> str:
+    """The markdown table and its summary lines."""
+    settings = data["settings"]
     lines = [
         f"outer_loops={data['outer_loops']} seed={data['seed']}; cells: recovered K / ARI "
         f"(* = off by > 20%); {data['seconds']} s",
         "",
         "| scenario | held K | " + " | ".join(settings) + " |",
         "|---|---|" + "---|" * len(settings),
-        *(table_row(r, settings) for r in rows),
+        *(table_row(r, settings) for r in data["rows"]),
         "",
-        "within 20%: " + ", ".join(f"{s} {sum(_good(r, s) for r in rows)}/{len(rows)}" for s in settings),
-        "",
-        "within 20% at rho < 0.5: "
-        + ", ".join(f"{s} {sum(_good(r, s) for r in half)}/{len(half)}" for s in settings),
+        *summary(data),
     ]
     return "\n".join(lines)
 
