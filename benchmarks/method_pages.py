@@ -230,7 +230,8 @@ def ppt_probes() -> str:
     settings = sorted({s for s, _ in base})
     seeds = sorted({s for cell in base.values() for s in cell})
     out = [
-        f"Quick settings, seeds {', '.join(map(str, seeds))} (`results/probes`); points ×100 (seeds paired):",
+        f"Quick settings, seeds {', '.join(map(str, seeds))} (`results/probes`): mean ± std over seeds of "
+        "the paired difference (accuracy in points ×100, pool size in prompts; seeds paired in brackets):",
         "",
     ]
     rows = []
@@ -271,7 +272,8 @@ def fedmvp_probes() -> str:
     settings = sorted({s for s, _ in base})
     seeds = sorted({s for cell in base.values() for s in cell})
     out = [
-        f"Quick settings, seeds {', '.join(map(str, seeds))} (`results/probes`); points ×100 (seeds paired):",
+        f"Quick settings at missing rate 0.5, seeds {', '.join(map(str, seeds))} (`results/probes`): mean ± "
+        "std over seeds of the paired difference (points ×100; seeds paired in brackets):",
         "",
     ]
     rows = []
