@@ -34,8 +34,8 @@ if str(ROOT) not in sys.path:
 BLOCK = re.compile(
     r"<!-- gen:(?P<name>[\w-]+)(?P<args>[^>]*?) -->\n(?P<body>.*?)<!-- /gen:(?P=name) -->", re.S
 )
-RESULTS = ROOT / "results"
-CURVES = RESULTS / "curves"
+RESULTS = ROOT / "results"  # the committed records (tests point this at a copy of git's HEAD)
+MATCHER_RUNS = ROOT / "docs" / "matcher-runs"
 
 
 def pages(root: Path = ROOT) -> list[Path]:
@@ -54,13 +54,13 @@ def fedprime_tables(sweep: str) -> str:
 def record_rounds() -> str:
     from benchmarks.record_plan import rounds_table
 
-    return rounds_table(CURVES)
+    return rounds_table(RESULTS / "curves")
 
 
 def record_sizing() -> str:
     from benchmarks.record_plan import sizing_table
 
-    return sizing_table(CURVES)
+    return sizing_table(RESULTS / "curves")
 
 
 def record_status() -> str:
@@ -72,31 +72,43 @@ def record_status() -> str:
 def ppt_tables(sweep: str) -> str:
     from benchmarks.method_pages import ppt_tables as tables
 
-    return tables(sweep)
+    return tables(sweep, RESULTS)
 
 
 def fedmvp_tables(sweep: str) -> str:
     from benchmarks.method_pages import fedmvp_tables as tables
 
-    return tables(sweep)
+    return tables(sweep, RESULTS)
 
 
-def numbers(name: str) -> Callable[[], str]:
-    def generate() -> str:
-        import benchmarks.doc_numbers as doc_numbers
+def ppt_probes() -> str:
+    from benchmarks.method_pages import ppt_probes as tables
 
-        return getattr(doc_numbers, name)()
-
-    return generate
+    return tables(RESULTS / "probes")
 
 
-def probes(name: str) -> Callable[[], str]:
-    def generate() -> str:
-        import benchmarks.method_pages as method_pages
+def fedmvp_probes() -> str:
+    from benchmarks.method_pages import fedmvp_probes as tables
 
-        return getattr(method_pages, name)()
+    return tables(RESULTS / "probes")
 
-    return generate
+
+def quick_bench_times() -> str:
+    from benchmarks.doc_numbers import quick_bench_times as times
+
+    return times(RESULTS / "emoji")
+
+
+def full_profile_cost() -> str:
+    from benchmarks.doc_numbers import full_profile_cost as cost
+
+    return cost(RESULTS / "curves-full" / "emoji")
+
+
+def requirement_peaks() -> str:
+    from benchmarks.doc_numbers import requirement_peaks as peaks
+
+    return peaks()
 
 
 def matcher_table(name: str) -> str:
@@ -104,7 +116,7 @@ def matcher_table(name: str) -> str:
 
     from benchmarks.matcher_scenarios import table
 
-    return table(json.loads((RESULTS / "matcher" / f"{name}.json").read_text()))
+    return table(json.loads((MATCHER_RUNS / f"{name}.json").read_text()))
 
 
 def matcher_summary(*names: str) -> str:
@@ -115,25 +127,25 @@ def matcher_summary(*names: str) -> str:
 
     out = []
     for name in names:
-        data = json.loads((RESULTS / "matcher" / f"{name}.json").read_text())
+        data = json.loads((MATCHER_RUNS / f"{name}.json").read_text())
         out += [f"seed {data['seed']}, {data['outer_loops']} outer loops:", "", *summary(data), ""]
     return "\n".join(out)
 
 
 GENERATORS: dict[str, Callable[..., str]] = {
-    "matcher-table": matcher_table,
-    "matcher-summary": matcher_summary,
-    "ppt-probes": probes("ppt_probes"),
-    "fedmvp-probes": probes("fedmvp_probes"),
-    "quick-bench-times": numbers("quick_bench_times"),
-    "full-profile-cost": numbers("full_profile_cost"),
-    "requirement-peaks": numbers("requirement_peaks"),
-    "ppt-tables": ppt_tables,
-    "fedmvp-tables": fedmvp_tables,
-    "record-status": record_status,
     "fedprime-tables": fedprime_tables,
     "record-rounds": record_rounds,
     "record-sizing": record_sizing,
+    "record-status": record_status,
+    "ppt-tables": ppt_tables,
+    "fedmvp-tables": fedmvp_tables,
+    "ppt-probes": ppt_probes,
+    "fedmvp-probes": fedmvp_probes,
+    "quick-bench-times": quick_bench_times,
+    "full-profile-cost": full_profile_cost,
+    "requirement-peaks": requirement_peaks,
+    "matcher-table": matcher_table,
+    "matcher-summary": matcher_summary,
 }
 
 

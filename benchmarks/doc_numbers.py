@@ -15,7 +15,7 @@ def _records(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
-def quick_bench_times(results: Path = ROOT / "results" / "emoji") -> str:
+def quick_bench_times(results: Path) -> str:
     """Per quick bench section: its runs and the sum of their wall times (one CPU thread each)."""
     per: dict[str, list[float]] = defaultdict(list)
     precision: dict[str, set] = defaultdict(set)
@@ -32,7 +32,7 @@ def quick_bench_times(results: Path = ROOT / "results" / "emoji") -> str:
     return "\n".join([head, *rows])
 
 
-def full_profile_cost(curves: Path = ROOT / "results" / "curves-full" / "emoji") -> str:
+def full_profile_cost(curves: Path) -> str:
     """Seconds per round of the committed full-profile runs (wall time / rounds)."""
     head = "| section | method | missing | rounds | s per round | precision |\n|---|---|---|---|---|---|"
     rows = []

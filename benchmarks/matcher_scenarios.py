@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/matcher_scenarios.py            # the table in docs/matcher.md
     .venv/bin/python benchmarks/matcher_scenarios.py --quick    # a few rows, for a smoke check
     .venv/bin/python benchmarks/matcher_scenarios.py --stress   # rows outside the target
-    ... --out results/matcher/loops5.json   # also keep the figures: docs/matcher.md's tables are
+    ... --out docs/matcher-runs/loops5.json   # also keep the figures: docs/matcher.md's tables are
                                             # generated from these files (benchmarks/doc_blocks.py)
 
 Each row is one seeded scenario (fedbench.aggregation.matching_scenarios); each column a matcher

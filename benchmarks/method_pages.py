@@ -80,8 +80,8 @@ def caption(runs: list[dict], sweep: str) -> str:
     )
 
 
-def ppt_tables(sweep: str) -> str:
-    runs = sweep_runs(sweep)
+def ppt_tables(sweep: str, results: Path = RESULTS) -> str:
+    runs = sweep_runs(sweep, results)
     cells = by_cell(runs)
     settings = sorted({s for s, _ in cells})
     out = [
@@ -137,8 +137,8 @@ def weight_spread(rec: dict) -> tuple[float, float, float]:
     return float(np.mean(ratios)), float(np.mean(l1s)), float(np.mean(ckas)) if ckas else float("nan")
 
 
-def fedmvp_tables(sweep: str) -> str:
-    runs = sweep_runs(sweep)
+def fedmvp_tables(sweep: str, results: Path = RESULTS) -> str:
+    runs = sweep_runs(sweep, results)
     cells = by_cell(runs)
     settings = sorted({s for s, _ in cells})
     out = [caption(runs, sweep), "", "**Aggregation weights** (mean over rounds, then over seeds):", ""]
@@ -201,9 +201,9 @@ def fedmvp_tables(sweep: str) -> str:
 PROBES = RESULTS / "probes"
 
 
-def probe_cells(probe: str) -> dict[tuple[str, str], dict[int, dict]]:
+def probe_cells(probe: str, probes: Path = PROBES) -> dict[tuple[str, str], dict[int, dict]]:
     """{(setting, method): {seed: record}} of one probe sweep (benchmarks/probes.py)."""
-    return by_cell(sweep_runs(f"probe-{probe}", PROBES))
+    return by_cell(sweep_runs(f"probe-{probe}", probes))
 
 
 def across(a: dict, b: dict, at: str, method_a: str, method_b: str, condition: str, key=None) -> str:
@@ -225,8 +225,8 @@ def mean_pool(rec: dict) -> float:
     return float(np.mean([x["pool_size"] for x in rec["rounds"]]))
 
 
-def ppt_probes() -> str:
-    base, push, bare = probe_cells("ppt-base"), probe_cells("ppt-push"), probe_cells("ppt-no-prompts")
+def ppt_probes(probes: Path = PROBES) -> str:
+    base, push, bare = (probe_cells(p, probes) for p in ("ppt-base", "ppt-push", "ppt-no-prompts"))
     settings = sorted({s for s, _ in base})
     seeds = sorted({s for cell in base.values() for s in cell})
     out = [
@@ -267,8 +267,8 @@ def ppt_probes() -> str:
     return "\n".join(out)
 
 
-def fedmvp_probes() -> str:
-    base, flat = probe_cells("fedmvp-base"), probe_cells("fedmvp-no-joint-layers")
+def fedmvp_probes(probes: Path = PROBES) -> str:
+    base, flat = (probe_cells(p, probes) for p in ("fedmvp-base", "fedmvp-no-joint-layers"))
     settings = sorted({s for s, _ in base})
     seeds = sorted({s for cell in base.values() for s in cell})
     out = [

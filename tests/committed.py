@@ -46,3 +46,21 @@ def copy_committed_records(dest: Path, dataset: str | None = None) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(committed_record(path)))
     return dest
+
+
+def copy_committed_tree(dest: Path, folder: str = "results") -> Path:
+    """Every file under ``folder`` in git's HEAD (records, curves, probes), written under ``dest``
+    (``dest/<folder>/...``); returns ``dest / folder``. Nothing comes from the working tree."""
+    import io
+    import tarfile
+
+    out = subprocess.run(
+        ["git", "archive", "--format=tar", "HEAD", folder],
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / folder

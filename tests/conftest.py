@@ -31,3 +31,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def committed_results(tmp_path_factory):
+    """A copy of results/ as committed in git's HEAD (never the working tree's own runs)."""
+    from committed import copy_committed_tree
+
+    return copy_committed_tree(tmp_path_factory.mktemp("committed"))
+
+
+@pytest.fixture
+def committed_docs(committed_results, monkeypatch):
+    """benchmarks/doc_blocks.py's generators reading the committed results."""
+    from benchmarks import doc_blocks
+
+    monkeypatch.setattr(doc_blocks, "RESULTS", committed_results)
+    return committed_results

@@ -12,7 +12,7 @@ import pytest
 from benchmarks import doc_blocks, fedprime_table
 
 
-def test_every_generated_block_on_every_page_is_up_to_date():
+def test_every_generated_block_on_every_page_is_up_to_date(committed_docs):
     assert doc_blocks.stale() == [], "run python benchmarks/doc_blocks.py and commit the pages"
 
 
@@ -40,11 +40,11 @@ def test_an_unknown_generator_stops_with_one_line():
         doc_blocks.rewrite(page)
 
 
-def test_fedprime_tables_rows_are_the_sweeps_records_by_hand():
+def test_fedprime_tables_rows_are_the_sweeps_records_by_hand(committed_docs):
     sweep = "bench-fedprime-quick"
     recs = [
         r
-        for p in sorted((doc_blocks.RESULTS / "emoji").glob("*.json"))
+        for p in sorted((committed_docs / "emoji").glob("*.json"))
         if (r := json.loads(p.read_text())).get("sweep") == sweep and r["status"] == "ok"
     ]
     assert recs
@@ -81,7 +81,10 @@ def test_load_sweep_keeps_only_that_sweep(tmp_path):
 
 
 def test_the_committed_board_is_what_the_committed_records_give(tmp_path):
-    """leaderboards/emoji.md regenerates byte for byte from results/ (as `make leaderboard`)."""
+    """leaderboards/emoji.md regenerates byte for byte from results/ (as `make leaderboard`). It reads
+    the repository's own results/ folder, where git's HEAD vouches for the committed records (a copy
+    elsewhere would list them as not produced here); a user's runs go to runs/, so in a clone this is
+    the committed reference, and a maintainer who adds records there is told to commit the board."""
     from fedbench.sweep import regenerate_leaderboard
 
     root = doc_blocks.ROOT

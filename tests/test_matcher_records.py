@@ -1,4 +1,4 @@
-"""docs/matcher.md's tables come from the committed runs in results/matcher (benchmarks/doc_blocks.py
+"""docs/matcher.md's tables come from the committed runs in docs/matcher-runs (benchmarks/doc_blocks.py
 renders them); here one row of each run is measured again and must match its record exactly (the
 matcher is seeded and runs on one thread)."""
 
@@ -13,7 +13,7 @@ import torch
 from benchmarks.matcher_scenarios import run
 from fedbench.aggregation.matching_scenarios import make_scenario
 
-RUNS = sorted((Path(__file__).resolve().parents[1] / "results" / "matcher").glob("*.json"))
+RUNS = sorted((Path(__file__).resolve().parents[1] / "docs" / "matcher-runs").glob("*.json"))
 
 
 @pytest.mark.parametrize("path", RUNS, ids=[p.stem for p in RUNS])

@@ -10,8 +10,6 @@ import pytest
 
 from benchmarks import method_pages
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def records(folder: Path, sweep: str) -> list[dict]:
     out = [json.loads(p.read_text()) for p in sorted((folder / "emoji").glob("*.json"))]
@@ -24,10 +22,13 @@ def rows_of(text: str, title: str) -> list[list[str]]:
     return [[c.strip() for c in ln.split("|")[1:-1]] for ln in lines[1:]]
 
 
-def test_ppt_pool_sizes_are_the_records_round_by_round():
-    recs = [r for r in records(ROOT / "results", "bench-ppt-quick") if r["method"] in ("ppt", "ppt-official")]
+def test_ppt_pool_sizes_are_the_records_round_by_round(committed_results):
+    recs = [
+        r for r in records(committed_results, "bench-ppt-quick") if r["method"] in ("ppt", "ppt-official")
+    ]
     assert recs
-    rows = rows_of(method_pages.ppt_tables("bench-ppt-quick"), "**Pool size per round**")
+    table = method_pages.ppt_tables("bench-ppt-quick", committed_results)
+    rows = rows_of(table, "**Pool size per round**")
     assert len(rows) == len(recs)  # one seed per cell in the quick sweep
     for rec in recs:
         p = rec["config"]["partition"]
@@ -39,8 +40,8 @@ def test_ppt_pool_sizes_are_the_records_round_by_round():
         assert row[-1] == f"{used:.1f}"
 
 
-def test_fedmvp_weight_spread_by_hand():
-    recs = [r for r in records(ROOT / "results", "bench-fedmvp-quick") if r["method"] == "fedmvp"]
+def test_fedmvp_weight_spread_by_hand(committed_results):
+    recs = [r for r in records(committed_results, "bench-fedmvp-quick") if r["method"] == "fedmvp"]
     assert recs
     rec = recs[0]
     ratios, l1s = [], []

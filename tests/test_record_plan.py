@@ -11,11 +11,15 @@ import pytest
 
 from benchmarks import record_plan
 
-CURVES = Path(__file__).resolve().parents[1] / "results" / "curves" / "emoji"
+
+@pytest.fixture
+def curves(committed_results) -> Path:
+    """The committed validation curves (results/curves in git's HEAD)."""
+    return committed_results / "curves"
 
 
-def curve_files() -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(CURVES.glob("*.json"))]
+def curve_files(curves: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((curves / "emoji").glob("*.json"))]
 
 
 def plateau_by_hand(values: list[float], window: int = 5, tolerance: float = 0.01) -> int | None:
@@ -32,42 +36,42 @@ def setting_of(rec: dict) -> str:
     return json.dumps([cfg["missing"], cfg["partition"]], sort_keys=True)
 
 
-def test_each_plans_record_rounds_is_the_latest_plateau_of_its_committed_curves():
+def test_each_plans_record_rounds_is_the_latest_plateau_of_its_committed_curves(curves):
     from fedbench.methods.registry import get_method
 
-    curves = defaultdict(lambda: defaultdict(list))  # plan -> (setting, method) -> [val per round]
-    for rec in curve_files():
+    drawn = defaultdict(lambda: defaultdict(list))  # plan -> (setting, method) -> [val per round]
+    for rec in curve_files(curves):
         assert rec["seed"] == 0 and rec["status"] == "ok"
-        curves[record_plan.plan_of(rec["sweep"])][setting_of(rec), rec["method"]].append(
+        drawn[record_plan.plan_of(rec["sweep"])][setting_of(rec), rec["method"]].append(
             [r["val"]["accuracy"] for r in rec["rounds"]]
         )
-    assert curves, "no committed validation curves under results/curves/emoji"
+    assert drawn, "no committed validation curves under results/curves/emoji"
     for plan in record_plan.PLANS:
         chosen = get_method(plan).plan.record_rounds
-        if plan not in curves:
+        if plan not in drawn:
             assert chosen is None, f"{plan}: record_rounds set without committed curves"
             continue
-        plateaus = [plateau_by_hand(series[0]) for series in curves[plan].values()]
+        plateaus = [plateau_by_hand(series[0]) for series in drawn[plan].values()]
         expected = None if None in plateaus else max(plateaus)
         assert chosen == expected, f"{plan}: record_rounds {chosen}, curves say {expected}"
 
 
-def test_every_method_of_a_chosen_plan_has_a_curve():
+def test_every_method_of_a_chosen_plan_has_a_curve(curves):
     from fedbench.bench_plans import plan_methods
     from fedbench.methods.registry import get_method
 
     drawn = defaultdict(set)
-    for rec in curve_files():
+    for rec in curve_files(curves):
         drawn[record_plan.plan_of(rec["sweep"])].add(rec["method"])
     for plan in record_plan.PLANS:
         if get_method(plan).plan.record_rounds is not None:
             assert set(plan_methods(plan, ablations=True)) <= drawn[plan], plan
 
 
-def test_the_sizing_table_is_cells_times_rounds_times_measured_seconds():
+def test_the_sizing_table_is_cells_times_rounds_times_measured_seconds(curves):
     from fedbench.methods.registry import get_method
 
-    table = record_plan.sizing_table(CURVES.parent)
+    table = record_plan.sizing_table(curves)
     rows = {
         ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:-1]] for ln in table.splitlines()[2:]
     }
@@ -75,7 +79,7 @@ def test_the_sizing_table_is_cells_times_rounds_times_measured_seconds():
     if not chosen:
         pytest.skip("no plan has its record rounds yet")
     per_round = defaultdict(list)
-    for rec in curve_files():
+    for rec in curve_files(curves):
         per_round[record_plan.plan_of(rec["sweep"]), rec["method"]].append(
             rec["wall_time_s"] / len(rec["rounds"])
         )
