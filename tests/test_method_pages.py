@@ -61,3 +61,25 @@ def test_paired_differences_pair_by_seed():
     # seeds 0 and 1 only: differences 10 and 30 points, mean 20, sample std 14.1
     assert method_pages.paired(cells, "s", "a", "b", "complete") == "20.0 ± 14.1 (2)"
     assert method_pages.paired(cells, "s", "a", "c", "complete") == "–"
+
+
+def test_ppt_probe_push_minus_pull_by_hand(committed_results):
+    probes = committed_results / "probes"
+
+    def keyed(sweep, method):
+        return {
+            (method_pages.setting(r), r["seed"]): r for r in records(probes, sweep) if r["method"] == method
+        }
+
+    pull, push = keyed("probe-ppt-base", "ppt"), keyed("probe-ppt-push", "ppt")
+    first = sorted({at for at, _ in push})[0]
+    diffs = [
+        100 * (push[k]["final"]["as_train"]["accuracy"] - pull[k]["final"]["as_train"]["accuracy"])
+        for k in sorted(push)
+        if k[0] == first and k in pull
+    ]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    std = (sum((d - mean) ** 2 for d in diffs) / (n - 1)) ** 0.5
+    rows = {r[0]: r for r in rows_of(method_pages.ppt_probes(probes), "seeds paired in brackets")}
+    assert n == 3 and rows[first][1] == f"{mean:.1f} ± {std:.1f} ({n})"
