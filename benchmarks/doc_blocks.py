@@ -63,6 +63,12 @@ def record_sizing() -> str:
     return sizing_table(RESULTS / "curves")
 
 
+def record_check() -> str:
+    from benchmarks.record_plan import check_table
+
+    return check_table(RESULTS, RESULTS / "curves")
+
+
 def record_status() -> str:
     from benchmarks.record_plan import status_table
 
@@ -137,6 +143,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "record-rounds": record_rounds,
     "record-sizing": record_sizing,
     "record-status": record_status,
+    "record-check": record_check,
     "ppt-tables": ppt_tables,
     "fedmvp-tables": fedmvp_tables,
     "ppt-probes": ppt_probes,

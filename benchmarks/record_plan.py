@@ -8,6 +8,7 @@ for the docs (benchmarks/doc_blocks.py).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -104,8 +105,6 @@ def sizing_table(curves: Path) -> str:
 
 def status_table(results: Path) -> str:
     """Per plan: the record cells committed in ``results`` against the cells its plan runs."""
-    import json
-
     from fedbench.bench_plans import plan_cells
     from fedbench.methods.registry import bench_sweep, get_method
 
@@ -120,6 +119,47 @@ def status_table(results: Path) -> str:
         section = bench_sweep(plan, "record")
         total = len(plan_cells(plan, "record")) if get_method(plan).plan.record_rounds is not None else "–"
         lines.append(f"| {plan} | {section} | {done[section]} | {total} |")
+    return "\n".join(lines)
+
+
+def cell_key(rec: dict) -> str:
+    """A run's cell without its rounds: method, options, missing, partition, seed."""
+    cfg = rec["config"]
+    return json.dumps([cfg["method"], cfg["missing"], cfg["partition"], cfg["seed"]], sort_keys=True)
+
+
+def check_table(results: Path, curves: Path) -> str:
+    """Each curve's cell run at the plan's record rounds against the longer curve itself: the last
+    round's validation accuracy of both (×100). A record run at least level with the longer run says
+    more rounds would not have helped it (validation only)."""
+    from fedbench.methods.registry import bench_sweep
+
+    record = {}
+    for path in sorted((results / DATASET).glob("*.json")):
+        rec = json.loads(path.read_text())
+        if rec.get("status") == "ok" and str(rec.get("sweep", "")).endswith("-record"):
+            record[rec["sweep"], cell_key(rec)] = rec
+    head = [
+        "plan",
+        "method",
+        "setting",
+        "seed",
+        "rounds: record / curve",
+        "last val: record",
+        "last val: curve",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rec in sorted(curve_records(curves), key=lambda r: (r["sweep"], r["method"])):
+        plan = plan_of(rec["sweep"])
+        mine = record.get((bench_sweep(plan, "record"), cell_key(rec)))
+        if mine is None:
+            continue
+        missing = rec["config"]["missing"]
+        last = [100 * r["rounds"][-1]["val"]["accuracy"] for r in (mine, rec)]
+        lines.append(
+            f"| {plan} | {rec['method']} | {missing['type']}@{missing['rate']:g} | {rec['seed']} | "
+            f"{len(mine['rounds'])} / {len(rec['rounds'])} | {last[0]:.1f} | {last[1]:.1f} |"
+        )
     return "\n".join(lines)
 
 

@@ -98,3 +98,31 @@ def test_the_sizing_table_is_cells_times_rounds_times_measured_seconds(curves):
 # each plan's settings, counted by hand from its BenchPlan's quick profile: FedAvg's three missing
 # rates, FedPrime's three missing types, PPT's three partitions, FedMVP's three rates x two partitions
 SETTINGS = {"fedavg": 3, "fedprime": 3, "ppt": 3, "fedmvp": 6}
+
+
+def test_the_check_table_sets_each_record_cell_beside_its_curve(committed_results, curves):
+    table = record_plan.check_table(committed_results, curves)
+    rows = [[c.strip() for c in ln.split("|")[1:-1]] for ln in table.splitlines()[2:]]
+    records = [json.loads(p.read_text()) for p in sorted((committed_results / "emoji").glob("*.json"))]
+    for plan, method, setting, seed, rounds, record_val, curve_val in rows:
+        curve = next(
+            r
+            for r in curve_files(curves)
+            if r["method"] == method
+            and record_plan.plan_of(r["sweep"]) == plan
+            and str(r["seed"]) == seed
+            and f"{r['config']['missing']['type']}@{r['config']['missing']['rate']:g}" == setting
+        )
+        mine = [
+            r
+            for r in records
+            if r.get("sweep") == f"bench-{plan}-record"
+            and r["method"] == method
+            and r["seed"] == curve["seed"]
+            and r["config"]["missing"] == curve["config"]["missing"]
+            and r["config"]["partition"] == curve["config"]["partition"]
+        ]
+        assert len(mine) == 1
+        assert rounds == f"{len(mine[0]['rounds'])} / {len(curve['rounds'])}"
+        assert record_val == f"{100 * mine[0]['rounds'][-1]['val']['accuracy']:.1f}"
+        assert curve_val == f"{100 * curve['rounds'][-1]['val']['accuracy']:.1f}"
