@@ -83,3 +83,20 @@ def test_every_bench_section_has_its_profiles_role():
     )
     assert roles["bench-fedprime-record"] == PROFILE_ROLES["record"]
     assert "board of record" in roles["bench-fedmvp-record"]
+
+
+def test_the_five_seed_projection_is_left_out_when_the_section_has_five_seeds():
+    def board(seeds):
+        records = [
+            rec(m, "text", rate, s, acc + 0.01 * s * (m == "a"), sweep="bench-m")
+            for rate in (0.1, 0.5)
+            for m, acc in (("a", 0.6), ("b", 0.5))
+            for s in range(seeds)
+        ]
+        md = render_leaderboard(records, dataset="emoji", command=COMMAND, references={"bench-m": "b"})
+        return next(ln for ln in sections(md)["bench-m"].splitlines() if ln.startswith("Minimum detectable"))
+
+    assert "at 5 seeds it would be" in board(3)
+    five = board(5)
+    assert five.startswith("Minimum detectable difference at one setting with this section's 5 seeds:")
+    assert "it would be" not in five

@@ -168,11 +168,12 @@ def detectable_text(section: Section, results: list[Paired]) -> str:
     mdd = minimum_detectable_difference(std, seeds)
     at_seeds = "not defined with one seed" if mdd is None else f"{mdd:.1f} points"
     planning = minimum_detectable_difference(std, PLANNING_SEEDS)
+    at_planning = "" if seeds == PLANNING_SEEDS else f"; at {PLANNING_SEEDS} seeds it would be {planning:.1f}"
     return (
         "Minimum detectable difference at one setting with this section's "
         f"{seeds} seed{'s' if seeds != 1 else ''}: "
         f"{at_seeds} (paired-difference std {std:.2f}, pooled over {len([g for g in groups if len(g) > 1])} "
-        f"method x setting cells); at {PLANNING_SEEDS} seeds it would be {planning:.1f}."
+        f"method x setting cells){at_planning}."
     )
 
 
