@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: benchmarks/ is a package of the repository root
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.run_files import run_files  # noqa: E402
 
 ORDER = (
     "fedprime",
@@ -131,10 +138,8 @@ def load_sweep(results: Path, sweep: str) -> dict[str, dict[str, list[dict]]]:
     """{missing type: {method: [records]}} of one bench sweep's finished runs (its board section),
     default options only, as the board shows them."""
     out: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for path in sorted((results / "emoji").glob("*.json")):
-        rec = json.loads(path.read_text())
-        if rec.get("sweep") == sweep and rec.get("status", "ok") == "ok":
-            out[rec["config"]["missing"]["type"]][label_of(rec["config"])].append(rec)
+    for rec in run_files(results / "emoji", sweep):
+        out[rec["config"]["missing"]["type"]][label_of(rec["config"])].append(rec)
     return out
 
 

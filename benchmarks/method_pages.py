@@ -9,21 +9,18 @@ Paired differences are per seed at the same setting (method - other, points ×10
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.run_files import run_files
+
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
 def sweep_runs(sweep: str, results: Path = RESULTS) -> list[dict]:
-    runs = []
-    for path in sorted((results / "emoji").glob("*.json")):
-        rec = json.loads(path.read_text())
-        if rec.get("sweep") == sweep and rec.get("status") == "ok":
-            runs.append(rec)
+    runs = run_files(results / "emoji", sweep)
     if not runs:
         raise SystemExit(f"method_pages: no committed {sweep} runs in {results}/emoji")
     return runs

@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.run_files import run_files  # noqa: E402
+from fedbench.tracking.board_stats import table_head, table_row  # noqa: E402
+
 DATASET = "emoji"
 PLANS = ("fedavg", "fedprime", "ppt", "fedmvp")  # the four bench plans, by their method
 
@@ -27,29 +30,28 @@ def plan_of(sweep: str) -> str:
 
 
 def curve_records(curves: Path) -> list[dict]:
-    from fedbench.tracking.record_file import read_records
-
-    return list(read_records(curves, DATASET).own)
+    return run_files(curves / DATASET)
 
 
-def plateaus(curves: Path) -> dict[str, dict]:
-    """{plan method: plan_rounds' entry (per-curve plateau rounds, the plan's rounds)}."""
+def plateaus(runs: list[dict]) -> dict[str, dict]:
+    """{plan method: plan_rounds' entry (per-curve plateau rounds, the plan's rounds)} of curve runs."""
     from fedbench.tracking.curves import plan_rounds
 
-    return {plan_of(section): found for section, found in plan_rounds(curve_records(curves), DATASET).items()}
+    return {plan_of(section): found for section, found in plan_rounds(runs, DATASET).items()}
 
 
 def rounds_table(curves: Path) -> str:
     from fedbench.methods.registry import get_method
 
-    found = plateaus(curves)
     runs = curve_records(curves)
-    head = ["plan", "curve rounds", "curves", "latest plateau (method, setting)", "record rounds"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    found = plateaus(runs)
+    lines = table_head(
+        ["plan", "curve rounds", "curves", "latest plateau (method, setting)", "record rounds"]
+    )
     for plan in PLANS:
         chosen = get_method(plan).plan.record_rounds
         if plan not in found:
-            lines.append(f"| {plan} | – | none drawn | – | {chosen or 'not chosen'} |")
+            lines.append(table_row([plan, "–", "none drawn", "–", str(chosen or "not chosen")]))
             continue
         curves_of = found[plan]["curves"]
         lengths = sorted({len(r["rounds"]) for r in runs if plan_of(r["sweep"]) == plan})
@@ -61,8 +63,15 @@ def rounds_table(curves: Path) -> str:
             (setting, method), r = max(done.items(), key=lambda kv: (kv[1], kv[0][1]))
             latest = f"{r} ({method}, {setting.label})"
         lines.append(
-            f"| {plan} | {', '.join(map(str, lengths))} | {len(curves_of)} | {latest} | "
-            f"{chosen if chosen is not None else 'not chosen'} |"
+            table_row(
+                [
+                    plan,
+                    ", ".join(map(str, lengths)),
+                    str(len(curves_of)),
+                    latest,
+                    str(chosen if chosen is not None else "not chosen"),
+                ]
+            )
         )
     return "\n".join(lines)
 
@@ -80,26 +89,31 @@ def sizing_table(curves: Path) -> str:
     from fedbench.methods.registry import get_method
 
     speed = seconds_per_round(curves)
-    head = ["plan", "cells (methods x settings x 5 seeds)", "rounds", "s per round (curve runs)", "CPU-hours"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = table_head(
+        ["plan", "cells (methods x settings x 5 seeds)", "rounds", "s per round (curve runs)", "CPU-hours"]
+    )
     total = 0.0
     for plan in PLANS:
         rounds = get_method(plan).plan.record_rounds
         if rounds is None:
-            lines.append(f"| {plan} | – | not chosen | – | – |")
+            lines.append(table_row([plan, "–", "not chosen", "–", "–"]))
             continue
         cells = plan_cells(plan, "record")
         missing = sorted({c.method.name for c in cells} - {m for p, m in speed if p == plan})
         if missing:
-            lines.append(f"| {plan} | {len(cells)} | {rounds} | no curve for {', '.join(missing)} | – |")
+            lines.append(
+                table_row([plan, str(len(cells)), str(rounds), f"no curve for {', '.join(missing)}", "–"])
+            )
             continue
         seconds = sum(speed[plan, c.method.name] * c.federation.rounds for c in cells)
         total += seconds
         span = sorted(speed[plan, m] for m in {c.method.name for c in cells})
         lines.append(
-            f"| {plan} | {len(cells)} | {rounds} | {span[0]:.1f}-{span[-1]:.1f} | {seconds / 3600:.1f} |"
+            table_row(
+                [plan, str(len(cells)), str(rounds), f"{span[0]:.1f}-{span[-1]:.1f}", f"{seconds / 3600:.1f}"]
+            )
         )
-    lines.append(f"| all | | | | {total / 3600:.1f} |")
+    lines.append(table_row(["all", "", "", "", f"{total / 3600:.1f}"]))
     return "\n".join(lines)
 
 
@@ -109,16 +123,13 @@ def status_table(results: Path) -> str:
     from fedbench.methods.registry import bench_sweep, get_method
 
     done: dict[str, int] = defaultdict(int)
-    for path in sorted((results / DATASET).glob("*.json")):
-        rec = json.loads(path.read_text())
-        if rec.get("status") == "ok":
-            done[rec.get("sweep")] += 1
-    head = ["plan", "board section", "cells finished", "cells in the plan"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rec in run_files(results / DATASET):
+        done[rec.get("sweep")] += 1
+    lines = table_head(["plan", "board section", "cells finished", "cells in the plan"])
     for plan in PLANS:
         section = bench_sweep(plan, "record")
         total = len(plan_cells(plan, "record")) if get_method(plan).plan.record_rounds is not None else "–"
-        lines.append(f"| {plan} | {section} | {done[section]} | {total} |")
+        lines.append(table_row([plan, section, str(done[section]), str(total)]))
     return "\n".join(lines)
 
 
@@ -134,21 +145,14 @@ def check_table(results: Path, curves: Path) -> str:
     more rounds would not have helped it (validation only)."""
     from fedbench.methods.registry import bench_sweep
 
-    record = {}
-    for path in sorted((results / DATASET).glob("*.json")):
-        rec = json.loads(path.read_text())
-        if rec.get("status") == "ok" and str(rec.get("sweep", "")).endswith("-record"):
-            record[rec["sweep"], cell_key(rec)] = rec
-    head = [
-        "plan",
-        "method",
-        "setting",
-        "seed",
-        "rounds: record / curve",
-        "last val: record",
-        "last val: curve",
-    ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    record = {
+        (rec["sweep"], cell_key(rec)): rec
+        for rec in run_files(results / DATASET)
+        if str(rec.get("sweep", "")).endswith("-record")
+    }
+    lines = table_head(
+        ["plan", "method", "setting", "seed", "rounds: record / curve", "last val: record", "last val: curve"]
+    )
     for rec in sorted(curve_records(curves), key=lambda r: (r["sweep"], r["method"])):
         plan = plan_of(rec["sweep"])
         mine = record.get((bench_sweep(plan, "record"), cell_key(rec)))
@@ -157,8 +161,17 @@ def check_table(results: Path, curves: Path) -> str:
         missing = rec["config"]["missing"]
         last = [100 * r["rounds"][-1]["val"]["accuracy"] for r in (mine, rec)]
         lines.append(
-            f"| {plan} | {rec['method']} | {missing['type']}@{missing['rate']:g} | {rec['seed']} | "
-            f"{len(mine['rounds'])} / {len(rec['rounds'])} | {last[0]:.1f} | {last[1]:.1f} |"
+            table_row(
+                [
+                    plan,
+                    rec["method"],
+                    f"{missing['type']}@{missing['rate']:g}",
+                    str(rec["seed"]),
+                    f"{len(mine['rounds'])} / {len(rec['rounds'])}",
+                    f"{last[0]:.1f}",
+                    f"{last[1]:.1f}",
+                ]
+            )
         )
     return "\n".join(lines)
 
