@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.run_files import run_files
+from fedbench.tracking.board_stats import table_head, table_row
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -48,23 +49,25 @@ def mean_std(values: list[float], digits: int = 1) -> str:
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
 
 
-def paired(cells, at: str, method: str, other: str, condition: str) -> str:
-    """Mean ± std over the seeds both ran of (method - other) on ``condition``, points ×100 (n)."""
-    a, b = cells.get((at, method), {}), cells.get((at, other), {})
-    diffs = [
-        100 * (a[s]["final"][condition]["accuracy"] - b[s]["final"][condition]["accuracy"])
-        for s in a
-        if s in b
-    ]
+def across(a: dict, b: dict, at: str, method_a: str, method_b: str, condition: str, key=None) -> str:
+    """Mean ± std over the seeds both ran of (a's method_a - b's method_b) at setting ``at``: on
+    ``condition``'s accuracy in points ×100, or on ``key(record)``; (n) = the seeds paired."""
+    ra, rb = a.get((at, method_a), {}), b.get((at, method_b), {})
+
+    def value(rec):
+        return key(rec) if key else 100 * rec["final"][condition]["accuracy"]
+
+    diffs = [value(ra[s]) - value(rb[s]) for s in ra if s in rb]
     return f"{mean_std(diffs)} ({len(diffs)})" if diffs else "–"
 
 
+def paired(cells, at: str, method: str, other: str, condition: str) -> str:
+    """``across`` within one sweep's cells: (method - other) on ``condition``."""
+    return across(cells, cells, at, method, other, condition)
+
+
 def table(head: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-        *("| " + " | ".join(r) + " |" for r in rows),
-    ]
+    return [*table_head(head), *map(table_row, rows)]
 
 
 def caption(runs: list[dict], sweep: str) -> str:
@@ -141,13 +144,14 @@ def fedmvp_tables(sweep: str, results: Path = RESULTS) -> str:
     out = [caption(runs, sweep), "", "**Aggregation weights** (mean over rounds, then over seeds):", ""]
     rows = []
     for at in settings:
+        spread = {
+            m: [weight_spread(r) for r in cells.get((at, m), {}).values()]
+            for m in ("fedmvp", "fedmvp-fedavg")
+        }
         row = [at]
         for method in ("fedmvp", "fedmvp-fedavg"):
-            recs = list(cells.get((at, method), {}).values())
-            spread = [weight_spread(r) for r in recs]
-            row += [mean_std([s[0] for s in spread], 2), mean_std([s[1] for s in spread], 3)]
-        recs = list(cells.get((at, "fedmvp"), {}).values())
-        row.append(mean_std([weight_spread(r)[2] for r in recs], 2))
+            row += [mean_std([s[0] for s in spread[method]], 2), mean_std([s[1] for s in spread[method]], 3)]
+        row.append(mean_std([s[2] for s in spread["fedmvp"]], 2))
         row.append(paired(cells, at, "fedmvp", "fedmvp-fedavg", "complete"))
         rows.append(row)
     out += table(
@@ -203,17 +207,6 @@ def probe_cells(probe: str, probes: Path = PROBES) -> dict[tuple[str, str], dict
     return by_cell(sweep_runs(f"probe-{probe}", probes))
 
 
-def across(a: dict, b: dict, at: str, method_a: str, method_b: str, condition: str, key=None) -> str:
-    """Mean ± std over shared seeds of (a's method_a - b's method_b) at setting ``at`` (n)."""
-    ra, rb = a.get((at, method_a), {}), b.get((at, method_b), {})
-
-    def value(rec):
-        return key(rec) if key else 100 * rec["final"][condition]["accuracy"]
-
-    diffs = [value(ra[s]) - value(rb[s]) for s in ra if s in rb]
-    return f"{mean_std(diffs)} ({len(diffs)})" if diffs else "–"
-
-
 def last_val(rec: dict) -> float:
     return 100 * rec["rounds"][-1]["val"][rec["metric"]]
 
@@ -222,15 +215,19 @@ def mean_pool(rec: dict) -> float:
     return float(np.mean([x["pool_size"] for x in rec["rounds"]]))
 
 
+def probe_intro(base: dict, where: str, units: str) -> tuple[list[str], list[str]]:
+    """A probe table's settings and its opening line (the base sweep's seeds, what it measures)."""
+    seeds = sorted({s for cell in base.values() for s in cell})
+    line = (
+        f"{where}, seeds {', '.join(map(str, seeds))} (`results/probes`): mean ± std over seeds of the "
+        f"paired difference ({units}; seeds paired in brackets):"
+    )
+    return sorted({s for s, _ in base}), [line, ""]
+
+
 def ppt_probes(probes: Path = PROBES) -> str:
     base, push, bare = (probe_cells(p, probes) for p in ("ppt-base", "ppt-push", "ppt-no-prompts"))
-    settings = sorted({s for s, _ in base})
-    seeds = sorted({s for cell in base.values() for s in cell})
-    out = [
-        f"Quick settings, seeds {', '.join(map(str, seeds))} (`results/probes`): mean ± std over seeds of "
-        "the paired difference (accuracy in points ×100, pool size in prompts; seeds paired in brackets):",
-        "",
-    ]
+    settings, out = probe_intro(base, "Quick settings", "accuracy in points ×100, pool size in prompts")
     rows = []
     for at in settings:
         rows.append(
@@ -266,13 +263,7 @@ def ppt_probes(probes: Path = PROBES) -> str:
 
 def fedmvp_probes(probes: Path = PROBES) -> str:
     base, flat = (probe_cells(p, probes) for p in ("fedmvp-base", "fedmvp-no-joint-layers"))
-    settings = sorted({s for s, _ in base})
-    seeds = sorted({s for cell in base.values() for s in cell})
-    out = [
-        f"Quick settings at missing rate 0.5, seeds {', '.join(map(str, seeds))} (`results/probes`): mean ± "
-        "std over seeds of the paired difference (points ×100; seeds paired in brackets):",
-        "",
-    ]
+    settings, out = probe_intro(base, "Quick settings at missing rate 0.5", "points ×100")
     rows = []
     for at in settings:
         spread = [weight_spread(r) for r in base.get((at, "fedmvp"), {}).values()]
