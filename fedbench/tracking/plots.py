@@ -23,6 +23,7 @@ from fedbench.tracking.board_extras import POOL_KEY, round_series
 from fedbench.tracking.board_model import Section, board_runs, build_sections, metric_measure, primary_metric
 from fedbench.tracking.board_ranks import Ranking, cd_plot_name, rank_section, section_plot_name
 from fedbench.tracking.board_stats import collect
+from fedbench.tracking.curves import val_key
 from fedbench.tracking.records import atomic_write
 from fedbench.tracking.seed_stats import ALPHA
 
@@ -110,14 +111,15 @@ def plot_learning_curves(records: list[dict[str, Any]], out_dir: Path, dataset: 
     runs = board_runs(records, dataset)
     if not runs:
         return {}
-    key = f"val.{primary_metric(runs, dataset)}"
+    key = val_key(runs, dataset)
     written = {}
     for section in build_sections(runs):
         series = round_series(section, key)
         if not series:
             continue
-        settings = [s for s in section.settings if any(s == t for t, _ in series)]
-        methods = [m for m in section.methods if any(m == n for _, n in series)]
+        drawn_settings, drawn_methods = {t for t, _ in series}, {n for _, n in series}
+        settings = [s for s in section.settings if s in drawn_settings]
+        methods = [m for m in section.methods if m in drawn_methods]
         cols = min(3, len(settings))
         rows = -(-len(settings) // cols)
         fig = Figure(figsize=(4.6 * cols, 3.4 * rows), layout="constrained")
