@@ -1,0 +1,73 @@
+"""The one-seed validation curves that choose a plan's record rounds (docs/board-of-record.md): a
+plan's quick cells, seed 0, ablations included, run for more rounds, optionally at one of its
+settings only, into a curves folder (runs resume and recorded cells are skipped).
+
+    .venv/bin/python benchmarks/curve_runs.py fedmvp --rounds 40 --rates 0.5
+    .venv/bin/python benchmarks/curve_runs.py ppt --rounds 40 --partition imbalanced
+
+Equivalent to ``make bench METHOD=X PROFILE=quick ROUNDS=N SEEDS=0 ABLATIONS=1`` (same cells, same
+sweep name, so the same run ids) except that ``--partition`` keeps one partition of a plan that
+sweeps partitions, which ``make bench`` cannot select.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def partition_label(partition: dict) -> str:
+    """``dirichlet-0.5``, ``imbalanced``: a partition axis value as the command line names it."""
+    return "-".join(str(partition[k]) for k in ("name", "alpha") if k in partition)
+
+
+def run_curves(plan: str, rounds: int, rates, partition: str | None, results: str, workers: int):
+    from fedbench.bench_plans import plan_grid, plan_methods, profile_config
+    from fedbench.errors import ConfigError
+    from fedbench.methods.registry import bench_sweep
+    from fedbench.sweep import load_config, run_grid
+
+    base = load_config(profile_config("quick"))
+    methods = plan_methods(plan, ablations=True)
+    grid = plan_grid(base, plan, "quick", methods, rates, [0], None, None, None, None, rounds)
+    rates_word = f" RATES={' '.join(map(str, rates))}" if rates else ""
+    command = f"make bench METHOD={plan} PROFILE=quick ROUNDS={rounds}{rates_word} SEEDS=0 ABLATIONS=1"
+    if partition is not None:
+        choices = {partition_label(p): p for p in grid.axes.get("partition", [])}
+        if partition not in choices:
+            raise ConfigError(f"--partition: {partition!r} is not one of {', '.join(choices) or 'none'}")
+        grid.axes["partition"] = [choices[partition]]
+        command = f"python benchmarks/curve_runs.py {plan} --rounds {rounds} --partition {partition}"
+    base.tracking.results_dir, base.tracking.sweep = results, bench_sweep(plan, "quick")
+    base.tracking.wandb, base.tracking.command = False, command
+    with tempfile.TemporaryDirectory() as boards:  # curves have no board of their own
+        return run_grid(base, grid, leaderboards=boards, workers=workers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("plan", help="a plan's method: fedavg, fedprime, ppt, fedmvp")
+    ap.add_argument("--rounds", type=int, required=True)
+    ap.add_argument("--rates", type=float, nargs="*", default=None)
+    ap.add_argument("--partition", default=None, help="one partition of the plan, e.g. imbalanced")
+    ap.add_argument("--results", default="runs/curves-quick")
+    ap.add_argument("--workers", type=int, default=1)
+    ns = ap.parse_args(argv)
+    from fedbench.errors import ConfigError
+
+    try:
+        run_curves(ns.plan, ns.rounds, ns.rates, ns.partition, ns.results, ns.workers)
+    except ConfigError as err:
+        print(f"curve_runs: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
