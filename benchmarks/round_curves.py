@@ -1,5 +1,5 @@
 """Choose a board's rounds from validation curves: read the records of long runs (made with
-`make bench METHOD=X PROFILE=full ROUNDS=40 SEEDS=0 RESULTS=runs/curves ...`), print each plan's
+benchmarks/curve_runs.py, or `make bench METHOD=X PROFILE=quick ROUNDS=40 SEEDS=0 RESULTS=runs/curves ...`), print each plan's
 plateau round per method and setting under the rule of fedbench/tracking/curves.py, and draw the
 curves (seed-mean validation value of the board's primary metric per round) beside them.
 
@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 from fedbench.tracking.board_model import board_runs  # noqa: E402
 from fedbench.tracking.curves import TOLERANCE, WINDOW, plan_rounds, val_key  # noqa: E402
 from fedbench.tracking.plots import plot_round_series  # noqa: E402
-from fedbench.tracking.record_file import read_records  # noqa: E402
+from benchmarks.run_files import run_files  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=WINDOW)
     p.add_argument("--tolerance", type=float, default=TOLERANCE)
     ns = p.parse_args(argv)
-    records = read_records(Path(ns.results), ns.dataset).own
+    records = run_files(Path(ns.results) / ns.dataset)  # plain JSON: committed curves read on any machine
     if not records:
         print(f"round_curves: no {ns.dataset} records under {ns.results}; run the long runs first")
         return 1
