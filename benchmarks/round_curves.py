@@ -1,7 +1,8 @@
 """Choose a board's rounds from validation curves: read the records of long runs (made with
-benchmarks/curve_runs.py, or `make bench METHOD=X PROFILE=quick ROUNDS=40 SEEDS=0 RESULTS=runs/curves ...`), print each plan's
-plateau round per method and setting under the rule of fedbench/tracking/curves.py, and draw the
-curves (seed-mean validation value of the board's primary metric per round) beside them.
+benchmarks/curve_runs.py, or `make bench METHOD=X PROFILE=quick ROUNDS=40 SEEDS=0 RESULTS=runs/curves
+...`), print each plan's plateau round per method and setting under the rule of
+fedbench/tracking/curves.py, and draw the curves (seed-mean validation value of the board's primary
+metric per round) beside them.
 
     .venv/bin/python benchmarks/round_curves.py --results runs/curves --out runs/curves/plots
 """
@@ -15,10 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.run_files import run_files  # noqa: E402
 from fedbench.tracking.board_model import board_runs  # noqa: E402
 from fedbench.tracking.curves import TOLERANCE, WINDOW, plan_rounds, val_key  # noqa: E402
 from fedbench.tracking.plots import plot_round_series  # noqa: E402
-from benchmarks.run_files import run_files  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,16 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedbench.errors import ConfigError
+from fedbench.methods.registry import PROFILES, plan_methods
 from fedbench.sweep import Grid, load_config
 
 REPO = Path(__file__).resolve().parent.parent
-_QUICK = {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1], "workers": 2}
-PROFILES = {
-    "quick": _QUICK,  # the smoke benchmark: about 20 minutes on 2 CPU cores
-    # the board of record: each plan's quick settings for its BenchPlan.record_rounds, on 5 seeds
-    "record": {**_QUICK, "seeds": [0, 1, 2, 3, 4]},
-    "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
-}
 
 
 def profile_config(profile: str) -> Path:
@@ -58,14 +52,6 @@ def plan_grid(base, method, profile, methods, rates, seeds, types, executor, pre
         per_method={m: dict(o) for m, o in plan_profile.get("per_method", {}).items()},
     )
     return grid
-
-
-def plan_methods(method: str, ablations: bool) -> list[str]:
-    """``method``, its plan's baselines and (``ablations``) its ablations, in that order."""
-    from fedbench.methods.registry import get_method
-
-    plan = get_method(method).plan
-    return list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
 
 
 def plan_cells(method: str, profile: str, ablations: bool = True) -> list:

@@ -245,7 +245,14 @@ def _execute(runs: list[ResolvedRun], workers: int, cells: str = "local", cells_
 
 
 def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, command: str | None) -> Path:
-    from fedbench.methods.registry import available, get_method, plan_headlines, plan_references, plan_roles
+    from fedbench.methods.registry import (
+        available,
+        get_method,
+        plan_headlines,
+        plan_references,
+        plan_roles,
+        record_progress,
+    )
     from fedbench.tracking.leaderboard import write_leaderboard
     from fedbench.tracking.record_file import read_records
 
@@ -264,5 +271,5 @@ def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, comman
         method_notes=notes,
         headlines=plan_headlines(),
         references=plan_references(),
-        roles=plan_roles(),
+        roles={**plan_roles(), **record_progress(records, dataset)},
     )

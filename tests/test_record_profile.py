@@ -89,3 +89,31 @@ def test_an_unknown_profile_names_the_profiles(monkeypatch):
 def test_the_boards_sections_and_the_bench_know_the_same_profiles():
     assert tuple(bench_module.PROFILES) == registry.BENCH_PROFILES  # bench reads bench_plans.PROFILES
     assert "bench-fedprime-record" in registry.plan_sections("fedprime")
+
+
+def test_an_unfinished_record_section_says_how_far_it_is(monkeypatch):
+    """8 methods x 3 types x 5 seeds = 120 FedPrime record cells (counted here by hand from the
+    plan); three distinct runs, one of them recorded twice, are 3 of 120; a complete section and a
+    quick section get no progress line."""
+    from fedbench.methods.registry import record_progress
+
+    with_record_rounds(monkeypatch, "fedprime", 65)
+    runs = [
+        {"dataset": "emoji", "sweep": "bench-fedprime-record", "run_id": rid} for rid in ("a", "b", "c", "a")
+    ]
+    quick = [{"dataset": "emoji", "sweep": "bench-fedprime-quick", "run_id": "q"}]
+    other_dataset = [{"dataset": "food101", "sweep": "bench-fedavg-record", "run_id": "f"}]
+    progress = record_progress(runs + quick + other_dataset, "emoji")
+    assert list(progress) == ["bench-fedprime-record"]
+    line = progress["bench-fedprime-record"]
+    assert line.startswith(registry.PROFILE_ROLES["record"])
+    assert "3 of the plan's 120 cells" in line
+    complete = [{"dataset": "emoji", "sweep": "bench-fedprime-record", "run_id": str(i)} for i in range(120)]
+    assert record_progress(complete, "emoji") == {}
+
+
+@pytest.mark.parametrize("method", ["fedavg", "fedprime", "ppt", "fedmvp"])
+def test_the_record_cell_count_is_the_number_of_cells_the_record_bench_runs(monkeypatch, method):
+    with_record_rounds(monkeypatch, method, 7)
+    _, cells = cells_of(monkeypatch, method, "record")
+    assert registry.record_cell_count(method) == len(cells)

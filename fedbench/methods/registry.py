@@ -55,9 +55,17 @@ class BenchPlan:
         return {**quick, "overrides": overrides}
 
 
-# the bench profiles (fedbench/bench_plans.py PROFILES): quick is the smoke benchmark, record the board of
-# record (quick's model and federation at converged rounds, 5 seeds), full the larger federation
-BENCH_PROFILES = ("quick", "record", "full")
+# the bench profiles of ``make bench PROFILE=P`` on emoji (their grids: fedbench/bench_plans.py): quick is
+# the smoke benchmark, record the board of record (quick's model and federation at converged rounds, 5
+# seeds), full the larger federation
+_QUICK = {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1], "workers": 2}
+PROFILES = {
+    "quick": _QUICK,  # the smoke benchmark: about 20 minutes on 2 CPU cores
+    # the board of record: each plan's quick settings for its BenchPlan.record_rounds, on 5 seeds
+    "record": {**_QUICK, "seeds": [0, 1, 2, 3, 4]},
+    "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
+}
+BENCH_PROFILES = tuple(PROFILES)
 # what each profile's board section is for, shown under its heading
 PROFILE_ROLES = {
     "quick": (
@@ -225,3 +233,47 @@ def get_method(name: str) -> MethodSpec:
 def method_options(spec: MethodSpec, options: dict[str, Any] | None) -> Any:
     """The method's options dataclass from a dict, refusing unknown keys with a clear line."""
     return build_options(spec.options, options, "method.options")
+
+
+def plan_methods(method: str, ablations: bool) -> list[str]:
+    """``method``, its plan's baselines and (``ablations``) its ablations, in that order."""
+    plan = get_method(method).plan
+    return list(dict.fromkeys([method, *plan.baselines, *(plan.ablations if ablations else [])]))
+
+
+def record_cell_count(method: str) -> int:
+    """How many cells ``make bench METHOD=method PROFILE=record ABLATIONS=1`` runs: methods x missing
+    types x rates x the plan's other axes x seeds, the product fedbench/sweep.py's Grid crosses
+    (tests/test_record_profile.py checks it against the cells themselves for every plan)."""
+    plan = get_method(method).plan
+    profile = plan.profile("record")
+    count = (
+        len(plan_methods(method, ablations=True))
+        * len(plan.types)
+        * len(profile.get("rates", PROFILES["record"]["rates"]))
+    )
+    for values in profile.get("axes", {}).values():
+        count *= len(values)
+    return count * len(PROFILES["record"]["seeds"])
+
+
+def record_progress(records: list[dict[str, Any]], dataset: str = "emoji") -> dict[str, str]:
+    """Board section -> its role line with how far it is, for every ``PROFILE=record`` section of
+    ``records`` that holds fewer runs than its plan has cells: the board of record is built over
+    several sessions, and until a plan's section is complete it must not read as finished. Runs are
+    counted by distinct run id against the plan's cell count, so the line is the same on a machine
+    that resolves ``precision: auto`` to another precision."""
+    found: dict[str, set] = {}
+    for rec in records:
+        if rec.get("dataset") == dataset and rec.get("sweep"):
+            found.setdefault(rec["sweep"], set()).add(rec.get("run_id"))
+    progress = {}
+    for method in available():
+        section = bench_sweep(method, "record")
+        if section in found and len(found[section]) < (cells := record_cell_count(method)):
+            progress[section] = (
+                f"{PROFILE_ROLES['record']} In progress: {len(found[section])} of the plan's {cells} cells "
+                "are recorded so far; until all are, this section is not the board of record and its "
+                "statistics cover only those cells."
+            )
+    return progress
