@@ -41,7 +41,9 @@ def plateaus(runs: list[dict]) -> dict[str, dict]:
 
 
 def rounds_table(curves: Path) -> str:
-    from fedbench.methods.registry import get_method
+    """Per plan: its curves' lengths and count, the latest plateau (only once every method of the
+    plan has a curve and none still climbs) and the plan's ``record_rounds``."""
+    from fedbench.methods.registry import get_method, plan_methods
 
     runs = curve_records(curves)
     found = plateaus(runs)
@@ -57,7 +59,10 @@ def rounds_table(curves: Path) -> str:
         lengths = sorted({len(r["rounds"]) for r in runs if plan_of(r["sweep"]) == plan})
         done = {cell: r for cell, r in curves_of.items() if r is not None}
         climbing = [f"{m} ({s.label})" for (s, m), r in curves_of.items() if r is None]
-        if climbing:
+        undrawn = [m for m in plan_methods(plan, ablations=True) if m not in {m for _, m in curves_of}]
+        if undrawn:
+            latest = "not all drawn: no curve yet for " + ", ".join(undrawn)
+        elif climbing:
             latest = "still climbing: " + ", ".join(sorted(climbing))
         else:
             (setting, method), r = max(done.items(), key=lambda kv: (kv[1], kv[0][1]))
@@ -119,8 +124,7 @@ def sizing_table(curves: Path) -> str:
 
 def status_table(results: Path) -> str:
     """Per plan: the record cells committed in ``results`` against the cells its plan runs."""
-    from fedbench.bench_plans import plan_cells
-    from fedbench.methods.registry import bench_sweep, get_method
+    from fedbench.methods.registry import bench_sweep, get_method, record_cell_count
 
     done: dict[str, int] = defaultdict(int)
     for rec in run_files(results / DATASET):
@@ -128,7 +132,7 @@ def status_table(results: Path) -> str:
     lines = table_head(["plan", "board section", "cells finished", "cells in the plan"])
     for plan in PLANS:
         section = bench_sweep(plan, "record")
-        total = len(plan_cells(plan, "record")) if get_method(plan).plan.record_rounds is not None else "–"
+        total = record_cell_count(plan) if get_method(plan).plan.record_rounds is not None else "–"
         lines.append(table_row([plan, section, str(done[section]), str(total)]))
     return "\n".join(lines)
 
