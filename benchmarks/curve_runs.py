@@ -27,7 +27,7 @@ def partition_label(partition: dict) -> str:
     return "-".join(str(partition[k]) for k in ("name", "alpha") if k in partition)
 
 
-def run_curves(plan: str, rounds: int, rates, partition: str | None, results: str, workers: int):
+def run_curves(plan: str, rounds: int, rates, partition: str | None, results: str, workers: int, only=None):
     from fedbench.bench_plans import plan_grid, plan_methods, profile_config
     from fedbench.errors import ConfigError
     from fedbench.methods.registry import bench_sweep
@@ -35,6 +35,10 @@ def run_curves(plan: str, rounds: int, rates, partition: str | None, results: st
 
     base = load_config(profile_config("quick"))
     methods = plan_methods(plan, ablations=True)
+    if only:
+        if unknown := sorted(set(only) - set(methods)):
+            raise ConfigError(f"--methods: {unknown[0]!r} is not in the {plan} plan ({', '.join(methods)})")
+        methods = [m for m in methods if m in only]
     grid = plan_grid(base, plan, "quick", methods, rates, [0], None, None, None, None, rounds)
     rates_word = f" RATES={' '.join(map(str, rates))}" if rates else ""
     command = f"make bench METHOD={plan} PROFILE=quick ROUNDS={rounds}{rates_word} SEEDS=0 ABLATIONS=1"
@@ -58,11 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partition", default=None, help="one partition of the plan, e.g. imbalanced")
     ap.add_argument("--results", default="runs/curves-quick")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--methods",
+        nargs="*",
+        default=None,
+        help="only these methods of the plan (e.g. a second process "
+        "on the same results folder taking the plan's last cells: a cell is skipped once recorded)",
+    )
     ns = ap.parse_args(argv)
     from fedbench.errors import ConfigError
 
     try:
-        run_curves(ns.plan, ns.rounds, ns.rates, ns.partition, ns.results, ns.workers)
+        run_curves(ns.plan, ns.rounds, ns.rates, ns.partition, ns.results, ns.workers, ns.methods)
     except ConfigError as err:
         print(f"curve_runs: {err}", file=sys.stderr)
         return 2
