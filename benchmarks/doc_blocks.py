@@ -10,7 +10,8 @@ through the generator its markers name, never by hand.
 
 Generators: ``fedprime-tables SWEEP`` (docs/fedprime.md: per missing type, one bench sweep's
 committed runs, benchmarks/fedprime_table.py), ``record-rounds`` (each plan's plateau round from
-the committed validation curves in results/curves, beside the rounds its BenchPlan records) and
+the committed validation curves in results/curves, beside the rounds its BenchPlan records),
+``curve-trend PLAN`` (each of a plan's curves, smoothed, every 10 rounds, with its plateau),
 ``record-sizing`` (the board of record's cells x rounds x measured seconds per round) and
 ``record-status`` (its cells committed so far, per plan), ``ppt-tables SWEEP`` and
 ``fedmvp-tables SWEEP`` (docs/ppt.md, docs/fedmvp.md: benchmarks/method_pages.py), and the
@@ -55,6 +56,12 @@ def record_rounds() -> str:
     from benchmarks.record_plan import rounds_table
 
     return rounds_table(RESULTS / "curves")
+
+
+def curve_trend(plan: str) -> str:
+    from benchmarks.record_plan import trend_table
+
+    return trend_table(RESULTS / "curves", plan)
 
 
 def record_sizing() -> str:
@@ -141,6 +148,7 @@ def matcher_summary(*names: str) -> str:
 GENERATORS: dict[str, Callable[..., str]] = {
     "fedprime-tables": fedprime_tables,
     "record-rounds": record_rounds,
+    "curve-trend": curve_trend,
     "record-sizing": record_sizing,
     "record-status": record_status,
     "record-check": record_check,

@@ -143,6 +143,39 @@ def cell_key(rec: dict) -> str:
     return json.dumps([cfg["method"], cfg["missing"], cfg["partition"], cfg["seed"]], sort_keys=True)
 
 
+TREND_STEP = 10  # the trend table shows the smoothed curve every 10 rounds
+
+
+def setting_label(rec: dict) -> str:
+    """``both@0.5 shards``: a curve's missing type and rate and its partition."""
+    cfg = rec["config"]
+    return f"{cfg['missing']['type']}@{cfg['missing']['rate']:g} {cfg['partition']['name']}"
+
+
+def trend_table(curves: Path, plan: str) -> str:
+    """Each of ``plan``'s curves: its validation accuracy (×100) smoothed as the plateau rule smooths
+    it (the trailing mean over the rule's window), every TREND_STEP rounds, and its plateau round."""
+    from fedbench.tracking.curves import WINDOW, plateau_round
+
+    runs = sorted(
+        (r for r in curve_records(curves) if plan_of(r["sweep"]) == plan),
+        key=lambda r: (len(r["rounds"]), setting_label(r), r["method"]),
+    )
+    if not runs:
+        return f"No {plan} curves are committed."
+    marks = list(range(TREND_STEP, max(len(r["rounds"]) for r in runs) + 1, TREND_STEP))
+    lines = table_head(["method", "setting", "rounds", *(f"round {m}" for m in marks), "plateau"])
+    for rec in runs:
+        values = [r["val"]["accuracy"] for r in rec["rounds"]]
+        smoothed = [
+            f"{100 * sum(values[m - WINDOW : m]) / WINDOW:.1f}" if m <= len(values) else "–" for m in marks
+        ]
+        plateau = plateau_round(values)
+        row = [rec["method"], setting_label(rec), str(len(values)), *smoothed]
+        lines.append(table_row([*row, "still climbing" if plateau is None else str(plateau)]))
+    return "\n".join(lines)
+
+
 def check_table(results: Path, curves: Path) -> str:
     """Each curve's cell run at the plan's record rounds against the longer curve itself: the last
     round's validation accuracy of both (×100). A record run at least level with the longer run says

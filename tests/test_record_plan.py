@@ -127,3 +127,29 @@ def test_the_check_table_sets_each_record_cell_beside_its_curve(committed_result
         assert rounds == f"{len(mine[0]['rounds'])} / {len(curve['rounds'])}"
         assert record_val == f"{100 * mine[0]['rounds'][-1]['val']['accuracy']:.1f}"
         assert curve_val == f"{100 * curve['rounds'][-1]['val']['accuracy']:.1f}"
+
+
+def test_the_trend_table_is_each_curve_smoothed_by_hand(curves):
+    for plan in record_plan.PLANS:
+        table = record_plan.trend_table(curves, plan)
+        if table.startswith("No "):
+            continue
+        rows = [[c.strip() for c in ln.split("|")[1:-1]] for ln in table.splitlines()[2:]]
+        mine = [r for r in curve_files(curves) if record_plan.plan_of(r["sweep"]) == plan]
+        assert len(rows) == len(mine)
+        for method, setting, rounds, *smoothed, plateau in rows:
+            (rec,) = [
+                r
+                for r in mine
+                if r["method"] == method
+                and str(len(r["rounds"])) == rounds
+                and setting.endswith(r["config"]["partition"]["name"])
+                and setting.startswith(f"{r['config']['missing']['type']}@")
+            ]
+            values = [r["val"]["accuracy"] for r in rec["rounds"]]
+            for i, text in enumerate(smoothed):
+                end = 10 * (i + 1)
+                expected = f"{100 * sum(values[end - 5 : end]) / 5:.1f}" if end <= len(values) else "–"
+                assert text == expected, (plan, method, end)
+            hand = plateau_by_hand(values)
+            assert plateau == ("still climbing" if hand is None else str(hand)), (plan, method)

@@ -89,6 +89,9 @@ PLAN = BenchPlan(
     ablations=("fedmvp-nomcm", "fedmvp-noram"),
     types=("both",),
     protocol="per_sample",
+    # results/curves (rate 0.5, both partitions, 40 rounds): FedMVP's own variants plateau by round 10
+    # IID, the MAP baselines at 33; under shards fedmvp-fedavg and fedmvp-noram at 35, the latest
+    record_rounds=35,
     profiles={
         "quick": _profile([0.2, 0.5, 0.8], [0], 5, QUICK_OPTIONS),
         "full": _profile([0.2, 0.5, 0.8], [0, 1, 2], 20, FULL_OPTIONS),
