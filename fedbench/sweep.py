@@ -263,6 +263,7 @@ def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, comman
         )
         command = "\n".join(commands) or "fedbench leaderboard"
     notes = {m: get_method(m).notes or get_method(m).description for m in available()}
+    progress = record_progress(records, dataset)  # unfinished board-of-record sections
     return write_leaderboard(
         Path(results),
         Path(leaderboards),
@@ -271,5 +272,6 @@ def regenerate_leaderboard(results: str, leaderboards: str, dataset: str, comman
         method_notes=notes,
         headlines=plan_headlines(),
         references=plan_references(),
-        roles={**plan_roles(), **record_progress(records, dataset)},
+        roles={**plan_roles(), **progress},
+        in_progress=set(progress),
     )

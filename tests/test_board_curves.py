@@ -73,6 +73,15 @@ def test_a_sections_role_stands_under_its_heading_and_only_there():
     assert "A smoke benchmark." not in parts["bench-other"]
 
 
+def test_an_unfinished_section_is_marked_in_the_at_a_glance_table_only():
+    records = [*curve_records(), rec("a", "text", 0.1, 0, 0.5, sweep="bench-other")]
+    md = render_leaderboard(records, dataset="emoji", command=COMMAND, in_progress={"bench-c"})
+    glance = md.split("## At a glance", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in glance.splitlines() if ln.startswith("| bench-")]
+    assert [ln.split("|")[1].strip() for ln in rows] == ["bench-c (in progress)", "bench-other"]
+    assert "## bench-c\n" in md  # the section's own heading keeps its name
+
+
 def test_every_bench_section_has_its_profiles_role():
     from fedbench.methods.registry import PROFILE_ROLES, plan_roles
 

@@ -29,6 +29,7 @@ paper's table: the headline first, then the detail.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ def render_leaderboard(
     cd_plots: dict[str, Path] | None = None,
     curve_plots: dict[str, Path] | None = None,
     roles: dict[str, str] | None = None,
+    in_progress: Collection[str] = (),
 ) -> str:
     """Render the markdown leaderboard of ``dataset`` from ``records`` (other datasets ignored).
 
@@ -88,7 +90,8 @@ def render_leaderboard(
     to the markdown file, as the values of ``cd_plots`` (section name -> its critical-difference
     diagram) and of ``curve_plots`` (section name -> its validation learning curves). ``roles``:
     section name -> one line on what the section is for (e.g. a smoke benchmark, the board of
-    record), shown under its heading. ``paper_numbers`` are shown beside the runs they match.
+    record), shown under its heading; ``in_progress``: sections not yet complete (an unfinished board of
+    record), marked so in the at-a-glance table. ``paper_numbers`` are shown beside the runs they match.
     ``headlines``: section (sweep) name -> the test condition of its at-a-glance table (default
     ``as_train``); ``references``: section name -> the baseline its methods are compared with
     (none: no paired statistics, nothing bold). Duplicate runs are collapsed to the newest (see
@@ -134,7 +137,8 @@ def render_leaderboard(
         reference = (references or {}).get(section.name)
         measure = metric_measure(metric, headline)
         results = paired_all(section, reference, measure)
-        plans.append(PlanResult(section.name, reference, headline, seed_count(section), results))
+        label = f"{section.name} (in progress)" if section.name in in_progress else section.name
+        plans.append(PlanResult(label, reference, headline, seed_count(section), results))
         cd_link = None if section.name not in (cd_plots or {}) else Path(cd_plots[section.name]).as_posix()
         body += _section(section, metric, headline, reference, (roles or {}).get(section.name))
         body += comparison_block(section, reference, results, rank_section(section, measure), cd_link)
@@ -160,6 +164,7 @@ def write_leaderboard(
     headlines: dict[str, str] | None = None,
     references: dict[str, str] | None = None,
     roles: dict[str, str] | None = None,
+    in_progress: Collection[str] = (),
 ) -> Path:
     """Regenerate ``out_dir/<dataset>.md`` and ``out_dir/<dataset>.png`` from ``results_dir`` only,
     with ``out_dir/<dataset>_pool.png`` when runs log a pool size per round (a stale one is removed
@@ -167,8 +172,8 @@ def write_leaderboard(
     ``out_dir/<dataset>_cd_<section>.png`` (stale ones removed), and the papers' numbers from the
     file ``paper_numbers`` (default :data:`~fedbench.tracking.paper_numbers.PAPER_NUMBERS`), which is
     checked before anything is written, and one validation learning-curve plot per section,
-    ``out_dir/<dataset>_curves_<section>.png`` (stale ones removed). ``headlines``, ``references``
-    and ``roles`` as in :func:`render_leaderboard`.
+    ``out_dir/<dataset>_curves_<section>.png`` (stale ones removed). ``headlines``, ``references``,
+    ``roles`` and ``in_progress`` as in :func:`render_leaderboard`.
 
     Files are replaced atomically (mode 0644), so a crash leaves the previous leaderboard
     readable. A malformed record is skipped with one warning naming its file. Returns the markdown path.
@@ -216,6 +221,7 @@ def write_leaderboard(
         cd_plots={name: Path(path.name) for name, path in cd_plots.items()},
         curve_plots={name: Path(path.name) for name, path in curve_plots.items()},
         roles=roles,
+        in_progress=in_progress,
     )
     return atomic_write_text(out_dir / f"{dataset}.md", text)
 
