@@ -155,7 +155,7 @@ def setting_label(rec: dict) -> str:
 def trend_table(curves: Path, plan: str) -> str:
     """Each of ``plan``'s curves: its validation accuracy (×100) smoothed as the plateau rule smooths
     it (the trailing mean over the rule's window), every TREND_STEP rounds, and its plateau round."""
-    from fedbench.tracking.curves import WINDOW, plateau_round
+    from fedbench.tracking.curves import WINDOW, plateau_round, trailing_means
 
     runs = sorted(
         (r for r in curve_records(curves) if plan_of(r["sweep"]) == plan),
@@ -167,9 +167,8 @@ def trend_table(curves: Path, plan: str) -> str:
     lines = table_head(["method", "setting", "rounds", *(f"round {m}" for m in marks), "plateau"])
     for rec in runs:
         values = [r["val"]["accuracy"] for r in rec["rounds"]]
-        smoothed = [
-            f"{100 * sum(values[m - WINDOW : m]) / WINDOW:.1f}" if m <= len(values) else "–" for m in marks
-        ]
+        means = trailing_means(values)  # means[i] ends at round i + WINDOW
+        smoothed = [f"{100 * means[m - WINDOW]:.1f}" if m <= len(values) else "–" for m in marks]
         plateau = plateau_round(values)
         row = [rec["method"], setting_label(rec), str(len(values)), *smoothed]
         lines.append(table_row([*row, "still climbing" if plateau is None else str(plateau)]))

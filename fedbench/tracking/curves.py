@@ -16,7 +16,7 @@ from typing import Any
 from fedbench.tracking.board_extras import round_series
 from fedbench.tracking.board_model import board_runs, build_sections, primary_metric
 
-__all__ = ["plan_rounds", "plateau_round", "val_key"]
+__all__ = ["plan_rounds", "plateau_round", "trailing_means", "val_key"]
 
 WINDOW = 5  # rounds in the trailing mean
 TOLERANCE = 0.01  # one point of accuracy
@@ -27,6 +27,16 @@ def val_key(runs: list[dict[str, Any]], dataset: str) -> str:
     return f"val.{primary_metric(runs, dataset)}"
 
 
+def trailing_means(values: list[float | None], window: int = WINDOW) -> list[float | None]:
+    """The rule's smoothing: entry i is the mean of the known values of rounds i+1 .. i+window
+    (1-based), i.e. the trailing mean ending at round i + window; None where none is known."""
+    means: list[float | None] = []
+    for end in range(window, len(values) + 1):
+        span = [v for v in values[end - window : end] if v is not None]
+        means.append(sum(span) / len(span) if span else None)
+    return means
+
+
 def plateau_round(
     values: list[float | None], window: int = WINDOW, tolerance: float = TOLERANCE
 ) -> int | None:
@@ -34,10 +44,7 @@ def plateau_round(
     or None while the curve is still climbing at its end (or has fewer than ``window`` rounds)."""
     if window < 1 or tolerance < 0:
         raise ValueError(f"plateau_round: window must be >= 1 and tolerance >= 0, got {window}, {tolerance}")
-    smoothed: list[float | None] = []
-    for end in range(window, len(values) + 1):
-        span = [v for v in values[end - window : end] if v is not None]
-        smoothed.append(sum(span) / len(span) if span else None)
+    smoothed = trailing_means(values, window)
     known = [v for v in smoothed if v is not None]
     if not known:
         return None
