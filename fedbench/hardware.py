@@ -17,6 +17,30 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@cache
+def cpu_numerics() -> str:
+    """The instruction set torch's CPU kernels use here, e.g. ``AVX2`` or ``AVX512+bf16`` (``+bf16``:
+    native bf16). Kernels of different widths round differently, so two CPUs give bit-identical runs
+    only where this (and the precision) is the same; stamped on every record."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability() + ("+bf16" if cpu_has_bf16() else "")
+
+
+def numerics_mismatch(precision: str, made_on: str | None) -> str | None:
+    """Why a CPU run made at ``precision`` on a CPU of ``made_on`` (:func:`cpu_numerics`; ``None`` for
+    records from before it was stamped) cannot repeat bit for bit here, or ``None`` when it can."""
+    here = cpu_numerics()
+    if made_on is not None and made_on != here:
+        return f"it was made on a CPU with {made_on} kernels, this one has {here}"
+    if made_on is None and precision == "bf16-mixed" and not cpu_has_bf16():
+        return (
+            "it was made in bf16-mixed on a CPU with native bf16, and this CPU emulates bf16 "
+            "(other roundings, and many times slower)"
+        )
+    return None
+
+
 def concrete_precision(precision: str, accelerator: str) -> str:
     """``auto``: bf16-mixed where the device that trains has native bf16 (a CPU with AVX512-BF16/AMX,
     a GPU torch calls bf16-capable), else 32-true; any other precision as given. A run's identity

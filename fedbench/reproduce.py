@@ -4,8 +4,9 @@ A record the board does not believe (not signed with this user's key and not com
 ``fedbench/tracking/record_trust.py``) is only worth as much as its numbers can be re-derived. This
 reruns the record's own config, into a results folder of its own (``runs/reproduced`` by default,
 never the record's folder), and compares every final test metric: identical (same precision,
-machine type and versions make fedbench's runs bit for bit equal), or which values differ and by
-how much. The rerun's record is signed here, so once it matches, the board can show it as yours.
+CPU kernels and versions make fedbench's runs bit for bit equal; a note says when the kernels
+differ), or which values differ and by how much. The rerun's record is signed here, so once it
+matches, the board can show it as yours.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ def reproduce(record_path: str | Path, results: str | Path = DEFAULT_RESULTS, ou
             "(another fedbench version, or a plugin that is not installed here)"
         )
     cfg.tracking.results_dir, cfg.tracking.wandb = str(results), False
+    if reason := why_not_bit_for_bit(record):
+        print(
+            f"note: {path} cannot repeat bit for bit here: {reason}; the comparison says by how much",
+            file=out,
+        )
     rerun = run_experiment(cfg)
     differences = compare(record, rerun)
     where = Path(results) / cfg.data.dataset / f"{record['run_id']}.json"
@@ -84,6 +90,17 @@ def reproduce(record_path: str | Path, results: str | Path = DEFAULT_RESULTS, ou
         print(f"  {line}", file=out)
     print(f"  {reference_line(rerun, load_records(path.parent.parent, record['dataset']))}", file=out)
     return False
+
+
+def why_not_bit_for_bit(record: dict[str, Any]) -> str | None:
+    """Why a rerun here cannot equal ``record`` bit for bit (its CPU kernels differ from this
+    machine's), or ``None`` where it can (or the record trained on a GPU: not judged)."""
+    from fedbench.hardware import numerics_mismatch
+
+    train = (record.get("config") or {}).get("train") or {}
+    if train.get("accelerator") not in ("cpu", None):
+        return None
+    return numerics_mismatch(str(train.get("precision")), (record.get("versions") or {}).get("cpu"))
 
 
 def find_record_file(given: str | Path) -> Path:

@@ -14,11 +14,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @cache
-def committed_record_paths() -> tuple[str, ...]:
-    """Paths (relative to the repository) of the run records in git's HEAD; empty outside a checkout."""
+def committed_record_paths(folder: str = "results") -> tuple[str, ...]:
+    """Paths (relative to the repository) of the run records in git's HEAD under ``folder``'s dataset
+    folders (``folder/<dataset>/<run_id>.json``); empty outside a checkout."""
     try:
         out = subprocess.run(
-            ["git", "ls-tree", "-r", "--name-only", "HEAD", "--", "results"],
+            ["git", "ls-tree", "-r", "--name-only", "HEAD", "--", folder],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -27,7 +28,8 @@ def committed_record_paths() -> tuple[str, ...]:
         )
     except (OSError, subprocess.SubprocessError):
         return ()
-    return tuple(p for p in out.stdout.splitlines() if p.endswith(".json") and p.count("/") == 2)
+    depth = folder.strip("/").count("/") + 2
+    return tuple(p for p in out.stdout.splitlines() if p.endswith(".json") and p.count("/") == depth)
 
 
 def committed_record(path: str) -> dict:

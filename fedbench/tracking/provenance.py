@@ -53,7 +53,8 @@ def git_commit(path: str | Path = PACKAGE_DIR) -> str:
 
 
 def package_versions() -> dict[str, str | None]:
-    """Versions of python, the result-relevant libraries and the platform; ``None`` if not installed.
+    """Versions of python, the result-relevant libraries and the platform, and the CPU's kernels
+    (``cpu``) where torch is loaded; ``None`` if not installed.
 
     Read from installed metadata rather than by importing, so stamping a record stays instant and
     does not pull torch into processes (like leaderboard rendering) that do not need it.
@@ -65,6 +66,10 @@ def package_versions() -> dict[str, str | None]:
         fedbench = sys.modules.get("fedbench")
         versions["fedbench"] = getattr(fedbench, "__version__", None)
     versions["platform"] = platform.platform()
+    if "torch" in sys.modules:  # a process that trained: the kernels its numbers came from
+        from fedbench.hardware import cpu_numerics
+
+        versions["cpu"] = cpu_numerics()
     return versions
 
 

@@ -34,6 +34,8 @@ def _side(record: dict[str, Any]) -> str:
     specs = record.get("specs") or {}
     method_version = (specs.get("method") or {}).get("version", 1)
     machine = str(versions.get("platform") or "?").split("-with-")[0]
+    if versions.get("cpu"):
+        machine += f" {versions['cpu']}"
     return (
         f"{(config.get('train') or {}).get('precision', '?')}, {machine}, "
         f"fedbench {versions.get('fedbench', '?')}, "
