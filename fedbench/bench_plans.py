@@ -32,7 +32,7 @@ def plan_grid(base, method, profile, methods, rates, seeds, types, executor, pre
     from fedbench.methods.registry import get_method
 
     plan, prof = get_method(method).plan, PROFILES[profile]
-    run_settings(base, executor, precision, accelerator)
+    run_settings(base, executor, precision or prof.get("precision"), accelerator)
     base.missing.protocol = plan.protocol
     base.method.name = method
     plan_profile = plan.profile(profile)

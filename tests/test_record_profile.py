@@ -1,4 +1,5 @@
-"""PROFILE=record, the board of record: each plan's quick settings at its chosen rounds on 5 seeds."""
+"""PROFILE=record, the board of record: each plan's quick settings at its chosen rounds on 5 seeds,
+in 32-true on any machine."""
 
 import dataclasses
 
@@ -43,6 +44,7 @@ def comparable(cfg) -> dict:
     """A cell's config without what the record profile is meant to change."""
     d = dataclasses.asdict(cfg)
     d["federation"].pop("rounds")
+    d["train"].pop("precision")
     d.pop("seed")
     d.pop("tracking")
     return d
@@ -51,11 +53,14 @@ def comparable(cfg) -> dict:
 @pytest.mark.parametrize("method", ["fedavg", "fedprime", "ppt", "fedmvp"])
 def test_record_is_the_quick_plan_at_its_rounds_on_five_seeds(monkeypatch, method):
     with_record_rounds(monkeypatch, method, 17)
+    monkeypatch.setattr("fedbench.hardware.cpu_has_bf16", lambda: True)  # where `auto` is bf16-mixed
     _, quick = cells_of(monkeypatch, method, "quick")
     seen, record = cells_of(monkeypatch, method, "record")
     assert seen["grid"].seeds == [0, 1, 2, 3, 4]
     assert {c.federation.rounds for c in record} == {17}  # FedMVP's quick profile sets 5 rounds itself
     assert {c.seed for c in record} == {0, 1, 2, 3, 4}
+    assert {c.train.precision for c in quick} == {"bf16-mixed"}
+    assert {c.train.precision for c in record} == {"32-true"}  # the same cells on any CPU
     # every quick setting, and nothing else, at each of the five seeds
     quick_settings = sorted({repr(comparable(c)) for c in quick})
     for seed in range(5):
