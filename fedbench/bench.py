@@ -9,6 +9,7 @@ from pathlib import Path
 from fedbench.bench_plans import (
     PROFILES,
     REPO,
+    check_pinned_precision,
     plan_grid,
     plan_methods,
     profile_config,
@@ -103,6 +104,7 @@ def bench(
             cells=cells,
             rounds=rounds,
         )
+    check_pinned_precision(profile, precision, accelerator or base.train.accelerator)
     grid = plan_grid(
         base, method, profile, methods, rates, seeds, types, executor, precision, accelerator, rounds
     )

@@ -54,6 +54,21 @@ def plan_grid(base, method, profile, methods, rates, seeds, types, executor, pre
     return grid
 
 
+def check_pinned_precision(profile: str, precision: str | None, accelerator: str) -> None:
+    """One line, where ``profile`` pins bf16-mixed (and PRECISION= does not replace it) on a CPU
+    that would emulate it."""
+    from fedbench.hardware import cpu_has_bf16
+
+    pinned = None if precision else PROFILES[profile].get("precision")
+    if pinned == "bf16-mixed" and accelerator == "cpu" and not cpu_has_bf16():
+        raise ConfigError(
+            f"PROFILE={profile} runs in bf16-mixed, so that its cells from every session share one "
+            "precision, and this CPU has no native bf16 (it would emulate it, many times slower); run "
+            "it on a CPU with AVX512-BF16 or AMX, or give PRECISION=32-true for cells of your own, "
+            "which are not the board of record's"
+        )
+
+
 def plan_cells(method: str, profile: str, ablations: bool = True) -> list:
     """Every cell (run config) ``make bench METHOD=method PROFILE=profile`` runs on emoji."""
     from fedbench.sweep import cell_configs

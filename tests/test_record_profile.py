@@ -11,6 +11,12 @@ import fedbench.sweep as sweep
 from fedbench.errors import ConfigError
 
 
+@pytest.fixture(autouse=True)
+def a_cpu_with_native_bf16(monkeypatch):
+    """The record profile runs in bf16-mixed, refused where the CPU emulates it (tested below)."""
+    monkeypatch.setattr("fedbench.hardware.cpu_has_bf16", lambda: True)
+
+
 def capture(monkeypatch):
     seen = {}
 
@@ -53,14 +59,12 @@ def comparable(cfg) -> dict:
 @pytest.mark.parametrize("method", ["fedavg", "fedprime", "ppt", "fedmvp"])
 def test_record_is_the_quick_plan_at_its_rounds_on_five_seeds(monkeypatch, method):
     with_record_rounds(monkeypatch, method, 17)
-    monkeypatch.setattr("fedbench.hardware.cpu_has_bf16", lambda: True)  # where `auto` is bf16-mixed
     _, quick = cells_of(monkeypatch, method, "quick")
     seen, record = cells_of(monkeypatch, method, "record")
     assert seen["grid"].seeds == [0, 1, 2, 3, 4]
     assert {c.federation.rounds for c in record} == {17}  # FedMVP's quick profile sets 5 rounds itself
     assert {c.seed for c in record} == {0, 1, 2, 3, 4}
-    assert {c.train.precision for c in quick} == {"bf16-mixed"}
-    assert {c.train.precision for c in record} == {"32-true"}  # the same cells on any CPU
+    assert {c.train.precision for c in record} == {"bf16-mixed"}  # pinned: the same cells in any session
     # every quick setting, and nothing else, at each of the five seeds
     quick_settings = sorted({repr(comparable(c)) for c in quick})
     for seed in range(5):
@@ -68,6 +72,21 @@ def test_record_is_the_quick_plan_at_its_rounds_on_five_seeds(monkeypatch, metho
         assert at_seed == quick_settings
     assert seen["base"].tracking.sweep == f"bench-{method}-record"
     assert seen["command"] == f"make bench METHOD={method} PROFILE=record ABLATIONS=1"
+
+
+def test_the_record_is_bf16_and_a_cpu_that_emulates_bf16_is_refused_in_one_line(monkeypatch):
+    with_record_rounds(monkeypatch, "fedavg", 17)
+    monkeypatch.setattr("fedbench.hardware.cpu_has_bf16", lambda: False)
+    _, quick = cells_of(monkeypatch, "fedavg", "quick")
+    assert {c.train.precision for c in quick} == {"32-true"}  # `auto` here
+    with pytest.raises(ConfigError) as err:
+        cells_of(monkeypatch, "fedavg", "record")
+    assert "\n" not in str(err.value) and "no native bf16" in str(err.value)
+    assert "PRECISION=32-true" in str(err.value)
+    seen = capture(monkeypatch)
+    bench_module.bench("fedavg", "record", precision="32-true", wandb=False)  # the user's own cells
+    assert {c.train.precision for c in sweep.cell_configs(seen["base"], seen["grid"])} == {"32-true"}
+    assert bench_module.bench("fedavg", "record", accelerator="gpu", wandb=False) == []  # a GPU is not judged
 
 
 def test_a_plan_whose_record_rounds_are_not_chosen_is_refused_in_one_line(monkeypatch):
