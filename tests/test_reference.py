@@ -37,6 +37,11 @@ def test_identical_within_and_outside_the_reference():
     line = reference_line(far, reference)
     assert "is outside the reference's 95% CI [50.00, 70.00]" in line and "over 3 seeds" in line
     assert "bf16-mixed" in line or "32-true" in line  # both sides' precision is named
+    elsewhere = copy.deepcopy(near)  # a CPU without native bf16: `auto` ran it in the other precision
+    precision = elsewhere["identity"]["train"]["precision"]
+    elsewhere["identity"]["train"]["precision"] = "32-true" if precision == "bf16-mixed" else "bf16-mixed"
+    assert cell_of(elsewhere) == cell_of(near)
+    assert "is within the reference's 95% CI" in reference_line(elsewhere, reference)
     other = copy.deepcopy(near)
     other["identity"]["missing"]["rate"] = 0.33  # another configuration: another cell
     assert cell_of(other) != cell_of(near)

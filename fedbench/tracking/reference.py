@@ -3,7 +3,7 @@ committed boards are made of.
 
 A user's runs go to their own folder (``runs/`` by default), so a fresh clone trains instead of
 finding every cell recorded. Each run is then set beside the reference cell of the same
-configuration (its identity without the seed): **identical** where the reference holds the same
+configuration (its identity without the seed and the precision): **identical** where the reference holds the same
 run (same run id) with the same final metrics, bit for bit; else **within** or **outside** the
 reference's 95% CI of the cell's headline metric over its seeds (seed_stats.bootstrap_ci; with
 one reference seed there is no CI and the line says so). Each line names the precision, machine
@@ -25,8 +25,13 @@ HEADLINE = "as_train"  # the test condition the board heads each plan with
 
 
 def cell_of(record: dict[str, Any]) -> str:
-    """The reference cell a run belongs to: its identity without the seed."""
-    return config_hash({k: v for k, v in record_identity(record).items() if k != "seed"})
+    """The reference cell a run belongs to: its identity without the seed and the precision (how it
+    was computed, not what: a 32-true run, where this CPU has no native bf16, is compared with the
+    bf16-mixed reference, and the line names both)."""
+    cell = {k: v for k, v in record_identity(record).items() if k != "seed"}
+    if isinstance(cell.get("train"), dict):
+        cell["train"] = {k: v for k, v in cell["train"].items() if k != "precision"}
+    return config_hash(cell)
 
 
 def _side(record: dict[str, Any]) -> str:
