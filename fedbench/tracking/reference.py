@@ -3,8 +3,8 @@ committed boards are made of.
 
 A user's runs go to their own folder (``runs/`` by default), so a fresh clone trains instead of
 finding every cell recorded. Each run is then set beside the reference cell of the same
-configuration (its identity without the seed and the precision): **identical** where the reference holds the same
-run (same run id) with the same final metrics, bit for bit; else **within** or **outside** the
+configuration (its identity without the seed and the precision): **identical** where the reference
+holds the same run (same run id) with the same final metrics, bit for bit; else **within** or **outside** the
 reference's 95% CI of the cell's headline metric over its seeds (seed_stats.bootstrap_ci; with
 one reference seed there is no CI and the line says so). Each line names the precision, machine
 and versions of both sides, since those decide whether bit-identity can be expected at all.
