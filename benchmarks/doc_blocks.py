@@ -16,7 +16,7 @@ the committed validation curves in results/curves, beside the rounds its BenchPl
 ``record-status`` (its cells committed so far, per plan), ``ppt-tables SWEEP`` and
 ``fedmvp-tables SWEEP`` (docs/ppt.md, docs/fedmvp.md: benchmarks/method_pages.py), and the
 small statements of benchmarks/doc_numbers.py (``quick-bench-times``, ``full-profile-cost``,
-``requirement-peaks``).
+``requirement-peaks``, ``cpu-kinds``).
 tests/test_doc_blocks.py regenerates every block and compares.
 """
 
@@ -118,6 +118,12 @@ def full_profile_cost() -> str:
     return cost(RESULTS / "curves-full" / "emoji")
 
 
+def cpu_kinds() -> str:
+    from benchmarks.doc_numbers import cpu_kinds as kinds
+
+    return kinds(RESULTS)
+
+
 def requirement_peaks() -> str:
     from benchmarks.doc_numbers import requirement_peaks as peaks
 
@@ -159,6 +165,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "quick-bench-times": quick_bench_times,
     "full-profile-cost": full_profile_cost,
     "requirement-peaks": requirement_peaks,
+    "cpu-kinds": cpu_kinds,
     "matcher-table": matcher_table,
     "matcher-summary": matcher_summary,
 }

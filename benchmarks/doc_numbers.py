@@ -69,3 +69,49 @@ def requirement_peaks(reports: Path = ROOT / "docs" / "requirements") -> str:
         f"{min(rest):.1f}-{max(rest):.1f} GiB for the other tables) is not broken down yet; "
         "it is within every budget here."
     )
+
+
+def cpu_kinds(results: Path) -> str:
+    """FedAvg's quick cells at seed 0 on the two kinds of CPU: the reference (``results/emoji``,
+    bf16-mixed where bf16 is native) beside ``results/cpu-32-true`` (32-true, what ``auto`` gives on a
+    CPU without native bf16): wall time, its ratio, and the headline accuracy of each."""
+    sweep = "bench-fedavg-quick"
+
+    def cell(r: dict) -> tuple:
+        return r["method"], r["config"]["missing"]["type"], r["config"]["missing"]["rate"]
+
+    reference = {cell(r): r for r in run_files(results / "emoji", sweep) if r["seed"] == 0}
+    lines = table_head(["method", "missing", "reference", "here", "wall time", "as_train accuracy"])
+    for r in sorted(run_files(results / "cpu-32-true" / "emoji", sweep), key=cell):
+        ref = reference.get(cell(r))
+        if ref is None:
+            continue
+        method, kind, rate = cell(r)
+        lines.append(
+            table_row(
+                [
+                    method,
+                    f"{kind}@{rate:g}",
+                    _numerics(ref),
+                    _numerics(r),
+                    f"{ref['wall_time_s']:.0f} s vs {r['wall_time_s']:.0f} s "
+                    f"({r['wall_time_s'] / ref['wall_time_s']:.1f}x)",
+                    f"{_accuracy(ref):.2f} vs {_accuracy(r):.2f}",
+                ]
+            )
+        )
+    return "\n".join(lines)
+
+
+def _accuracy(record: dict) -> float:
+    return 100 * record["final"]["as_train"]["accuracy"]
+
+
+def _numerics(record: dict) -> str:
+    """A record's precision and CPU kernels (records from before ``versions.cpu`` was stamped made
+    bf16-mixed only where the CPU had native bf16)."""
+    precision = record["config"]["train"]["precision"]
+    cpu = (record.get("versions") or {}).get("cpu")
+    if cpu is None:
+        cpu = "native bf16" if precision == "bf16-mixed" else "kernels not stamped"
+    return f"{precision}, {cpu}"
