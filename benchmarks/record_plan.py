@@ -94,20 +94,30 @@ def sizing_table(curves: Path) -> str:
     from fedbench.methods.registry import get_method
 
     speed = seconds_per_round(curves)
+    made_in: dict[str, set] = defaultdict(set)
+    for r in curve_records(curves):
+        made_in[plan_of(r["sweep"])].add(r["config"]["train"]["precision"])
     lines = table_head(
-        ["plan", "cells (methods x settings x 5 seeds)", "rounds", "s per round (curve runs)", "CPU-hours"]
+        [
+            "plan",
+            "cells (methods x settings x 5 seeds)",
+            "rounds",
+            "s per round (curve runs)",
+            "CPU-hours",
+            "curves' precision",
+        ]
     )
     total = 0.0
     for plan in PLANS:
         rounds = get_method(plan).plan.record_rounds
         if rounds is None:
-            lines.append(table_row([plan, "–", "not chosen", "–", "–"]))
+            lines.append(table_row([plan, "–", "not chosen", "–", "–", ", ".join(sorted(made_in[plan]))]))
             continue
         cells = plan_cells(plan, "record")
         missing = sorted({c.method.name for c in cells} - {m for p, m in speed if p == plan})
         if missing:
             lines.append(
-                table_row([plan, str(len(cells)), str(rounds), f"no curve for {', '.join(missing)}", "–"])
+                table_row([plan, str(len(cells)), str(rounds), f"no curve for {', '.join(missing)}", "–", ""])
             )
             continue
         seconds = sum(speed[plan, c.method.name] * c.federation.rounds for c in cells)
@@ -115,10 +125,17 @@ def sizing_table(curves: Path) -> str:
         span = sorted(speed[plan, m] for m in {c.method.name for c in cells})
         lines.append(
             table_row(
-                [plan, str(len(cells)), str(rounds), f"{span[0]:.1f}-{span[-1]:.1f}", f"{seconds / 3600:.1f}"]
+                [
+                    plan,
+                    str(len(cells)),
+                    str(rounds),
+                    f"{span[0]:.1f}-{span[-1]:.1f}",
+                    f"{seconds / 3600:.1f}",
+                    ", ".join(sorted(made_in[plan])),
+                ]
             )
         )
-    lines.append(table_row(["all", "", "", "", f"{total / 3600:.1f}"]))
+    lines.append(table_row(["all", "", "", "", f"{total / 3600:.1f}", ""]))
     return "\n".join(lines)
 
 

@@ -94,6 +94,10 @@ def test_the_sizing_table_is_cells_times_rounds_times_measured_seconds(curves):
             SETTINGS[plan] * 5 * rounds * sum(per_round[plan, m]) / len(per_round[plan, m]) for m in methods
         )
         assert rows[plan][3] == f"{seconds / 3600:.1f}"
+        precisions = {
+            r["config"]["train"]["precision"] for r in curve_files(curves) if r["sweep"].split("-")[1] == plan
+        }
+        assert rows[plan][4] == ", ".join(sorted(precisions))
 
 
 # each plan's settings, counted by hand from its BenchPlan's quick profile: FedAvg's three missing
