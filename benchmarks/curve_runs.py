@@ -7,7 +7,8 @@ settings only, into a curves folder (runs resume and recorded cells are skipped)
 
 Equivalent to ``make bench METHOD=X PROFILE=quick ROUNDS=N SEEDS=0 ABLATIONS=1`` (same cells, same
 sweep name, so the same run ids) except that ``--partition`` keeps one partition of a plan that
-sweeps partitions, which ``make bench`` cannot select.
+sweeps partitions, which ``make bench`` cannot select. ``--lr`` and ``--lr-schedule`` draw a recipe
+candidate (docs/board-of-record.md: PPT's recipe), into a results folder of its own.
 """
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ def partition_label(partition: dict) -> str:
     return "-".join(str(partition[k]) for k in ("name", "alpha") if k in partition)
 
 
-def run_curves(plan: str, rounds: int, rates, partition: str | None, results: str, workers: int, only=None):
+def run_curves(
+    plan: str,
+    rounds: int,
+    rates,
+    partition: str | None,
+    results: str,
+    workers: int,
+    only=None,
+    lr: float | None = None,
+    lr_schedule: str | None = None,
+):
     from fedbench.bench_plans import plan_grid, plan_methods, profile_config
     from fedbench.errors import ConfigError
     from fedbench.methods.registry import bench_sweep
@@ -48,6 +59,15 @@ def run_curves(plan: str, rounds: int, rates, partition: str | None, results: st
             raise ConfigError(f"--partition: {partition!r} is not one of {', '.join(choices) or 'none'}")
         grid.axes["partition"] = [choices[partition]]
         command = f"python benchmarks/curve_runs.py {plan} --rounds {rounds} --partition {partition}"
+    recipe = ""
+    if lr is not None:  # a recipe candidate: after the plan's own train settings
+        base.train.lr, recipe = lr, f"{recipe} --lr {lr:g}"
+    if lr_schedule is not None:
+        base.train.lr_schedule, recipe = lr_schedule, f"{recipe} --lr-schedule {lr_schedule}"
+    if recipe:
+        command = f"python benchmarks/curve_runs.py {plan} --rounds {rounds}" + (
+            f" --partition {partition}{recipe}" if partition is not None else recipe
+        )
     base.tracking.results_dir, base.tracking.sweep = results, bench_sweep(plan, "quick")
     base.tracking.wandb, base.tracking.command = False, command
     with tempfile.TemporaryDirectory() as boards:  # curves have no board of their own
@@ -63,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default="runs/curves-quick")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument(
+        "--lr", type=float, default=None, help="train.lr instead of the plan's (a recipe candidate)"
+    )
+    ap.add_argument(
+        "--lr-schedule",
+        default=None,
+        help="train.lr_schedule instead of the plan's: constant, linear, cosine",
+    )
+    ap.add_argument(
         "--methods",
         nargs="*",
         default=None,
@@ -73,7 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     from fedbench.errors import ConfigError
 
     try:
-        run_curves(ns.plan, ns.rounds, ns.rates, ns.partition, ns.results, ns.workers, ns.methods)
+        run_curves(
+            ns.plan,
+            ns.rounds,
+            ns.rates,
+            ns.partition,
+            ns.results,
+            ns.workers,
+            ns.methods,
+            lr=ns.lr,
+            lr_schedule=ns.lr_schedule,
+        )
     except ConfigError as err:
         print(f"curve_runs: {err}", file=sys.stderr)
         return 2
