@@ -13,7 +13,8 @@ committed runs, benchmarks/fedprime_table.py), ``record-rounds`` (each plan's pl
 the committed validation curves in results/curves, beside the rounds its BenchPlan records),
 ``curve-trend PLAN`` (each of a plan's curves, smoothed, every 10 rounds, with its plateau),
 ``record-sizing`` (the board of record's cells x rounds x measured seconds per round) and
-``record-status`` (its cells committed so far, per plan), ``ppt-tables SWEEP`` and
+``record-status`` (its cells committed so far, per plan), ``ppt-recipe`` (PPT's recipe candidates
+judged by the rule fixed before they were drawn: benchmarks/ppt_recipe.py), ``ppt-tables SWEEP`` and
 ``fedmvp-tables SWEEP`` (docs/ppt.md, docs/fedmvp.md: benchmarks/method_pages.py), and the
 small statements of benchmarks/doc_numbers.py (``quick-bench-times``, ``full-profile-cost``,
 ``requirement-peaks``, ``cpu-kinds``).
@@ -80,6 +81,12 @@ def record_status() -> str:
     from benchmarks.record_plan import status_table
 
     return status_table(RESULTS)
+
+
+def ppt_recipe() -> str:
+    from benchmarks.ppt_recipe import recipe_table
+
+    return recipe_table(RESULTS)
 
 
 def ppt_tables(sweep: str) -> str:
@@ -158,6 +165,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "record-sizing": record_sizing,
     "record-status": record_status,
     "record-check": record_check,
+    "ppt-recipe": ppt_recipe,
     "ppt-tables": ppt_tables,
     "fedmvp-tables": fedmvp_tables,
     "ppt-probes": ppt_probes,
