@@ -63,8 +63,9 @@ PROFILES = {
     "quick": _QUICK,  # the smoke benchmark: about 20 minutes on 2 CPU cores
     # the board of record: each plan's quick settings for its BenchPlan.record_rounds, on 5 seeds, in
     # bf16-mixed on every machine: a record spans sessions, so its cells must not mix precisions as
-    # `auto` would on machines of both kinds; bf16 is what its curves and sizes were measured in, and
-    # about 3x faster than 32-true where the CPU has it natively (a CPU without it is refused)
+    # `auto` would on machines of both kinds; bf16 is what FedAvg's record and FedAvg's and FedPrime's
+    # curves ran in, and about 3x faster than 32-true where the CPU has it natively (a CPU without it
+    # is refused; docs/board-of-record.md)
     "record": {**_QUICK, "seeds": [0, 1, 2, 3, 4], "precision": "bf16-mixed"},
     "full": {"config": "experiments/emoji_full.yaml", "rates": [0.0, 0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2]},
 }
