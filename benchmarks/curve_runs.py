@@ -58,16 +58,14 @@ def run_curves(
         if partition not in choices:
             raise ConfigError(f"--partition: {partition!r} is not one of {', '.join(choices) or 'none'}")
         grid.axes["partition"] = [choices[partition]]
-        command = f"python benchmarks/curve_runs.py {plan} --rounds {rounds} --partition {partition}"
     recipe = ""
     if lr is not None:  # a recipe candidate: after the plan's own train settings
         base.train.lr, recipe = lr, f"{recipe} --lr {lr:g}"
     if lr_schedule is not None:
         base.train.lr_schedule, recipe = lr_schedule, f"{recipe} --lr-schedule {lr_schedule}"
-    if recipe:
-        command = f"python benchmarks/curve_runs.py {plan} --rounds {rounds}" + (
-            f" --partition {partition}{recipe}" if partition is not None else recipe
-        )
+    if partition is not None or recipe:  # what make bench cannot express
+        where = f" --partition {partition}" if partition is not None else ""
+        command = f"python benchmarks/curve_runs.py {plan} --rounds {rounds}{where}{recipe}"
     base.tracking.results_dir, base.tracking.sweep = results, bench_sweep(plan, "quick")
     base.tracking.wandb, base.tracking.command = False, command
     with tempfile.TemporaryDirectory() as boards:  # curves have no board of their own

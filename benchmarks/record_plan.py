@@ -81,10 +81,10 @@ def rounds_table(curves: Path) -> str:
     return "\n".join(lines)
 
 
-def seconds_per_round(curves: Path) -> dict[tuple[str, str], float]:
+def seconds_per_round(runs: list[dict]) -> dict[tuple[str, str], float]:
     """{(plan, method): mean over its curve runs of wall time / rounds} (setup and test included)."""
     per: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for r in curve_records(curves):
+    for r in runs:
         per[plan_of(r["sweep"]), r["method"]].append(r["wall_time_s"] / len(r["rounds"]))
     return {key: sum(v) / len(v) for key, v in per.items()}
 
@@ -93,9 +93,10 @@ def sizing_table(curves: Path) -> str:
     from fedbench.bench_plans import plan_cells
     from fedbench.methods.registry import get_method
 
-    speed = seconds_per_round(curves)
+    runs = curve_records(curves)  # read once: the speeds and the precisions
+    speed = seconds_per_round(runs)
     made_in: dict[str, set] = defaultdict(set)
-    for r in curve_records(curves):
+    for r in runs:
         made_in[plan_of(r["sweep"])].add(r["config"]["train"]["precision"])
     lines = table_head(
         [
