@@ -1,6 +1,7 @@
-"""The one-seed validation curves that choose a plan's record rounds (docs/board-of-record.md): a
-plan's quick cells, seed 0, ablations included, run for more rounds, optionally at one of its
-settings only, into a curves folder (runs resume and recorded cells are skipped).
+"""The validation curves that choose a plan's record rounds (docs/board-of-record.md): a plan's
+quick cells, seed 0 unless ``--seeds`` says otherwise, ablations included, run for more rounds,
+optionally at one of its settings only, into a curves folder (runs resume and recorded cells are
+skipped).
 
     .venv/bin/python benchmarks/curve_runs.py fedmvp --rounds 40 --rates 0.5
     .venv/bin/python benchmarks/curve_runs.py ppt --rounds 40 --partition imbalanced
@@ -38,6 +39,7 @@ def run_curves(
     only=None,
     lr: float | None = None,
     lr_schedule: str | None = None,
+    seeds=(0,),
 ):
     from fedbench.bench_plans import plan_grid, plan_methods, profile_config
     from fedbench.errors import ConfigError
@@ -50,9 +52,14 @@ def run_curves(
         if unknown := sorted(set(only) - set(methods)):
             raise ConfigError(f"--methods: {unknown[0]!r} is not in the {plan} plan ({', '.join(methods)})")
         methods = [m for m in methods if m in only]
-    grid = plan_grid(base, plan, "quick", methods, rates, [0], None, None, None, None, rounds)
+    seeds = list(seeds)
+    grid = plan_grid(base, plan, "quick", methods, rates, seeds, None, None, None, None, rounds)
     rates_word = f" RATES={' '.join(map(str, rates))}" if rates else ""
-    command = f"make bench METHOD={plan} PROFILE=quick ROUNDS={rounds}{rates_word} SEEDS=0 ABLATIONS=1"
+    seeds_word = " ".join(map(str, seeds))
+    make_seeds = seeds_word if len(seeds) == 1 else f'"{seeds_word}"'
+    command = (
+        f"make bench METHOD={plan} PROFILE=quick ROUNDS={rounds}{rates_word} SEEDS={make_seeds} ABLATIONS=1"
+    )
     if partition is not None:
         choices = {partition_label(p): p for p in grid.axes.get("partition", [])}
         if partition not in choices:
@@ -65,7 +72,8 @@ def run_curves(
         base.train.lr_schedule, recipe = lr_schedule, f"{recipe} --lr-schedule {lr_schedule}"
     if partition is not None or recipe:  # what make bench cannot express
         where = f" --partition {partition}" if partition is not None else ""
-        command = f"python benchmarks/curve_runs.py {plan} --rounds {rounds}{where}{recipe}"
+        seeds_flag = f" --seeds {seeds_word}" if seeds != [0] else ""  # seed 0 is the default
+        command = f"python benchmarks/curve_runs.py {plan} --rounds {rounds}{where}{recipe}{seeds_flag}"
     base.tracking.results_dir, base.tracking.sweep = results, bench_sweep(plan, "quick")
     base.tracking.wandb, base.tracking.command = False, command
     with tempfile.TemporaryDirectory() as boards:  # curves have no board of their own
@@ -80,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partition", default=None, help="one partition of the plan, e.g. imbalanced")
     ap.add_argument("--results", default="runs/curves-quick")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="seeds to draw (default 0, the curves' seed)"
+    )
     ap.add_argument(
         "--lr", type=float, default=None, help="train.lr instead of the plan's (a recipe candidate)"
     )
@@ -109,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             ns.methods,
             lr=ns.lr,
             lr_schedule=ns.lr_schedule,
+            seeds=ns.seeds,
         )
     except ConfigError as err:
         print(f"curve_runs: {err}", file=sys.stderr)
