@@ -147,7 +147,8 @@ def cmd_bench(argv: list[str]) -> int:
         "--profile",
         type=str,
         default="quick",
-        help="quick (the smoke benchmark, about 20 min on 2 CPU cores), record (the board of record: "
+        help="quick (the smoke benchmark; README gives its run times per plan and kind of CPU), "
+        "record (the board of record: "
         "each plan at its converged rounds on 5 seeds) or full (a larger federation)",
     )
     p.add_argument("--ablations", type=bool, default=False)

@@ -266,8 +266,9 @@ def record_progress(records: list[dict[str, Any]], dataset: str = "emoji") -> di
     """Board section -> its role line with how far it is, for every ``PROFILE=record`` section of
     ``records`` that holds fewer runs than its plan has cells: the board of record is built over
     several sessions, and until a plan's section is complete it must not read as finished. Runs are
-    counted by distinct run id against the plan's cell count, so the line is the same on a machine
-    that resolves ``precision: auto`` to another precision."""
+    counted by distinct run id against the plan's cell count. The record's precision is pinned, so
+    each cell has one run id; cells a maintainer adds in another precision (``PRECISION=``) into the
+    same section would be counted too."""
     found: dict[str, set] = {}
     for rec in records:
         if rec.get("dataset") == dataset and rec.get("sweep"):
