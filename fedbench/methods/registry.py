@@ -60,7 +60,7 @@ class BenchPlan:
 # seeds), full the larger federation
 _QUICK = {"config": "experiments/emoji_quick.yaml", "rates": [0.1, 0.5, 0.9], "seeds": [0, 1], "workers": 2}
 PROFILES = {
-    "quick": _QUICK,  # the smoke benchmark: about 20 minutes on 2 CPU cores
+    "quick": _QUICK,  # the smoke benchmark (run times per plan and kind of CPU: README)
     # the board of record: each plan's quick settings for its BenchPlan.record_rounds, on 5 seeds, in
     # bf16-mixed on every machine: a record spans sessions, so its cells must not mix precisions as
     # `auto` would on machines of both kinds; bf16 is what FedAvg's record and FedAvg's and FedPrime's
