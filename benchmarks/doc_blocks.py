@@ -14,8 +14,10 @@ the committed validation curves in results/curves, beside the rounds its BenchPl
 ``curve-trend PLAN`` (each of a plan's curves, smoothed, every 10 rounds, with its plateau),
 ``record-sizing`` (the board of record's cells x rounds x measured seconds per round) and
 ``record-status`` (its cells committed so far, per plan), ``ppt-recipe`` (PPT's recipe candidates
-judged by the rule fixed before they were drawn: benchmarks/ppt_recipe.py), ``ppt-tables SWEEP`` and
-``fedmvp-tables SWEEP`` (docs/ppt.md, docs/fedmvp.md: benchmarks/method_pages.py), and the
+judged by the rule fixed before they were drawn: benchmarks/ppt_recipe.py), ``ppt-pool-trajectory
+NAME`` and ``ppt-pool-state NAME`` (PPT's pool over long runs, with one checkpoint's measurement in
+docs/ppt-runs/NAME.json: benchmarks/ppt_pool.py), ``ppt-tables SWEEP`` and ``fedmvp-tables SWEEP``
+(docs/ppt.md, docs/fedmvp.md: benchmarks/method_pages.py), and the
 small statements of benchmarks/doc_numbers.py (``quick-bench-times``, ``full-profile-cost``,
 ``requirement-peaks``, ``cpu-kinds``).
 tests/test_doc_blocks.py regenerates every block and compares.
@@ -38,6 +40,7 @@ BLOCK = re.compile(
 )
 RESULTS = ROOT / "results"  # the committed records (tests point this at a copy of git's HEAD)
 MATCHER_RUNS = ROOT / "docs" / "matcher-runs"
+PPT_RUNS = ROOT / "docs" / "ppt-runs"  # measurements of PPT runs in progress (benchmarks/ppt_pool.py)
 
 
 def pages(root: Path = ROOT) -> list[Path]:
@@ -87,6 +90,24 @@ def ppt_recipe() -> str:
     from benchmarks.ppt_recipe import recipe_table
 
     return recipe_table(RESULTS)
+
+
+def _pool_state(name: str) -> dict:
+    import json
+
+    return json.loads((PPT_RUNS / f"{name}.json").read_text())
+
+
+def ppt_pool_state(name: str) -> str:
+    from benchmarks.ppt_pool import state_table
+
+    return state_table(_pool_state(name))
+
+
+def ppt_pool_trajectory(name: str) -> str:
+    from benchmarks.ppt_pool import trajectory_table
+
+    return trajectory_table(RESULTS, _pool_state(name))
 
 
 def ppt_tables(sweep: str) -> str:
@@ -167,6 +188,8 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "record-check": record_check,
     "ppt-recipe": ppt_recipe,
     "ppt-tables": ppt_tables,
+    "ppt-pool-state": ppt_pool_state,
+    "ppt-pool-trajectory": ppt_pool_trajectory,
     "fedmvp-tables": fedmvp_tables,
     "ppt-probes": ppt_probes,
     "fedmvp-probes": fedmvp_probes,

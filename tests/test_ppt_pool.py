@@ -1,0 +1,61 @@
+"""PPT's pool measurements (benchmarks/ppt_pool.py) on pools and records worked by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from benchmarks import ppt_pool
+
+
+def test_the_geometry_of_a_hand_made_pool():
+    # rows (1, 0), (3, 0), (2, 2): mean (2, 2/3); deviations (-1, -2/3), (1, -2/3), (0, 4/3);
+    # squares sum 1 + 4/9 + 1 + 4/9 + 0 + 16/9 = 42/9 over 6 entries: rms sqrt(7/9)
+    pool = torch.tensor([[1.0, 0.0], [3.0, 0.0], [2.0, 2.0]])
+    g = ppt_pool.pool_geometry(pool)
+    rms = math.sqrt(7 / 9)
+    assert g["rows"] == 3 and g["dim"] == 2
+    assert g["rms_about_mean"] == pytest.approx(rms)
+    assert g["mean_row_norm"] == pytest.approx((1 + 3 + math.sqrt(8)) / 3)
+    # cosines: rows 1-2 parallel (1), rows 1-3 and 2-3 at 45 degrees (1/sqrt 2); the mean over pairs
+    assert g["mean_pair_cosine"] == pytest.approx((1 + 2 / math.sqrt(2)) / 3)
+    # distances: rows 1-2: 2, rows 1-3 and 2-3: sqrt 5; so the nearest other row is 2 away for rows 1
+    # and 2, sqrt 5 for row 3; standardised: / rms, per dimension: / sqrt 2
+    nearest = sorted([2.0, 2.0, math.sqrt(5)])
+    per_dim = [x / rms / math.sqrt(2) for x in nearest]
+    q = g["nearest_q10_q50_q90"]
+    assert q[1] == pytest.approx(per_dim[1])  # the median of three is the middle one
+    assert q[0] == pytest.approx(per_dim[0]) and q[2] == pytest.approx(
+        per_dim[1] + 0.8 * (per_dim[2] - per_dim[1])
+    )  # torch's linear interpolation: the 90% point is 0.8 of the way from the 2nd to the 3rd
+
+
+def _record(folder, name, method, seed, sizes, schedule="linear", partition="imbalanced", wall=600.0):
+    rec = {
+        "status": "ok",
+        "sweep": "bench-ppt-quick",
+        "method": method,
+        "seed": seed,
+        "wall_time_s": wall,
+        "config": {"train": {"lr": 5e-3, "lr_schedule": schedule}, "partition": {"name": partition}},
+        "rounds": [{"pool_size": s, "pool_used": min(s, 10), "val": {"accuracy": 0.1}} for s in sizes],
+    }
+    (folder / "emoji").mkdir(parents=True, exist_ok=True)
+    (folder / "emoji" / f"{name}.json").write_text(json.dumps(rec))
+
+
+def test_the_trajectory_table_reads_ppt_curves_and_the_checkpoint(tmp_path):
+    sizes = list(range(1, 21))  # pool size = round number, 20 rounds
+    _record(tmp_path / "ppt-recipe", "p", "ppt", 0, sizes)
+    _record(tmp_path / "ppt-recipe", "f", "fedavg-pt", 0, sizes)  # not a pool
+    _record(tmp_path / "curves", "d", "ppt", 0, sizes, partition="dirichlet")  # another partition
+    history = [{"round": r, "pool_size": 40 - r, "pool_used": 5, "lr": 5e-3} for r in range(1, 11)]
+    state = {"history": history, "after_round": 10, "seed": 1, "elapsed_s": 120.0}
+    lines = ppt_pool.trajectory_table(tmp_path, state).splitlines()
+    assert lines[0] == "| lr | seed | source | r10 | r20 | peak (round) | most used | wall time |"
+    assert lines[2] == "| 0.005 linear | 0 | results/ppt-recipe | 10 | 20 | 20 (20) | 10 | 10 min |"
+    assert lines[3] == "| 0.005 linear | 1 | checkpoint after round 10 | 30 | – | 39 (1) | 5 | 2 min |"
+    assert len(lines) == 4
