@@ -123,8 +123,9 @@ def _series(rounds: list[dict]) -> tuple[list, int, int, int]:
 
 def trajectory_rows(results: Path, state: dict | None) -> list[tuple]:
     """(source, lr schedule, seed, rounds, pool sizes per round, wall seconds or None) of every
-    committed ``ppt`` curve on the imbalanced partition, and of the checkpoint's history."""
-    rows = []
+    committed ``ppt`` curve on the imbalanced partition, and of the checkpoint's history unless
+    its run has since been recorded in full."""
+    rows, recorded = [], set()
     for folder in ("curves", "ppt-recipe"):
         for rec in run_files(results / folder / DATASET, SWEEP):
             if rec["method"] != "ppt" or rec["config"]["partition"]["name"] != PARTITION:
@@ -132,8 +133,9 @@ def trajectory_rows(results: Path, state: dict | None) -> list[tuple]:
             train = rec["config"]["train"]
             label = f"{train['lr']:g} {train['lr_schedule']}"
             rows.append((f"results/{folder}", label, rec["seed"], rec["rounds"], rec.get("wall_time_s")))
+            recorded.add(rec.get("run_id"))
     rows.sort(key=lambda r: (r[1], r[2], r[0]))
-    if state is not None:
+    if state is not None and state["run_id"] not in recorded:
         label = f"{state['history'][0]['lr']:g} linear"
         where = f"checkpoint after round {state['after_round']}"
         rows.append((where, label, state["seed"], state["history"], state["elapsed_s"]))

@@ -33,13 +33,14 @@ def test_the_geometry_of_a_hand_made_pool():
     )  # torch's linear interpolation: the 90% point is 0.8 of the way from the 2nd to the 3rd
 
 
-def _record(folder, name, method, seed, sizes, schedule="linear", partition="imbalanced", wall=600.0):
+def _record(folder, name, method, seed, sizes, schedule="linear", partition="imbalanced", run_id=None):
     rec = {
+        "run_id": run_id or name,
         "status": "ok",
         "sweep": "bench-ppt-quick",
         "method": method,
         "seed": seed,
-        "wall_time_s": wall,
+        "wall_time_s": 600.0,
         "config": {"train": {"lr": 5e-3, "lr_schedule": schedule}, "partition": {"name": partition}},
         "rounds": [{"pool_size": s, "pool_used": min(s, 10), "val": {"accuracy": 0.1}} for s in sizes],
     }
@@ -53,9 +54,13 @@ def test_the_trajectory_table_reads_ppt_curves_and_the_checkpoint(tmp_path):
     _record(tmp_path / "ppt-recipe", "f", "fedavg-pt", 0, sizes)  # not a pool
     _record(tmp_path / "curves", "d", "ppt", 0, sizes, partition="dirichlet")  # another partition
     history = [{"round": r, "pool_size": 40 - r, "pool_used": 5, "lr": 5e-3} for r in range(1, 11)]
-    state = {"history": history, "after_round": 10, "seed": 1, "elapsed_s": 120.0}
+    state = {"history": history, "after_round": 10, "seed": 1, "elapsed_s": 120.0, "run_id": "s1"}
     lines = ppt_pool.trajectory_table(tmp_path, state).splitlines()
     assert lines[0] == "| lr | seed | source | r10 | r20 | peak (round) | most used | wall time |"
     assert lines[2] == "| 0.005 linear | 0 | results/ppt-recipe | 10 | 20 | 20 (20) | 10 | 10 min |"
     assert lines[3] == "| 0.005 linear | 1 | checkpoint after round 10 | 30 | – | 39 (1) | 5 | 2 min |"
+    assert len(lines) == 4
+    _record(tmp_path / "ppt-recipe", "s1", "ppt", 1, sizes, run_id="s1")  # the same run, since finished
+    lines = ppt_pool.trajectory_table(tmp_path, state).splitlines()
+    assert lines[3] == "| 0.005 linear | 1 | results/ppt-recipe | 10 | 20 | 20 (20) | 10 | 10 min |"
     assert len(lines) == 4
