@@ -90,10 +90,12 @@ def measure(checkpoint: Path, command: str) -> dict:
 
 def state_table(state: dict) -> str:
     """The measured geometry beside the init scale, as markdown."""
+    from fedbench.methods.ppt.config import PPTOptions
+
     q10, q50, q90 = state["nearest_q10_q50_q90"]
     lines = table_head(["quantity", "at init (PFPT's U(-v, v))", f"after round {state['after_round']}"])
     lines += [
-        table_row(["prompts in the pool", "20", str(state["rows"])]),
+        table_row(["prompts in the pool", str(PPTOptions.pool_size), str(state["rows"])]),
         table_row(
             [
                 "rms about the pool's mean (the matcher's unit)",
