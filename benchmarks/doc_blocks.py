@@ -92,22 +92,23 @@ def ppt_recipe() -> str:
     return recipe_table(RESULTS)
 
 
-def _pool_state(name: str) -> dict:
+def _measured(folder: Path, name: str) -> dict:
+    """A committed measurement, ``folder/NAME.json`` (docs/matcher-runs, docs/ppt-runs)."""
     import json
 
-    return json.loads((PPT_RUNS / f"{name}.json").read_text())
+    return json.loads((folder / f"{name}.json").read_text())
 
 
 def ppt_pool_state(name: str) -> str:
     from benchmarks.ppt_pool import state_table
 
-    return state_table(_pool_state(name))
+    return state_table(_measured(PPT_RUNS, name))
 
 
 def ppt_pool_trajectory(name: str) -> str:
     from benchmarks.ppt_pool import trajectory_table
 
-    return trajectory_table(RESULTS, _pool_state(name))
+    return trajectory_table(RESULTS, _measured(PPT_RUNS, name))
 
 
 def ppt_tables(sweep: str) -> str:
@@ -159,22 +160,18 @@ def requirement_peaks() -> str:
 
 
 def matcher_table(name: str) -> str:
-    import json
-
     from benchmarks.matcher_scenarios import table
 
-    return table(json.loads((MATCHER_RUNS / f"{name}.json").read_text()))
+    return table(_measured(MATCHER_RUNS, name))
 
 
 def matcher_summary(*names: str) -> str:
     """The summary lines of each named run (e.g. the held-out seeds), one paragraph per run."""
-    import json
-
     from benchmarks.matcher_scenarios import summary
 
     out = []
     for name in names:
-        data = json.loads((MATCHER_RUNS / f"{name}.json").read_text())
+        data = _measured(MATCHER_RUNS, name)
         out += [f"seed {data['seed']}, {data['outer_loops']} outer loops:", "", *summary(data), ""]
     return "\n".join(out)
 

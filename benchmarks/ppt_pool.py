@@ -1,4 +1,4 @@
-"""PPT's prompt pool over long runs (docs/ppt.md §5): its size per round from committed records,
+"""PPT's prompt pool over long runs (docs/ppt.md §4): its size per round from committed records,
 and the geometry of one global pool taken from a run's checkpoint.
 
     .venv/bin/python benchmarks/ppt_pool.py CHECKPOINT --out docs/ppt-runs/pool-state.json \\
@@ -49,7 +49,8 @@ def pool_geometry(pool) -> dict:
     dist = torch.cdist(unit, unit) / math.sqrt(d)
     dist.fill_diagonal_(float("inf"))
     nearest = dist.min(1).values
-    cos = torch.nn.functional.normalize(p, dim=1) @ torch.nn.functional.normalize(p, dim=1).T
+    direction = torch.nn.functional.normalize(p, dim=1)
+    cos = direction @ direction.T
     pairs = m * (m - 1)
     q = torch.quantile(nearest, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)).tolist()
     return {
