@@ -9,7 +9,9 @@ skipped).
 Equivalent to ``make bench METHOD=X PROFILE=quick ROUNDS=N SEEDS=0 ABLATIONS=1`` (same cells, same
 sweep name, so the same run ids) except that ``--partition`` keeps one partition of a plan that
 sweeps partitions, which ``make bench`` cannot select. ``--lr`` and ``--lr-schedule`` draw a recipe
-candidate (docs/board-of-record.md: PPT's recipe), into a results folder of its own.
+candidate (docs/board-of-record.md: PPT's recipe), into a results folder of its own, and
+``--method-option KEY=VALUE`` a method option (e.g. ``new_centre=drift`` for ``--methods ppt``,
+docs/ppt.md section 4) for every method drawn.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def run_curves(
     lr: float | None = None,
     lr_schedule: str | None = None,
     seeds=(0,),
+    method_options: dict | None = None,
 ):
     from fedbench.bench_plans import plan_grid, plan_methods, profile_config
     from fedbench.errors import ConfigError
@@ -70,6 +73,10 @@ def run_curves(
         base.train.lr, recipe = lr, f"{recipe} --lr {lr:g}"
     if lr_schedule is not None:
         base.train.lr_schedule, recipe = lr_schedule, f"{recipe} --lr-schedule {lr_schedule}"
+    for key, value in (method_options or {}).items():  # each method's own options, checked by the sweep
+        recipe = f"{recipe} --method-option {key}={value}"
+        for method in methods:
+            grid.per_method.setdefault(method, {})[key] = value
     if partition is not None or recipe:  # what make bench cannot express
         where = f" --partition {partition}" if partition is not None else ""
         seeds_flag = f" --seeds {seeds_word}" if seeds != [0] else ""  # seed 0 is the default
@@ -106,10 +113,25 @@ def main(argv: list[str] | None = None) -> int:
         help="only these methods of the plan (e.g. a second process "
         "on the same results folder taking the plan's last cells: a cell is skipped once recorded)",
     )
+    ap.add_argument(
+        "--method-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method option for every method drawn, as in a config (repeatable)",
+    )
     ns = ap.parse_args(argv)
+    import yaml
+
     from fedbench.errors import ConfigError
 
     try:
+        options = {}
+        for item in ns.method_option:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--method-option: give KEY=VALUE, e.g. new_centre=drift; got {item!r}")
+            options[key] = yaml.safe_load(value)  # a number, a bool or a word, as in a config
         run_curves(
             ns.plan,
             ns.rounds,
@@ -121,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             lr=ns.lr,
             lr_schedule=ns.lr_schedule,
             seeds=ns.seeds,
+            method_options=options,
         )
     except ConfigError as err:
         print(f"curve_runs: {err}", file=sys.stderr)

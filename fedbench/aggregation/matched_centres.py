@@ -47,10 +47,11 @@ class MatcherOptions:
         checks.positive("method.options.matcher_lr", self.matcher_lr, str(default.matcher_lr))
 
     def matched_centres(
-        self, local: list[torch.Tensor], weights: list[float], seed: int
+        self, local: list[torch.Tensor], weights: list[float], seed: int, radius: float | None = None
     ) -> tuple[torch.Tensor, MatchResult]:
         """(global centres [m, d] in float64, the matcher's result) for the clients' local prompts
-        (T tensors [n_t, d]) with per-client ``weights``."""
+        (T tensors [n_t, d]) with per-client ``weights``; ``radius``: the merge radius of an "auto"
+        price in the prompts' units (None: from their neighbour distances)."""
         d = local[0].shape[-1]
         price = self.new_centre_price()
         result = match_prompts(
@@ -62,6 +63,7 @@ class MatcherOptions:
             new_cluster_cost=price if price is None or isinstance(price, str) else float(price) * d,
             cost=self.matcher_cost,
             standardise=self.standardise,
+            radius=radius,
         )
         m = result.centres.shape[0]
         if self.centre_update == "mean":

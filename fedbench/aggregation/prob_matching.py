@@ -170,6 +170,7 @@ def match_prompts(
     new_cluster_cost: float | str | None = None,
     cost: str = "joint",
     standardise: bool | None = None,
+    radius: float | None = None,
 ) -> MatchResult:
     """Match the clients' local prompts to shared centres by alternating Adam and Hungarian steps.
 
@@ -177,11 +178,17 @@ def match_prompts(
     "official" (PFPT's Bernoulli term). ``new_cluster_cost``: None, a price in nats, or "auto"
     (calibrated from the prompts). ``standardise`` (default: only with "auto") runs the matcher on
     (x - mean) / rms, one mean vector and one scalar for all clients, and maps the centres back (a
-    numeric price then applies to the standardised prompts).
+    numeric price then applies to the standardised prompts). ``radius``: with "auto", the merge
+    radius theta^2 in the prompts' own units (e.g. from the clients' updates:
+    ``matching_calibration.update_radius``) instead of the one from their neighbour distances.
     Deterministic for a given seed; the global torch RNG state is left as it was.
     """
     _check_options(outer_loops, new_cluster_cost, cost)
     auto = new_cluster_cost == "auto"
+    if radius is not None and not (auto and radius >= 0 and math.isfinite(radius)):
+        raise ValueError(
+            f"match_prompts: radius needs new_cluster_cost='auto' and a finite value >= 0, got {radius!r}"
+        )
     clients = _as_clients(local)
     out_dtype = clients[0].dtype if clients[0].is_floating_point() else torch.float32
     out_device = clients[0].device
@@ -194,7 +201,12 @@ def match_prompts(
         shift = all_rows.mean(0)
         unit = (all_rows - shift).pow(2).mean().sqrt().clamp_min(1e-12)
         qs = [((q.double() - shift) / unit).to(work) for q in qs]
-    theta2 = merge_radius(qs) if auto else None
+    if not auto:
+        theta2 = None
+    elif radius is not None:  # given in the prompts' units; the matcher works in standardised ones
+        theta2 = radius / (1.0 if unit is None else float(unit) ** 2)
+    else:
+        theta2 = merge_radius(qs)
     sizes = [q.shape[0] for q in qs]
     m, d = sum(sizes), qs[0].shape[1]
     rng = np.random.default_rng(seed)
@@ -243,5 +255,5 @@ def match_prompts(
     if unit is not None:
         centres = (centres.double() * unit + shift).to(work)
     centres = centres.to(device=out_device, dtype=out_dtype)
-    radius = None if theta2 is None else theta2 * (1.0 if unit is None else float(unit) ** 2)
-    return MatchResult(centres, [remap[zt] for zt in z], trace, radius)
+    theta2_out = None if theta2 is None else theta2 * (1.0 if unit is None else float(unit) ** 2)
+    return MatchResult(centres, [remap[zt] for zt in z], trace, theta2_out)

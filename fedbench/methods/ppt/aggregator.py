@@ -5,7 +5,9 @@ Per round:
    reports no usage counts as using its whole pool, so a missing report keeps rows, never drops
    them. Rows outside U are dropped, as in the code (the pool can shrink).
 2. Every client's rows at U go to :func:`~fedbench.aggregation.prob_matching.match_prompts`
-   (50 outer loops, the options' cost and new-centre price, standardised by default); the
+   (50 outer loops, the options' cost and new-centre price, standardised by default; with
+   ``new_centre="drift"`` the price's merge radius comes from the clients' updates to the rows
+   they used, each row against the round's global row it started from); the
    centres that received a prompt are the new pool, whose size m' (<= clients x |U|) is logged as
    ``pool_size`` every round, beside ``pool_used`` = |U|.
 3. With ``centre_update="mean"`` a centre becomes the sample-weighted mean of the local prompts
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedbench.aggregation.matching_calibration import update_radius
 from fedbench.aggregation.weighted import weighted_mean
 from fedbench.errors import ConfigError
 from fedbench.methods.base import Aggregator, ClientUpdate, State
@@ -77,13 +80,20 @@ class PPTAggregator(Aggregator):
         pools = [u.state[POOL_KEY] for u in updates]
         if self.aliased(round_index):  # one pool trained in turn: the matcher sees copies of the last
             pools = [pools[-1]] * len(pools)
-        out[POOL_KEY] = self.aggregate_pool(pools, [u.meta.get("usage") for u in updates], weights, seed)
+        usages = [u.meta.get("usage") for u in updates]
+        out[POOL_KEY] = self.aggregate_pool(pools, usages, weights, seed, start=global_state.get(POOL_KEY))
         return out
 
     def aggregate_pool(
-        self, pools: list[torch.Tensor], usages: list, weights: list[float], seed: int
+        self,
+        pools: list[torch.Tensor],
+        usages: list,
+        weights: list[float],
+        seed: int,
+        start: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The new pool [m', d] from the clients' pools (all [M, d], the round's global size)."""
+        """The new pool [m', d] from the clients' pools (all [M, d], the round's global size);
+        ``start``: the round's global pool they began from (needed by ``new_centre="drift"``)."""
         opts = self.options
         size = pools[0].shape[0]
         if any(p.shape != pools[0].shape for p in pools):
@@ -94,7 +104,8 @@ class PPTAggregator(Aggregator):
         if not union:  # no client retrieved anything (cannot happen with kappa >= 1): keep the pool
             union = list(range(size))
         local = [p.detach().cpu()[union] for p in pools]
-        centres, result = opts.matched_centres(local, weights, seed)
+        radius = self.drift_radius(pools, usages, start) if opts.new_centre == "drift" else None
+        centres, result = opts.matched_centres(local, weights, seed, radius=radius)
         m = centres.shape[0]
         if m < opts.kappa:
             dropped = [i for i in range(size) if i not in set(union)]
@@ -105,6 +116,18 @@ class PPTAggregator(Aggregator):
         if radius is not None:
             self._meta["merge_radius"] = float(radius)
         return centres.to(pools[0].dtype)
+
+    @staticmethod
+    def drift_radius(pools: list[torch.Tensor], usages: list, start: torch.Tensor | None) -> float | None:
+        """The merge radius from each client's updates to the rows it used (every row where it
+        reported no usage); None without a start pool or when nothing moved."""
+        if start is None:
+            return None
+        base = start.detach().cpu().double()
+        rows = [used_rows([usage], base.shape[0]) for usage in usages]
+        return update_radius(
+            [p.detach().cpu().double()[r] - base[r] for p, r in zip(pools, rows, strict=True)]
+        )
 
     def metadata(self) -> dict[str, Any]:
         return dict(self._meta)

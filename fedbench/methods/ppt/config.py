@@ -13,7 +13,7 @@ from fedbench.errors import ConfigError
 
 SELECTIONS = ("sample", "batch")
 SIGNS = ("pull", "push")
-NEW_CENTRE = ("auto", "fixed", "none")
+NEW_CENTRE = ("auto", "drift", "fixed", "none")
 
 
 @dataclass
@@ -41,7 +41,12 @@ class PPTOptions(MatcherOptions):
         0.36 against 0.66); "fixed" returned the 18 prompts with every client's copies merged
         (rounds 1 and 2), "auto" 33 centres with 15 of the 18 rows split, the official matcher
         32; over the 8 rounds of the quick bench "auto" grew the pool to 206-534 (three
-        partitions), "fixed" went from 18 down to 10 (imbalanced).
+        partitions), "fixed" went from 18 down to 10 (imbalanced). "drift": the calibrated price
+        with its radius from the clients' own updates, twice the largest client's median squared
+        update of the rows it trained (matching_calibration.update_radius), so that copies of a
+        prompt that clients moved independently merge however close the prompts have come. Over
+        80 rounds at 5e-3 "fixed" let the pool collapse onto one direction and then multiply to
+        thousands of prompts (docs/ppt.md section 4); "drift" targets that, measured there.
     new_centre_cost: the "fixed" price per dimension (FedPrime's measured 2.0 on RMS-unit prompts).
     standardise: run the matcher on standardised prompts (centred, divided by their RMS; "auto"
         implies it): prompts at their U(-0.04, 0.04) init scale sit far below the matcher's
@@ -101,7 +106,7 @@ class PPTOptions(MatcherOptions):
         checks.at_least("method.options.new_centre_cost", self.new_centre_cost, 0, "2.0")
 
     def new_centre_price(self) -> float | str | None:
-        return {"auto": "auto", "fixed": self.new_centre_cost, "none": None}[self.new_centre]
+        return {"auto": "auto", "drift": "auto", "fixed": self.new_centre_cost, "none": None}[self.new_centre]
 
 
 @dataclass
