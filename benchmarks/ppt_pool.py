@@ -32,6 +32,7 @@ from fedbench.tracking.board_stats import table_head, table_row  # noqa: E402
 
 EVERY = 10  # the trajectory table's round step
 SWEEP, DATASET, PARTITION = "bench-ppt-quick", "emoji", "imbalanced"
+FOLDERS = ("curves", "ppt-recipe", "ppt-drift")  # results/ folders holding long PPT runs
 
 
 def pool_geometry(pool) -> dict:
@@ -70,6 +71,8 @@ def measure(checkpoint: Path, command: str) -> dict:
     from fedbench.safe_io import load_sealed
 
     ck = load_sealed(checkpoint)
+    if "pool" not in ck.get("global_state", {}):
+        raise ValueError("its global state has no prompt pool: it is not a ppt run's checkpoint")
     geometry = pool_geometry(ck["global_state"]["pool"])
     bound = prompt_init_bound(geometry["dim"])
     history = [
@@ -117,11 +120,24 @@ def state_table(state: dict) -> str:
     return "\n".join(lines)
 
 
-def _series(rounds: list[dict]) -> tuple[list, int, int, int]:
+def _series(rounds: list[dict]) -> tuple[list, int, int, int, float, float]:
+    """Pool sizes, the peak's round and size, the most rows used in a round, and the best and last
+    validation accuracy x100 smoothed as the rounds rule smooths it (5-round trailing mean)."""
+    from fedbench.tracking.curves import trailing_means
+
     sizes = [r.get("pool_size") for r in rounds]
     peak = max(range(len(sizes)), key=lambda i: sizes[i])
     used = max(r.get("pool_used") or 0 for r in rounds)
-    return sizes, peak + 1, sizes[peak], used
+    val = [r["val"]["accuracy"] if isinstance(r["val"], dict) else r["val"] for r in rounds]
+    smooth = [100 * v for v in trailing_means(val) if v is not None]
+    return sizes, peak + 1, sizes[peak], used, max(smooth), smooth[-1]
+
+
+def recipe_label(config: dict) -> str:
+    """``0.005 linear``, with the matcher's price where the run set one (``0.005 linear, drift``)."""
+    train = config["train"]
+    new_centre = ((config.get("method") or {}).get("options") or {}).get("new_centre")
+    return f"{train['lr']:g} {train['lr_schedule']}" + (f", {new_centre}" if new_centre else "")
 
 
 def trajectory_rows(results: Path, state: dict | None) -> list[tuple]:
@@ -129,12 +145,11 @@ def trajectory_rows(results: Path, state: dict | None) -> list[tuple]:
     committed ``ppt`` curve on the imbalanced partition, and of the checkpoint's history unless
     its run has since been recorded in full."""
     rows, recorded = [], set()
-    for folder in ("curves", "ppt-recipe"):
+    for folder in FOLDERS:
         for rec in run_files(results / folder / DATASET, SWEEP):
             if rec["method"] != "ppt" or rec["config"]["partition"]["name"] != PARTITION:
                 continue
-            train = rec["config"]["train"]
-            label = f"{train['lr']:g} {train['lr_schedule']}"
+            label = recipe_label(rec["config"])
             rows.append((f"results/{folder}", label, rec["seed"], rec["rounds"], rec.get("wall_time_s")))
             recorded.add(rec.get("run_id"))
     rows.sort(key=lambda r: (r[1], r[2], r[0]))
@@ -146,19 +161,24 @@ def trajectory_rows(results: Path, state: dict | None) -> list[tuple]:
 
 
 def trajectory_table(results: Path, state: dict | None) -> str:
-    """Pool size every EVERY rounds, its peak (round), the most rows used in one round, wall time."""
+    """Pool size every EVERY rounds, its peak (round), the most rows used in one round, the best and
+    last smoothed validation accuracy, wall time."""
     rows = trajectory_rows(results, state)
     longest = max((len(r[3]) for r in rows), default=0)
     marks = list(range(EVERY, longest + 1, EVERY))
     lines = table_head(
-        ["lr", "seed", "source", *[f"r{k}" for k in marks], "peak (round)", "most used", "wall time"]
+        ["recipe", "seed", "source", *[f"r{k}" for k in marks], "peak (round)", "most used"]
+        + ["val best", "val last", "wall time"]
     )
     for source, label, seed, rounds, wall in rows:
-        sizes, peak_round, peak, used = _series(rounds)
+        sizes, peak_round, peak, used, best, last = _series(rounds)
         at = [str(sizes[k - 1]) if k <= len(sizes) else "–" for k in marks]
         wall_word = "–" if wall is None else f"{wall / 60:.0f} min"
         lines.append(
-            table_row([label, str(seed), source, *at, f"{peak} ({peak_round})", str(used), wall_word])
+            table_row(
+                [label, str(seed), source, *at, f"{peak} ({peak_round})", str(used)]
+                + [f"{best:.1f}", f"{last:.1f}", wall_word]
+            )
         )
     return "\n".join(lines)
 
@@ -174,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         state = measure(ns.checkpoint, ns.command)
-    except (OSError, UnsafeOrCorruptFile) as err:
+    except (OSError, UnsafeOrCorruptFile, ValueError) as err:
         print(f"ppt_pool: cannot read {ns.checkpoint}: {err}", file=sys.stderr)
         return 2
     state["seed"] = ns.seed

@@ -22,16 +22,16 @@ class StubMatcher:
     """Stands in for ``options.matched_centres``: records the local rows, returns ``centres``."""
 
     def __init__(self, centres, merge_radius=None):
-        self.centres, self.seen = torch.tensor(centres, dtype=torch.float64), None
+        self.centres, self.seen, self.radius = torch.tensor(centres, dtype=torch.float64), None, None
         self.result = type("Result", (), {} if merge_radius is None else {"merge_radius": merge_radius})()
 
-    def __call__(self, local, weights, seed):
-        self.seen = [x.clone() for x in local]
+    def __call__(self, local, weights, seed, radius=None):
+        self.seen, self.radius = [x.clone() for x in local], radius
         return self.centres, self.result
 
 
-def stubbed(monkeypatch, centres, kappa, merge_radius=None):
-    opts = PPTOptions(pool_size=max(kappa, 4), kappa=kappa)
+def stubbed(monkeypatch, centres, kappa, merge_radius=None, new_centre="fixed"):
+    opts = PPTOptions(pool_size=max(kappa, 4), kappa=kappa, new_centre=new_centre)
     stub = StubMatcher(centres, merge_radius)
     monkeypatch.setattr(opts, "matched_centres", stub)
     return PPTAggregator(opts), stub

@@ -33,7 +33,9 @@ def test_the_geometry_of_a_hand_made_pool():
     )  # torch's linear interpolation: the 90% point is 0.8 of the way from the 2nd to the 3rd
 
 
-def _record(folder, name, method, seed, sizes, schedule="linear", partition="imbalanced", run_id=None):
+def _record(
+    folder, name, method, seed, sizes, schedule="linear", partition="imbalanced", run_id=None, options=None
+):
     rec = {
         "run_id": run_id or name,
         "status": "ok",
@@ -41,8 +43,12 @@ def _record(folder, name, method, seed, sizes, schedule="linear", partition="imb
         "method": method,
         "seed": seed,
         "wall_time_s": 600.0,
-        "config": {"train": {"lr": 5e-3, "lr_schedule": schedule}, "partition": {"name": partition}},
-        "rounds": [{"pool_size": s, "pool_used": min(s, 10), "val": {"accuracy": 0.1}} for s in sizes],
+        "config": {
+            "train": {"lr": 5e-3, "lr_schedule": schedule},
+            "partition": {"name": partition},
+            "method": {"name": method, "options": options or {}},
+        },
+        "rounds": [{"pool_size": s, "pool_used": min(s, 10), "val": {"accuracy": s / 100}} for s in sizes],
     }
     (folder / "emoji").mkdir(parents=True, exist_ok=True)
     (folder / "emoji" / f"{name}.json").write_text(json.dumps(rec))
@@ -53,14 +59,52 @@ def test_the_trajectory_table_reads_ppt_curves_and_the_checkpoint(tmp_path):
     _record(tmp_path / "ppt-recipe", "p", "ppt", 0, sizes)
     _record(tmp_path / "ppt-recipe", "f", "fedavg-pt", 0, sizes)  # not a pool
     _record(tmp_path / "curves", "d", "ppt", 0, sizes, partition="dirichlet")  # another partition
-    history = [{"round": r, "pool_size": 40 - r, "pool_used": 5, "lr": 5e-3} for r in range(1, 11)]
+    # the drift price's runs have a folder of their own, and their label says the price
+    _record(tmp_path / "ppt-drift", "g", "ppt", 0, [5] * 20, options={"new_centre": "drift"})
+    history = [
+        {"round": r, "pool_size": 40 - r, "pool_used": 5, "lr": 5e-3, "val": 0.2 + r / 100}
+        for r in range(1, 11)
+    ]
     state = {"history": history, "after_round": 10, "seed": 1, "elapsed_s": 120.0, "run_id": "s1"}
     lines = ppt_pool.trajectory_table(tmp_path, state).splitlines()
-    assert lines[0] == "| lr | seed | source | r10 | r20 | peak (round) | most used | wall time |"
-    assert lines[2] == "| 0.005 linear | 0 | results/ppt-recipe | 10 | 20 | 20 (20) | 10 | 10 min |"
-    assert lines[3] == "| 0.005 linear | 1 | checkpoint after round 10 | 30 | – | 39 (1) | 5 | 2 min |"
-    assert len(lines) == 4
+    head = (
+        "| recipe | seed | source | r10 | r20 | peak (round) | most used | val best | val last | wall time |"
+    )
+    assert lines[0] == head
+    # val = pool size / 100 per round, rising: the last 5-round mean is the best, (16 + ... + 20) / 5
+    assert (
+        lines[2]
+        == "| 0.005 linear | 0 | results/ppt-recipe | 10 | 20 | 20 (20) | 10 | 18.0 | 18.0 | 10 min |"
+    )
+    assert (
+        lines[3] == "| 0.005 linear, drift | 0 | results/ppt-drift | 5 | 5 | 5 (1) | 5 | 5.0 | 5.0 | 10 min |"
+    )
+    # the checkpoint: val 0.21 ... 0.30, last 5-round mean (26 + ... + 30) / 5 = 28
+    assert (
+        lines[4]
+        == "| 0.005 linear | 1 | checkpoint after round 10 | 30 | – | 39 (1) | 5 | 28.0 | 28.0 | 2 min |"
+    )
+    assert len(lines) == 5
     _record(tmp_path / "ppt-recipe", "s1", "ppt", 1, sizes, run_id="s1")  # the same run, since finished
     lines = ppt_pool.trajectory_table(tmp_path, state).splitlines()
-    assert lines[3] == "| 0.005 linear | 1 | results/ppt-recipe | 10 | 20 | 20 (20) | 10 | 10 min |"
-    assert len(lines) == 4
+    assert (
+        lines[3]
+        == "| 0.005 linear | 1 | results/ppt-recipe | 10 | 20 | 20 (20) | 10 | 18.0 | 18.0 | 10 min |"
+    )
+    assert lines[4].startswith("| 0.005 linear, drift | 0 |")  # sorted by recipe, then seed
+    assert len(lines) == 5
+
+
+def test_a_checkpoint_of_another_method_or_a_missing_file_gets_one_line(tmp_path, capsys):
+    from fedbench.safe_io import save_sealed
+
+    path = tmp_path / "fedavg.pt"
+    save_sealed({"global_state": {"prompt": torch.zeros(2, 3)}, "history": []}, path)
+    out = tmp_path / "state.json"
+    args = ["--out", str(out), "--command", "c", "--seed", "0"]
+    assert ppt_pool.main([str(path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    why = "its global state has no prompt pool: it is not a ppt run's checkpoint"
+    assert err == f"ppt_pool: cannot read {path}: {why}"
+    assert ppt_pool.main([str(tmp_path / "absent.pt"), *args]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not out.exists()
