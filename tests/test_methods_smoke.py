@@ -44,4 +44,5 @@ def test_one_round_of_every_method_on_every_backbone(method, backbone, tiny_cfg)
     assert len(record["rounds"]) == 1
     assert record["rounds"][0]["bytes_up"] > 0 or METHODS.get(method).local_only
     assert math.isfinite(record["rounds"][0]["train_loss"])
+    assert 0 < record["rounds"][0]["seconds"] <= record["wall_time_s"]  # the round's own time
     assert record["personalized"]["accuracy"] >= 0.0

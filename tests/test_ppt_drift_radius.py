@@ -80,6 +80,15 @@ def test_on_a_collapsed_pool_the_fixed_price_multiplies_it_and_the_drift_radius_
     # fixed price splits nearly every trained copy off: 18 and 19 were trained)
     assert sizes["fixed"] >= 2.5 * len(used)
     assert len(used) <= sizes["drift"] <= len(used) + 2
+    # Not the unit: the same fixed price on rows standardised by the clients' rms step instead of
+    # the rows' spread (by hand, then unstandardised matching) splits them just as well (23, 23)
+    local = [p[used] for p in pools]
+    trained = [(p - start)[torch.as_tensor(np.flatnonzero(u))] for p, u in zip(pools, usages, strict=True)]
+    unit, shift = torch.cat(trained).pow(2).mean().sqrt(), torch.cat(local).mean(0)
+    steps_unit = match_prompts(
+        [(q - shift) / unit for q in local], outer_loops=50, seed=seed, new_cluster_cost=2.0 * 48
+    )
+    assert steps_unit.centres.shape[0] >= 2.5 * len(used)
 
 
 def test_a_given_radius_needs_the_calibrated_price_and_reaches_the_matcher_in_the_prompts_units():

@@ -53,17 +53,16 @@ server knows where each local prompt started (PPT: client row i began the round 
 the clients' steps are observable directly: client t's update to a prompt it trained,
 u = q - start. Two copies of one prompt that clients a and b moved independently are about
 ||u_a||^2 + ||u_b||^2 apart, and a client's steps are much alike across its rows while they
-differ between clients roughly with their data (measured on the first PPT rounds of the emoji
-imbalanced split: per-client median ||u||^2 from 0.02 for a client with 15 samples to 0.26 for
-one with 117, within 25% of each client's maximum). So theta^2 = 2 max_t median_j ||u_tj||^2:
+differ between clients with how many steps each took (its data: on the emoji imbalanced split
+the clients hold from a few to over a hundred samples). So theta^2 = 2 max_t median_j ||u_tj||^2:
 copies that moved independently merge, even from the two clients that move most, and prompts
 closer together than the clients' own steps merge too (they cannot be told from copies). The
 neighbour radius, capped at 3S/4 of the closest distinct prompts, never does that: once the pool
 has collapsed onto one direction and the clients' steps exceed the prompts' separation, it splits
 trained copies off and the pool multiplies (docs/ppt.md section 4). A radius of twice the median
-over all updates (tried first) split the copies of the clients with most data and opened 53
-centres for 19 used rows in the first round. Rows a client did not train (update exactly 0)
-are left out.
+over all clients' updates together (tried first) split off the copies of the clients that had
+stepped furthest, and opened far more centres than rows were used in a first round. Rows a
+client did not train (update exactly 0) are left out.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ class Federation:
         return results
 
     def run_round(self, r: int, callbacks: list[Callback]) -> dict[str, Any]:
-        cfg = self.cfg
+        cfg, started = self.cfg, time.perf_counter()
         sampled = sample_clients(cfg, len(self.exp.clients), r)
         for cb in callbacks:
             cb.on_round_start(self, r, sampled)
@@ -207,6 +207,7 @@ class Federation:
             "clients": sampled,
             "lr": round_lr(cfg, r),
             **(self.aggregator.metadata() if results else {"all_dropped": True}),
+            "seconds": round(time.perf_counter() - started, 3),  # clients, server and validation
         }
         if failures.dropped or failures.work:
             entry["failures"] = failures.as_record()
