@@ -1,8 +1,8 @@
 """PPT's ``new_centre="drift"``: the matcher's merge radius from the clients' own updates
 (aggregation/matching_calibration.update_radius), worked by hand, and the failure it answers: on a
 pool collapsed onto one direction, with clients stepping further than the prompts are apart, the
-fixed price splits trained copies off (the pool multiplies, docs/ppt.md section 4) while the
-drift radius merges nearly every copy."""
+fixed price splits trained copies off (the pool multiplies, docs/ppt.md section 4), in the pool's
+unit or in one taken from the clients' steps, while the drift radius merges nearly every copy."""
 
 import numpy as np
 import pytest
