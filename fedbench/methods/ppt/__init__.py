@@ -35,7 +35,9 @@ NOTES = (
     "retrieves the same prompts and the matcher merges their copies), under push more of it stays in use. "
     "The joint-likelihood cost (matcher_cost=official), a price of 2 nats per dimension "
     "for a new global prompt (new_centre=fixed; new_centre=none is the code, new_centre=auto the calibrated "
-    "price), matching on standardised prompts (standardise=false) and centres = sample-weighted means of "
+    "price, new_centre=drift its radius from the clients' own steps, which keeps the pool bounded over "
+    "80 rounds where the fixed price lets it multiply: docs/ppt.md section 4), matching on standardised "
+    "prompts (standardise=false) and centres = sample-weighted means of "
     "their matched prompts (centre_update=matcher); independent client copies every round (alias_shared: "
     "the code's aliased pool, ppt-official only). " + PROTOCOL_NOTE
 )
