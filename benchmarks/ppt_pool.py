@@ -134,10 +134,12 @@ def _series(rounds: list[dict]) -> tuple[list, int, int, int, float, float]:
 
 
 def recipe_label(config: dict) -> str:
-    """``0.005 linear``, with the matcher's price where the run set one (``0.005 linear, drift``)."""
+    """``0.005 linear``, then each method option the run set (``0.005 linear, new_centre=drift``)."""
     train = config["train"]
-    new_centre = ((config.get("method") or {}).get("options") or {}).get("new_centre")
-    return f"{train['lr']:g} {train['lr_schedule']}" + (f", {new_centre}" if new_centre else "")
+    options = (config.get("method") or {}).get("options") or {}
+    return ", ".join(
+        [f"{train['lr']:g} {train['lr_schedule']}", *(f"{k}={v}" for k, v in sorted(options.items()))]
+    )
 
 
 def trajectory_rows(results: Path, state: dict | None) -> list[tuple]:

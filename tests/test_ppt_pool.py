@@ -59,40 +59,37 @@ def test_the_trajectory_table_reads_ppt_curves_and_the_checkpoint(tmp_path):
     _record(tmp_path / "ppt-recipe", "p", "ppt", 0, sizes)
     _record(tmp_path / "ppt-recipe", "f", "fedavg-pt", 0, sizes)  # not a pool
     _record(tmp_path / "curves", "d", "ppt", 0, sizes, partition="dirichlet")  # another partition
-    # the drift price's runs have a folder of their own, and their label says the price
+    # the drift price's runs have a folder of their own, and their label says each option set
     _record(tmp_path / "ppt-drift", "g", "ppt", 0, [5] * 20, options={"new_centre": "drift"})
+    push = {"retrieval_sign": "push", "new_centre": "drift"}
+    _record(tmp_path / "ppt-drift", "h", "ppt", 0, [5] * 20, options=push)
     history = [
         {"round": r, "pool_size": 40 - r, "pool_used": 5, "lr": 5e-3, "val": 0.2 + r / 100}
         for r in range(1, 11)
     ]
     state = {"history": history, "after_round": 10, "seed": 1, "elapsed_s": 120.0, "run_id": "s1"}
-    lines = ppt_pool.trajectory_table(tmp_path, state).splitlines()
+    rows = ppt_pool.trajectory_table(tmp_path, state).splitlines()
     head = (
         "| recipe | seed | source | r10 | r20 | peak (round) | most used | val best | val last | wall time |"
     )
-    assert lines[0] == head
+    assert rows[0] == head
     # val = pool size / 100 per round, rising: the last 5-round mean is the best, (16 + ... + 20) / 5
-    assert (
-        lines[2]
-        == "| 0.005 linear | 0 | results/ppt-recipe | 10 | 20 | 20 (20) | 10 | 18.0 | 18.0 | 10 min |"
-    )
-    assert (
-        lines[3] == "| 0.005 linear, drift | 0 | results/ppt-drift | 5 | 5 | 5 (1) | 5 | 5.0 | 5.0 | 10 min |"
-    )
+    recipe_p = "| 0.005 linear | 0 | results/ppt-recipe | 10 | 20 | 20 (20) | 10 | 18.0 | 18.0 | 10 min |"
+    drift = "| results/ppt-drift | 5 | 5 | 5 (1) | 5 | 5.0 | 5.0 | 10 min |"
+    assert rows[2] == recipe_p
+    assert rows[3] == f"| 0.005 linear, new_centre=drift | 0 {drift}"
+    assert rows[4] == f"| 0.005 linear, new_centre=drift, retrieval_sign=push | 0 {drift}"
     # the checkpoint: val 0.21 ... 0.30, last 5-round mean (26 + ... + 30) / 5 = 28
     assert (
-        lines[4]
+        rows[5]
         == "| 0.005 linear | 1 | checkpoint after round 10 | 30 | – | 39 (1) | 5 | 28.0 | 28.0 | 2 min |"
     )
-    assert len(lines) == 5
+    assert len(rows) == 6
     _record(tmp_path / "ppt-recipe", "s1", "ppt", 1, sizes, run_id="s1")  # the same run, since finished
-    lines = ppt_pool.trajectory_table(tmp_path, state).splitlines()
-    assert (
-        lines[3]
-        == "| 0.005 linear | 1 | results/ppt-recipe | 10 | 20 | 20 (20) | 10 | 18.0 | 18.0 | 10 min |"
-    )
-    assert lines[4].startswith("| 0.005 linear, drift | 0 |")  # sorted by recipe, then seed
-    assert len(lines) == 5
+    rows = ppt_pool.trajectory_table(tmp_path, state).splitlines()
+    assert rows[3] == recipe_p.replace("| 0 |", "| 1 |")  # sorted by recipe, then seed
+    assert rows[4] == f"| 0.005 linear, new_centre=drift | 0 {drift}"
+    assert len(rows) == 6
 
 
 def test_a_checkpoint_of_another_method_or_a_missing_file_gets_one_line(tmp_path, capsys):
