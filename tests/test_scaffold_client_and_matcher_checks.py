@@ -253,11 +253,14 @@ def test_matched_centres_runs_the_matcher_with_the_options_settings(monkeypatch,
         "new_cluster_cost": cost,
         "cost": "official",
         "standardise": False,
+        "radius": None,
     }
     assert type(seen["new_cluster_cost"]) is type(cost)
     want = [[4.0, 5.0, 6.0], [1.0, 2.0, 3.0]] if centre_update == "mean" else [[9.0] * 3] * 2
     assert centres.dtype == F64 and torch.equal(centres, torch.tensor(want, dtype=F64))
     assert result.assignments[0].tolist() == [1, 0]
+    opts.matched_centres(local, [4.0], seed=11, radius=0.75)  # a measured radius goes through as given
+    assert seen["radius"] == 0.75
 
 
 def test_matched_centres_of_a_single_client_are_its_own_rows():
