@@ -201,10 +201,11 @@ def match_prompts(
         shift = all_rows.mean(0)
         unit = (all_rows - shift).pow(2).mean().sqrt().clamp_min(1e-12)
         qs = [((q.double() - shift) / unit).to(work) for q in qs]
+    area = 1.0 if unit is None else float(unit) ** 2  # a squared distance's unit (theta^2 in and out)
     if not auto:
         theta2 = None
     elif radius is not None:  # given in the prompts' units; the matcher works in standardised ones
-        theta2 = radius / (1.0 if unit is None else float(unit) ** 2)
+        theta2 = radius / area
     else:
         theta2 = merge_radius(qs)
     sizes = [q.shape[0] for q in qs]
@@ -255,5 +256,4 @@ def match_prompts(
     if unit is not None:
         centres = (centres.double() * unit + shift).to(work)
     centres = centres.to(device=out_device, dtype=out_dtype)
-    theta2_out = None if theta2 is None else theta2 * (1.0 if unit is None else float(unit) ** 2)
-    return MatchResult(centres, [remap[zt] for zt in z], trace, theta2_out)
+    return MatchResult(centres, [remap[zt] for zt in z], trace, None if theta2 is None else theta2 * area)

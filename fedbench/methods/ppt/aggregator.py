@@ -104,8 +104,8 @@ class PPTAggregator(Aggregator):
         if not union:  # no client retrieved anything (cannot happen with kappa >= 1): keep the pool
             union = list(range(size))
         local = [p.detach().cpu()[union] for p in pools]
-        radius = self.drift_radius(pools, usages, start) if opts.new_centre == "drift" else None
-        centres, result = opts.matched_centres(local, weights, seed, radius=radius)
+        measured = self.drift_radius(pools, usages, start) if opts.new_centre == "drift" else None
+        centres, result = opts.matched_centres(local, weights, seed, radius=measured)
         m = centres.shape[0]
         if m < opts.kappa:
             dropped = [i for i in range(size) if i not in set(union)]
